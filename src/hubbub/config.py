@@ -1,0 +1,94 @@
+"""Typed configuration. Every option has a default that works, so ``hubbub serve`` needs no config at all.
+
+Sources, later wins: defaults, environment variables ``HUBBUB_<FIELD>`` (upper case), CLI flags.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class Config(msgspec.Struct, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Holds the SQLite database, the generated JWT secret and (later) uploaded files.
+    data_dir: str = "./hubbub-data"
+    #: SQLAlchemy URL; empty means SQLite in ``data_dir``. ``postgresql://...`` is accepted as is.
+    database: str = ""
+    #: Redis URL for cluster routing and presence; empty means in-process (single node).
+    redis: str = ""
+    #: Unique per cluster node; empty means derived from host and port.
+    node_id: str = ""
+    #: HS256 secret for access tokens; empty means generated once into ``data_dir/jwt-secret``.
+    jwt_secret: str = ""
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    #: Clients ping at this interval (seconds); a connection silent for 2.5x it is closed.
+    heartbeat_s: int = 25
+    #: A connection must authenticate within this many seconds.
+    auth_timeout_s: float = 10.0
+    #: Bytes a connection may have queued for sending before it is cut off as a slow consumer.
+    max_send_buffer: int = 1024 * 1024
+    max_frame_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_text_chars: int = 4000
+    #: The sender may recall a message for this long (seconds).
+    recall_window_s: int = 120
+    #: Private messages only between friends.
+    private_requires_friendship: bool = True
+    #: Sends per user: a burst of ``send_burst`` then ``send_rate`` per second.
+    send_rate: float = 50.0
+    send_burst: int = 200
+    #: Login attempts per username: burst, then per minute.
+    login_burst: int = 10
+    login_per_minute: float = 10.0
+    #: Largest batch of messages stored in one transaction.
+    max_batch: int = 512
+    #: argon2 cost; lower only for tests.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    log_level: str = "info"
+
+    @property
+    def database_url(self) -> str:
+        if not self.database:
+            return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'hubbub.db'}"
+        if self.database.startswith("postgresql://") or self.database.startswith("postgres://"):
+            return "postgresql+asyncpg://" + self.database.split("://", 1)[1]
+        return self.database
+
+    @property
+    def effective_node_id(self) -> str:
+        return self.node_id or f"{self.host}:{self.port}"
+
+    def ensure_data_dir(self) -> Path:
+        path = Path(self.data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def secret(self) -> str:
+        """The JWT secret: configured, or generated once into the data dir (never hard-coded)."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.ensure_data_dir() / "jwt-secret"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def load(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Config):
+        raw = env.get(f"HUBBUB_{field.name.upper()}")
+        if raw is not None:
+            values[field.name] = raw
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return msgspec.convert(values, Config, strict=False)

@@ -1,0 +1,1 @@
+"""Shared by every role: errors, ids, models, clock."""

@@ -1,0 +1,7 @@
+"""Server time in the unit the protocol uses (milliseconds since the epoch)."""
+
+import time
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,82 @@
+"""The one error type clients ever see, with stable machine-readable codes.
+
+Services raise :class:`HubbubError`; the platform maps it to an HTTP status and body, the gateway to an
+``error`` frame. Anything else escaping a handler is a bug and becomes ``internal``. As Synapse puts it: if an
+error does not make sense to present to a client, it should not be a HubbubError.
+
+Docs: docs/protocol.md, "Error codes".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Code(StrEnum):
+    BAD_REQUEST = "bad_request"
+    INVALID_FIELD = "invalid_field"
+    UNKNOWN_TYPE = "unknown_type"
+    TOO_LARGE = "too_large"
+    UNAUTHORIZED = "unauthorized"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_REVOKED = "token_revoked"
+    FORBIDDEN = "forbidden"
+    NOT_FRIENDS = "not_friends"
+    NOT_FOUND = "not_found"
+    USERNAME_TAKEN = "username_taken"
+    CONFLICT = "conflict"
+    RECALL_EXPIRED = "recall_expired"
+    RATE_LIMITED = "rate_limited"
+    NOT_AUTHENTICATED = "not_authenticated"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+HTTP_STATUS: dict[Code, int] = {
+    Code.BAD_REQUEST: 400,
+    Code.INVALID_FIELD: 422,
+    Code.UNKNOWN_TYPE: 400,
+    Code.TOO_LARGE: 413,
+    Code.UNAUTHORIZED: 401,
+    Code.TOKEN_EXPIRED: 401,
+    Code.TOKEN_REVOKED: 401,
+    Code.FORBIDDEN: 403,
+    Code.NOT_FRIENDS: 403,
+    Code.NOT_FOUND: 404,
+    Code.USERNAME_TAKEN: 409,
+    Code.CONFLICT: 409,
+    Code.RECALL_EXPIRED: 409,
+    Code.RATE_LIMITED: 429,
+    Code.NOT_AUTHENTICATED: 401,
+    Code.UNAVAILABLE: 503,
+    Code.INTERNAL: 500,
+}
+
+
+class HubbubError(Exception):
+    """A refusal the client can act on. ``extra`` fields are merged into the error object."""
+
+    def __init__(self, code: Code, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code.value, "message": self.message, **self.extra}
+
+    def __repr__(self) -> str:
+        return f"HubbubError({self.code.value!r}, {self.message!r})"
+
+
+def not_found(what: str) -> HubbubError:
+    return HubbubError(Code.NOT_FOUND, f"{what} not found")
+
+
+def invalid(field: str, why: str) -> HubbubError:
+    return HubbubError(Code.INVALID_FIELD, f"{field}: {why}")

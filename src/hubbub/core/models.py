@@ -1,0 +1,84 @@
+"""Records passed between services, engines and the wire.
+
+msgspec Structs: typed, cheap to build, and encoded to JSON as they are, so the shape documented in
+docs/protocol.md ("Objects") is this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Terminal = Literal["web", "mobile", "desktop"]
+TERMINALS: tuple[Terminal, ...] = ("web", "mobile", "desktop")
+
+
+class User(msgspec.Struct, kw_only=True):
+    id: int
+    username: str
+    nickname: str
+    signature: str = ""
+    avatar: str | None = None
+
+
+class Account(msgspec.Struct, kw_only=True):
+    """A user with what only the server may see."""
+
+    user: User
+    password_hash: str
+    banned: bool = False
+
+
+class Message(msgspec.Struct, kw_only=True):
+    id: str
+    conv: str
+    seq: int
+    sender: int
+    type: str
+    body: dict[str, Any]
+    ts: int
+    cmid: str
+    recalled: bool = False
+
+
+class Ack(msgspec.Struct, kw_only=True):
+    cmid: str
+    id: str
+    conv: str
+    seq: int
+    ts: int
+
+
+class FriendRequest(msgspec.Struct, kw_only=True):
+    id: int
+    from_user: User = msgspec.field(name="from")
+    to_user: User = msgspec.field(name="to")
+    note: str
+    status: Literal["pending", "accepted", "declined"]
+    ts: int
+
+
+class Friend(msgspec.Struct, kw_only=True):
+    user: User
+    since: int
+    online: bool = False
+
+
+class Conversation(msgspec.Struct, kw_only=True):
+    """One row of a user's conversation list."""
+
+    conv: str
+    peer: int | None
+    max_seq: int
+    read_seq: int
+    peer_read_seq: int
+    unread: int
+    last: Message | None
+
+
+class Tokens(msgspec.Struct, kw_only=True):
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int

@@ -1,0 +1,77 @@
+"""The broker interface: where each user's connections live, and getting events to them.
+
+Contract (tests/contract/test_broker.py runs it against every implementation):
+- ``register`` makes the connection the holder of its (user, terminal) slot. A previous holder of that
+  slot, on any node, is closed with ``Close.REPLACED``.
+- ``unregister`` frees the slot only if this connection still holds it (a replaced connection that closes
+  late must not log the new one out).
+- ``publish`` delivers each event's payload to every live connection of its recipients, except
+  ``exclude_conn``. Delivery is **at most once** and best effort: a lost push is filled by the client's
+  next sync, so nothing durable may depend on it. Events of one ``publish`` call reach a connection in order.
+- ``presence`` is derived from the registry: a user is online while any terminal is registered.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from hubbub.protocol.close_codes import Close
+
+
+class Event(msgspec.Struct, frozen=True):
+    """An encoded server frame and who gets it; encoded once for every recipient."""
+
+    recipients: Sequence[int]
+    payload: bytes
+    exclude_conn: str | None = None
+
+
+class Registered(msgspec.Struct, frozen=True):
+    #: The user's terminals before and after this registration.
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+
+class LocalSink(Protocol):
+    """What the broker calls on the local gateway (its hub of connections)."""
+
+    def deliver(self, events: Sequence[Event]) -> None: ...
+
+    def disconnect(
+        self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
+    ) -> None:
+        """Close the user's local connections: the one ``conn_id``, those of session ``sid``, or all."""
+
+
+class Broker(abc.ABC):
+    node_id: str
+
+    @abc.abstractmethod
+    async def start(self, sink: LocalSink) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered: ...
+
+    @abc.abstractmethod
+    async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:
+        """None if the connection no longer held its slot."""
+
+    @abc.abstractmethod
+    async def publish(self, events: Sequence[Event]) -> None: ...
+
+    @abc.abstractmethod
+    async def disconnect(
+        self, user_id: int, code: Close, reason: str, *, conn_id: str | None = None, sid: str | None = None
+    ) -> None:
+        """Close connections of a user wherever they are (see ``LocalSink.disconnect``)."""
+
+    @abc.abstractmethod
+    async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """Online terminals per user; users with none are left out."""

@@ -1,0 +1,1 @@
+"""Per-key token buckets (sends, logins, friend requests); in-process here, Redis for clusters."""

@@ -1,0 +1,15 @@
+"""The rate-limiter interface.
+
+Contract: ``take`` is a token bucket per key of capacity ``burst`` refilled at ``rate`` tokens per second;
+it returns 0 when a token was taken, or the seconds until one will be available (and takes nothing).
+Buckets of unused keys may be forgotten (they are full anyway).
+"""
+
+from __future__ import annotations
+
+import abc
+
+
+class RateLimiter(abc.ABC):
+    @abc.abstractmethod
+    async def take(self, key: str, rate: float, burst: int) -> float: ...

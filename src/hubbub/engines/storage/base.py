@@ -1,0 +1,191 @@
+"""The storage interface: what services may ask of durable state.
+
+Contract (tests/contract/test_storage.py runs it against SQLite and PostgreSQL):
+- ``store_messages`` is atomic per call and assigns each conversation's seqs **gap-free** and strictly
+  increasing inside the same transaction that stores the rows: a seq is never taken for a message that was
+  not stored, and never reused, whatever happens to Redis or to a node.
+- ``store_messages`` is idempotent on (sender, cmid): a message already stored is returned as it was, never
+  stored twice, even when the duplicate is in the same call.
+- Any failure to reach the database raises ``HubbubError(Code.UNAVAILABLE)``: nothing was stored.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import msgspec
+
+from hubbub.core.models import Account, FriendRequest, Message, User
+
+
+class NewMessage(msgspec.Struct, kw_only=True):
+    """A message to store; ``members`` are the users the conversation is created for if it is new."""
+
+    id: int
+    conv: str
+    sender: int
+    cmid: str
+    type: str
+    body: dict[str, Any]
+    ts: int
+    members: tuple[int, ...] = ()
+
+
+class Stored(msgspec.Struct, kw_only=True):
+    message: Message
+    duplicate: bool
+
+
+class RefreshToken(msgspec.Struct, kw_only=True):
+    sid: str
+    user_id: int
+    expires_at: int
+    spent: bool
+    session_revoked: bool
+
+
+class ConvState(msgspec.Struct, kw_only=True):
+    """A member's view of one conversation, as the conversation list needs it."""
+
+    conv: str
+    max_seq: int
+    read_seq: int
+    min_seq: int
+    updated_at: int
+    unread: int
+    last: Message | None
+
+
+class Storage(abc.ABC):
+    # -- lifecycle -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect and bring the schema to the newest migration."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise UNAVAILABLE unless the database answers a trivial query."""
+
+    # -- accounts -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:
+        """Raise USERNAME_TAKEN if the name (case-insensitively) exists."""
+
+    @abc.abstractmethod
+    async def account_by_username(self, username: str) -> Account | None: ...
+
+    @abc.abstractmethod
+    async def account(self, user_id: int) -> Account | None: ...
+
+    @abc.abstractmethod
+    async def users(self, ids: list[int]) -> dict[int, User]: ...
+
+    @abc.abstractmethod
+    async def update_profile(self, user_id: int, fields: dict[str, Any]) -> User | None: ...
+
+    @abc.abstractmethod
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    async def search_users(self, prefix: str, limit: int) -> list[User]:
+        """Users whose username or nickname starts with ``prefix`` (case-insensitive), by id."""
+
+    # -- sessions -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_session(
+        self, sid: str, user_id: int, token_hash: str, expires_at: int, now: int
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+
+    @abc.abstractmethod
+    async def rotate_refresh_token(self, old_hash: str, new_hash: str, sid: str, expires_at: int) -> bool:
+        """Spend ``old_hash`` and issue ``new_hash`` atomically; False if it was already spent (a replay)."""
+
+    @abc.abstractmethod
+    async def revoke_session(self, sid: str) -> None: ...
+
+    @abc.abstractmethod
+    async def revoke_sessions(self, user_id: int, keep_sid: str | None) -> list[str]:
+        """Revoke every live session of the user but ``keep_sid``; return the revoked ids."""
+
+    @abc.abstractmethod
+    async def session_active(self, sid: str) -> bool: ...
+
+    # -- friends --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def are_friends(self, a: int, b: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def friends(self, user_id: int) -> list[tuple[User, int]]:
+        """(friend, since) pairs."""
+
+    @abc.abstractmethod
+    async def friend_ids(self, user_id: int) -> list[int]: ...
+
+    @abc.abstractmethod
+    async def add_friendship(self, a: int, b: int, now: int) -> None: ...
+
+    @abc.abstractmethod
+    async def remove_friendship(self, a: int, b: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def create_friend_request(self, from_id: int, to_id: int, note: str, now: int) -> FriendRequest: ...
+
+    @abc.abstractmethod
+    async def friend_request(self, request_id: int) -> FriendRequest | None: ...
+
+    @abc.abstractmethod
+    async def pending_request(self, from_id: int, to_id: int) -> FriendRequest | None: ...
+
+    @abc.abstractmethod
+    async def answer_friend_request(self, request_id: int, status: str) -> bool:
+        """Move a pending request to ``status``; False if it was no longer pending (lost a race)."""
+
+    @abc.abstractmethod
+    async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
+        """Pending (incoming, outgoing) requests."""
+
+    # -- messages -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def store_messages(self, batch: list[NewMessage]) -> list[Stored]:
+        """Store a batch in one transaction; results in the order given. See the module contract."""
+
+    @abc.abstractmethod
+    async def messages_after(self, conv: str, after_seq: int, limit: int) -> list[Message]:
+        """Ascending, seq > after_seq."""
+
+    @abc.abstractmethod
+    async def messages_before(self, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
+        """Ascending, the newest ``limit`` with min_seq < seq < before_seq."""
+
+    @abc.abstractmethod
+    async def message(self, conv: str, seq: int) -> Message | None: ...
+
+    @abc.abstractmethod
+    async def mark_recalled(self, conv: str, seq: int) -> bool: ...
+
+    @abc.abstractmethod
+    async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
+        """(read_seq, min_seq) of a member, or None if they are not one."""
+
+    @abc.abstractmethod
+    async def set_read_seq(self, conv: str, user_id: int, seq: int) -> int | None:
+        """Raise the member's read seq to ``seq`` (never lower, never past max_seq); the result, or None."""
+
+    @abc.abstractmethod
+    async def conversations_of(self, user_id: int) -> list[ConvState]:
+        """Every conversation the user is a member of, newest activity first."""
+
+    @abc.abstractmethod
+    async def peer_read_seqs(self, user_id: int) -> dict[str, int]:
+        """For each private conversation of the user, how far the other member has read."""
+
+    @abc.abstractmethod
+    async def read_seqs(self, conv: str) -> dict[int, int]:
+        """user id -> read seq for every member of a conversation."""

@@ -1,0 +1,673 @@
+"""SQLAlchemy Core implementation of :class:`Storage`, for SQLite and PostgreSQL alike.
+
+One typed method per query, no ORM: the hot path (``store_messages``) is a handful of statements per batch,
+whatever the batch size — one seq allocation for all its conversations, one insert for all its rows.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import msgspec
+from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hubbub.core.errors import Code, HubbubError
+from hubbub.core.models import Account, FriendRequest, Message, User
+from hubbub.engines.storage import schema as t
+from hubbub.engines.storage.base import ConvState, NewMessage, RefreshToken, Storage, Stored
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _unavailable(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn 'the database is not answering' into the client-facing UNAVAILABLE error."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
+
+    return wrapper
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id, username=row.username, nickname=row.nickname, signature=row.signature, avatar=row.avatar
+    )
+
+
+def _message(row: Row[Any]) -> Message:
+    return Message(
+        id=str(row.id),
+        conv=row.conv,
+        seq=row.seq,
+        sender=row.sender,
+        type=row.type,
+        body=_json_decode(row.body),
+        ts=row.ts,
+        cmid=row.cmid,
+        recalled=bool(row.recalled),
+    )
+
+
+_USER_COLS = (t.users.c.id, t.users.c.username, t.users.c.nickname, t.users.c.signature, t.users.c.avatar)
+
+
+class SqlStorage(Storage):
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo}
+        if url.startswith("postgresql"):
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.dialect = self.engine.dialect.name
+        # Writes go through ``writer``. On SQLite that is one connection whose transactions start with
+        # BEGIN IMMEDIATE: SQLite allows one writer, and a deferred transaction that reads first and then
+        # writes fails at once (SQLITE_BUSY) when another writer got in between.
+        self.writer: AsyncEngine = self.engine
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            self.writer = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
+            event.listen(self.writer.sync_engine, "connect", _sqlite_writer_connect)
+            event.listen(self.writer.sync_engine, "begin", _sqlite_begin_immediate)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from hubbub.migrations.runner import upgrade
+
+        async with self.writer.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        if self.writer is not self.engine:
+            await self.writer.dispose()
+
+    @_unavailable
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        async with self.writer.begin() as conn:
+            yield conn
+
+    def _insert_ignore(self, table: Any) -> Any:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return dialect_insert(table).on_conflict_do_nothing()
+
+    # -- accounts -------------------------------------------------------------------------------
+    @_unavailable
+    async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:
+        try:
+            async with self._tx() as conn:
+                result = await conn.execute(
+                    insert(t.users)
+                    .values(
+                        username=username,
+                        username_lower=username.lower(),
+                        nickname=nickname,
+                        signature="",
+                        password_hash=password_hash,
+                        banned=False,
+                        created_at=now,
+                    )
+                    .returning(t.users.c.id)
+                )
+                user_id = result.scalar_one()
+        except IntegrityError as exc:
+            raise HubbubError(Code.USERNAME_TAKEN, f"username {username!r} is taken") from exc
+        return User(id=user_id, username=username, nickname=nickname)
+
+    async def _account_where(self, clause: Any) -> Account | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_USER_COLS, t.users.c.password_hash, t.users.c.banned).where(clause)
+                )
+            ).first()
+        if row is None:
+            return None
+        return Account(user=_user(row), password_hash=row.password_hash, banned=bool(row.banned))
+
+    @_unavailable
+    async def account_by_username(self, username: str) -> Account | None:
+        return await self._account_where(t.users.c.username_lower == username.lower())
+
+    @_unavailable
+    async def account(self, user_id: int) -> Account | None:
+        return await self._account_where(t.users.c.id == user_id)
+
+    @_unavailable
+    async def users(self, ids: list[int]) -> dict[int, User]:
+        if not ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(*_USER_COLS).where(t.users.c.id.in_(set(ids))))
+            return {row.id: _user(row) for row in rows}
+
+    @_unavailable
+    async def update_profile(self, user_id: int, fields: dict[str, Any]) -> User | None:
+        async with self._tx() as conn:
+            if fields:
+                await conn.execute(update(t.users).where(t.users.c.id == user_id).values(**fields))
+            row = (await conn.execute(select(*_USER_COLS).where(t.users.c.id == user_id))).first()
+        return None if row is None else _user(row)
+
+    @_unavailable
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
+            )
+
+    @_unavailable
+    async def search_users(self, prefix: str, limit: int) -> list[User]:
+        escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(*_USER_COLS)
+                .where(
+                    or_(
+                        t.users.c.username_lower.like(escaped, escape="\\"),
+                        func.lower(t.users.c.nickname).like(escaped, escape="\\"),
+                    )
+                )
+                .order_by(t.users.c.id)
+                .limit(limit)
+            )
+            return [_user(row) for row in rows]
+
+    # -- sessions -------------------------------------------------------------------------------
+    @_unavailable
+    async def create_session(
+        self, sid: str, user_id: int, token_hash: str, expires_at: int, now: int
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                insert(t.sessions).values(sid=sid, user_id=user_id, revoked=False, created_at=now)
+            )
+            await conn.execute(
+                insert(t.refresh_tokens).values(
+                    token_hash=token_hash, sid=sid, expires_at=expires_at, spent=False
+                )
+            )
+
+    @_unavailable
+    async def refresh_token(self, token_hash: str) -> RefreshToken | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        t.refresh_tokens.c.sid,
+                        t.refresh_tokens.c.expires_at,
+                        t.refresh_tokens.c.spent,
+                        t.sessions.c.user_id,
+                        t.sessions.c.revoked,
+                    )
+                    .join(t.sessions, t.sessions.c.sid == t.refresh_tokens.c.sid)
+                    .where(t.refresh_tokens.c.token_hash == token_hash)
+                )
+            ).first()
+        if row is None:
+            return None
+        return RefreshToken(
+            sid=row.sid,
+            user_id=row.user_id,
+            expires_at=row.expires_at,
+            spent=bool(row.spent),
+            session_revoked=bool(row.revoked),
+        )
+
+    @_unavailable
+    async def rotate_refresh_token(self, old_hash: str, new_hash: str, sid: str, expires_at: int) -> bool:
+        async with self._tx() as conn:
+            spent = await conn.execute(
+                update(t.refresh_tokens)
+                .where(t.refresh_tokens.c.token_hash == old_hash, t.refresh_tokens.c.spent.is_(False))
+                .values(spent=True)
+            )
+            if spent.rowcount != 1:
+                return False
+            await conn.execute(
+                insert(t.refresh_tokens).values(
+                    token_hash=new_hash, sid=sid, expires_at=expires_at, spent=False
+                )
+            )
+            return True
+
+    @_unavailable
+    async def revoke_session(self, sid: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(update(t.sessions).where(t.sessions.c.sid == sid).values(revoked=True))
+
+    @_unavailable
+    async def revoke_sessions(self, user_id: int, keep_sid: str | None) -> list[str]:
+        async with self._tx() as conn:
+            clause = and_(t.sessions.c.user_id == user_id, t.sessions.c.revoked.is_(False))
+            if keep_sid is not None:
+                clause = and_(clause, t.sessions.c.sid != keep_sid)
+            sids = list((await conn.execute(select(t.sessions.c.sid).where(clause))).scalars())
+            if sids:
+                await conn.execute(update(t.sessions).where(t.sessions.c.sid.in_(sids)).values(revoked=True))
+            return sids
+
+    @_unavailable
+    async def session_active(self, sid: str) -> bool:
+        async with self.engine.connect() as conn:
+            revoked = (
+                await conn.execute(select(t.sessions.c.revoked).where(t.sessions.c.sid == sid))
+            ).scalar_one_or_none()
+        return revoked is not None and not revoked
+
+    # -- friends --------------------------------------------------------------------------------
+    @_unavailable
+    async def are_friends(self, a: int, b: int) -> bool:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.friendships.c.since).where(
+                        t.friendships.c.user_id == a, t.friendships.c.friend_id == b
+                    )
+                )
+            ).first()
+        return row is not None
+
+    @_unavailable
+    async def friends(self, user_id: int) -> list[tuple[User, int]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(*_USER_COLS, t.friendships.c.since)
+                .join(t.friendships, t.friendships.c.friend_id == t.users.c.id)
+                .where(t.friendships.c.user_id == user_id)
+                .order_by(t.users.c.nickname, t.users.c.id)
+            )
+            return [(_user(row), row.since) for row in rows]
+
+    @_unavailable
+    async def friend_ids(self, user_id: int) -> list[int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.friendships.c.friend_id).where(t.friendships.c.user_id == user_id)
+            )
+            return list(rows.scalars())
+
+    @_unavailable
+    async def add_friendship(self, a: int, b: int, now: int) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                self._insert_ignore(t.friendships),
+                [{"user_id": a, "friend_id": b, "since": now}, {"user_id": b, "friend_id": a, "since": now}],
+            )
+
+    @_unavailable
+    async def remove_friendship(self, a: int, b: int) -> bool:
+        async with self._tx() as conn:
+            result = await conn.execute(
+                delete(t.friendships).where(
+                    or_(
+                        and_(t.friendships.c.user_id == a, t.friendships.c.friend_id == b),
+                        and_(t.friendships.c.user_id == b, t.friendships.c.friend_id == a),
+                    )
+                )
+            )
+            return bool(result.rowcount)
+
+    async def _requests_where(self, conn: AsyncConnection, clause: Any) -> list[FriendRequest]:
+        rows = list(
+            await conn.execute(
+                select(t.friend_requests).where(clause).order_by(t.friend_requests.c.id.desc())
+            )
+        )
+        ids = {r.from_id for r in rows} | {r.to_id for r in rows}
+        people = {}
+        if ids:
+            people = {
+                row.id: _user(row)
+                for row in await conn.execute(select(*_USER_COLS).where(t.users.c.id.in_(ids)))
+            }
+        return [
+            FriendRequest(
+                id=r.id,
+                from_user=people[r.from_id],
+                to_user=people[r.to_id],
+                note=r.note,
+                status=r.status,
+                ts=r.created_at,
+            )
+            for r in rows
+        ]
+
+    @_unavailable
+    async def create_friend_request(self, from_id: int, to_id: int, note: str, now: int) -> FriendRequest:
+        async with self._tx() as conn:
+            request_id = (
+                await conn.execute(
+                    insert(t.friend_requests)
+                    .values(from_id=from_id, to_id=to_id, note=note, status="pending", created_at=now)
+                    .returning(t.friend_requests.c.id)
+                )
+            ).scalar_one()
+            return (await self._requests_where(conn, t.friend_requests.c.id == request_id))[0]
+
+    @_unavailable
+    async def friend_request(self, request_id: int) -> FriendRequest | None:
+        async with self.engine.connect() as conn:
+            found = await self._requests_where(conn, t.friend_requests.c.id == request_id)
+        return found[0] if found else None
+
+    @_unavailable
+    async def pending_request(self, from_id: int, to_id: int) -> FriendRequest | None:
+        async with self.engine.connect() as conn:
+            found = await self._requests_where(
+                conn,
+                and_(
+                    t.friend_requests.c.from_id == from_id,
+                    t.friend_requests.c.to_id == to_id,
+                    t.friend_requests.c.status == "pending",
+                ),
+            )
+        return found[0] if found else None
+
+    @_unavailable
+    async def answer_friend_request(self, request_id: int, status: str) -> bool:
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(t.friend_requests)
+                .where(t.friend_requests.c.id == request_id, t.friend_requests.c.status == "pending")
+                .values(status=status)
+            )
+            return result.rowcount == 1
+
+    @_unavailable
+    async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
+        pending = t.friend_requests.c.status == "pending"
+        async with self.engine.connect() as conn:
+            incoming = await self._requests_where(conn, and_(t.friend_requests.c.to_id == user_id, pending))
+            outgoing = await self._requests_where(conn, and_(t.friend_requests.c.from_id == user_id, pending))
+        return incoming, outgoing
+
+    # -- messages -------------------------------------------------------------------------------
+    @_unavailable
+    async def store_messages(self, batch: list[NewMessage]) -> list[Stored]:
+        try:
+            return await self._store_messages(batch)
+        except IntegrityError:
+            # Another node stored one of these (sender, cmid) between our lookup and our insert: the
+            # retry's lookup finds it and returns it as a duplicate.
+            return await self._store_messages(batch)
+
+    async def _store_messages(self, batch: list[NewMessage]) -> list[Stored]:
+        msgs = t.messages
+        async with self._tx() as conn:
+            keys = list({(m.sender, m.cmid) for m in batch})
+            existing: dict[tuple[int, str], Message] = {}
+            for start in range(0, len(keys), 500):
+                rows = await conn.execute(
+                    select(msgs).where(tuple_(msgs.c.sender, msgs.c.cmid).in_(keys[start : start + 500]))
+                )
+                existing.update({(row.sender, row.cmid): _message(row) for row in rows})
+
+            fresh: list[NewMessage] = []
+            seen: set[tuple[int, str]] = set(existing)
+            for m in batch:
+                if (m.sender, m.cmid) not in seen:
+                    seen.add((m.sender, m.cmid))
+                    fresh.append(m)
+
+            stored: dict[tuple[int, str], Message] = {}
+            if fresh:
+                per_conv: dict[str, list[NewMessage]] = {}
+                for m in fresh:
+                    per_conv.setdefault(m.conv, []).append(m)
+                await self._ensure_conversations(conn, per_conv)
+                top = await self._allocate_seqs(
+                    conn, {c: len(ms) for c, ms in per_conv.items()}, fresh[-1].ts
+                )
+                rows = []
+                for conv, ms in per_conv.items():
+                    first = top[conv] - len(ms) + 1
+                    for offset, m in enumerate(ms):
+                        message = Message(
+                            id=str(m.id),
+                            conv=conv,
+                            seq=first + offset,
+                            sender=m.sender,
+                            type=m.type,
+                            body=m.body,
+                            ts=m.ts,
+                            cmid=m.cmid,
+                        )
+                        stored[(m.sender, m.cmid)] = message
+                        rows.append(
+                            {
+                                "conv": conv,
+                                "seq": message.seq,
+                                "id": m.id,
+                                "sender": m.sender,
+                                "cmid": m.cmid,
+                                "type": m.type,
+                                "body": _json_encode(m.body).decode(),
+                                "ts": m.ts,
+                                "recalled": False,
+                            }
+                        )
+                await conn.execute(insert(msgs), rows)
+
+        results: list[Stored] = []
+        first_seen: set[tuple[int, str]] = set()
+        for m in batch:
+            key = (m.sender, m.cmid)
+            if key in existing:
+                results.append(Stored(message=existing[key], duplicate=True))
+            else:
+                results.append(Stored(message=stored[key], duplicate=key in first_seen))
+                first_seen.add(key)
+        return results
+
+    async def _ensure_conversations(
+        self, conn: AsyncConnection, per_conv: dict[str, list[NewMessage]]
+    ) -> None:
+        convs = list(per_conv)
+        known = set(
+            (
+                await conn.execute(select(t.conversations.c.conv).where(t.conversations.c.conv.in_(convs)))
+            ).scalars()
+        )
+        missing = [c for c in convs if c not in known]
+        if not missing:
+            return
+        ts = per_conv[missing[0]][0].ts
+        await conn.execute(
+            self._insert_ignore(t.conversations),
+            [{"conv": c, "max_seq": 0, "updated_at": ts} for c in missing],
+        )
+        members = [
+            {"user_id": uid, "conv": c, "read_seq": 0, "min_seq": 0}
+            for c in missing
+            for uid in per_conv[c][0].members
+        ]
+        if members:
+            await conn.execute(self._insert_ignore(t.conv_members), members)
+
+    async def _allocate_seqs(self, conn: AsyncConnection, counts: dict[str, int], now: int) -> dict[str, int]:
+        """Take ``counts[conv]`` seqs from each conversation in one statement; the new max seq of each.
+
+        The UPDATE locks the rows until commit, so concurrent writers (other nodes) queue behind it and
+        seqs stay gap-free and unique.
+        """
+        convs = t.conversations
+        increment = case(counts, value=convs.c.conv) if len(counts) > 1 else next(iter(counts.values()))
+        rows = await conn.execute(
+            update(convs)
+            .where(convs.c.conv.in_(list(counts)))
+            .values(max_seq=convs.c.max_seq + increment, updated_at=now)
+            .returning(convs.c.conv, convs.c.max_seq)
+        )
+        return {row.conv: row.max_seq for row in rows}
+
+    @_unavailable
+    async def messages_after(self, conv: str, after_seq: int, limit: int) -> list[Message]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.messages)
+                .where(t.messages.c.conv == conv, t.messages.c.seq > after_seq)
+                .order_by(t.messages.c.seq)
+                .limit(limit)
+            )
+            return [_message(row) for row in rows]
+
+    @_unavailable
+    async def messages_before(self, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.messages)
+                .where(t.messages.c.conv == conv, t.messages.c.seq < before_seq, t.messages.c.seq > min_seq)
+                .order_by(t.messages.c.seq.desc())
+                .limit(limit)
+            )
+            return [_message(row) for row in reversed(list(rows))]
+
+    @_unavailable
+    async def message(self, conv: str, seq: int) -> Message | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.messages).where(t.messages.c.conv == conv, t.messages.c.seq == seq)
+                )
+            ).first()
+        return None if row is None else _message(row)
+
+    @_unavailable
+    async def mark_recalled(self, conv: str, seq: int) -> bool:
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(t.messages)
+                .where(t.messages.c.conv == conv, t.messages.c.seq == seq, t.messages.c.recalled.is_(False))
+                .values(recalled=True, body="{}")
+            )
+            return result.rowcount == 1
+
+    @_unavailable
+    async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
+        cm = t.conv_members
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(cm.c.read_seq, cm.c.min_seq).where(cm.c.conv == conv, cm.c.user_id == user_id)
+                )
+            ).first()
+        return None if row is None else (row.read_seq, row.min_seq)
+
+    @_unavailable
+    async def set_read_seq(self, conv: str, user_id: int, seq: int) -> int | None:
+        cm = t.conv_members
+        async with self._tx() as conn:
+            max_seq = (
+                await conn.execute(select(t.conversations.c.max_seq).where(t.conversations.c.conv == conv))
+            ).scalar_one_or_none()
+            if max_seq is None:
+                return None
+            target = min(seq, max_seq)
+            await conn.execute(
+                update(cm)
+                .where(cm.c.conv == conv, cm.c.user_id == user_id, cm.c.read_seq < target)
+                .values(read_seq=target)
+            )
+            return (
+                await conn.execute(select(cm.c.read_seq).where(cm.c.conv == conv, cm.c.user_id == user_id))
+            ).scalar_one_or_none()
+
+    @_unavailable
+    async def conversations_of(self, user_id: int) -> list[ConvState]:
+        cm, c, m = t.conv_members, t.conversations, t.messages
+        async with self.engine.connect() as conn:
+            rows = list(
+                await conn.execute(
+                    select(cm.c.conv, cm.c.read_seq, cm.c.min_seq, c.c.max_seq, c.c.updated_at)
+                    .join(c, c.c.conv == cm.c.conv)
+                    .where(cm.c.user_id == user_id)
+                    .order_by(c.c.updated_at.desc())
+                )
+            )
+            last: dict[str, Message] = {}
+            tops = [(row.conv, row.max_seq) for row in rows if row.max_seq > row.min_seq]
+            for start in range(0, len(tops), 500):
+                found = await conn.execute(
+                    select(m).where(tuple_(m.c.conv, m.c.seq).in_(tops[start : start + 500]))
+                )
+                last.update({msg.conv: _message(msg) for msg in found})
+            unread_rows = await conn.execute(
+                select(m.c.conv, func.count())
+                .select_from(m.join(cm, and_(cm.c.conv == m.c.conv, cm.c.user_id == user_id)))
+                .where(m.c.seq > cm.c.read_seq, m.c.seq > cm.c.min_seq, m.c.sender != user_id)
+                .group_by(m.c.conv)
+            )
+            unread = {conv: count for conv, count in unread_rows}
+        return [
+            ConvState(
+                conv=row.conv,
+                max_seq=row.max_seq,
+                read_seq=row.read_seq,
+                min_seq=row.min_seq,
+                updated_at=row.updated_at,
+                unread=unread.get(row.conv, 0),
+                last=last.get(row.conv),
+            )
+            for row in rows
+        ]
+
+    @_unavailable
+    async def peer_read_seqs(self, user_id: int) -> dict[str, int]:
+        mine, theirs = t.conv_members.alias("mine"), t.conv_members.alias("theirs")
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(theirs.c.conv, theirs.c.read_seq)
+                .join(mine, mine.c.conv == theirs.c.conv)
+                .where(mine.c.user_id == user_id, theirs.c.user_id != user_id, mine.c.conv.like("p:%"))
+            )
+            return {conv: seq for conv, seq in rows}
+
+    @_unavailable
+    async def read_seqs(self, conv: str) -> dict[int, int]:
+        cm = t.conv_members
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(cm.c.user_id, cm.c.read_seq).where(cm.c.conv == conv))
+            return {uid: seq for uid, seq in rows}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; synchronous=NORMAL keeps every committed transaction across a
+    # process crash (only an OS crash or power loss can drop the last few), at a fraction of FULL's fsyncs.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_writer_connect(dbapi_conn: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_conn, record)
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver would otherwise send a deferred BEGIN).
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,139 @@
+"""What each authenticated client frame does: a thin call into a service, and the reply frame.
+
+``send`` is handled on the connection's read loop up to the point of queueing (so one connection's sends
+keep their order) and acknowledged from a callback when stored; every other request runs as its own task,
+so a slow one never holds up reading, heartbeats or later frames on the same connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hubbub.core.clock import now_ms
+from hubbub.core.errors import Code, HubbubError
+from hubbub.engines.storage.base import Stored
+from hubbub.gateway.connection import Connection
+from hubbub.protocol import frames
+from hubbub.protocol.frames import encode
+from hubbub.services.container import Services
+from hubbub.services.messages import ack_of
+
+log = logging.getLogger(__name__)
+
+#: Requests a connection may have running at once; more is a client not waiting for replies.
+MAX_INFLIGHT = 16
+
+
+def error_frame(exc: HubbubError, rid: frames.Rid) -> bytes:
+    return encode(
+        frames.ErrorFrame(
+            code=exc.code.value, message=exc.message, rid=rid, retry_after=exc.extra.get("retry_after")
+        )
+    )
+
+
+class Handlers:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self._requests: dict[
+            type[frames.ClientFrame], Callable[[Connection, Any], Awaitable[bytes | None]]
+        ] = {
+            frames.Sync: self._sync,
+            frames.Pull: self._pull,
+            frames.History: self._history,
+            frames.Read: self._read,
+            frames.Recall: self._recall,
+            frames.Typing: self._typing,
+        }
+
+    async def handle(self, conn: Connection, frame: frames.ClientFrame) -> None:
+        if isinstance(frame, frames.Ping):
+            conn.send(encode(frames.Pong(ts=now_ms(), rid=frame.rid)))
+        elif isinstance(frame, frames.Send):
+            await self._send(conn, frame)
+        else:
+            if conn.inflight >= MAX_INFLIGHT:
+                err = HubbubError(Code.RATE_LIMITED, "too many requests in flight, wait for replies")
+                conn.send(error_frame(err, getattr(frame, "rid", None)))
+                return
+            conn.inflight += 1
+            task = asyncio.get_running_loop().create_task(self._run(conn, frame))
+            task.add_done_callback(lambda _t: _done(conn))
+
+    async def _run(self, conn: Connection, frame: frames.ClientFrame) -> None:
+        rid = getattr(frame, "rid", None)
+        try:
+            reply = await self._requests[type(frame)](conn, frame)
+        except HubbubError as exc:
+            reply = error_frame(exc, rid)
+        except Exception:
+            log.exception("request %s failed", type(frame).__name__)
+            reply = error_frame(HubbubError(Code.INTERNAL, "internal error"), rid)
+        if reply is not None:
+            conn.send(reply)
+
+    # -- send -------------------------------------------------------------------------------------
+    async def _send(self, conn: Connection, frame: frames.Send) -> None:
+        try:
+            command = await self.s.messages.prepare(
+                conn.user_id,
+                to=frame.to,
+                conv=frame.conv,
+                cmid=frame.cmid,
+                msg_type=frame.msg_type,
+                body=frame.body,
+            )
+        except HubbubError as exc:
+            conn.send(error_frame(exc, frame.rid))
+            return
+        future = self.s.messages.submit(command, conn.conn_id)
+        rid = frame.rid
+
+        def acknowledge(done: asyncio.Future[Stored]) -> None:
+            exc = done.exception()
+            if exc is None:
+                ack = ack_of(done.result().message)
+                conn.send(
+                    encode(
+                        frames.AckFrame(
+                            cmid=ack.cmid, id=ack.id, conv=ack.conv, seq=ack.seq, ts=ack.ts, rid=rid
+                        )
+                    )
+                )
+            elif isinstance(exc, HubbubError):
+                conn.send(error_frame(exc, rid))
+            else:
+                conn.send(error_frame(HubbubError(Code.INTERNAL, "internal error"), rid))
+
+        future.add_done_callback(acknowledge)
+
+    # -- requests ---------------------------------------------------------------------------------
+    async def _sync(self, conn: Connection, frame: frames.Sync) -> bytes:
+        convs = await self.s.messages.conversations(conn.user_id)
+        return encode(frames.SyncResult(conversations=convs, rid=frame.rid))
+
+    async def _pull(self, conn: Connection, frame: frames.Pull) -> bytes:
+        found, more = await self.s.messages.pull(conn.user_id, frame.conv, frame.after_seq, frame.limit)
+        return encode(frames.Messages(conv=frame.conv, messages=found, has_more=more, rid=frame.rid))
+
+    async def _history(self, conn: Connection, frame: frames.History) -> bytes:
+        found, more = await self.s.messages.history(conn.user_id, frame.conv, frame.before_seq, frame.limit)
+        return encode(frames.Messages(conv=frame.conv, messages=found, has_more=more, rid=frame.rid))
+
+    async def _read(self, conn: Connection, frame: frames.Read) -> bytes:
+        await self.s.messages.mark_read(conn.user_id, frame.conv, frame.seq)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _recall(self, conn: Connection, frame: frames.Recall) -> bytes:
+        await self.s.messages.recall(conn.user_id, frame.conv, frame.seq)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _typing(self, conn: Connection, frame: frames.Typing) -> None:
+        await self.s.messages.typing(conn.user_id, frame.conv)
+
+
+def _done(conn: Connection) -> None:
+    conn.inflight -= 1

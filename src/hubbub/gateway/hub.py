@@ -1,0 +1,88 @@
+"""This node's live connections, and delivery of broker events to them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from hubbub.engines.broker.base import Event
+from hubbub.gateway.connection import Connection
+from hubbub.gateway.wire import text_frame
+from hubbub.protocol.close_codes import Close
+
+
+class Hub:
+    """Implements the broker's ``LocalSink``: the broker hands it events, it writes them to sockets."""
+
+    def __init__(self, heartbeat_s: float, auth_timeout_s: float) -> None:
+        self.by_id: dict[str, Connection] = {}
+        self.by_user: dict[int, list[Connection]] = {}
+        self.heartbeat_s = heartbeat_s
+        self.auth_timeout_s = auth_timeout_s
+        self._sweeper: asyncio.Task[None] | None = None
+        self.frames_out = 0
+
+    # -- membership -------------------------------------------------------------------------------
+    def add(self, conn: Connection) -> None:
+        self.by_id[conn.conn_id] = conn
+
+    def bind(self, conn: Connection) -> None:
+        """The connection is authenticated: make it reachable by its user id."""
+        self.by_user.setdefault(conn.user_id, []).append(conn)
+
+    def remove(self, conn: Connection) -> None:
+        self.by_id.pop(conn.conn_id, None)
+        conns = self.by_user.get(conn.user_id)
+        if conns and conn in conns:
+            conns.remove(conn)
+            if not conns:
+                del self.by_user[conn.user_id]
+
+    # -- LocalSink --------------------------------------------------------------------------------
+    def deliver(self, events: Sequence[Event]) -> None:
+        by_user = self.by_user
+        for event in events:
+            frame: bytes | None = None
+            for uid in event.recipients:
+                conns = by_user.get(uid)
+                if not conns:
+                    continue
+                if frame is None:
+                    frame = text_frame(event.payload)
+                for conn in conns:
+                    if conn.conn_id != event.exclude_conn and conn.write(frame):
+                        self.frames_out += 1
+
+    def disconnect(
+        self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
+    ) -> None:
+        for conn in list(self.by_user.get(user_id, ())):
+            if (conn_id is None or conn.conn_id == conn_id) and (sid is None or conn.sid == sid):
+                conn.close(code, reason)
+
+    # -- timeouts ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """One task for all connections (not a timer each): close the silent and the unauthenticated."""
+        silent_after = self.heartbeat_s * 2.5
+        while True:
+            await asyncio.sleep(min(1.0, self.heartbeat_s / 5))
+            now = time.monotonic()
+            for conn in list(self.by_id.values()):
+                if conn.closing:
+                    continue
+                if conn.user is None and now - conn.connected_at > self.auth_timeout_s:
+                    conn.close(Close.UNAUTHORIZED, "authentication timed out")
+                elif now - conn.last_seen > silent_after:
+                    conn.close(Close.HEARTBEAT_TIMEOUT, "no heartbeat")
+
+    async def close_all(self, code: Close, reason: str) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        conns = list(self.by_id.values())
+        for conn in conns:
+            conn.close(code, reason)
+        await asyncio.sleep(0)

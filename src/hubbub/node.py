@@ -1,0 +1,93 @@
+"""Composition root: builds one node's engines and services from its config, and runs it.
+
+No module-level singletons: everything a node uses hangs off its ``Node``, so a test can run two nodes in one
+process. Engines are chosen here and nowhere else (embedded by default; Redis/PostgreSQL when configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from hubbub.config import Config
+from hubbub.engines.broker.base import Broker
+from hubbub.engines.broker.memory import MemoryBroker
+from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.ratelimit.memory import MemoryRateLimiter
+from hubbub.engines.storage.base import Storage
+from hubbub.engines.storage.sql import SqlStorage
+from hubbub.gateway.hub import Hub
+from hubbub.gateway.server import Gateway
+from hubbub.platform.app import build_app
+from hubbub.services.container import Services
+
+log = logging.getLogger(__name__)
+
+
+def build_storage(config: Config) -> Storage:
+    if not config.database:
+        config.ensure_data_dir()
+    return SqlStorage(config.database_url)
+
+
+def build_broker(config: Config) -> Broker:
+    if config.redis:
+        raise SystemExit("the Redis broker is not part of this build yet; run without --redis")
+    return MemoryBroker(config.effective_node_id)
+
+
+def build_limiter(config: Config) -> RateLimiter:
+    return MemoryRateLimiter()
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.storage = build_storage(config)
+        self.broker = build_broker(config)
+        self.limiter = build_limiter(config)
+        self.services = Services.build(config, self.storage, self.broker, self.limiter)
+        self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
+        self.gateway = Gateway(self.services, self.hub)
+        self.app = build_app(self.services, self.gateway)
+        self._runner: web.AppRunner | None = None
+        self.port = config.port
+
+    async def start(self) -> None:
+        await self.storage.start()
+        await self.broker.start(self.hub)
+        self.hub.start()
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=2048, reuse_address=True)
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:  # port 0: learn the one the OS chose
+            self.port = server.sockets[0].getsockname()[1]
+        log.info(
+            "hubbub node %s listening on http://%s:%d",
+            self.config.effective_node_id,
+            self.config.host,
+            self.port,
+        )
+
+    async def stop(self) -> None:
+        await self.gateway.drain()
+        await self.services.messages.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.broker.close()
+        await self.storage.close()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()

@@ -1,0 +1,108 @@
+"""The aiohttp application: API routes, /ws, /openapi.json, /healthz and the web client at /."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from hubbub.core.errors import Code, HubbubError
+from hubbub.gateway.server import Gateway
+from hubbub.platform import openapi, routes_accounts, routes_friends, routes_messages  # noqa: F401  (register)
+from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
+from hubbub.services.container import Services
+
+log = logging.getLogger(__name__)
+
+WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui" / "dist"
+_encode = msgspec.json.encode
+
+
+def json_response(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=_encode(data), status=status, content_type="application/json")
+
+
+def error_response(exc: HubbubError) -> web.Response:
+    return json_response({"error": exc.to_dict()}, exc.http_status)
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HubbubError as exc:
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(HubbubError(Code.TOO_LARGE, "request body too large"))
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            code = {404: Code.NOT_FOUND, 405: Code.BAD_REQUEST}.get(exc.status, Code.BAD_REQUEST)
+            return error_response(HubbubError(code, exc.reason))
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(HubbubError(Code.INTERNAL, "internal error"))
+
+
+def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        principal = await services.auth.authenticate(bearer(request)) if r.auth else None
+        body = await decode_body(request, r.body) if r.body is not None else None
+        result = await r.handler(Ctx(services, request, principal, body))
+        if r.status == 204:
+            return web.Response(status=204)
+        return json_response(result, r.status)
+
+    endpoint.__name__ = r.handler.__name__
+    return endpoint
+
+
+def build_app(services: Services, gateway: Gateway | None) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=services.config.max_body_bytes)
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, _endpoint(services, r))
+    spec = openapi.build(ROUTES)
+    app.router.add_get("/openapi.json", lambda _r: json_response(spec))
+
+    async def healthz(_request: web.Request) -> web.Response:
+        try:
+            await services.storage.ping()
+        except HubbubError as exc:
+            return error_response(exc)
+        return json_response({"status": "ok", "node": services.config.effective_node_id})
+
+    app.router.add_get("/healthz", healthz)
+    if gateway is not None:
+        app.router.add_get("/ws", gateway.handle)
+    _add_webui(app)
+    return app
+
+
+def _add_webui(app: web.Application) -> None:
+    """Serve the built web client; any other non-API path gets index.html (client-side routing)."""
+    index = WEBUI_DIR / "index.html"
+
+    async def spa(request: web.Request) -> web.StreamResponse:
+        path = request.match_info.get("path", "")
+        if path.startswith("api/"):
+            raise HubbubError(Code.NOT_FOUND, "no such route")
+        candidate = (WEBUI_DIR / path).resolve()
+        if path and candidate.is_file() and WEBUI_DIR.resolve() in candidate.parents:
+            response = web.FileResponse(candidate)
+            if "/assets/" in str(candidate):
+                response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+            return response
+        if index.is_file():
+            return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+        return web.Response(
+            text="<!doctype html><title>Hubbub</title><p>Hubbub is running. The web client is not built: "
+            "run <code>npm --prefix web ci && npm --prefix web run build</code>.</p>",
+            content_type="text/html",
+        )
+
+    app.router.add_get("/{path:.*}", spa)

@@ -1,0 +1,141 @@
+"""Accounts: register, log in, tokens, profile, people search."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from hubbub.core.models import Tokens, User
+from hubbub.platform.routing import Ctx, route
+
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+Password = Annotated[str, Meta(max_length=256)]
+
+
+class RegisterBody(msgspec.Struct, kw_only=True):
+    username: Annotated[str, Meta(max_length=64)]
+    password: Password
+    nickname: Name | None = None
+
+
+class LoginBody(msgspec.Struct, kw_only=True):
+    username: Annotated[str, Meta(max_length=64)]
+    password: Password
+
+
+class RefreshBody(msgspec.Struct, kw_only=True):
+    refresh_token: Annotated[str, Meta(max_length=256)]
+
+
+class PasswordBody(msgspec.Struct, kw_only=True):
+    old_password: Password
+    new_password: Password
+
+
+class ProfileBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    nickname: Name | msgspec.UnsetType = msgspec.UNSET
+    signature: Annotated[str, Meta(max_length=256)] | msgspec.UnsetType = msgspec.UNSET
+    avatar: Annotated[str, Meta(max_length=128)] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class UserList(msgspec.Struct):
+    users: list[User]
+
+
+@route(
+    "POST",
+    "/api/v1/auth/register",
+    summary="Create an account and log in",
+    body=RegisterBody,
+    response=Tokens,
+    status=201,
+    auth=False,
+    tag="auth",
+)
+async def register(ctx: Ctx) -> Tokens:
+    b: RegisterBody = ctx.body
+    return await ctx.s.auth.register(b.username, b.password, b.nickname)
+
+
+@route(
+    "POST",
+    "/api/v1/auth/login",
+    summary="Log in (rate limited per username)",
+    body=LoginBody,
+    response=Tokens,
+    auth=False,
+    tag="auth",
+)
+async def login(ctx: Ctx) -> Tokens:
+    return await ctx.s.auth.login(ctx.body.username, ctx.body.password)
+
+
+@route(
+    "POST",
+    "/api/v1/auth/refresh",
+    summary="Swap a refresh token for a new token pair",
+    body=RefreshBody,
+    response=Tokens,
+    auth=False,
+    tag="auth",
+)
+async def refresh(ctx: Ctx) -> Tokens:
+    return await ctx.s.auth.refresh(ctx.body.refresh_token)
+
+
+@route(
+    "POST",
+    "/api/v1/auth/logout",
+    summary="End the session of this refresh token",
+    body=RefreshBody,
+    status=204,
+    auth=False,
+    tag="auth",
+)
+async def logout(ctx: Ctx) -> None:
+    await ctx.s.auth.logout(ctx.body.refresh_token)
+
+
+@route(
+    "POST",
+    "/api/v1/auth/password",
+    summary="Change password; every other session is revoked",
+    body=PasswordBody,
+    status=204,
+    tag="auth",
+)
+async def change_password(ctx: Ctx) -> None:
+    assert ctx.principal is not None
+    await ctx.s.auth.change_password(ctx.principal, ctx.body.old_password, ctx.body.new_password)
+
+
+@route("GET", "/api/v1/me", summary="My profile", response=User, tag="users")
+async def me(ctx: Ctx) -> User:
+    return await ctx.s.accounts.user(ctx.me)
+
+
+@route("PATCH", "/api/v1/me", summary="Edit my profile", body=ProfileBody, response=User, tag="users")
+async def edit_me(ctx: Ctx) -> User:
+    changes: dict[str, Any] = msgspec.structs.asdict(ctx.body)
+    changes = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
+    return await ctx.s.accounts.update_profile(ctx.me, changes)
+
+
+@route("GET", "/api/v1/users/{user_id}", summary="A user's public profile", response=User, tag="users")
+async def user(ctx: Ctx) -> User:
+    return await ctx.s.accounts.user(ctx.path_int("user_id"))
+
+
+@route(
+    "GET",
+    "/api/v1/users",
+    summary="Find users by username or nickname prefix",
+    response=UserList,
+    query={"q": "prefix, 1-32 characters", "limit": "1-50, default 20"},
+    tag="users",
+)
+async def search(ctx: Ctx) -> UserList:
+    limit = ctx.query_int("limit", 20, 1, 50) or 20
+    return UserList(users=await ctx.s.accounts.search(ctx.request.query.get("q", ""), limit))

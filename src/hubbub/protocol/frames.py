@@ -1,0 +1,162 @@
+"""Every WebSocket frame, both directions, as msgspec Structs tagged by ``type``.
+
+Client frames are decoded straight into these (validation included) by one compiled decoder; server
+frames are encoded from them. Field limits here are the protocol's limits.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from hubbub.core.models import Conversation, Message, Terminal, User
+
+Rid = str | int | None
+Cmid = Annotated[str, Meta(min_length=1, max_length=64)]
+ConvId = Annotated[str, Meta(min_length=3, max_length=48)]
+Seq = Annotated[int, Meta(ge=0, le=2**53)]
+Limit = Annotated[int, Meta(ge=1, le=200)]
+UserId = Annotated[int, Meta(ge=1, le=2**31)]
+
+
+class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=False):
+    pass
+
+
+class Auth(ClientFrame, tag="auth"):
+    token: Annotated[str, Meta(max_length=4096)]
+    terminal: Terminal = "web"
+    rid: Rid = None
+
+
+class Ping(ClientFrame, tag="ping"):
+    rid: Rid = None
+
+
+class Send(ClientFrame, tag="send"):
+    cmid: Cmid
+    body: dict[str, Any]
+    msg_type: Annotated[str, Meta(max_length=16)] = "text"
+    to: UserId | None = None
+    conv: ConvId | None = None
+    rid: Rid = None
+
+
+class Sync(ClientFrame, tag="sync"):
+    rid: Rid = None
+
+
+class Pull(ClientFrame, tag="pull"):
+    conv: ConvId
+    after_seq: Seq = 0
+    limit: Limit = 100
+    rid: Rid = None
+
+
+class History(ClientFrame, tag="history"):
+    conv: ConvId
+    before_seq: Seq | None = None
+    limit: Limit = 50
+    rid: Rid = None
+
+
+class Read(ClientFrame, tag="read"):
+    conv: ConvId
+    seq: Seq
+    rid: Rid = None
+
+
+class Recall(ClientFrame, tag="recall"):
+    conv: ConvId
+    seq: Seq
+    rid: Rid = None
+
+
+class Typing(ClientFrame, tag="typing"):
+    conv: ConvId
+
+
+AnyClientFrame = Auth | Ping | Send | Sync | Pull | History | Read | Recall | Typing
+
+
+# -- server -> client -----------------------------------------------------------------------------
+class ServerFrame(msgspec.Struct, tag_field="type", omit_defaults=True):
+    pass
+
+
+class AuthOk(ServerFrame, tag="auth_ok"):
+    user: User
+    terminal: str
+    heartbeat: int
+    ts: int
+    rid: Rid = None
+
+
+class Pong(ServerFrame, tag="pong"):
+    ts: int
+    rid: Rid = None
+
+
+class AckFrame(ServerFrame, tag="ack"):
+    cmid: str
+    id: str
+    conv: str
+    seq: int
+    ts: int
+    rid: Rid = None
+
+
+class SyncResult(ServerFrame, tag="sync_result"):
+    conversations: list[Conversation]
+    rid: Rid = None
+
+
+class Messages(ServerFrame, tag="messages"):
+    conv: str
+    messages: list[Message]
+    has_more: bool
+    rid: Rid = None
+
+
+class Ok(ServerFrame, tag="ok"):
+    rid: Rid = None
+
+
+class ErrorFrame(ServerFrame, tag="error"):
+    code: str
+    message: str
+    rid: Rid = None
+    retry_after: float | None = None
+
+
+class MsgPush(ServerFrame, tag="msg"):
+    msg: Message
+
+
+class ReadPush(ServerFrame, tag="read"):
+    conv: str
+    user: int
+    seq: int
+
+
+class TypingPush(ServerFrame, tag="typing"):
+    conv: str
+    user: int
+
+
+class PresencePush(ServerFrame, tag="presence"):
+    user: int
+    online: bool
+    terminals: list[str]
+
+
+class FriendPush(ServerFrame, tag="friend"):
+    event: str
+    request: Any = None
+    user: User | None = None
+
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode

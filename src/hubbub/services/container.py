@@ -1,0 +1,44 @@
+"""The services of one node, built together by the composition root (``hubbub.node``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hubbub.config import Config
+from hubbub.core.ids import MessageIds
+from hubbub.engines.broker.base import Broker
+from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.storage.base import Storage
+from hubbub.services.accounts import AccountService
+from hubbub.services.auth import AuthService
+from hubbub.services.friends import FriendService
+from hubbub.services.messages import MessageService
+from hubbub.services.presence import PresenceService
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    storage: Storage
+    broker: Broker
+    auth: AuthService
+    accounts: AccountService
+    friends: FriendService
+    messages: MessageService
+    presence: PresenceService
+
+    @classmethod
+    def build(cls, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter) -> Services:
+        friends = FriendService(config, storage, broker, limiter)
+        return cls(
+            config=config,
+            storage=storage,
+            broker=broker,
+            auth=AuthService(config, storage, broker, limiter),
+            accounts=AccountService(storage),
+            friends=friends,
+            messages=MessageService(
+                config, storage, broker, limiter, friends, MessageIds(config.effective_node_id)
+            ),
+            presence=PresenceService(storage, broker),
+        )

@@ -1,0 +1,133 @@
+"""Friendship: requests with a note, accept, decline, remove, lists. Both sides hear every change live."""
+
+from __future__ import annotations
+
+import time
+
+from hubbub.config import Config
+from hubbub.core.clock import now_ms
+from hubbub.core.errors import Code, HubbubError, invalid, not_found
+from hubbub.core.models import Friend, FriendRequest
+from hubbub.engines.broker.base import Broker, Event
+from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.storage.base import Storage
+from hubbub.protocol.frames import FriendPush, encode
+from hubbub.services.limits import enforce
+
+# Positive friendship answers are cached this long (seconds): the send path asks on every private message.
+# A removal on this node drops the entry at once; one on another node is seen within this window.
+FRIENDSHIP_CACHE_S = 10.0
+_CACHE_MAX = 200_000
+
+
+class FriendService:
+    def __init__(self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter) -> None:
+        self.config = config
+        self.storage = storage
+        self.broker = broker
+        self.limiter = limiter
+        self._friends_cache: dict[tuple[int, int], float] = {}
+
+    async def are_friends(self, a: int, b: int) -> bool:
+        key = (a, b) if a < b else (b, a)
+        expires = self._friends_cache.get(key)
+        if expires is not None and expires > time.monotonic():
+            return True
+        if not await self.storage.are_friends(a, b):
+            return False
+        if len(self._friends_cache) >= _CACHE_MAX:
+            self._friends_cache.clear()
+        self._friends_cache[key] = time.monotonic() + FRIENDSHIP_CACHE_S
+        return True
+
+    async def request(self, me: int, to: int, note: str) -> FriendRequest:
+        if len(note) > 256:
+            raise invalid("note", "at most 256 characters")
+        if to == me:
+            raise invalid("to", "you cannot befriend yourself")
+        await enforce(self.limiter, f"friend-req:{me}", 20 / 3600, 20)
+        if not await self.storage.users([to]):
+            raise not_found("user")
+        if await self.storage.are_friends(me, to):
+            raise HubbubError(Code.CONFLICT, "already friends")
+        reverse = await self.storage.pending_request(to, me)
+        if reverse is not None:
+            # They already asked us: asking back is saying yes.
+            return await self.accept(me, reverse.id)
+        if await self.storage.pending_request(me, to) is not None:
+            raise HubbubError(Code.CONFLICT, "a request to this user is already pending")
+        request = await self.storage.create_friend_request(me, to, note.strip(), now_ms())
+        await self._tell([me, to], FriendPush(event="request", request=request))
+        return request
+
+    async def accept(self, me: int, request_id: int) -> FriendRequest:
+        request = await self._pending_for(me, request_id)
+        if not await self.storage.answer_friend_request(request_id, "accepted"):
+            raise HubbubError(Code.CONFLICT, "this request was already answered")
+        await self.storage.add_friendship(request.from_user.id, request.to_user.id, now_ms())
+        accepted = _with_status(request, "accepted")
+        await self.broker.publish(
+            [
+                Event(
+                    [request.from_user.id],
+                    encode(FriendPush(event="accepted", request=accepted, user=request.to_user)),
+                ),
+                Event(
+                    [request.to_user.id],
+                    encode(FriendPush(event="accepted", request=accepted, user=request.from_user)),
+                ),
+            ]
+        )
+        return accepted
+
+    async def decline(self, me: int, request_id: int) -> FriendRequest:
+        request = await self._pending_for(me, request_id)
+        if not await self.storage.answer_friend_request(request_id, "declined"):
+            raise HubbubError(Code.CONFLICT, "this request was already answered")
+        declined = _with_status(request, "declined")
+        await self._tell([request.from_user.id, me], FriendPush(event="declined", request=declined))
+        return declined
+
+    async def remove(self, me: int, friend_id: int) -> None:
+        if not await self.storage.remove_friendship(me, friend_id):
+            raise not_found("friend")
+        self._friends_cache.pop((min(me, friend_id), max(me, friend_id)), None)
+        people = await self.storage.users([me, friend_id])
+        await self.broker.publish(
+            [
+                Event([me], encode(FriendPush(event="removed", user=people.get(friend_id)))),
+                Event([friend_id], encode(FriendPush(event="removed", user=people.get(me)))),
+            ]
+        )
+
+    async def friends(self, me: int) -> list[Friend]:
+        pairs = await self.storage.friends(me)
+        online = await self.broker.presence([u.id for u, _ in pairs])
+        return [Friend(user=user, since=since, online=user.id in online) for user, since in pairs]
+
+    async def requests(self, me: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
+        return await self.storage.friend_requests(me)
+
+    async def _pending_for(self, me: int, request_id: int) -> FriendRequest:
+        request = await self.storage.friend_request(request_id)
+        if request is None or me not in (request.to_user.id, request.from_user.id):
+            raise not_found("friend request")
+        if request.to_user.id != me:
+            raise HubbubError(Code.FORBIDDEN, "only the receiver can answer a friend request")
+        if request.status != "pending":
+            raise HubbubError(Code.CONFLICT, f"this request was already {request.status}")
+        return request
+
+    async def _tell(self, users: list[int], frame: FriendPush) -> None:
+        await self.broker.publish([Event(users, encode(frame))])
+
+
+def _with_status(request: FriendRequest, status: str) -> FriendRequest:
+    return FriendRequest(
+        id=request.id,
+        from_user=request.from_user,
+        to_user=request.to_user,
+        note=request.note,
+        status=status,  # type: ignore[arg-type]
+        ts=request.ts,
+    )

@@ -1,0 +1,250 @@
+"""Sending, reading, syncing and recalling messages in private conversations.
+
+Guarantees (docs/architecture.md, "Conversations, sequences, sync"):
+- a message is stored, with its seq, before it is acknowledged or pushed;
+- a retried send (same sender and cmid) returns the first message's ack and stores nothing;
+- pushes are a fast path only: ``sync`` + ``pull`` return everything a member may see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hubbub.config import Config
+from hubbub.core.clock import now_ms
+from hubbub.core.convs import parse_private, peer_of, private_conv
+from hubbub.core.errors import Code, HubbubError, invalid, not_found
+from hubbub.core.ids import MessageIds
+from hubbub.core.models import Ack, Conversation, Message
+from hubbub.engines.broker.base import Broker, Event
+from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.storage.base import NewMessage, Storage, Stored
+from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
+from hubbub.services.batcher import SendBatcher
+from hubbub.services.friends import FriendService
+from hubbub.services.limits import enforce
+
+#: Message types a client may send now; the others are reserved (docs/protocol.md, "Objects").
+SENDABLE_TYPES = frozenset({"text"})
+RECALL_TYPE = "recall"
+#: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
+SYSTEM_CMID_PREFIX = "~"
+
+
+class SendCommand:
+    """A validated send, ready for the batcher."""
+
+    __slots__ = ("body", "cmid", "conv", "members", "msg_type", "sender")
+
+    def __init__(
+        self, sender: int, conv: str, members: tuple[int, ...], cmid: str, msg_type: str, body: dict[str, Any]
+    ):
+        self.sender = sender
+        self.conv = conv
+        self.members = members
+        self.cmid = cmid
+        self.msg_type = msg_type
+        self.body = body
+
+
+class MessageService:
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        broker: Broker,
+        limiter: RateLimiter,
+        friends: FriendService,
+        ids: MessageIds,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.broker = broker
+        self.limiter = limiter
+        self.friends = friends
+        self.ids = ids
+        self.batcher = SendBatcher(storage, self._publish_stored, config.max_batch)
+        # Which connection sent which pending message, so its own push is not echoed back to it.
+        self._origin: dict[tuple[int, str], str] = {}
+
+    # -- sending ----------------------------------------------------------------------------------
+    async def prepare(
+        self, sender: int, *, to: int | None, conv: str | None, cmid: str, msg_type: str, body: dict[str, Any]
+    ) -> SendCommand:
+        """Check everything about a send that needs no storing. Raises the error the client should see."""
+        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX):
+            raise invalid("cmid", f"1 to 64 characters, not starting with {SYSTEM_CMID_PREFIX!r}")
+        if msg_type not in SENDABLE_TYPES:
+            raise invalid("msg_type", f"must be one of {sorted(SENDABLE_TYPES)}")
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid("body.text", "a non-empty string is required")
+        if len(text) > self.config.max_text_chars:
+            raise HubbubError(Code.TOO_LARGE, f"text is longer than {self.config.max_text_chars} characters")
+        if len(body) != 1:
+            raise invalid("body", "a text message body has only 'text'")
+
+        if to is not None:
+            if conv is not None:
+                raise invalid("to", "give either 'to' or 'conv', not both")
+            peer = to
+        elif conv is not None:
+            maybe_peer = peer_of(conv, sender)
+            if maybe_peer is None:
+                if parse_private(conv) is None:
+                    raise not_found("conversation")
+                raise HubbubError(Code.FORBIDDEN, "not your conversation")
+            peer = maybe_peer
+        else:
+            raise invalid("to", "give 'to' (a user id) or 'conv'")
+        if peer == sender:
+            raise invalid("to", "you cannot message yourself")
+        await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
+        if self.config.private_requires_friendship:
+            if not await self.friends.are_friends(sender, peer):
+                if not await self.storage.users([peer]):
+                    raise not_found("user")
+                raise HubbubError(Code.NOT_FRIENDS, "you can only message friends")
+        elif not await self.storage.users([peer]):
+            raise not_found("user")
+        return SendCommand(sender, private_conv(sender, peer), (sender, peer), cmid, msg_type, body)
+
+    def submit(self, command: SendCommand, origin_conn: str | None = None) -> asyncio.Future[Stored]:
+        """Queue a prepared send. Synchronous, so sends from one connection keep their order."""
+        item = NewMessage(
+            id=self.ids.next(),
+            conv=command.conv,
+            sender=command.sender,
+            cmid=command.cmid,
+            type=command.msg_type,
+            body=command.body,
+            ts=now_ms(),
+            members=command.members,
+        )
+        if origin_conn is not None:
+            self._origin[(command.sender, command.cmid)] = origin_conn
+        return self.batcher.submit(item)
+
+    async def send(
+        self,
+        sender: int,
+        *,
+        to: int | None,
+        conv: str | None,
+        cmid: str,
+        msg_type: str,
+        body: dict[str, Any],
+        origin_conn: str | None = None,
+    ) -> Ack:
+        command = await self.prepare(sender, to=to, conv=conv, cmid=cmid, msg_type=msg_type, body=body)
+        stored = await self.submit(command, origin_conn)
+        return ack_of(stored.message)
+
+    async def _publish_stored(self, items: list[NewMessage], results: list[Stored]) -> None:
+        events = []
+        for item, result in zip(items, results, strict=True):
+            origin = self._origin.pop((item.sender, item.cmid), None)
+            if result.duplicate:
+                continue
+            members = item.members or _members_of(result.message.conv)
+            events.append(Event(members, encode(MsgPush(msg=result.message)), origin))
+        await self.broker.publish(events)
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
+        """(read_seq, min_seq) of a member; refuses anyone else. A private conversation with no message
+        yet has no rows, so its rightful members get (0, 0)."""
+        pair = parse_private(conv)
+        if pair is None:
+            raise not_found("conversation")
+        if user_id not in pair:
+            raise HubbubError(Code.FORBIDDEN, "not your conversation")
+        state = await self.storage.member_state(conv, user_id)
+        return state if state is not None else (0, 0)
+
+    async def pull(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[Message], bool]:
+        _, min_seq = await self._membership(user_id, conv)
+        limit = max(1, min(limit, 200))
+        found = await self.storage.messages_after(conv, max(after_seq, min_seq), limit + 1)
+        return found[:limit], len(found) > limit
+
+    async def history(
+        self, user_id: int, conv: str, before_seq: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        _, min_seq = await self._membership(user_id, conv)
+        limit = max(1, min(limit, 200))
+        found = await self.storage.messages_before(conv, before_seq or 2**62, limit + 1, min_seq)
+        return found[-limit:], len(found) > limit
+
+    async def conversations(self, user_id: int) -> list[Conversation]:
+        states = await self.storage.conversations_of(user_id)
+        peers_read = await self.storage.peer_read_seqs(user_id)
+        result = []
+        for state in states:
+            result.append(
+                Conversation(
+                    conv=state.conv,
+                    peer=peer_of(state.conv, user_id),
+                    max_seq=state.max_seq,
+                    read_seq=state.read_seq,
+                    peer_read_seq=peers_read.get(state.conv, 0),
+                    unread=state.unread,
+                    last=state.last,
+                )
+            )
+        return result
+
+    async def mark_read(self, user_id: int, conv: str, seq: int) -> int:
+        await self._membership(user_id, conv)
+        read_seq = await self.storage.set_read_seq(conv, user_id, seq)
+        if read_seq is None:
+            raise not_found("conversation")
+        await self.broker.publish(
+            [Event(_members_of(conv), encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
+        )
+        return read_seq
+
+    async def typing(self, user_id: int, conv: str) -> None:
+        peer = peer_of(conv, user_id)
+        if peer is None:
+            raise HubbubError(Code.FORBIDDEN, "not your conversation")
+        await self.broker.publish([Event([peer], encode(TypingPush(conv=conv, user=user_id)))])
+
+    # -- recall -----------------------------------------------------------------------------------
+    async def recall(self, user_id: int, conv: str, seq: int) -> Message:
+        """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync."""
+        await self._membership(user_id, conv)
+        target = await self.storage.message(conv, seq)
+        if target is None or target.type == RECALL_TYPE:
+            raise not_found("message")
+        if target.sender != user_id:
+            raise HubbubError(Code.FORBIDDEN, "only the sender can recall a message")
+        if not target.recalled and now_ms() - target.ts > self.config.recall_window_s * 1000:
+            raise HubbubError(
+                Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
+            )
+        await self.storage.mark_recalled(conv, seq)
+        # The notice's cmid is derived from the target, so recalling twice yields the same notice.
+        command = SendCommand(
+            user_id,
+            conv,
+            _members_of(conv),
+            f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
+            RECALL_TYPE,
+            {"seq": seq},
+        )
+        stored = await self.submit(command)
+        return stored.message
+
+    async def close(self) -> None:
+        await self.batcher.close()
+
+
+def ack_of(message: Message) -> Ack:
+    return Ack(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
+
+
+def _members_of(conv: str) -> tuple[int, ...]:
+    pair = parse_private(conv)
+    return pair if pair is not None else ()
