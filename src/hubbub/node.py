@@ -55,6 +55,7 @@ class Node:
         self.app = build_app(self.services, self.gateway)
         self._runner: web.AppRunner | None = None
         self.port = config.port
+        self._stopped = False
 
     async def start(self) -> None:
         await self.storage.start()
@@ -75,6 +76,9 @@ class Node:
         )
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         await self.gateway.drain()
         await self.services.messages.close()
         if self._runner is not None:

@@ -67,7 +67,11 @@ def build_app(services: Services, gateway: Gateway | None) -> web.Application:
     for r in ROUTES:
         app.router.add_route(r.method, r.path, _endpoint(services, r))
     spec = openapi.build(ROUTES)
-    app.router.add_get("/openapi.json", lambda _r: json_response(spec))
+
+    async def openapi_json(_request: web.Request) -> web.Response:
+        return json_response(spec)
+
+    app.router.add_get("/openapi.json", openapi_json)
 
     async def healthz(_request: web.Request) -> web.Response:
         try:
