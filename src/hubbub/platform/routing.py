@@ -97,7 +97,8 @@ async def decode_body(request: web.Request, body_type: type[msgspec.Struct]) -> 
         return msgspec.json.decode(raw or b"{}", type=body_type)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        code = Code.BAD_REQUEST if message.startswith("Expected `object`") else Code.INVALID_FIELD
+        not_an_object = message.startswith("Expected `object`") and "- at `$" not in message
+        code = Code.BAD_REQUEST if not_an_object else Code.INVALID_FIELD
         raise HubbubError(code, message) from exc
     except msgspec.DecodeError as exc:
         raise HubbubError(Code.BAD_REQUEST, f"malformed JSON: {exc}") from exc

@@ -91,8 +91,8 @@ def _classify(message: str) -> Code:
     """msgspec names the failing path; a bad or missing ``type`` is an unknown frame, the rest bad fields."""
     if message.endswith("`$.type`") or "missing required field `type`" in message:
         return Code.UNKNOWN_TYPE
-    if message.startswith("Expected `object`"):
-        return Code.BAD_REQUEST
+    if message.startswith("Expected `object`") and "- at `$" not in message:
+        return Code.BAD_REQUEST  # the frame itself is not an object
     return Code.INVALID_FIELD
 
 

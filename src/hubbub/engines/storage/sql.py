@@ -406,12 +406,20 @@ class SqlStorage(Storage):
     # -- messages -------------------------------------------------------------------------------
     @_unavailable
     async def store_messages(self, batch: list[NewMessage]) -> list[Stored]:
-        try:
-            return await self._store_messages(batch)
-        except IntegrityError:
-            # Another node stored one of these (sender, cmid) between our lookup and our insert: the
-            # retry's lookup finds it and returns it as a duplicate.
-            return await self._store_messages(batch)
+        for attempt in range(3):
+            try:
+                return await self._store_messages(batch)
+            except IntegrityError:
+                # Another node stored one of these (sender, cmid) between our lookup and our insert: the
+                # retry's lookup finds it and returns it as a duplicate.
+                if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                # Rows are locked in one order, so deadlocks should not happen; a serialization failure or
+                # deadlock rolled everything back, and trying again is safe.
+                if attempt == 2 or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _store_messages(self, batch: list[NewMessage]) -> list[Stored]:
         msgs = t.messages
@@ -484,7 +492,7 @@ class SqlStorage(Storage):
     async def _ensure_conversations(
         self, conn: AsyncConnection, per_conv: dict[str, list[NewMessage]]
     ) -> None:
-        convs = list(per_conv)
+        convs = sorted(per_conv)  # one lock order for every writer (see _allocate_seqs)
         known = set(
             (
                 await conn.execute(select(t.conversations.c.conv).where(t.conversations.c.conv.in_(convs)))
@@ -513,6 +521,15 @@ class SqlStorage(Storage):
         seqs stay gap-free and unique.
         """
         convs = t.conversations
+        if self.dialect == "postgresql":
+            # Lock the rows in one order (by conv) before updating: an UPDATE locks them in scan order, and
+            # two nodes updating overlapping sets in different orders would deadlock.
+            await conn.execute(
+                select(convs.c.conv)
+                .where(convs.c.conv.in_(list(counts)))
+                .order_by(convs.c.conv)
+                .with_for_update()
+            )
         increment = case(counts, value=convs.c.conv) if len(counts) > 1 else next(iter(counts.values()))
         rows = await conn.execute(
             update(convs)
@@ -650,6 +667,18 @@ class SqlStorage(Storage):
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(cm.c.user_id, cm.c.read_seq).where(cm.c.conv == conv))
             return {uid: seq for uid, seq in rows}
+
+
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    cause = getattr(orig, "__cause__", None)
+    if code is None and cause is not None:
+        code = getattr(cause, "sqlstate", None)
+    return code if isinstance(code, str) else None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

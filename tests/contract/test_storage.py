@@ -1,0 +1,267 @@
+"""The storage contract (engines/storage/base.py), run against SQLite and a real PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from hubbub.config import Config
+from hubbub.core.errors import Code, HubbubError
+from hubbub.engines.storage.base import NewMessage, Storage
+from hubbub.engines.storage.sql import SqlStorage
+from tests import servers
+
+_ids = itertools.count(1_000_000)
+NOW = 1_764_000_000_000
+
+MakeStorage = Callable[[], Awaitable[SqlStorage]]
+
+
+def _sqla(url: str) -> str:
+    return Config(database=url).database_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStorage]:
+    """Storages on one fresh database (several instances share it, as cluster nodes do)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'hubbub.db'}"
+    else:
+        pg: servers.PostgresServer = request.getfixturevalue("postgres_server")
+        url = _sqla(pg.create_database())
+    made: list[SqlStorage] = []
+
+    async def make() -> SqlStorage:
+        storage = SqlStorage(url)
+        await storage.start()
+        made.append(storage)
+        return storage
+
+    yield make
+    for storage in made:
+        await storage.close()
+
+
+@pytest.fixture
+async def storage(make_storage: MakeStorage) -> Storage:
+    return await make_storage()
+
+
+def new(conv: str, sender: int, cmid: str, text: str = "hi", members: tuple[int, ...] = ()) -> NewMessage:
+    return NewMessage(
+        id=next(_ids),
+        conv=conv,
+        sender=sender,
+        cmid=cmid,
+        type="text",
+        body={"text": text},
+        ts=NOW,
+        members=members or tuple(int(x) for x in conv.split(":")[1:]),
+    )
+
+
+async def two_users(storage: Storage) -> tuple[int, int, str]:
+    a = await storage.create_user("alice", "Alice", "h1", NOW)
+    b = await storage.create_user("bob", "Bob", "h2", NOW)
+    return a.id, b.id, f"p:{min(a.id, b.id)}:{max(a.id, b.id)}"
+
+
+# -- accounts ---------------------------------------------------------------------------------------
+async def test_accounts(storage: Storage) -> None:
+    alice = await storage.create_user("Alice", "Ally", "hash", NOW)
+    with pytest.raises(HubbubError) as err:
+        await storage.create_user("ALICE", "x", "hash", NOW)
+    assert err.value.code is Code.USERNAME_TAKEN
+    account = await storage.account_by_username("alice")
+    assert account is not None and account.user.id == alice.id and account.password_hash == "hash"
+    assert account.banned is False
+    assert (await storage.account(alice.id)) == account
+    assert await storage.account(alice.id + 100) is None
+    updated = await storage.update_profile(alice.id, {"nickname": "Al", "signature": "yo"})
+    assert updated is not None and updated.nickname == "Al" and updated.signature == "yo"
+    await storage.set_password_hash(alice.id, "new")
+    again = await storage.account(alice.id)
+    assert again is not None and again.password_hash == "new"
+    bob = await storage.create_user("bob_1", "Bobby", "h", NOW)
+    assert [u.id for u in await storage.search_users("al", 10)] == [alice.id]
+    assert [u.id for u in await storage.search_users("bob_", 10)] == [bob.id]
+    assert await storage.search_users("b%", 10) == []
+    assert set(await storage.users([alice.id, bob.id, 999])) == {alice.id, bob.id}
+
+
+# -- sessions -----------------------------------------------------------------------------------------
+async def test_sessions_and_refresh_rotation(storage: Storage) -> None:
+    uid = (await storage.create_user("carol", "C", "h", NOW)).id
+    await storage.create_session("s1", uid, "t1", NOW + 1000, NOW)
+    await storage.create_session("s2", uid, "u1", NOW + 1000, NOW)
+    token = await storage.refresh_token("t1")
+    assert token is not None and token.sid == "s1" and token.user_id == uid
+    assert not token.spent and not token.session_revoked
+    assert await storage.rotate_refresh_token("t1", "t2", "s1", NOW + 2000)
+    assert not await storage.rotate_refresh_token("t1", "t3", "s1", NOW + 2000)  # a replay
+    spent = await storage.refresh_token("t1")
+    assert spent is not None and spent.spent
+    assert await storage.refresh_token("nope") is None
+    assert await storage.session_active("s1")
+    assert await storage.revoke_sessions(uid, keep_sid="s1") == ["s2"]
+    assert not await storage.session_active("s2")
+    await storage.revoke_session("s1")
+    assert not await storage.session_active("s1")
+    revoked = await storage.refresh_token("t2")
+    assert revoked is not None and revoked.session_revoked
+    assert not await storage.session_active("unknown")
+
+
+# -- friends ------------------------------------------------------------------------------------------
+async def test_friends(storage: Storage) -> None:
+    a, b, _ = await two_users(storage)
+    request = await storage.create_friend_request(a, b, "hello", NOW)
+    assert request.status == "pending" and request.from_user.id == a and request.to_user.id == b
+    assert (await storage.pending_request(a, b)) == request
+    incoming, outgoing = await storage.friend_requests(b)
+    assert [r.id for r in incoming] == [request.id] and outgoing == []
+    assert await storage.answer_friend_request(request.id, "accepted")
+    assert not await storage.answer_friend_request(request.id, "declined")  # no longer pending
+    found = await storage.friend_request(request.id)
+    assert found is not None and found.status == "accepted"
+    await storage.add_friendship(a, b, NOW)
+    await storage.add_friendship(a, b, NOW)  # idempotent
+    assert await storage.are_friends(a, b) and await storage.are_friends(b, a)
+    assert await storage.friend_ids(a) == [b]
+    assert [(u.id, since) for u, since in await storage.friends(b)] == [(a, NOW)]
+    assert await storage.remove_friendship(b, a)
+    assert not await storage.are_friends(a, b)
+    assert not await storage.remove_friendship(a, b)
+
+
+# -- messages -----------------------------------------------------------------------------------------
+async def test_store_assigns_gap_free_seqs_per_conversation(storage: Storage) -> None:
+    a, b, conv = await two_users(storage)
+    c = (await storage.create_user("carl", "Carl", "h", NOW)).id
+    other = f"p:{min(a, c)}:{max(a, c)}"
+    first = await storage.store_messages([new(conv, a, "1"), new(other, a, "2"), new(conv, b, "3")])
+    assert [(s.message.conv, s.message.seq, s.duplicate) for s in first] == [
+        (conv, 1, False),
+        (other, 1, False),
+        (conv, 2, False),
+    ]
+    second = await storage.store_messages([new(conv, a, f"x{i}") for i in range(5)] + [new(other, c, "y")])
+    assert [s.message.seq for s in second] == [3, 4, 5, 6, 7, 2]
+    assert [m.seq for m in await storage.messages_after(conv, 0, 100)] == list(range(1, 8))
+
+
+async def test_store_is_idempotent_on_sender_and_cmid(storage: Storage) -> None:
+    a, b, conv = await two_users(storage)
+    (first,) = await storage.store_messages([new(conv, a, "same", "one")])
+    again = await storage.store_messages([new(conv, a, "same", "two"), new(conv, b, "same", "b's own")])
+    assert again[0].duplicate and again[0].message == first.message
+    assert not again[1].duplicate and again[1].message.seq == 2
+    # duplicates inside one batch: stored once, the second occurrence reported as a duplicate
+    batch = await storage.store_messages([new(conv, a, "twin"), new(conv, a, "twin"), new(conv, a, "z")])
+    assert [(s.message.seq, s.duplicate) for s in batch] == [(3, False), (3, True), (4, False)]
+    assert batch[0].message == batch[1].message
+    assert [m.cmid for m in await storage.messages_after(conv, 0, 100)] == ["same", "same", "twin", "z"]
+
+
+async def test_concurrent_batches_from_two_instances(make_storage: MakeStorage) -> None:
+    """Two nodes storing into the same conversations at once: no seq repeats, none is missing."""
+    one, two = await make_storage(), await make_storage()
+    a, b, conv = await two_users(one)
+    c = (await one.create_user("cid", "C", "h", NOW)).id
+    other = f"p:{min(b, c)}:{max(b, c)}"
+
+    async def writer(storage: Storage, tag: str) -> list[tuple[str, int]]:
+        seqs = []
+        for i in range(15):
+            batch = [new(conv, a, f"{tag}a{i}"), new(other, c, f"{tag}c{i}"), new(conv, b, f"{tag}b{i}")]
+            # and a retry of the other instance's cmid, which must not become a second message
+            batch.append(new(conv, a, f"{'2' if tag == '1' else '1'}a{i}"))
+            for s in await storage.store_messages(batch):
+                if not s.duplicate:
+                    seqs.append((s.message.conv, s.message.seq))
+        return seqs
+
+    results = await asyncio.gather(writer(one, "1"), writer(two, "2"), writer(one, "3"), writer(two, "4"))
+    taken = [pair for r in results for pair in r]
+    assert len(taken) == len(set(taken)), "a seq was given twice"
+    for cv in (conv, other):
+        stored = await one.messages_after(cv, 0, 1000)
+        assert [m.seq for m in stored] == list(range(1, len(stored) + 1)), "seqs have holes"
+        assert len({(m.sender, m.cmid) for m in stored}) == len(stored)
+    assert len(await one.messages_after(conv, 0, 1000)) == 4 * 15 * 2
+    assert len(await one.messages_after(other, 0, 1000)) == 4 * 15
+
+
+async def test_pull_history_recall(storage: Storage) -> None:
+    a, _, conv = await two_users(storage)
+    await storage.store_messages([new(conv, a, str(i), f"m{i}") for i in range(1, 11)])
+    after = await storage.messages_after(conv, 3, 4)
+    assert [m.seq for m in after] == [4, 5, 6, 7] and after[0].body == {"text": "m4"}
+    assert [m.seq for m in await storage.messages_before(conv, 8, 3, 0)] == [5, 6, 7]
+    assert [m.seq for m in await storage.messages_before(conv, 4, 10, 1)] == [2, 3]
+    msg = await storage.message(conv, 2)
+    assert msg is not None and msg.sender == a and msg.recalled is False and msg.ts == NOW
+    assert await storage.mark_recalled(conv, 2)
+    assert not await storage.mark_recalled(conv, 2)
+    recalled = await storage.message(conv, 2)
+    assert recalled is not None and recalled.recalled and recalled.body == {}
+    assert await storage.message(conv, 99) is None
+    assert await storage.messages_after("p:98:99", 0, 10) == []
+
+
+async def test_read_seqs_and_conversations(storage: Storage) -> None:
+    a, b, conv = await two_users(storage)
+    c = (await storage.create_user("cat", "Cat", "h", NOW)).id
+    other = f"p:{min(a, c)}:{max(a, c)}"
+    await storage.store_messages([new(conv, a, "1"), new(conv, b, "2"), new(conv, b, "3")])
+    newer = new(other, c, "4")
+    newer.ts = NOW + 10
+    await storage.store_messages([newer])
+    assert await storage.member_state(conv, a) == (0, 0)
+    assert await storage.member_state(conv, c) is None
+    assert await storage.set_read_seq(conv, a, 2) == 2
+    assert await storage.set_read_seq(conv, a, 1) == 2  # never lower
+    assert await storage.set_read_seq(conv, b, 50) == 3  # never past max_seq
+    assert await storage.set_read_seq("p:97:98", a, 1) is None
+    assert await storage.read_seqs(conv) == {a: 2, b: 3}
+    assert await storage.peer_read_seqs(a) == {conv: 3, other: 0}
+    states = await storage.conversations_of(a)
+    assert [s.conv for s in states] == [other, conv]  # newest activity first
+    mine = states[1]
+    assert (mine.max_seq, mine.read_seq, mine.unread) == (3, 2, 1)
+    assert mine.last is not None and mine.last.seq == 3 and mine.last.cmid == "3"
+    assert states[0].unread == 1 and states[0].last is not None and states[0].last.sender == c
+    assert await storage.conversations_of(9999) == []
+
+
+async def test_unavailable_when_the_database_is_down(postgres_server: servers.PostgresServer) -> None:
+    """PostgreSQL going away turns into UNAVAILABLE (nothing stored), quickly, and storage recovers."""
+    url = postgres_server.create_database()
+    proxy = await servers.TcpProxy(postgres_server.port).start()
+    storage = SqlStorage(_sqla(url.replace(f":{postgres_server.port}/", f":{proxy.port}/")))
+    await storage.start()
+    try:
+        a, _, conv = await two_users(storage)
+        await storage.store_messages([new(conv, a, "before")])
+        await proxy.cut()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for call in (
+            storage.store_messages([new(conv, a, "during")]),
+            storage.ping(),
+            storage.messages_after(conv, 0, 10),
+        ):
+            with pytest.raises(HubbubError) as err:
+                await asyncio.wait_for(call, 10)
+            assert err.value.code is Code.UNAVAILABLE
+        assert loop.time() - started < 5
+        await proxy.start()  # the database is back, on the same port
+        await storage.ping()
+        assert [m.cmid for m in await storage.messages_after(conv, 0, 10)] == ["before"]
+    finally:
+        await proxy.cut()
+        await storage.close()
