@@ -154,8 +154,9 @@ def _template_dir() -> str:
                 "--auth=trust",
                 "-E",
                 "UTF8",
-            ]
-            + ["--no-sync", "--no-instructions"],
+                "--no-sync",
+                "--no-instructions",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -186,8 +187,11 @@ class PostgresServer:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         subprocess.run(
-            [*_as_postgres(), self.pg_ctl, "-D", self.data, "-l", os.path.join(self.root, "log"), "-w"]
-            + ["-t", "30", "-o", options, "start"],
+            [
+                *_as_postgres(),
+                *(self.pg_ctl, "-D", self.data, "-l", os.path.join(self.root, "log")),
+                *("-w", "-t", "30", "-o", options, "start"),
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -214,8 +218,10 @@ class PostgresServer:
     def psql(self, sql: str, database: str = "postgres") -> str:
         psql = _pg_binary("psql")
         out = subprocess.run(
-            [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database]
-            + ["-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            [
+                *(psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database),
+                *("-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql),
+            ],
             check=True,
             capture_output=True,
         )
