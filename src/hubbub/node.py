@@ -65,9 +65,8 @@ class Node:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=2048, reuse_address=True)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # port 0: learn the one the OS chose
-            self.port = server.sockets[0].getsockname()[1]
+        for address in self._runner.addresses:  # port 0: learn the one the OS chose
+            self.port = int(address[1])
         log.info(
             "hubbub node %s listening on http://%s:%d",
             self.config.effective_node_id,

@@ -84,7 +84,7 @@ async def test_persistent_garbage_is_cut_off(node, make_client):
         ws = await authed_ws(node, http, alice)
         for _ in range(25):
             await ws.send_str("}")
-        while (msg := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
+        while (await ws.receive(timeout=5)).type == aiohttp.WSMsgType.TEXT:
             pass
         assert ws.close_code == 4400
 
@@ -222,7 +222,7 @@ async def _silent_authenticated_socket(port, token):
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
-    auth = ('{"type":"auth","token":"%s"}' % token).encode()
+    auth = b'{"type":"auth","token":"' + token.encode() + b'"}'
     mask = os.urandom(4)
     payload = bytes(b ^ mask[i % 4] for i, b in enumerate(auth))
     length = (

@@ -45,7 +45,7 @@ class Session:
         if self.state is State.CLOSED:
             return Rejection(frames.ErrorFrame(code=Code.BAD_REQUEST, message="connection is closing"))
         try:
-            frame = _decoder.decode(raw)
+            frame: frames.ClientFrame = _decoder.decode(raw)
         except msgspec.ValidationError as exc:
             return self._reject(_classify(str(exc)), str(exc), _salvage_rid(raw))
         except msgspec.DecodeError as exc:

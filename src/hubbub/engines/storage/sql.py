@@ -7,7 +7,7 @@ whatever the batch size — one seq allocation for all its conversations, one in
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,7 +30,7 @@ _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def _unavailable(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _unavailable(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Turn 'the database is not answering' into the client-facing UNAVAILABLE error."""
 
     @functools.wraps(fn)
@@ -45,7 +45,7 @@ def _unavailable(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
-def _user(row: Row[Any]) -> User:
+def _user(row: Row[Any] | Any) -> User:
     return User(
         id=row.id, username=row.username, nickname=row.nickname, signature=row.signature, avatar=row.avatar
     )
@@ -448,7 +448,7 @@ class SqlStorage(Storage):
                 top = await self._allocate_seqs(
                     conn, {c: len(ms) for c, ms in per_conv.items()}, fresh[-1].ts
                 )
-                rows = []
+                values: list[dict[str, Any]] = []
                 for conv, ms in per_conv.items():
                     first = top[conv] - len(ms) + 1
                     for offset, m in enumerate(ms):
@@ -463,7 +463,7 @@ class SqlStorage(Storage):
                             cmid=m.cmid,
                         )
                         stored[(m.sender, m.cmid)] = message
-                        rows.append(
+                        values.append(
                             {
                                 "conv": conv,
                                 "seq": message.seq,
@@ -476,7 +476,7 @@ class SqlStorage(Storage):
                                 "recalled": False,
                             }
                         )
-                await conn.execute(insert(msgs), rows)
+                await conn.execute(insert(msgs), values)
 
         results: list[Stored] = []
         first_seen: set[tuple[int, str]] = set()
