@@ -1,0 +1,151 @@
+/**
+ * REST client for `/api/v1` (protocol.md, "REST API"). Every call returns the parsed body or throws an
+ * ApiError carrying the server's machine-readable `code`. An authenticated call that meets
+ * `401 token_expired` refreshes the session once and retries.
+ */
+import { Session, SessionExpired } from './session'
+import type {
+  Ack,
+  ConversationRow,
+  ConvId,
+  Friend,
+  FriendRequest,
+  Message,
+  Tokens,
+  User,
+  UserId,
+} from './types'
+
+export class ApiError extends Error {
+  constructor(
+    public readonly status: number,
+    public readonly code: string,
+    message: string,
+    public readonly retryAfter?: number,
+  ) {
+    super(message)
+  }
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE'
+
+export class Api {
+  readonly session: Session
+  /** Called when the server says the session is over (revoked, or refresh refused). */
+  onSessionEnded: (code: string) => void = () => {}
+
+  constructor(
+    storage: Storage,
+    private readonly base = '',
+    private readonly fetchImpl: typeof fetch = (...a) => fetch(...a),
+  ) {
+    this.session = new Session(storage, (rt) => this.call<Tokens>('POST', '/auth/refresh', { refresh_token: rt }))
+  }
+
+  // ---- auth -----------------------------------------------------------------------------------------
+  async register(username: string, password: string, nickname?: string): Promise<User> {
+    const body: Record<string, string> = { username, password }
+    if (nickname) body.nickname = nickname
+    return this.session.set(await this.call<Tokens>('POST', '/auth/register', body)).user
+  }
+
+  async login(username: string, password: string): Promise<User> {
+    return this.session.set(await this.call<Tokens>('POST', '/auth/login', { username, password })).user
+  }
+
+  async logout(): Promise<void> {
+    const s = this.session.value
+    this.session.clear()
+    if (s) await this.call<void>('POST', '/auth/logout', { refresh_token: s.refresh_token }).catch(() => {})
+  }
+
+  // ---- profile and users ----------------------------------------------------------------------------
+  me = () => this.authed<User>('GET', '/me')
+  async updateMe(patch: { nickname?: string; signature?: string; avatar?: string | null }): Promise<User> {
+    const u = await this.authed<User>('PATCH', '/me', patch)
+    this.session.updateUser(u)
+    return u
+  }
+  user = (id: UserId) => this.authed<User>('GET', `/users/${id}`)
+  searchUsers = (q: string, limit = 20) =>
+    this.authed<{ users: User[] }>('GET', `/users?q=${encodeURIComponent(q)}&limit=${limit}`).then((r) => r.users)
+
+  // ---- friends --------------------------------------------------------------------------------------
+  friends = () => this.authed<{ friends: Friend[] }>('GET', '/friends').then((r) => r.friends)
+  removeFriend = (id: UserId) => this.authed<void>('DELETE', `/friends/${id}`)
+  friendRequests = () => this.authed<{ incoming: FriendRequest[]; outgoing: FriendRequest[] }>('GET', '/friends/requests')
+  requestFriend = (to: UserId, note?: string) =>
+    this.authed<FriendRequest>('POST', '/friends/requests', note ? { to, note } : { to })
+  acceptRequest = (id: number) => this.authed<FriendRequest>('POST', `/friends/requests/${id}/accept`)
+  declineRequest = (id: number) => this.authed<FriendRequest>('POST', `/friends/requests/${id}/decline`)
+
+  // ---- messages (the WebSocket is the usual path; these are the fallbacks) ----------------------------
+  send = (m: { cmid: string; to?: UserId; conv?: ConvId; type: 'text'; body: { text: string } }) =>
+    this.authed<Ack>('POST', '/messages', m)
+  conversations = () =>
+    this.authed<{ conversations: ConversationRow[] }>('GET', '/conversations').then((r) => r.conversations)
+  messages = (conv: ConvId, q: { after_seq?: number; before_seq?: number; limit?: number }) => {
+    const qs = new URLSearchParams()
+    for (const [k, v] of Object.entries(q)) if (v !== undefined) qs.set(k, String(v))
+    return this.authed<{ messages: Message[]; has_more: boolean }>(
+      'GET',
+      `/conversations/${encodeURIComponent(conv)}/messages?${qs}`,
+    )
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------------
+  /** An authenticated call: refresh before if the token is about to expire, and once more on token_expired. */
+  async authed<T>(method: Method, path: string, body?: unknown): Promise<T> {
+    try {
+      const token = await this.session.accessToken()
+      try {
+        return await this.call<T>(method, path, body, token)
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.code !== 'token_expired') throw e
+        const fresh = await this.session.refresh()
+        return await this.call<T>(method, path, body, fresh.access_token)
+      }
+    } catch (e) {
+      if (e instanceof SessionExpired) {
+        this.onSessionEnded(e.code)
+        throw new ApiError(401, e.code, 'session ended')
+      }
+      if (e instanceof ApiError && e.status === 401 && (e.code === 'token_revoked' || e.code === 'unauthorized')) {
+        this.session.clear()
+        this.onSessionEnded(e.code)
+      }
+      throw e
+    }
+  }
+
+  async call<T>(method: Method, path: string, body?: unknown, token?: string): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    if (body !== undefined) headers['Content-Type'] = 'application/json'
+    if (token) headers.Authorization = `Bearer ${token}`
+    let res: Response
+    try {
+      res = await this.fetchImpl(`${this.base}/api/v1${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+    } catch (e) {
+      throw new ApiError(0, 'network', (e as Error).message || 'network error')
+    }
+    if (res.status === 204) return undefined as T
+    const text = await res.text()
+    let data: unknown = undefined
+    if (text) {
+      try {
+        data = JSON.parse(text)
+      } catch {
+        /* not JSON: handled below */
+      }
+    }
+    if (!res.ok) {
+      const err = (data as { error?: { code?: string; message?: string; retry_after?: number } } | undefined)?.error
+      throw new ApiError(res.status, err?.code ?? 'http_' + res.status, err?.message ?? res.statusText, err?.retry_after)
+    }
+    return data as T
+  }
+}

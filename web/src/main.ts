@@ -1,0 +1,44 @@
+import { createApp } from 'vue'
+import App from './App.vue'
+import { Api } from './api/rest'
+import { StoreKey, createChatStore } from './store'
+import { applyTheme } from './theme'
+import { locale, t } from './i18n'
+import { messageSummary } from './util/format'
+import './style.css'
+
+const api = new Api(localStorage)
+const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`
+
+const store = createChatStore({
+  api,
+  wsUrl,
+  isVisible: () => document.visibilityState === 'visible',
+  notify: ({ title, body, conv }) => {
+    if (document.visibilityState === 'visible') return
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return
+    try {
+      const n = new Notification(title, { body: messageSummary(body), tag: conv })
+      n.onclick = () => {
+        window.focus()
+        store.openConv(conv)
+        n.close()
+      }
+    } catch {
+      /* some browsers only allow notifications from a service worker */
+    }
+  },
+})
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') store.markActiveRead()
+})
+window.addEventListener('online', () => store.reconnectNow())
+window.addEventListener('focus', () => store.markActiveRead())
+
+applyTheme()
+document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
+document.title = t('app.name')
+store.boot()
+
+createApp(App).provide(StoreKey, store).mount('#app')

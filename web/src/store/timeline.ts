@@ -1,0 +1,56 @@
+/**
+ * Turn a conversation's window into rows for the chat view: day separators, messages grouped by sender
+ * (consecutive, same day, a few minutes apart), recalled messages as centred notices, and the outbox last.
+ */
+import type { Message, UserId } from '../api/types'
+import type { ConvState, Outgoing } from './convs'
+
+export type TimelineRow =
+  | { kind: 'day'; key: string; ts: number }
+  | { kind: 'notice'; key: string; msg: Message; mine: boolean }
+  | { kind: 'msg'; key: string; msg: Message; mine: boolean; first: boolean; last: boolean }
+  | { kind: 'out'; key: string; out: Outgoing; first: boolean; last: boolean }
+
+/** Messages of one sender closer together than this share a group (one avatar, one name). */
+export const GROUP_GAP_MS = 5 * 60 * 1000
+
+export function dayKey(ts: number): string {
+  const d = new Date(ts)
+  return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`
+}
+
+export function buildTimeline(state: ConvState, me: UserId): TimelineRow[] {
+  const rows: TimelineRow[] = []
+  let prevDay = ''
+  let prev: { sender: UserId; ts: number; row: TimelineRow } | null = null
+
+  const place = (sender: UserId, ts: number, make: (first: boolean) => TimelineRow) => {
+    const day = dayKey(ts)
+    if (day !== prevDay) {
+      rows.push({ kind: 'day', key: `d:${day}`, ts })
+      prevDay = day
+      prev = null
+    }
+    const grouped = prev !== null && prev.sender === sender && ts - prev.ts < GROUP_GAP_MS
+    if (grouped && prev && (prev.row.kind === 'msg' || prev.row.kind === 'out')) prev.row.last = false
+    const row = make(!grouped)
+    rows.push(row)
+    prev = row.kind === 'notice' ? null : { sender, ts, row }
+  }
+
+  for (const m of [...state.messages, ...state.ahead]) {
+    if (m.type === 'recall') continue // bookkeeping: its target is shown recalled
+    const mine = m.sender === me
+    if (m.recalled) {
+      place(m.sender, m.ts, () => ({ kind: 'notice', key: `m:${m.seq}`, msg: m, mine }))
+      continue
+    }
+    // Keyed by cmid when there is one, so an acknowledged outgoing message keeps its element.
+    const key = m.cmid ? `c:${m.sender}:${m.cmid}` : `m:${m.seq}`
+    place(m.sender, m.ts, (first) => ({ kind: 'msg', key, msg: m, mine, first, last: true }))
+  }
+  for (const o of state.outbox) {
+    place(me, o.ts, (first) => ({ kind: 'out', key: `c:${me}:${o.cmid}`, out: o, first, last: true }))
+  }
+  return rows
+}
