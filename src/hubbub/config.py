@@ -47,6 +47,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: Login attempts per username: burst, then per minute.
     login_burst: int = 10
     login_per_minute: float = 10.0
+    #: Most members a (normal) group may have.
+    group_member_limit: int = 5000
+    #: Most groups a user may create per hour.
+    group_create_per_hour: int = 20
     #: Largest batch of messages stored in one transaction.
     max_batch: int = 512
     #: argon2 cost; lower only for tests.

@@ -27,6 +27,8 @@ class Code(StrEnum):
     USERNAME_TAKEN = "username_taken"
     CONFLICT = "conflict"
     RECALL_EXPIRED = "recall_expired"
+    MUTED = "muted"
+    GROUP_DISMISSED = "group_dismissed"
     RATE_LIMITED = "rate_limited"
     NOT_AUTHENTICATED = "not_authenticated"
     UNAVAILABLE = "unavailable"
@@ -47,6 +49,8 @@ HTTP_STATUS: dict[Code, int] = {
     Code.USERNAME_TAKEN: 409,
     Code.CONFLICT: 409,
     Code.RECALL_EXPIRED: 409,
+    Code.MUTED: 403,
+    Code.GROUP_DISMISSED: 410,
     Code.RATE_LIMITED: 429,
     Code.NOT_AUTHENTICATED: 401,
     Code.UNAVAILABLE: 503,

@@ -75,6 +75,39 @@ class Conversation(msgspec.Struct, kw_only=True):
     peer_read_seq: int
     unread: int
     last: Message | None
+    #: Someone @mentioned me (or @all) after my read seq.
+    mention: bool = False
+    #: For groups: the group's id (its profile is GET /api/v1/groups/{id}).
+    group: int | None = None
+
+
+Role = Literal["owner", "admin", "member"]
+InvitePolicy = Literal["members", "admins"]
+
+
+class Group(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    avatar: str | None
+    notice: str
+    owner: int
+    invite_policy: InvitePolicy
+    muted_all: bool
+    dismissed: bool
+    member_count: int
+    created_at: int
+    conv: str = ""
+
+
+class GroupMember(msgspec.Struct, kw_only=True):
+    user: User
+    role: Role
+    nickname: str
+    #: Do not disturb: no notification pushes for this member (messages still arrive).
+    dnd: bool
+    #: Milliseconds since the epoch until which the member may not send; 0 when not muted.
+    muted_until: int
+    joined_at: int
 
 
 class Tokens(msgspec.Struct, kw_only=True):

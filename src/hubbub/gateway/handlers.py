@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hubbub.core.clock import now_ms
+from hubbub.core.convs import parse_group
 from hubbub.core.errors import Code, HubbubError
 from hubbub.engines.storage.base import Stored
 from hubbub.gateway.connection import Connection
@@ -47,6 +48,7 @@ class Handlers:
             frames.Read: self._read,
             frames.Recall: self._recall,
             frames.Typing: self._typing,
+            frames.Receipts: self._receipts,
         }
 
     async def handle(self, conn: Connection, frame: frames.ClientFrame) -> None:
@@ -130,6 +132,15 @@ class Handlers:
     async def _recall(self, conn: Connection, frame: frames.Recall) -> bytes:
         await self.s.messages.recall(conn.user_id, frame.conv, frame.seq)
         return encode(frames.Ok(rid=frame.rid))
+
+    async def _receipts(self, conn: Connection, frame: frames.Receipts) -> bytes:
+        group_id = parse_group(frame.conv)
+        if group_id is None:
+            raise HubbubError(Code.INVALID_FIELD, "conv: receipts are for group conversations")
+        read, total, readers = await self.s.groups.receipts(conn.user_id, group_id, frame.seq)
+        return encode(
+            frames.ReceiptsResult(conv=frame.conv, seq=frame.seq, read=read, total=total, readers=readers, rid=frame.rid)
+        )
 
     async def _typing(self, conn: Connection, frame: frames.Typing) -> None:
         await self.s.messages.typing(conn.user_id, frame.conv)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hubbub.core.errors import Code, HubbubError
 from hubbub.gateway.server import Gateway
-from hubbub.platform import openapi, routes_accounts, routes_friends, routes_messages  # noqa: F401  (register)
+from hubbub.platform import openapi, routes_accounts, routes_friends, routes_groups, routes_messages  # noqa: F401
 from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
 from hubbub.services.container import Services
 

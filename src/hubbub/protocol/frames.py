@@ -78,7 +78,13 @@ class Typing(ClientFrame, tag="typing"):
     conv: ConvId
 
 
-AnyClientFrame = Auth | Ping | Send | Sync | Pull | History | Read | Recall | Typing
+class Receipts(ClientFrame, tag="receipts"):
+    conv: ConvId
+    seq: Seq
+    rid: Rid = None
+
+
+AnyClientFrame = Auth | Ping | Send | Sync | Pull | History | Read | Recall | Typing | Receipts
 
 
 # -- server -> client -----------------------------------------------------------------------------
@@ -117,6 +123,15 @@ class Messages(ServerFrame, tag="messages"):
     conv: str
     messages: list[Message]
     has_more: bool
+    rid: Rid = None
+
+
+class ReceiptsResult(ServerFrame, tag="receipts_result"):
+    conv: str
+    seq: int
+    read: int
+    total: int
+    readers: list[int]
     rid: Rid = None
 
 

@@ -14,14 +14,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import NewMessage, Storage, Stored
+from hubbub.engines.storage.base import Admit, NewMessage, Rejected, Storage, Stored
 
-OnStored = Callable[[list[NewMessage], list[Stored]], Awaitable[None]]
+OnStored = Callable[[list[NewMessage], list[Stored | Rejected]], Awaitable[None]]
 
 
 class SendBatcher:
-    def __init__(self, storage: Storage, on_stored: OnStored, max_batch: int = 512) -> None:
+    def __init__(self, storage: Storage, on_stored: OnStored, admit: Admit | None = None, max_batch: int = 512) -> None:
         self.storage = storage
+        self.admit = admit
         self.on_stored = on_stored
         self.max_batch = max_batch
         self._pending: list[tuple[NewMessage, asyncio.Future[Stored]]] = []
@@ -45,7 +46,7 @@ class SendBatcher:
                 del self._pending[: self.max_batch]
                 items = [item for item, _ in batch]
                 try:
-                    results = await self.storage.store_messages(items)
+                    results = await self.storage.store_messages(items, self.admit)
                 except HubbubError as exc:
                     _fail(batch, exc)
                     continue
@@ -64,7 +65,11 @@ class SendBatcher:
                         {"message": "publishing stored messages failed", "exception": exc}
                     )
                 for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(result, Rejected):
+                        future.set_exception(result.error)
+                    else:
                         future.set_result(result)
         finally:
             self._flusher = None

@@ -12,6 +12,7 @@ from hubbub.engines.storage.base import Storage
 from hubbub.services.accounts import AccountService
 from hubbub.services.auth import AuthService
 from hubbub.services.friends import FriendService
+from hubbub.services.groups import GroupService
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
 
@@ -25,11 +26,13 @@ class Services:
     accounts: AccountService
     friends: FriendService
     messages: MessageService
+    groups: GroupService
     presence: PresenceService
 
     @classmethod
     def build(cls, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter) -> Services:
         friends = FriendService(config, storage, broker, limiter)
+        ids = MessageIds(config.effective_node_id)
         return cls(
             config=config,
             storage=storage,
@@ -37,8 +40,7 @@ class Services:
             auth=AuthService(config, storage, broker, limiter),
             accounts=AccountService(storage),
             friends=friends,
-            messages=MessageService(
-                config, storage, broker, limiter, friends, MessageIds(config.effective_node_id)
-            ),
+            messages=MessageService(config, storage, broker, limiter, friends, ids),
+            groups=GroupService(config, storage, broker, limiter, friends, ids),
             presence=PresenceService(storage, broker),
         )

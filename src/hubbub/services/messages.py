@@ -1,9 +1,11 @@
-"""Sending, reading, syncing and recalling messages in private conversations.
+"""Sending, reading, syncing and recalling messages, in private conversations and groups.
 
 Guarantees (docs/architecture.md, "Conversations, sequences, sync"):
 - a message is stored, with its seq, before it is acknowledged or pushed;
 - a retried send (same sender and cmid) returns the first message's ack and stores nothing;
-- pushes are a fast path only: ``sync`` + ``pull`` return everything a member may see.
+- pushes are a fast path only: ``sync`` + ``pull`` return everything a member may see;
+- group sends are checked against membership, mutes and roles inside the storing transaction
+  (``admit_group_message``), so they agree with concurrent kicks and mutes.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ from typing import Any
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
-from hubbub.core.convs import parse_private, peer_of, private_conv
+from hubbub.core.convs import parse_group, parse_private, peer_of, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Ack, Conversation, Message
 from hubbub.engines.broker.base import Broker, Event
 from hubbub.engines.ratelimit.base import RateLimiter
-from hubbub.engines.storage.base import NewMessage, Storage, Stored
+from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
 from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
 from hubbub.services.batcher import SendBatcher
 from hubbub.services.friends import FriendService
+from hubbub.services.group_rules import Action, allowed
 from hubbub.services.limits import enforce
 
 #: Message types a client may send now; the others are reserved (docs/protocol.md, "Objects").
@@ -30,22 +33,52 @@ SENDABLE_TYPES = frozenset({"text"})
 RECALL_TYPE = "recall"
 #: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
 SYSTEM_CMID_PREFIX = "~"
+MAX_MENTIONS = 50
+_TEXT_BODY_KEYS = frozenset({"text", "mentions", "mention_all"})
+
+
+def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | None:
+    """The send rules of a group, applied to the members as they are inside the storing transaction."""
+    if facts.group.dismissed:
+        return HubbubError(Code.GROUP_DISMISSED, "this group was dismissed")
+    member = facts.members.get(item.sender)
+    if member is None:
+        return HubbubError(Code.FORBIDDEN, "you are not a member of this group")
+    if item.type == RECALL_TYPE:
+        return None  # permission was checked against the recalled message already
+    if member.role == "member" and facts.group.muted_all:
+        return HubbubError(Code.MUTED, "only the owner and admins may speak in this group now")
+    if member.muted_until > item.ts:
+        return HubbubError(Code.MUTED, "you are muted in this group", until=member.muted_until)
+    if item.mention_all and not allowed(Action.MENTION_ALL, member.role):
+        return HubbubError(Code.FORBIDDEN, "only the owner and admins can @all")
+    return None
 
 
 class SendCommand:
     """A validated send, ready for the batcher."""
 
-    __slots__ = ("body", "cmid", "conv", "members", "msg_type", "sender")
+    __slots__ = ("body", "cmid", "conv", "members", "mention_all", "mentions", "msg_type", "sender")
 
     def __init__(
-        self, sender: int, conv: str, members: tuple[int, ...], cmid: str, msg_type: str, body: dict[str, Any]
-    ):
+        self,
+        sender: int,
+        conv: str,
+        members: tuple[int, ...],
+        cmid: str,
+        msg_type: str,
+        body: dict[str, Any],
+        mentions: tuple[int, ...] = (),
+        mention_all: bool = False,
+    ) -> None:
         self.sender = sender
         self.conv = conv
         self.members = members
         self.cmid = cmid
         self.msg_type = msg_type
         self.body = body
+        self.mentions = mentions
+        self.mention_all = mention_all
 
 
 class MessageService:
@@ -64,7 +97,7 @@ class MessageService:
         self.limiter = limiter
         self.friends = friends
         self.ids = ids
-        self.batcher = SendBatcher(storage, self._publish_stored, config.max_batch)
+        self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
         # Which connection sent which pending message, so its own push is not echoed back to it.
         self._origin: dict[tuple[int, str], str] = {}
 
@@ -82,12 +115,21 @@ class MessageService:
             raise invalid("body.text", "a non-empty string is required")
         if len(text) > self.config.max_text_chars:
             raise HubbubError(Code.TOO_LARGE, f"text is longer than {self.config.max_text_chars} characters")
-        if len(body) != 1:
-            raise invalid("body", "a text message body has only 'text'")
+        if not body.keys() <= _TEXT_BODY_KEYS:
+            raise invalid("body", f"a text message body has only {sorted(_TEXT_BODY_KEYS)}")
+        await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
 
+        if to is not None and conv is not None:
+            raise invalid("to", "give either 'to' or 'conv', not both")
+        if conv is not None and parse_group(conv) is not None:
+            mentions, mention_all = _mentions(body)
+            return SendCommand(sender, conv, (), cmid, msg_type, body, mentions, mention_all)
+        if "mentions" in body or "mention_all" in body:
+            raise invalid("body.mentions", "mentions are for group messages")
+        return SendCommand(sender, await self._private_conv(sender, to, conv), (), cmid, msg_type, body)
+
+    async def _private_conv(self, sender: int, to: int | None, conv: str | None) -> str:
         if to is not None:
-            if conv is not None:
-                raise invalid("to", "give either 'to' or 'conv', not both")
             peer = to
         elif conv is not None:
             maybe_peer = peer_of(conv, sender)
@@ -100,7 +142,6 @@ class MessageService:
             raise invalid("to", "give 'to' (a user id) or 'conv'")
         if peer == sender:
             raise invalid("to", "you cannot message yourself")
-        await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
         if self.config.private_requires_friendship:
             if not await self.friends.are_friends(sender, peer):
                 if not await self.storage.users([peer]):
@@ -108,7 +149,7 @@ class MessageService:
                 raise HubbubError(Code.NOT_FRIENDS, "you can only message friends")
         elif not await self.storage.users([peer]):
             raise not_found("user")
-        return SendCommand(sender, private_conv(sender, peer), (sender, peer), cmid, msg_type, body)
+        return private_conv(sender, peer)
 
     def submit(self, command: SendCommand, origin_conn: str | None = None) -> asyncio.Future[Stored]:
         """Queue a prepared send. Synchronous, so sends from one connection keep their order."""
@@ -120,7 +161,9 @@ class MessageService:
             type=command.msg_type,
             body=command.body,
             ts=now_ms(),
-            members=command.members,
+            members=command.members or _members_of(command.conv),
+            mentions=command.mentions,
+            mention_all=command.mention_all,
         )
         if origin_conn is not None:
             self._origin[(command.sender, command.cmid)] = origin_conn
@@ -141,14 +184,13 @@ class MessageService:
         stored = await self.submit(command, origin_conn)
         return ack_of(stored.message)
 
-    async def _publish_stored(self, items: list[NewMessage], results: list[Stored]) -> None:
+    async def _publish_stored(self, items: list[NewMessage], results: list[Stored | Rejected]) -> None:
         events = []
         for item, result in zip(items, results, strict=True):
             origin = self._origin.pop((item.sender, item.cmid), None)
-            if result.duplicate:
+            if isinstance(result, Rejected) or result.duplicate:
                 continue
-            members = item.members or _members_of(result.message.conv)
-            events.append(Event(members, encode(MsgPush(msg=result.message)), origin))
+            events.append(Event(result.recipients or item.members, encode(MsgPush(msg=result.message)), origin))
         await self.broker.publish(events)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -156,12 +198,16 @@ class MessageService:
         """(read_seq, min_seq) of a member; refuses anyone else. A private conversation with no message
         yet has no rows, so its rightful members get (0, 0)."""
         pair = parse_private(conv)
-        if pair is None:
+        if pair is None and parse_group(conv) is None:
             raise not_found("conversation")
-        if user_id not in pair:
+        if pair is not None and user_id not in pair:
             raise HubbubError(Code.FORBIDDEN, "not your conversation")
         state = await self.storage.member_state(conv, user_id)
-        return state if state is not None else (0, 0)
+        if state is None:
+            if pair is None:
+                raise HubbubError(Code.FORBIDDEN, "you are not a member of this group")
+            return (0, 0)
+        return state
 
     async def pull(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[Message], bool]:
         _, min_seq = await self._membership(user_id, conv)
@@ -180,62 +226,73 @@ class MessageService:
     async def conversations(self, user_id: int) -> list[Conversation]:
         states = await self.storage.conversations_of(user_id)
         peers_read = await self.storage.peer_read_seqs(user_id)
-        result = []
-        for state in states:
-            result.append(
-                Conversation(
-                    conv=state.conv,
-                    peer=peer_of(state.conv, user_id),
-                    max_seq=state.max_seq,
-                    read_seq=state.read_seq,
-                    peer_read_seq=peers_read.get(state.conv, 0),
-                    unread=state.unread,
-                    last=state.last,
-                )
+        return [
+            Conversation(
+                conv=state.conv,
+                peer=peer_of(state.conv, user_id),
+                max_seq=state.max_seq,
+                read_seq=state.read_seq,
+                peer_read_seq=peers_read.get(state.conv, 0),
+                unread=state.unread,
+                last=state.last,
+                mention=state.mention_seq > state.read_seq,
+                group=parse_group(state.conv),
             )
-        return result
+            for state in states
+        ]
 
     async def mark_read(self, user_id: int, conv: str, seq: int) -> int:
         await self._membership(user_id, conv)
         read_seq = await self.storage.set_read_seq(conv, user_id, seq)
         if read_seq is None:
             raise not_found("conversation")
-        await self.broker.publish(
-            [Event(_members_of(conv), encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
-        )
+        # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
+        # (group receipts are asked for per message, so a read never fans out to thousands).
+        recipients = _members_of(conv) or (user_id,)
+        await self.broker.publish([Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))])
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:
         peer = peer_of(conv, user_id)
         if peer is None:
-            raise HubbubError(Code.FORBIDDEN, "not your conversation")
+            raise HubbubError(Code.FORBIDDEN, "typing indicators are for your private conversations")
         await self.broker.publish([Event([peer], encode(TypingPush(conv=conv, user=user_id)))])
 
     # -- recall -----------------------------------------------------------------------------------
     async def recall(self, user_id: int, conv: str, seq: int) -> Message:
-        """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync."""
+        """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync.
+
+        The sender may recall within the window; in groups the owner and admins may recall any message of a
+        lower-ranked member at any time.
+        """
         await self._membership(user_id, conv)
         target = await self.storage.message(conv, seq)
-        if target is None or target.type == RECALL_TYPE:
+        if target is None or target.type in (RECALL_TYPE, "system"):
             raise not_found("message")
-        if target.sender != user_id:
-            raise HubbubError(Code.FORBIDDEN, "only the sender can recall a message")
-        if not target.recalled and now_ms() - target.ts > self.config.recall_window_s * 1000:
-            raise HubbubError(
-                Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
-            )
+        if target.sender == user_id:
+            if not target.recalled and now_ms() - target.ts > self.config.recall_window_s * 1000:
+                raise HubbubError(
+                    Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
+                )
+        else:
+            await self._check_moderator(user_id, conv, target.sender)
         await self.storage.mark_recalled(conv, seq)
         # The notice's cmid is derived from the target, so recalling twice yields the same notice.
         command = SendCommand(
-            user_id,
-            conv,
-            _members_of(conv),
-            f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
-            RECALL_TYPE,
-            {"seq": seq},
+            user_id, conv, _members_of(conv), f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}", RECALL_TYPE, {"seq": seq}
         )
         stored = await self.submit(command)
         return stored.message
+
+    async def _check_moderator(self, user_id: int, conv: str, sender: int) -> None:
+        group_id = parse_group(conv)
+        if group_id is None:
+            raise HubbubError(Code.FORBIDDEN, "only the sender can recall a message")
+        me = await self.storage.group_member(group_id, user_id)
+        them = await self.storage.group_member(group_id, sender)
+        their_role = them.role if them is not None else "member"
+        if me is None or not allowed(Action.RECALL_OTHERS, me.role, their_role):
+            raise HubbubError(Code.FORBIDDEN, "only the sender, or a group's owner and admins, can recall")
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -248,3 +305,15 @@ def ack_of(message: Message) -> Ack:
 def _members_of(conv: str) -> tuple[int, ...]:
     pair = parse_private(conv)
     return pair if pair is not None else ()
+
+
+def _mentions(body: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
+    mentions = body.get("mentions", [])
+    mention_all = body.get("mention_all", False)
+    if not isinstance(mentions, list) or len(mentions) > MAX_MENTIONS:
+        raise invalid("body.mentions", f"a list of at most {MAX_MENTIONS} user ids")
+    if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in mentions):
+        raise invalid("body.mentions", "user ids must be positive integers")
+    if not isinstance(mention_all, bool):
+        raise invalid("body.mention_all", "must be true or false")
+    return tuple(sorted(set(mentions))), mention_all

@@ -12,11 +12,12 @@ Contract (tests/contract/test_storage.py runs it against SQLite and PostgreSQL):
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from hubbub.core.models import Account, FriendRequest, Message, User
+from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -30,11 +31,58 @@ class NewMessage(msgspec.Struct, kw_only=True):
     body: dict[str, Any]
     ts: int
     members: tuple[int, ...] = ()
+    #: Group members this message @mentions (``mention_all``: every member but the sender).
+    mentions: tuple[int, ...] = ()
+    mention_all: bool = False
 
 
 class Stored(msgspec.Struct, kw_only=True):
     message: Message
     duplicate: bool
+    #: Who should hear of it: the conversation's members at the moment it was stored.
+    recipients: tuple[int, ...] = ()
+
+
+class Rejected(msgspec.Struct):
+    """A message of a batch that was refused inside the storing transaction (nothing stored for it)."""
+
+    error: Any
+
+
+class MemberFacts(msgspec.Struct, frozen=True):
+    role: str
+    muted_until: int
+
+
+class GroupFacts(msgspec.Struct, kw_only=True):
+    """What the send rules need about a group, read inside the storing transaction."""
+
+    group: Group
+    members: dict[int, MemberFacts]
+
+
+#: Decides, inside the transaction, whether a group message may be stored: None to admit, or the error.
+Admit = Callable[[NewMessage, GroupFacts], Any]
+
+
+class GroupChange(msgspec.Struct, kw_only=True):
+    """A change to a group, applied atomically together with its system message."""
+
+    add: dict[int, str] = {}
+    remove: tuple[int, ...] = ()
+    roles: dict[int, str] = {}
+    mutes: dict[int, int] = {}
+    fields: dict[str, Any] = {}
+    #: Refuse (CONFLICT) if the member count would pass this; 0 means no check.
+    max_members: int = 0
+
+
+class GroupUpdate(msgspec.Struct, kw_only=True):
+    group: Group
+    stored: Stored
+    #: Members before and after the change: the system message goes to both.
+    before: tuple[int, ...]
+    after: tuple[int, ...]
 
 
 class RefreshToken(msgspec.Struct, kw_only=True):
@@ -55,9 +103,49 @@ class ConvState(msgspec.Struct, kw_only=True):
     updated_at: int
     unread: int
     last: Message | None
+    mention_seq: int = 0
 
 
-class Storage(abc.ABC):
+class GroupStorage(abc.ABC):
+    """Groups: profile, members with roles, and changes that are system messages in the group's seq."""
+
+    @abc.abstractmethod
+    async def create_group(
+        self, owner: int, fields: dict[str, Any], members: list[int], notice: NewMessage
+    ) -> GroupUpdate:
+        """Create the group and its conversation; ``notice.conv`` is filled in with the new id."""
+
+    @abc.abstractmethod
+    async def group(self, group_id: int) -> Group | None: ...
+
+    @abc.abstractmethod
+    async def groups_of(self, user_id: int) -> list[Group]: ...
+
+    @abc.abstractmethod
+    async def group_member(self, group_id: int, user_id: int) -> GroupMember | None: ...
+
+    @abc.abstractmethod
+    async def group_members(self, group_id: int, after_user: int, limit: int) -> list[GroupMember]:
+        """Members ordered by user id, starting after ``after_user`` (keyset paging)."""
+
+    @abc.abstractmethod
+    async def change_group(self, group_id: int, change: GroupChange, notice: NewMessage) -> GroupUpdate:
+        """Apply ``change`` and store ``notice`` in one transaction. New members see from ``notice`` on."""
+
+    @abc.abstractmethod
+    async def set_member_prefs(
+        self, group_id: int, user_id: int, fields: dict[str, Any]
+    ) -> GroupMember | None:
+        """Personal settings (group nickname, do-not-disturb): no system message."""
+
+    @abc.abstractmethod
+    async def readers(self, conv: str, seq: int, limit: int) -> tuple[int, int, list[int]]:
+        """(how many members have read ``seq``, how many members there are, up to ``limit`` of the readers)."""
+
+
+class Storage(GroupStorage):
+    """Everything durable: accounts, sessions, friends, messages, and (inherited) groups."""
+
     # -- lifecycle -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def start(self) -> None:
@@ -153,8 +241,15 @@ class Storage(abc.ABC):
 
     # -- messages -------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def store_messages(self, batch: list[NewMessage]) -> list[Stored]:
-        """Store a batch in one transaction; results in the order given. See the module contract."""
+    async def store_messages(
+        self, batch: list[NewMessage], admit: Admit | None = None
+    ) -> list[Stored | Rejected]:
+        """Store a batch in one transaction; results in the order given. See the module contract.
+
+        Group messages are checked by ``admit`` against the group's members as they are inside the
+        transaction (after the conversation is locked), so a send racing a kick is either stored before the
+        kick's notice or refused — never stored after it.
+        """
 
     @abc.abstractmethod
     async def messages_after(self, conv: str, after_seq: int, limit: int) -> list[Message]:

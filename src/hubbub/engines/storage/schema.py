@@ -90,6 +90,8 @@ conv_members = Table(
     Column("conv", String(48), nullable=False),
     Column("read_seq", BigInteger, nullable=False, server_default="0"),
     Column("min_seq", BigInteger, nullable=False, server_default="0"),
+    # The newest seq that @mentioned this member (or @all); a mention is unread while above read_seq.
+    Column("mention_seq", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("user_id", "conv"),
     Index("ix_conv_members_conv", "conv"),
 )
@@ -108,4 +110,33 @@ messages = Table(
     Column("recalled", Boolean, nullable=False, server_default=false()),
     PrimaryKeyConstraint("conv", "seq"),
     UniqueConstraint("sender", "cmid", name="uq_messages_sender_cmid"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("avatar", String(128), nullable=True),
+    Column("notice", String(1024), nullable=False, server_default=""),
+    Column("owner_id", Integer, nullable=False),
+    Column("invite_policy", String(16), nullable=False, server_default="members"),
+    Column("muted_all", Boolean, nullable=False, server_default=false()),
+    Column("dismissed", Boolean, nullable=False, server_default=false()),
+    Column("member_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", Integer, nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("nickname", String(64), nullable=False, server_default=""),
+    Column("dnd", Boolean, nullable=False, server_default=false()),
+    Column("muted_until", BigInteger, nullable=False, server_default="0"),
+    Column("joined_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("group_id", "user_id"),
+    Index("ix_group_members_user", "user_id"),
 )

@@ -6,69 +6,38 @@ whatever the batch size — one seq allocation for all its conversations, one in
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-import msgspec
 from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from hubbub.core.errors import Code, HubbubError
+from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Message, User
 from hubbub.engines.storage import schema as t
-from hubbub.engines.storage.base import ConvState, NewMessage, RefreshToken, Storage, Stored
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-_json_encode = msgspec.json.encode
-_json_decode = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-def _unavailable(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn 'the database is not answering' into the client-facing UNAVAILABLE error."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
-
-    return wrapper
+from hubbub.engines.storage.base import (
+    Admit,
+    ConvState,
+    NewMessage,
+    RefreshToken,
+    Rejected,
+    Storage,
+    Stored,
+)
+from hubbub.engines.storage.sql_groups import SqlGroups
+from hubbub.engines.storage.sqlutil import (
+    USER_COLS,
+    json_encode,
+    message_of,
+    unavailable,
+    user_of,
+)
 
 
-def _user(row: Row[Any] | Any) -> User:
-    return User(
-        id=row.id, username=row.username, nickname=row.nickname, signature=row.signature, avatar=row.avatar
-    )
-
-
-def _message(row: Row[Any]) -> Message:
-    return Message(
-        id=str(row.id),
-        conv=row.conv,
-        seq=row.seq,
-        sender=row.sender,
-        type=row.type,
-        body=_json_decode(row.body),
-        ts=row.ts,
-        cmid=row.cmid,
-        recalled=bool(row.recalled),
-    )
-
-
-_USER_COLS = (t.users.c.id, t.users.c.username, t.users.c.nickname, t.users.c.signature, t.users.c.avatar)
-
-
-class SqlStorage(Storage):
+class SqlStorage(SqlGroups, Storage):
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
@@ -98,7 +67,7 @@ class SqlStorage(Storage):
         if self.writer is not self.engine:
             await self.writer.dispose()
 
-    @_unavailable
+    @unavailable
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -113,7 +82,7 @@ class SqlStorage(Storage):
         return dialect_insert(table).on_conflict_do_nothing()
 
     # -- accounts -------------------------------------------------------------------------------
-    @_unavailable
+    @unavailable
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:
         try:
             async with self._tx() as conn:
@@ -139,50 +108,50 @@ class SqlStorage(Storage):
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(*_USER_COLS, t.users.c.password_hash, t.users.c.banned).where(clause)
+                    select(*USER_COLS, t.users.c.password_hash, t.users.c.banned).where(clause)
                 )
             ).first()
         if row is None:
             return None
-        return Account(user=_user(row), password_hash=row.password_hash, banned=bool(row.banned))
+        return Account(user=user_of(row), password_hash=row.password_hash, banned=bool(row.banned))
 
-    @_unavailable
+    @unavailable
     async def account_by_username(self, username: str) -> Account | None:
         return await self._account_where(t.users.c.username_lower == username.lower())
 
-    @_unavailable
+    @unavailable
     async def account(self, user_id: int) -> Account | None:
         return await self._account_where(t.users.c.id == user_id)
 
-    @_unavailable
+    @unavailable
     async def users(self, ids: list[int]) -> dict[int, User]:
         if not ids:
             return {}
         async with self.engine.connect() as conn:
-            rows = await conn.execute(select(*_USER_COLS).where(t.users.c.id.in_(set(ids))))
-            return {row.id: _user(row) for row in rows}
+            rows = await conn.execute(select(*USER_COLS).where(t.users.c.id.in_(set(ids))))
+            return {row.id: user_of(row) for row in rows}
 
-    @_unavailable
+    @unavailable
     async def update_profile(self, user_id: int, fields: dict[str, Any]) -> User | None:
         async with self._tx() as conn:
             if fields:
                 await conn.execute(update(t.users).where(t.users.c.id == user_id).values(**fields))
-            row = (await conn.execute(select(*_USER_COLS).where(t.users.c.id == user_id))).first()
-        return None if row is None else _user(row)
+            row = (await conn.execute(select(*USER_COLS).where(t.users.c.id == user_id))).first()
+        return None if row is None else user_of(row)
 
-    @_unavailable
+    @unavailable
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
         async with self._tx() as conn:
             await conn.execute(
                 update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
             )
 
-    @_unavailable
+    @unavailable
     async def search_users(self, prefix: str, limit: int) -> list[User]:
         escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(*_USER_COLS)
+                select(*USER_COLS)
                 .where(
                     or_(
                         t.users.c.username_lower.like(escaped, escape="\\"),
@@ -192,10 +161,10 @@ class SqlStorage(Storage):
                 .order_by(t.users.c.id)
                 .limit(limit)
             )
-            return [_user(row) for row in rows]
+            return [user_of(row) for row in rows]
 
     # -- sessions -------------------------------------------------------------------------------
-    @_unavailable
+    @unavailable
     async def create_session(
         self, sid: str, user_id: int, token_hash: str, expires_at: int, now: int
     ) -> None:
@@ -209,7 +178,7 @@ class SqlStorage(Storage):
                 )
             )
 
-    @_unavailable
+    @unavailable
     async def refresh_token(self, token_hash: str) -> RefreshToken | None:
         async with self.engine.connect() as conn:
             row = (
@@ -235,7 +204,7 @@ class SqlStorage(Storage):
             session_revoked=bool(row.revoked),
         )
 
-    @_unavailable
+    @unavailable
     async def rotate_refresh_token(self, old_hash: str, new_hash: str, sid: str, expires_at: int) -> bool:
         async with self._tx() as conn:
             spent = await conn.execute(
@@ -252,12 +221,12 @@ class SqlStorage(Storage):
             )
             return True
 
-    @_unavailable
+    @unavailable
     async def revoke_session(self, sid: str) -> None:
         async with self._tx() as conn:
             await conn.execute(update(t.sessions).where(t.sessions.c.sid == sid).values(revoked=True))
 
-    @_unavailable
+    @unavailable
     async def revoke_sessions(self, user_id: int, keep_sid: str | None) -> list[str]:
         async with self._tx() as conn:
             clause = and_(t.sessions.c.user_id == user_id, t.sessions.c.revoked.is_(False))
@@ -268,7 +237,7 @@ class SqlStorage(Storage):
                 await conn.execute(update(t.sessions).where(t.sessions.c.sid.in_(sids)).values(revoked=True))
             return sids
 
-    @_unavailable
+    @unavailable
     async def session_active(self, sid: str) -> bool:
         async with self.engine.connect() as conn:
             revoked = (
@@ -277,7 +246,7 @@ class SqlStorage(Storage):
         return revoked is not None and not revoked
 
     # -- friends --------------------------------------------------------------------------------
-    @_unavailable
+    @unavailable
     async def are_friends(self, a: int, b: int) -> bool:
         async with self.engine.connect() as conn:
             row = (
@@ -289,18 +258,18 @@ class SqlStorage(Storage):
             ).first()
         return row is not None
 
-    @_unavailable
+    @unavailable
     async def friends(self, user_id: int) -> list[tuple[User, int]]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(*_USER_COLS, t.friendships.c.since)
+                select(*USER_COLS, t.friendships.c.since)
                 .join(t.friendships, t.friendships.c.friend_id == t.users.c.id)
                 .where(t.friendships.c.user_id == user_id)
                 .order_by(t.users.c.nickname, t.users.c.id)
             )
-            return [(_user(row), row.since) for row in rows]
+            return [(user_of(row), row.since) for row in rows]
 
-    @_unavailable
+    @unavailable
     async def friend_ids(self, user_id: int) -> list[int]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
@@ -308,7 +277,7 @@ class SqlStorage(Storage):
             )
             return list(rows.scalars())
 
-    @_unavailable
+    @unavailable
     async def add_friendship(self, a: int, b: int, now: int) -> None:
         async with self._tx() as conn:
             await conn.execute(
@@ -316,7 +285,7 @@ class SqlStorage(Storage):
                 [{"user_id": a, "friend_id": b, "since": now}, {"user_id": b, "friend_id": a, "since": now}],
             )
 
-    @_unavailable
+    @unavailable
     async def remove_friendship(self, a: int, b: int) -> bool:
         async with self._tx() as conn:
             result = await conn.execute(
@@ -339,8 +308,8 @@ class SqlStorage(Storage):
         people = {}
         if ids:
             people = {
-                row.id: _user(row)
-                for row in await conn.execute(select(*_USER_COLS).where(t.users.c.id.in_(ids)))
+                row.id: user_of(row)
+                for row in await conn.execute(select(*USER_COLS).where(t.users.c.id.in_(ids)))
             }
         return [
             FriendRequest(
@@ -354,7 +323,7 @@ class SqlStorage(Storage):
             for r in rows
         ]
 
-    @_unavailable
+    @unavailable
     async def create_friend_request(self, from_id: int, to_id: int, note: str, now: int) -> FriendRequest:
         async with self._tx() as conn:
             request_id = (
@@ -366,13 +335,13 @@ class SqlStorage(Storage):
             ).scalar_one()
             return (await self._requests_where(conn, t.friend_requests.c.id == request_id))[0]
 
-    @_unavailable
+    @unavailable
     async def friend_request(self, request_id: int) -> FriendRequest | None:
         async with self.engine.connect() as conn:
             found = await self._requests_where(conn, t.friend_requests.c.id == request_id)
         return found[0] if found else None
 
-    @_unavailable
+    @unavailable
     async def pending_request(self, from_id: int, to_id: int) -> FriendRequest | None:
         async with self.engine.connect() as conn:
             found = await self._requests_where(
@@ -385,7 +354,7 @@ class SqlStorage(Storage):
             )
         return found[0] if found else None
 
-    @_unavailable
+    @unavailable
     async def answer_friend_request(self, request_id: int, status: str) -> bool:
         async with self._tx() as conn:
             result = await conn.execute(
@@ -395,7 +364,7 @@ class SqlStorage(Storage):
             )
             return result.rowcount == 1
 
-    @_unavailable
+    @unavailable
     async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
         pending = t.friend_requests.c.status == "pending"
         async with self.engine.connect() as conn:
@@ -404,11 +373,13 @@ class SqlStorage(Storage):
         return incoming, outgoing
 
     # -- messages -------------------------------------------------------------------------------
-    @_unavailable
-    async def store_messages(self, batch: list[NewMessage]) -> list[Stored]:
+    @unavailable
+    async def store_messages(
+        self, batch: list[NewMessage], admit: Admit | None = None
+    ) -> list[Stored | Rejected]:
         for attempt in range(3):
             try:
-                return await self._store_messages(batch)
+                return await self._store_messages(batch, admit)
             except IntegrityError:
                 # Another node stored one of these (sender, cmid) between our lookup and our insert: the
                 # retry's lookup finds it and returns it as a duplicate.
@@ -421,8 +392,10 @@ class SqlStorage(Storage):
                     raise
         raise AssertionError("unreachable")
 
-    async def _store_messages(self, batch: list[NewMessage]) -> list[Stored]:
+    async def _store_messages(self, batch: list[NewMessage], admit: Admit | None) -> list[Stored | Rejected]:
         msgs = t.messages
+        rejected: dict[tuple[int, str], Rejected] = {}
+        recipients: dict[str, tuple[int, ...]] = {}
         async with self._tx() as conn:
             keys = list({(m.sender, m.cmid) for m in batch})
             existing: dict[tuple[int, str], Message] = {}
@@ -430,7 +403,7 @@ class SqlStorage(Storage):
                 rows = await conn.execute(
                     select(msgs).where(tuple_(msgs.c.sender, msgs.c.cmid).in_(keys[start : start + 500]))
                 )
-                existing.update({(row.sender, row.cmid): _message(row) for row in rows})
+                existing.update({(row.sender, row.cmid): message_of(row) for row in rows})
 
             fresh: list[NewMessage] = []
             seen: set[tuple[int, str]] = set(existing)
@@ -439,55 +412,92 @@ class SqlStorage(Storage):
                     seen.add((m.sender, m.cmid))
                     fresh.append(m)
 
-            stored: dict[tuple[int, str], Message] = {}
-            if fresh:
-                per_conv: dict[str, list[NewMessage]] = {}
+            group_convs = sorted({m.conv for m in fresh if m.conv.startswith("g:")})
+            if group_convs:
+                # Lock first, then read the members: a kick committed before our lock is seen; one after
+                # it waits for us. Either way the message and the membership agree.
+                await self._lock_conversations(conn, group_convs)
+                facts = await self._group_facts(conn, group_convs)
+                admitted = []
                 for m in fresh:
-                    per_conv.setdefault(m.conv, []).append(m)
-                await self._ensure_conversations(conn, per_conv)
-                top = await self._allocate_seqs(
-                    conn, {c: len(ms) for c, ms in per_conv.items()}, fresh[-1].ts
-                )
-                values: list[dict[str, Any]] = []
-                for conv, ms in per_conv.items():
-                    first = top[conv] - len(ms) + 1
-                    for offset, m in enumerate(ms):
-                        message = Message(
-                            id=str(m.id),
-                            conv=conv,
-                            seq=first + offset,
-                            sender=m.sender,
-                            type=m.type,
-                            body=m.body,
-                            ts=m.ts,
-                            cmid=m.cmid,
-                        )
-                        stored[(m.sender, m.cmid)] = message
-                        values.append(
-                            {
-                                "conv": conv,
-                                "seq": message.seq,
-                                "id": m.id,
-                                "sender": m.sender,
-                                "cmid": m.cmid,
-                                "type": m.type,
-                                "body": _json_encode(m.body).decode(),
-                                "ts": m.ts,
-                                "recalled": False,
-                            }
-                        )
-                await conn.execute(insert(msgs), values)
+                    if m.conv in facts:
+                        error = admit(m, facts[m.conv]) if admit is not None else None
+                        if error is not None:
+                            rejected[(m.sender, m.cmid)] = Rejected(error)
+                            continue
+                        recipients[m.conv] = tuple(facts[m.conv].members)
+                    elif m.conv in group_convs:
+                        rejected[(m.sender, m.cmid)] = Rejected(not_found("group"))
+                        continue
+                    admitted.append(m)
+                fresh = admitted
+            stored = await self._append(conn, fresh) if fresh else {}
 
-        results: list[Stored] = []
+        results: list[Stored | Rejected] = []
         first_seen: set[tuple[int, str]] = set()
         for m in batch:
             key = (m.sender, m.cmid)
             if key in existing:
                 results.append(Stored(message=existing[key], duplicate=True))
+            elif key in rejected:
+                results.append(rejected[key])
             else:
-                results.append(Stored(message=stored[key], duplicate=key in first_seen))
+                message = stored[key]
+                results.append(
+                    Stored(
+                        message=message,
+                        duplicate=key in first_seen,
+                        recipients=recipients.get(message.conv, m.members),
+                    )
+                )
                 first_seen.add(key)
         return results
+
+    async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[tuple[int, str], Message]:
+        """Give new messages their seqs and insert them (and their mentions), inside ``conn``'s transaction."""
+        per_conv: dict[str, list[NewMessage]] = {}
+        for m in fresh:
+            per_conv.setdefault(m.conv, []).append(m)
+        await self._ensure_conversations(conn, per_conv)
+        top = await self._allocate_seqs(conn, {c: len(ms) for c, ms in per_conv.items()}, fresh[-1].ts)
+        stored: dict[tuple[int, str], Message] = {}
+        values: list[dict[str, Any]] = []
+        for conv, ms in per_conv.items():
+            first = top[conv] - len(ms) + 1
+            for offset, m in enumerate(ms):
+                message = Message(
+                    id=str(m.id),
+                    conv=conv,
+                    seq=first + offset,
+                    sender=m.sender,
+                    type=m.type,
+                    body=m.body,
+                    ts=m.ts,
+                    cmid=m.cmid,
+                )
+                stored[(m.sender, m.cmid)] = message
+                values.append(
+                    {
+                        "conv": conv,
+                        "seq": message.seq,
+                        "id": m.id,
+                        "sender": m.sender,
+                        "cmid": m.cmid,
+                        "type": m.type,
+                        "body": json_encode(m.body).decode(),
+                        "ts": m.ts,
+                        "recalled": False,
+                    }
+                )
+                if m.mentions or m.mention_all:
+                    await self._record_mention(conn, m, message.seq)
+        await conn.execute(insert(t.messages), values)
+        return stored
+
+    async def _record_mention(self, conn: AsyncConnection, m: NewMessage, seq: int) -> None:
+        cm = t.conv_members
+        who = cm.c.user_id != m.sender if m.mention_all else cm.c.user_id.in_(m.mentions)
+        await conn.execute(update(cm).where(cm.c.conv == m.conv, who).values(mention_seq=seq))
 
     async def _ensure_conversations(
         self, conn: AsyncConnection, per_conv: dict[str, list[NewMessage]]
@@ -514,6 +524,15 @@ class SqlStorage(Storage):
         if members:
             await conn.execute(self._insert_ignore(t.conv_members), members)
 
+    async def _lock_conversations(self, conn: AsyncConnection, convs: list[str]) -> None:
+        """Lock the rows in one order (by conv): an UPDATE locks them in scan order, and two nodes updating
+        overlapping sets in different orders would deadlock. (SQLite: the writer lock already serializes.)"""
+        if self.dialect == "postgresql":
+            c = t.conversations
+            await conn.execute(
+                select(c.c.conv).where(c.c.conv.in_(convs)).order_by(c.c.conv).with_for_update()
+            )
+
     async def _allocate_seqs(self, conn: AsyncConnection, counts: dict[str, int], now: int) -> dict[str, int]:
         """Take ``counts[conv]`` seqs from each conversation in one statement; the new max seq of each.
 
@@ -521,15 +540,7 @@ class SqlStorage(Storage):
         seqs stay gap-free and unique.
         """
         convs = t.conversations
-        if self.dialect == "postgresql":
-            # Lock the rows in one order (by conv) before updating: an UPDATE locks them in scan order, and
-            # two nodes updating overlapping sets in different orders would deadlock.
-            await conn.execute(
-                select(convs.c.conv)
-                .where(convs.c.conv.in_(list(counts)))
-                .order_by(convs.c.conv)
-                .with_for_update()
-            )
+        await self._lock_conversations(conn, list(counts))
         increment = case(counts, value=convs.c.conv) if len(counts) > 1 else next(iter(counts.values()))
         rows = await conn.execute(
             update(convs)
@@ -539,7 +550,7 @@ class SqlStorage(Storage):
         )
         return {row.conv: row.max_seq for row in rows}
 
-    @_unavailable
+    @unavailable
     async def messages_after(self, conv: str, after_seq: int, limit: int) -> list[Message]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
@@ -548,9 +559,9 @@ class SqlStorage(Storage):
                 .order_by(t.messages.c.seq)
                 .limit(limit)
             )
-            return [_message(row) for row in rows]
+            return [message_of(row) for row in rows]
 
-    @_unavailable
+    @unavailable
     async def messages_before(self, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
@@ -559,9 +570,9 @@ class SqlStorage(Storage):
                 .order_by(t.messages.c.seq.desc())
                 .limit(limit)
             )
-            return [_message(row) for row in reversed(list(rows))]
+            return [message_of(row) for row in reversed(list(rows))]
 
-    @_unavailable
+    @unavailable
     async def message(self, conv: str, seq: int) -> Message | None:
         async with self.engine.connect() as conn:
             row = (
@@ -569,9 +580,9 @@ class SqlStorage(Storage):
                     select(t.messages).where(t.messages.c.conv == conv, t.messages.c.seq == seq)
                 )
             ).first()
-        return None if row is None else _message(row)
+        return None if row is None else message_of(row)
 
-    @_unavailable
+    @unavailable
     async def mark_recalled(self, conv: str, seq: int) -> bool:
         async with self._tx() as conn:
             result = await conn.execute(
@@ -581,7 +592,7 @@ class SqlStorage(Storage):
             )
             return result.rowcount == 1
 
-    @_unavailable
+    @unavailable
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
         cm = t.conv_members
         async with self.engine.connect() as conn:
@@ -592,7 +603,7 @@ class SqlStorage(Storage):
             ).first()
         return None if row is None else (row.read_seq, row.min_seq)
 
-    @_unavailable
+    @unavailable
     async def set_read_seq(self, conv: str, user_id: int, seq: int) -> int | None:
         cm = t.conv_members
         async with self._tx() as conn:
@@ -611,13 +622,15 @@ class SqlStorage(Storage):
                 await conn.execute(select(cm.c.read_seq).where(cm.c.conv == conv, cm.c.user_id == user_id))
             ).scalar_one_or_none()
 
-    @_unavailable
+    @unavailable
     async def conversations_of(self, user_id: int) -> list[ConvState]:
         cm, c, m = t.conv_members, t.conversations, t.messages
         async with self.engine.connect() as conn:
             rows = list(
                 await conn.execute(
-                    select(cm.c.conv, cm.c.read_seq, cm.c.min_seq, c.c.max_seq, c.c.updated_at)
+                    select(
+                        cm.c.conv, cm.c.read_seq, cm.c.min_seq, cm.c.mention_seq, c.c.max_seq, c.c.updated_at
+                    )
                     .join(c, c.c.conv == cm.c.conv)
                     .where(cm.c.user_id == user_id)
                     .order_by(c.c.updated_at.desc())
@@ -629,7 +642,7 @@ class SqlStorage(Storage):
                 found = await conn.execute(
                     select(m).where(tuple_(m.c.conv, m.c.seq).in_(tops[start : start + 500]))
                 )
-                last.update({msg.conv: _message(msg) for msg in found})
+                last.update({msg.conv: message_of(msg) for msg in found})
             unread_rows = await conn.execute(
                 select(m.c.conv, func.count())
                 .select_from(m.join(cm, and_(cm.c.conv == m.c.conv, cm.c.user_id == user_id)))
@@ -646,11 +659,12 @@ class SqlStorage(Storage):
                 updated_at=row.updated_at,
                 unread=unread.get(row.conv, 0),
                 last=last.get(row.conv),
+                mention_seq=row.mention_seq,
             )
             for row in rows
         ]
 
-    @_unavailable
+    @unavailable
     async def peer_read_seqs(self, user_id: int) -> dict[str, int]:
         mine, theirs = t.conv_members.alias("mine"), t.conv_members.alias("theirs")
         async with self.engine.connect() as conn:
@@ -661,7 +675,7 @@ class SqlStorage(Storage):
             )
             return {conv: seq for conv, seq in rows}
 
-    @_unavailable
+    @unavailable
     async def read_seqs(self, conv: str) -> dict[int, int]:
         cm = t.conv_members
         async with self.engine.connect() as conn:

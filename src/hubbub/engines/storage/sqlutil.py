@@ -1,0 +1,59 @@
+"""Helpers shared by the SQL storage modules: row mapping and the 'database unavailable' translation."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import msgspec
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from hubbub.core.errors import Code, HubbubError
+from hubbub.core.models import Message, User
+from hubbub.engines.storage import schema as t
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+json_encode = msgspec.json.encode
+json_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def unavailable(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn 'the database is not answering' into the client-facing UNAVAILABLE error."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
+
+    return wrapper
+
+
+def user_of(row: Row[Any] | Any) -> User:
+    return User(
+        id=row.id, username=row.username, nickname=row.nickname, signature=row.signature, avatar=row.avatar
+    )
+
+
+def message_of(row: Row[Any]) -> Message:
+    return Message(
+        id=str(row.id),
+        conv=row.conv,
+        seq=row.seq,
+        sender=row.sender,
+        type=row.type,
+        body=json_decode(row.body),
+        ts=row.ts,
+        cmid=row.cmid,
+        recalled=bool(row.recalled),
+    )
+
+
+USER_COLS = (t.users.c.id, t.users.c.username, t.users.c.nickname, t.users.c.signature, t.users.c.avatar)

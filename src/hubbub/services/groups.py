@@ -1,0 +1,249 @@
+"""Groups: create, invite, kick, quit, dismiss, ownership, admins, mutes, profile, member settings.
+
+Every change that members should see is a ``system`` message in the group's own seq, stored in the same
+transaction as the change (``Storage.change_group``), so history and sync show "A invited B" exactly where it
+happened, and a member sees the group from the notice of their own joining on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from hubbub.config import Config
+from hubbub.core.clock import now_ms
+from hubbub.core.convs import group_conv
+from hubbub.core.errors import Code, HubbubError, invalid, not_found
+from hubbub.core.ids import MessageIds
+from hubbub.core.models import Group, GroupMember
+from hubbub.engines.broker.base import Broker, Event
+from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, Storage
+from hubbub.protocol.frames import MsgPush, encode
+from hubbub.services.friends import FriendService
+from hubbub.services.group_rules import Action, allowed
+from hubbub.services.limits import enforce
+
+SYSTEM_TYPE = "system"
+MAX_MUTE_S = 30 * 24 * 3600
+_TEXT_LIMITS = {"name": (1, 64), "notice": (0, 1024), "avatar": (0, 128)}
+
+
+class GroupService:
+    def __init__(
+        self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter, friends: FriendService,
+        ids: MessageIds,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.broker = broker
+        self.limiter = limiter
+        self.friends = friends
+        self.ids = ids
+
+    # -- reading ----------------------------------------------------------------------------------
+    async def _member(self, group_id: int, user_id: int) -> tuple[Group, GroupMember]:
+        """The group and the caller's membership; non-members get not_found (no leak of private groups)."""
+        group = await self.storage.group(group_id)
+        member = await self.storage.group_member(group_id, user_id) if group else None
+        if group is None or member is None:
+            raise not_found("group")
+        return group, member
+
+    async def _active_member(self, group_id: int, user_id: int) -> tuple[Group, GroupMember]:
+        group, member = await self._member(group_id, user_id)
+        if group.dismissed:
+            raise HubbubError(Code.GROUP_DISMISSED, "this group was dismissed")
+        return group, member
+
+    async def profile(self, me: int, group_id: int) -> Group:
+        return (await self._member(group_id, me))[0]
+
+    async def my_groups(self, me: int) -> list[Group]:
+        return await self.storage.groups_of(me)
+
+    async def members(self, me: int, group_id: int, after: int, limit: int) -> list[GroupMember]:
+        await self._member(group_id, me)
+        return await self.storage.group_members(group_id, after, max(1, min(limit, 200)))
+
+    async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:
+        """Bounded in cost: two counts over an index and at most 100 reader ids, whatever the size."""
+        await self._member(group_id, me)
+        return await self.storage.readers(group_conv(group_id), seq, 100)
+
+    # -- changes ----------------------------------------------------------------------------------
+    async def create(self, me: int, fields: dict[str, Any], members: list[int]) -> Group:
+        await enforce(self.limiter, f"group-create:{me}", self.config.group_create_per_hour / 3600,
+                      self.config.group_create_per_hour)
+        clean = _check_fields(fields, required=("name",))
+        invited = sorted(set(members) - {me})
+        if len(invited) + 1 > self.config.group_member_limit:
+            raise HubbubError(Code.CONFLICT, f"a group has at most {self.config.group_member_limit} members")
+        await self._check_invitable(me, invited)
+        update = await self.storage.create_group(
+            me, clean, invited, self._notice(me, "", {"event": "created", "name": clean["name"], "users": invited})
+        )
+        await self._announce(update)
+        return update.group
+
+    async def invite(self, me: int, group_id: int, users: list[int]) -> Group:
+        group, member = await self._active_member(group_id, me)
+        if not allowed(Action.INVITE, member.role, invite_policy=group.invite_policy):
+            raise HubbubError(Code.FORBIDDEN, "only admins can invite to this group")
+        if not users or len(users) > 500:
+            raise invalid("users", "1 to 500 user ids")
+        invited = sorted(set(users) - {me})
+        await self._check_invitable(me, invited)
+        change = GroupChange(add=dict.fromkeys(invited, "member"), max_members=self.config.group_member_limit)
+        return await self._apply(group_id, change, me, {"event": "joined", "users": invited})
+
+    async def kick(self, me: int, group_id: int, user_id: int) -> Group:
+        group, member = await self._active_member(group_id, me)
+        target = await self.storage.group_member(group_id, user_id)
+        if target is None:
+            raise not_found("member")
+        if user_id == me or not allowed(Action.KICK, member.role, target.role):
+            raise HubbubError(Code.FORBIDDEN, f"a {member.role} cannot remove a {target.role}")
+        return await self._apply(group_id, GroupChange(remove=(user_id,)), me, {"event": "kicked", "users": [user_id]})
+
+    async def quit(self, me: int, group_id: int) -> None:
+        group, member = await self._active_member(group_id, me)
+        if not allowed(Action.QUIT, member.role):
+            raise HubbubError(Code.FORBIDDEN, "the owner must transfer ownership or dismiss the group")
+        await self._apply(group_id, GroupChange(remove=(me,)), me, {"event": "left", "users": [me]})
+
+    async def dismiss(self, me: int, group_id: int) -> None:
+        group, member = await self._member(group_id, me)
+        if group.dismissed:
+            raise HubbubError(Code.GROUP_DISMISSED, "this group was already dismissed")
+        if not allowed(Action.DISMISS, member.role):
+            raise HubbubError(Code.FORBIDDEN, "only the owner can dismiss the group")
+        await self._apply(group_id, GroupChange(fields={"dismissed": True}), me, {"event": "dismissed"})
+
+    async def transfer(self, me: int, group_id: int, user_id: int) -> Group:
+        group, member = await self._active_member(group_id, me)
+        if not allowed(Action.TRANSFER, member.role):
+            raise HubbubError(Code.FORBIDDEN, "only the owner can transfer ownership")
+        if user_id == me or await self.storage.group_member(group_id, user_id) is None:
+            raise not_found("member")
+        change = GroupChange(roles={me: "admin", user_id: "owner"}, fields={"owner_id": user_id})
+        return await self._apply(group_id, change, me, {"event": "owner_changed", "users": [user_id]})
+
+    async def set_admin(self, me: int, group_id: int, user_id: int, admin: bool) -> Group:
+        group, member = await self._active_member(group_id, me)
+        if not allowed(Action.SET_ADMIN, member.role):
+            raise HubbubError(Code.FORBIDDEN, "only the owner can appoint or remove admins")
+        target = await self.storage.group_member(group_id, user_id)
+        if target is None or target.role == "owner":
+            raise not_found("member")
+        role = "admin" if admin else "member"
+        if target.role == role:
+            return group
+        event = "admin_added" if admin else "admin_removed"
+        return await self._apply(group_id, GroupChange(roles={user_id: role}), me, {"event": event, "users": [user_id]})
+
+    async def mute(self, me: int, group_id: int, user_id: int, seconds: int) -> Group:
+        group, member = await self._active_member(group_id, me)
+        if not 0 <= seconds <= MAX_MUTE_S:
+            raise invalid("seconds", f"0 (unmute) to {MAX_MUTE_S}")
+        target = await self.storage.group_member(group_id, user_id)
+        if target is None:
+            raise not_found("member")
+        if not allowed(Action.MUTE, member.role, target.role):
+            raise HubbubError(Code.FORBIDDEN, f"a {member.role} cannot mute a {target.role}")
+        until = now_ms() + seconds * 1000 if seconds else 0
+        event = {"event": "muted" if seconds else "unmuted", "users": [user_id], "until": until}
+        return await self._apply(group_id, GroupChange(mutes={user_id: until}), me, event)
+
+    async def mute_all(self, me: int, group_id: int, muted: bool) -> Group:
+        group, member = await self._active_member(group_id, me)
+        if not allowed(Action.MUTE_ALL, member.role):
+            raise HubbubError(Code.FORBIDDEN, "only the owner and admins can mute everyone")
+        if group.muted_all == muted:
+            return group
+        event = {"event": "muted_all" if muted else "unmuted_all"}
+        return await self._apply(group_id, GroupChange(fields={"muted_all": muted}), me, event)
+
+    async def edit(self, me: int, group_id: int, fields: dict[str, Any]) -> Group:
+        group, member = await self._active_member(group_id, me)
+        if not fields:
+            return group
+        action = Action.SET_POLICY if "invite_policy" in fields else Action.EDIT_PROFILE
+        if not allowed(action, member.role):
+            raise HubbubError(Code.FORBIDDEN, "only the owner and admins can edit the group")
+        clean = _check_fields(fields)
+        changed = {k: v for k, v in clean.items() if getattr(group, k) != v}
+        if not changed:
+            return group
+        return await self._apply(group_id, GroupChange(fields=changed), me, {"event": "edited", "changes": changed})
+
+    async def set_prefs(self, me: int, group_id: int, fields: dict[str, Any]) -> GroupMember:
+        await self._member(group_id, me)
+        clean: dict[str, Any] = {}
+        if "nickname" in fields:
+            nickname = fields["nickname"]
+            if not isinstance(nickname, str) or len(nickname.strip()) > 64:
+                raise invalid("nickname", "at most 64 characters")
+            clean["nickname"] = nickname.strip()
+        if "dnd" in fields:
+            if not isinstance(fields["dnd"], bool):
+                raise invalid("dnd", "must be true or false")
+            clean["dnd"] = fields["dnd"]
+        updated = await self.storage.set_member_prefs(group_id, me, clean)
+        if updated is None:
+            raise not_found("group")
+        return updated
+
+    # -- helpers ----------------------------------------------------------------------------------
+    async def _check_invitable(self, me: int, users: list[int]) -> None:
+        """Only existing users who are the inviter's friends (no pulling strangers into groups)."""
+        if not users:
+            return
+        found = await self.storage.users(users)
+        missing = [u for u in users if u not in found]
+        if missing:
+            raise HubbubError(Code.NOT_FOUND, f"no such users: {missing[:10]}")
+        for uid in users:
+            if not await self.friends.are_friends(me, uid):
+                raise HubbubError(Code.NOT_FRIENDS, f"user {uid} is not your friend")
+
+    def _notice(self, actor: int, conv: str, body: dict[str, Any]) -> NewMessage:
+        return NewMessage(
+            id=self.ids.next(), conv=conv, sender=actor, cmid=f"~g:{uuid.uuid4().hex}", type=SYSTEM_TYPE,
+            body={**body, "actor": actor}, ts=now_ms(),
+        )
+
+    async def _apply(self, group_id: int, change: GroupChange, actor: int, body: dict[str, Any]) -> Group:
+        update = await self.storage.change_group(group_id, change, self._notice(actor, group_conv(group_id), body))
+        await self._announce(update)
+        return update.group
+
+    async def _announce(self, update: GroupUpdate) -> None:
+        """The notice goes to members before and after the change: the kicked hear they were kicked."""
+        await self.broker.publish([Event(update.stored.recipients, encode(MsgPush(msg=update.stored.message)))])
+
+
+def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name in required:
+        if name not in fields or fields[name] is None:
+            raise invalid(name, "is required")
+    for name, value in fields.items():
+        if value is None and name in ("avatar",):
+            clean[name] = None
+            continue
+        if name == "invite_policy":
+            if value not in ("members", "admins"):
+                raise invalid(name, "'members' or 'admins'")
+            clean[name] = value
+            continue
+        if name not in _TEXT_LIMITS:
+            raise invalid(name, "not an editable group field")
+        if not isinstance(value, str):
+            raise invalid(name, "must be a string")
+        low, high = _TEXT_LIMITS[name]
+        value = value.strip()
+        if not low <= len(value) <= high:
+            raise invalid(name, f"must be {low} to {high} characters")
+        clean[name] = value
+    return clean
