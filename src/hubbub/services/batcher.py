@@ -20,7 +20,9 @@ OnStored = Callable[[list[NewMessage], list[Stored | Rejected]], Awaitable[None]
 
 
 class SendBatcher:
-    def __init__(self, storage: Storage, on_stored: OnStored, admit: Admit | None = None, max_batch: int = 512) -> None:
+    def __init__(
+        self, storage: Storage, on_stored: OnStored, admit: Admit | None = None, max_batch: int = 512
+    ) -> None:
         self.storage = storage
         self.admit = admit
         self.on_stored = on_stored

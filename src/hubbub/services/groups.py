@@ -31,7 +31,12 @@ _TEXT_LIMITS = {"name": (1, 64), "notice": (0, 1024), "avatar": (0, 128)}
 
 class GroupService:
     def __init__(
-        self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter, friends: FriendService,
+        self,
+        config: Config,
+        storage: Storage,
+        broker: Broker,
+        limiter: RateLimiter,
+        friends: FriendService,
         ids: MessageIds,
     ) -> None:
         self.config = config
@@ -67,21 +72,35 @@ class GroupService:
         return await self.storage.group_members(group_id, after, max(1, min(limit, 200)))
 
     async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:
-        """Bounded in cost: two counts over an index and at most 100 reader ids, whatever the size."""
+        """Who of the other members read message ``seq`` (the sender is not counted).
+
+        Bounded in cost: two counts over an index and at most 100 reader ids, whatever the group's size.
+        """
         await self._member(group_id, me)
-        return await self.storage.readers(group_conv(group_id), seq, 100)
+        conv = group_conv(group_id)
+        message = await self.storage.message(conv, seq)
+        if message is None:
+            raise not_found("message")
+        return await self.storage.readers(conv, seq, message.sender, 100)
 
     # -- changes ----------------------------------------------------------------------------------
     async def create(self, me: int, fields: dict[str, Any], members: list[int]) -> Group:
-        await enforce(self.limiter, f"group-create:{me}", self.config.group_create_per_hour / 3600,
-                      self.config.group_create_per_hour)
+        await enforce(
+            self.limiter,
+            f"group-create:{me}",
+            self.config.group_create_per_hour / 3600,
+            self.config.group_create_per_hour,
+        )
         clean = _check_fields(fields, required=("name",))
         invited = sorted(set(members) - {me})
         if len(invited) + 1 > self.config.group_member_limit:
             raise HubbubError(Code.CONFLICT, f"a group has at most {self.config.group_member_limit} members")
         await self._check_invitable(me, invited)
         update = await self.storage.create_group(
-            me, clean, invited, self._notice(me, "", {"event": "created", "name": clean["name"], "users": invited})
+            me,
+            clean,
+            invited,
+            self._notice(me, "", {"event": "created", "name": clean["name"], "users": invited}),
         )
         await self._announce(update)
         return update.group
@@ -104,7 +123,9 @@ class GroupService:
             raise not_found("member")
         if user_id == me or not allowed(Action.KICK, member.role, target.role):
             raise HubbubError(Code.FORBIDDEN, f"a {member.role} cannot remove a {target.role}")
-        return await self._apply(group_id, GroupChange(remove=(user_id,)), me, {"event": "kicked", "users": [user_id]})
+        return await self._apply(
+            group_id, GroupChange(remove=(user_id,)), me, {"event": "kicked", "users": [user_id]}
+        )
 
     async def quit(self, me: int, group_id: int) -> None:
         group, member = await self._active_member(group_id, me)
@@ -140,7 +161,9 @@ class GroupService:
         if target.role == role:
             return group
         event = "admin_added" if admin else "admin_removed"
-        return await self._apply(group_id, GroupChange(roles={user_id: role}), me, {"event": event, "users": [user_id]})
+        return await self._apply(
+            group_id, GroupChange(roles={user_id: role}), me, {"event": event, "users": [user_id]}
+        )
 
     async def mute(self, me: int, group_id: int, user_id: int, seconds: int) -> Group:
         group, member = await self._active_member(group_id, me)
@@ -175,7 +198,9 @@ class GroupService:
         changed = {k: v for k, v in clean.items() if getattr(group, k) != v}
         if not changed:
             return group
-        return await self._apply(group_id, GroupChange(fields=changed), me, {"event": "edited", "changes": changed})
+        return await self._apply(
+            group_id, GroupChange(fields=changed), me, {"event": "edited", "changes": changed}
+        )
 
     async def set_prefs(self, me: int, group_id: int, fields: dict[str, Any]) -> GroupMember:
         await self._member(group_id, me)
@@ -209,18 +234,27 @@ class GroupService:
 
     def _notice(self, actor: int, conv: str, body: dict[str, Any]) -> NewMessage:
         return NewMessage(
-            id=self.ids.next(), conv=conv, sender=actor, cmid=f"~g:{uuid.uuid4().hex}", type=SYSTEM_TYPE,
-            body={**body, "actor": actor}, ts=now_ms(),
+            id=self.ids.next(),
+            conv=conv,
+            sender=actor,
+            cmid=f"~g:{uuid.uuid4().hex}",
+            type=SYSTEM_TYPE,
+            body={**body, "actor": actor},
+            ts=now_ms(),
         )
 
     async def _apply(self, group_id: int, change: GroupChange, actor: int, body: dict[str, Any]) -> Group:
-        update = await self.storage.change_group(group_id, change, self._notice(actor, group_conv(group_id), body))
+        update = await self.storage.change_group(
+            group_id, change, self._notice(actor, group_conv(group_id), body)
+        )
         await self._announce(update)
         return update.group
 
     async def _announce(self, update: GroupUpdate) -> None:
         """The notice goes to members before and after the change: the kicked hear they were kicked."""
-        await self.broker.publish([Event(update.stored.recipients, encode(MsgPush(msg=update.stored.message)))])
+        await self.broker.publish(
+            [Event(update.stored.recipients, encode(MsgPush(msg=update.stored.message)))]
+        )
 
 
 def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:

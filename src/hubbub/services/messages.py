@@ -190,7 +190,9 @@ class MessageService:
             origin = self._origin.pop((item.sender, item.cmid), None)
             if isinstance(result, Rejected) or result.duplicate:
                 continue
-            events.append(Event(result.recipients or item.members, encode(MsgPush(msg=result.message)), origin))
+            events.append(
+                Event(result.recipients or item.members, encode(MsgPush(msg=result.message)), origin)
+            )
         await self.broker.publish(events)
 
     # -- reading ----------------------------------------------------------------------------------
@@ -249,7 +251,9 @@ class MessageService:
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
-        await self.broker.publish([Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))])
+        await self.broker.publish(
+            [Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
+        )
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:
@@ -279,7 +283,12 @@ class MessageService:
         await self.storage.mark_recalled(conv, seq)
         # The notice's cmid is derived from the target, so recalling twice yields the same notice.
         command = SendCommand(
-            user_id, conv, _members_of(conv), f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}", RECALL_TYPE, {"seq": seq}
+            user_id,
+            conv,
+            _members_of(conv),
+            f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
+            RECALL_TYPE,
+            {"seq": seq},
         )
         stored = await self.submit(command)
         return stored.message

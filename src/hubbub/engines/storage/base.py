@@ -139,8 +139,9 @@ class GroupStorage(abc.ABC):
         """Personal settings (group nickname, do-not-disturb): no system message."""
 
     @abc.abstractmethod
-    async def readers(self, conv: str, seq: int, limit: int) -> tuple[int, int, list[int]]:
-        """(how many members have read ``seq``, how many members there are, up to ``limit`` of the readers)."""
+    async def readers(self, conv: str, seq: int, exclude: int, limit: int) -> tuple[int, int, list[int]]:
+        """Members other than ``exclude`` (the sender): (how many have read ``seq``, how many there are, up
+        to ``limit`` of the readers)."""
 
 
 class Storage(GroupStorage):

@@ -37,6 +37,10 @@ from hubbub.engines.storage.sqlutil import (
 )
 
 
+#: Notices (group changes, recalls) appear in history but never count as unread.
+NOT_UNREAD_TYPES = ("system", "recall")
+
+
 class SqlStorage(SqlGroups, Storage):
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -646,7 +650,12 @@ class SqlStorage(SqlGroups, Storage):
             unread_rows = await conn.execute(
                 select(m.c.conv, func.count())
                 .select_from(m.join(cm, and_(cm.c.conv == m.c.conv, cm.c.user_id == user_id)))
-                .where(m.c.seq > cm.c.read_seq, m.c.seq > cm.c.min_seq, m.c.sender != user_id)
+                .where(
+                    m.c.seq > cm.c.read_seq,
+                    m.c.seq > cm.c.min_seq,
+                    m.c.sender != user_id,
+                    m.c.type.notin_(NOT_UNREAD_TYPES),
+                )
                 .group_by(m.c.conv)
             )
             unread = {conv: count for conv, count in unread_rows}

@@ -94,6 +94,8 @@ class SqlGroups:
         self, owner: int, fields: dict[str, Any], members: list[int], notice: NewMessage
     ) -> GroupUpdate:
         now = notice.ts
+        roles = dict.fromkeys(members, "member")
+        roles[owner] = "owner"
         async with self._tx() as conn:
             group_id = (
                 await conn.execute(
@@ -106,7 +108,7 @@ class SqlGroups:
                         invite_policy=fields.get("invite_policy", "members"),
                         muted_all=False,
                         dismissed=False,
-                        member_count=0,
+                        member_count=len(roles),
                         created_at=now,
                     )
                     .returning(t.groups.c.id)
@@ -114,8 +116,6 @@ class SqlGroups:
             ).scalar_one()
             conv = group_conv(group_id)
             await conn.execute(insert(t.conversations).values(conv=conv, max_seq=0, updated_at=now))
-            roles = {uid: "member" for uid in members}
-            roles[owner] = "owner"
             await self._add_members(conn, group_id, roles, 0, now)
             notice = msgspec.structs.replace(notice, conv=conv)
             stored = await self._append(conn, [notice])
@@ -289,17 +289,15 @@ class SqlGroups:
         return await self.group_member(group_id, user_id)
 
     @unavailable
-    async def readers(self, conv: str, seq: int, limit: int) -> tuple[int, int, list[int]]:
+    async def readers(self, conv: str, seq: int, exclude: int, limit: int) -> tuple[int, int, list[int]]:
         cm = t.conv_members
+        others = (cm.c.conv == conv, cm.c.user_id != exclude)
         async with self.engine.connect() as conn:
-            total = (await conn.execute(select(func.count()).where(cm.c.conv == conv))).scalar_one()
+            total = (await conn.execute(select(func.count()).where(*others))).scalar_one()
             read = (
-                await conn.execute(select(func.count()).where(cm.c.conv == conv, cm.c.read_seq >= seq))
+                await conn.execute(select(func.count()).where(*others, cm.c.read_seq >= seq))
             ).scalar_one()
             who = await conn.execute(
-                select(cm.c.user_id)
-                .where(cm.c.conv == conv, cm.c.read_seq >= seq)
-                .order_by(cm.c.user_id)
-                .limit(limit)
+                select(cm.c.user_id).where(*others, cm.c.read_seq >= seq).order_by(cm.c.user_id).limit(limit)
             )
             return read, total, list(who.scalars())
