@@ -13,6 +13,7 @@ Uses the system Chromium (``apt-get install chromium``); Playwright's own browse
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -60,64 +61,74 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `hubbub serve` on a free port with a fresh data directory; yields its base URL."""
+class HubbubServer:
+    """One `hubbub serve` process on a fixed free port and data directory; `restart()` keeps both."""
+
+    def __init__(self, data_dir: Path, name: str, **env: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.log_path = ARTIFACTS / f"server-{name}.log"
+        self.env = {
+            **os.environ,
+            # Cheap password hashing and no login throttling: these tests register and log in quickly.
+            "HUBBUB_ARGON2_TIME_COST": "1",
+            "HUBBUB_ARGON2_MEMORY_KIB": "256",
+            "HUBBUB_LOGIN_BURST": "1000",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HubbubServer:
+        args = [sys.executable, "-m", "hubbub", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--data-dir", str(self.data_dir)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
+        deadline = time.monotonic() + 20 * TIMEOUT_FACTOR
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hubbub serve exited with {self.proc.returncode}; see {self.log_path}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"hubbub serve did not become healthy in time; see {self.log_path}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def running(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Iterator[HubbubServer]:
     assert DIST_INDEX.is_file(), (
         "the web client is not built: npm --prefix web ci && npm --prefix web run build"
     )
     ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
-    data = tmp_path_factory.mktemp("hubbub-browser")
-    env = {
-        **os.environ,
-        # Cheap password hashing and no login throttling: this test registers and logs in quickly.
-        "HUBBUB_ARGON2_TIME_COST": "1",
-        "HUBBUB_ARGON2_MEMORY_KIB": "256",
-        "HUBBUB_LOGIN_BURST": "1000",
-    }
-    log = (ARTIFACTS / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hubbub",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    srv = HubbubServer(tmp_path_factory.mktemp(f"hubbub-{name}"), name, **env)
     try:
-        deadline = time.monotonic() + 20 * TIMEOUT_FACTOR
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"hubbub serve exited with {proc.returncode}; see {ARTIFACTS / 'server.log'}"
-                )
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("hubbub serve did not become healthy in time")
-            time.sleep(0.1)
-        yield url
+        yield srv.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `hubbub serve` on a free port with a fresh data directory; yields its base URL."""
+    with running(tmp_path_factory, "story") as srv:
+        yield srv.url
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +147,9 @@ def browser() -> Iterator[Any]:
 
 def expect(locator: Any) -> Any:
     return sync_api.expect(locator)
+
+
+sync_api.expect.set_options(timeout=WAIT_MS)
 
 
 def shot(page: Any, name: str) -> None:
@@ -304,3 +318,109 @@ def test_two_people_befriend_chat_and_catch_up(server: str, browser: Any) -> Non
     ctx_b.close()
     assert not errors, "\n".join(errors)
     assert time.monotonic() - started < 60 * TIMEOUT_FACTOR
+
+
+# ---- scroll-back, token expiry and a server restart ----------------------------------------------------
+
+
+def rest(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}/api/v1{path}", data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else None
+
+
+def login(base: str, username: str) -> tuple[int, str]:
+    t = rest(base, "POST", "/auth/login", {"username": username, "password": PASSWORD})
+    return int(t["user"]["id"]), str(t["access_token"])
+
+
+def test_scroll_back_survive_token_expiry_and_server_restart(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> None:
+    """Carol has 130 messages waiting; she scrolls back to the first, outlives her access token (4 s here),
+    and the server restarts under her: the client refreshes, reconnects, syncs, and shows each message once."""
+    with running(tmp_path_factory, "restart", HUBBUB_ACCESS_TOKEN_TTL_S="4") as srv:
+        for name in ("carol", "dave"):
+            rest(
+                srv.url,
+                "POST",
+                "/auth/register",
+                {"username": name, "password": PASSWORD, "nickname": name.title()},
+            )
+        carol_id, carol_token = login(srv.url, "carol")
+        _, dave_token = login(srv.url, "dave")
+        req = rest(srv.url, "POST", "/friends/requests", {"to": carol_id}, dave_token)
+        rest(srv.url, "POST", f"/friends/requests/{req['id']}/accept", None, carol_token)
+
+        def dave_says(*lines: str) -> None:
+            _, token = login(srv.url, "dave")
+            for line in lines:
+                body = {"cmid": f"d-{line}", "to": carol_id, "type": "text", "body": {"text": line}}
+                rest(srv.url, "POST", "/messages", body, token)
+
+        backlog = [f"Backlog {i}" for i in range(1, 131)]
+        dave_says(*backlog)
+
+        errors: list[str] = []
+        ctx = browser.new_context(viewport={"width": 1100, "height": 760})
+        page = new_page(ctx, errors)
+        page.goto(srv.url)
+        page.fill("input[name=username]", "carol")
+        page.fill("input[name=password]", PASSWORD)
+        page.get_by_test_id("auth-submit").click()
+        conv = page.get_by_test_id("conversation").first
+        expect(conv.get_by_test_id("unread")).to_have_text("99+")
+        expect(page).to_have_title("(99+) Hubbub")
+        conv.click()
+        expect(page.get_by_test_id("message-text").last).to_have_text("Backlog 130")
+        expect(page).to_have_title("Hubbub")
+
+        # Scroll back page by page until the beginning.
+        listing = page.get_by_test_id("message-list")
+        for _ in range(10):
+            if page.get_by_test_id("chat-start").is_visible():
+                break
+            before = len(seqs(page))
+            listing.evaluate("el => { el.scrollTop = 0 }")
+            page.wait_for_function(
+                f"document.querySelectorAll('[data-testid=message][data-seq]').length > {before}"
+                " || !!document.querySelector('[data-testid=chat-start]')"
+            )
+        expect(page.get_by_test_id("chat-start")).to_be_visible()
+        assert seqs(page) == list(range(1, 131))
+        assert texts(page) == backlog
+        page.get_by_test_id("jump-latest").click()
+        expect(page.get_by_test_id("jump-latest")).to_be_hidden()
+
+        # The access token expires; pushes keep coming, and REST calls refresh it first.
+        page.wait_for_timeout(4500)
+        dave_says("After expiry")
+        expect(page.get_by_test_id("message-text").last).to_have_text("After expiry")
+        page.get_by_test_id("tab-contacts").click()
+        page.get_by_test_id("user-search").fill("dav")
+        expect(page.locator("[data-testid=search-result][data-username=dave]")).to_be_visible()
+        page.get_by_test_id("tab-chats").click()
+
+        # The server restarts: the banner shows, the client reconnects by itself and catches up.
+        srv.stop()
+        expect(page.get_by_test_id("conn-status")).to_be_visible()
+        srv.start()
+        dave_says("After restart 1", "After restart 2")
+        expect(page.get_by_test_id("message-text").last).to_have_text("After restart 2", timeout=WAIT_MS * 2)
+        expect(page.get_by_test_id("conn-status")).to_be_hidden()
+        send(page, "All here")
+        expect(page.locator("[data-testid=message][data-mine=true]").last).to_have_attribute(
+            "data-delivery", "sent"
+        )
+        expect(page.get_by_test_id("me-name")).to_have_text("Carol")  # never logged out on the way
+
+        got = texts(page)
+        assert got == [*backlog, "After expiry", "After restart 1", "After restart 2", "All here"]
+        assert seqs(page) == list(range(1, 135))
+        ctx.close()
+        assert not errors, "\n".join(errors)

@@ -4,7 +4,7 @@ import pytest
 
 from hubbub.services.group_rules import Action, allowed
 
-O, A, M = "owner", "admin", "member"
+O, A, M = "owner", "admin", "member"  # noqa: E741  (the table reads better with initials)
 
 # action -> roles allowed to take it (with no target / the default invite policy)
 EXPECTED = {

@@ -14,6 +14,8 @@ export interface StoredSession {
   refresh_token: string
   /** Milliseconds since the epoch (client clock) when the access token expires. */
   expires_at: number
+  /** When to refresh ahead of expiry (a minute before, or a fifth of the lifetime if that is shorter). */
+  refresh_at?: number
 }
 
 export interface KeyValueStorage {
@@ -33,7 +35,7 @@ export class SessionExpired extends Error {
 }
 
 const KEY = 'hubbub.session'
-/** Refresh this long before the access token expires, so a request or reconnect never carries a dying one. */
+/** Refresh up to this long before the access token expires, so a request or reconnect never carries a dying one. */
 const EARLY_MS = 60_000
 
 export class Session {
@@ -60,11 +62,13 @@ export class Session {
 
   /** Store a pair returned by register, login, refresh or a password change. */
   set(tokens: Tokens): StoredSession {
+    const ttl = tokens.expires_in * 1000
     const s: StoredSession = {
       user: tokens.user,
       access_token: tokens.access_token,
       refresh_token: tokens.refresh_token,
-      expires_at: this.now() + tokens.expires_in * 1000,
+      expires_at: this.now() + ttl,
+      refresh_at: this.now() + ttl - Math.min(EARLY_MS, ttl / 5),
     }
     this.save(s)
     return s
@@ -85,7 +89,7 @@ export class Session {
   async accessToken(): Promise<string> {
     const s = this.current ?? this.load()
     if (!s) throw new SessionExpired('unauthorized')
-    if (s.expires_at - this.now() > EARLY_MS) return s.access_token
+    if (this.now() < refreshAt(s)) return s.access_token
     return (await this.refresh()).access_token
   }
 
@@ -110,7 +114,7 @@ export class Session {
       this.clear()
       throw new SessionExpired('unauthorized')
     }
-    if (stored.access_token !== staleAccess && stored.expires_at - this.now() > EARLY_MS) {
+    if (stored.access_token !== staleAccess && this.now() < refreshAt(stored)) {
       this.current = stored
       this.emit()
       return stored
@@ -150,6 +154,10 @@ export class Session {
   private emit(): void {
     for (const fn of this.listeners) fn(this.current)
   }
+}
+
+function refreshAt(s: StoredSession): number {
+  return s.refresh_at ?? s.expires_at - EARLY_MS
 }
 
 async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
