@@ -23,18 +23,15 @@ from hubbub.engines.broker.base import Broker, Event
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
 from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
+from hubbub.services import content
 from hubbub.services.batcher import SendBatcher
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed
 from hubbub.services.limits import enforce
 
-#: Message types a client may send now; the others are reserved (docs/protocol.md, "Objects").
-SENDABLE_TYPES = frozenset({"text"})
 RECALL_TYPE = "recall"
 #: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
 SYSTEM_CMID_PREFIX = "~"
-MAX_MENTIONS = 50
-_TEXT_BODY_KEYS = frozenset({"text", "mentions", "mention_all"})
 
 
 def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | None:
@@ -108,24 +105,14 @@ class MessageService:
         """Check everything about a send that needs no storing. Raises the error the client should see."""
         if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX):
             raise invalid("cmid", f"1 to 64 characters, not starting with {SYSTEM_CMID_PREFIX!r}")
-        if msg_type not in SENDABLE_TYPES:
-            raise invalid("msg_type", f"must be one of {sorted(SENDABLE_TYPES)}")
-        text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise invalid("body.text", "a non-empty string is required")
-        if len(text) > self.config.max_text_chars:
-            raise HubbubError(Code.TOO_LARGE, f"text is longer than {self.config.max_text_chars} characters")
-        if not body.keys() <= _TEXT_BODY_KEYS:
-            raise invalid("body", f"a text message body has only {sorted(_TEXT_BODY_KEYS)}")
-        await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
-
         if to is not None and conv is not None:
             raise invalid("to", "give either 'to' or 'conv', not both")
-        if conv is not None and parse_group(conv) is not None:
-            mentions, mention_all = _mentions(body)
+        in_group = conv is not None and parse_group(conv) is not None
+        await content.validate(self.config, sender, msg_type, body, in_group)
+        await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
+        if conv is not None and in_group:
+            mentions, mention_all = content.mentions_of(body)
             return SendCommand(sender, conv, (), cmid, msg_type, body, mentions, mention_all)
-        if "mentions" in body or "mention_all" in body:
-            raise invalid("body.mentions", "mentions are for group messages")
         return SendCommand(sender, await self._private_conv(sender, to, conv), (), cmid, msg_type, body)
 
     async def _private_conv(self, sender: int, to: int | None, conv: str | None) -> str:
@@ -315,14 +302,3 @@ def _members_of(conv: str) -> tuple[int, ...]:
     pair = parse_private(conv)
     return pair if pair is not None else ()
 
-
-def _mentions(body: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
-    mentions = body.get("mentions", [])
-    mention_all = body.get("mention_all", False)
-    if not isinstance(mentions, list) or len(mentions) > MAX_MENTIONS:
-        raise invalid("body.mentions", f"a list of at most {MAX_MENTIONS} user ids")
-    if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in mentions):
-        raise invalid("body.mentions", "user ids must be positive integers")
-    if not isinstance(mention_all, bool):
-        raise invalid("body.mention_all", "must be true or false")
-    return tuple(sorted(set(mentions))), mention_all
