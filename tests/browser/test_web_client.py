@@ -423,4 +423,6 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
         assert got == [*backlog, "After expiry", "After restart 1", "After restart 2", "All here"]
         assert seqs(page) == list(range(1, 135))
         ctx.close()
-        assert not errors, "\n".join(errors)
+        # While the server was down the browser logs its refused connections; anything else is a bug.
+        unexpected = [e for e in errors if "net::ERR_CONNECTION_REFUSED" not in e]
+        assert not unexpected, "\n".join(unexpected)
