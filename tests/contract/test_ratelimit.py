@@ -1,0 +1,61 @@
+"""The rate-limiter contract (engines/ratelimit/base.py), against the in-process and the Redis limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.ratelimit.memory import MemoryRateLimiter
+from hubbub.engines.ratelimit.redis import RedisRateLimiter
+from tests import servers
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+        return
+    server: servers.RedisServer = request.getfixturevalue("redis_server")
+    redis_limiter = RedisRateLimiter(server.url, prefix=f"t{uuid.uuid4().hex[:8]}:")
+    yield redis_limiter
+    await redis_limiter.close()
+
+
+async def test_burst_then_refused_with_the_wait(limiter: RateLimiter) -> None:
+    assert [await limiter.take("k", 10.0, 5) for _ in range(5)] == [0.0] * 5
+    wait = await limiter.take("k", 10.0, 5)
+    assert 0.05 < wait <= 0.1 + 1e-6
+    assert await limiter.take("other", 10.0, 5) == 0.0  # keys are independent
+
+
+async def test_refills_at_the_rate(limiter: RateLimiter) -> None:
+    for _ in range(3):
+        assert await limiter.take("r", 20.0, 3) == 0.0
+    assert await limiter.take("r", 20.0, 3) > 0
+    await asyncio.sleep(0.12)  # 2.4 tokens back
+    assert await limiter.take("r", 20.0, 3) == 0.0
+    assert await limiter.take("r", 20.0, 3) == 0.0
+    assert await limiter.take("r", 20.0, 3) > 0
+
+
+async def test_concurrent_takes_never_exceed_the_burst(limiter: RateLimiter) -> None:
+    results = await asyncio.gather(*(limiter.take("c", 0.001, 10) for _ in range(40)))
+    assert sum(1 for r in results if r == 0.0) == 10
+
+
+async def test_redis_limiter_falls_back_to_this_node_when_redis_is_down() -> None:
+    server = servers.RedisServer().start()
+    limiter = RedisRateLimiter(server.url)
+    try:
+        assert await limiter.take("f", 0.01, 2) == 0.0
+        server.kill()
+        assert await limiter.take("f", 0.01, 2) == 0.0
+        assert await limiter.take("f", 0.01, 2) == 0.0
+        assert await limiter.take("f", 0.01, 2) > 0  # still limited, per node
+    finally:
+        await limiter.close()
+        server.stop()
