@@ -34,12 +34,20 @@ def build_storage(config: Config) -> Storage:
 
 
 def build_broker(config: Config) -> Broker:
+    """In-process for one node; Redis (registry, presence, per-node streams) when ``--redis`` is given."""
     if config.redis:
-        raise SystemExit("the Redis broker is not part of this build yet; run without --redis")
+        from hubbub.engines.broker.redis import RedisBroker
+
+        return RedisBroker(config.redis, config.effective_node_id)
     return MemoryBroker(config.effective_node_id)
 
 
 def build_limiter(config: Config) -> RateLimiter:
+    """Token buckets shared by the cluster through Redis when ``--redis`` is given, else in-process."""
+    if config.redis:
+        from hubbub.engines.ratelimit.redis import RedisRateLimiter
+
+        return RedisRateLimiter(config.redis)
     return MemoryRateLimiter()
 
 
@@ -83,6 +91,9 @@ class Node:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.broker.close()
+        close_limiter = getattr(self.limiter, "close", None)  # the Redis limiter holds a connection pool
+        if close_limiter is not None:
+            await close_limiter()
         await self.storage.close()
 
     async def run_forever(self) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import pytest
 import redis.asyncio as aioredis
 
-from hubbub.engines.broker.base import Broker, Event
+from hubbub.engines.broker.base import Broker, Event, News
 from hubbub.engines.broker.memory import MemoryBroker
 from hubbub.engines.broker.redis import RedisBroker
 from hubbub.protocol.close_codes import Close
@@ -25,6 +25,10 @@ class FakeHub:
         self.received: dict[str, list[bytes]] = {}
         self.closed: list[tuple[int, Close, str]] = []
         self.deliver_calls = 0
+        self.news_seen: list[News] = []
+
+    def news(self, items: Sequence[News]) -> None:
+        self.news_seen.extend(items)
 
     def attach(self, user_id: int, conn_id: str) -> None:
         self.conns.setdefault(user_id, []).append(conn_id)
@@ -169,6 +173,15 @@ async def test_cross_node_delivery_is_one_queue_write_per_node(
     assert h2.received["n2/3"] == [b"hello"] and h2.received["n2/4"] == [b"hello"]
     assert h3.received["n3/5"] == [b"hello"]
     assert await b3.presence([1, 2, 6]) == {1: ("web",), 2: ("mobile", "web")}
+
+
+async def test_announce_reaches_every_live_node_once(cluster: list[tuple[RedisBroker, FakeHub]]) -> None:
+    (b1, h1), (b2, h2), (b3, h3) = cluster
+    before = b1.xadds
+    await b1.announce([News("g:1", 5), News("g:2", 9, mentions=(3,))])
+    assert b1.xadds - before == 2
+    assert [n.conv for n in h1.news_seen] == ["g:1", "g:2"]
+    await eventually(lambda: h2.news_seen == h1.news_seen and h3.news_seen == h1.news_seen)
 
 
 async def test_replacement_across_nodes(cluster: list[tuple[RedisBroker, FakeHub]]) -> None:
