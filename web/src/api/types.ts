@@ -70,6 +70,10 @@ export interface ConversationRow {
   peer_read_seq: number
   unread: number
   last: Message | null
+  /** A message newer than read_seq @mentions me (groups). */
+  mention?: boolean
+  /** The group id for `g:` conversations, else null. */
+  group?: number | null
 }
 
 export type Terminal = 'web' | 'mobile' | 'desktop'

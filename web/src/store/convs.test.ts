@@ -286,3 +286,13 @@ describe('history', () => {
     expect(historyCursor(c)).toBeNull()
   })
 })
+
+describe('system messages', () => {
+  it('never count as unread (group changes)', () => {
+    const c = withMessages(1)
+    markRead(c, 1, ME)
+    receive(c, [msg(2, { type: 'system', body: { event: 'joined', users: [3], actor: PEER } })], ME)
+    expect(c.unread).toBe(0)
+    expect(c.have).toBe(2)
+  })
+})

@@ -72,9 +72,10 @@ export function newConv(conv: ConvId, peer: UserId | null): ConvState {
   }
 }
 
-/** Messages that count towards unread and notifications: from others, and not bookkeeping notices. */
+/** Messages that count towards unread and notifications: from others, and not notices (protocol.md:
+ * `system` and `recall` never count). */
 export function isCountable(m: Message, me: UserId): boolean {
-  return m.sender !== me && m.type !== 'recall'
+  return m.sender !== me && m.type !== 'recall' && m.type !== 'system'
 }
 
 /**

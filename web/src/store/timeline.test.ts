@@ -30,9 +30,20 @@ describe('buildTimeline', () => {
     )
     c.outbox.push({ cmid: 'c-9', conv: CONV, to: 2, type: 'text', text: 'pending', ts: DAY2 + 3000, status: 'sending' })
     const rows = buildTimeline(c, ME)
-    const shape = rows.map((r) =>
-      r.kind === 'day' ? 'day' : r.kind === 'notice' ? `notice${r.msg.seq}` : r.kind === 'out' ? `out${r.first ? 'F' : ''}${r.last ? 'L' : ''}` : `${r.msg.seq}${r.first ? 'F' : ''}${r.last ? 'L' : ''}`,
-    )
+    const shape = rows.map((r) => {
+      switch (r.kind) {
+        case 'day':
+          return 'day'
+        case 'notice':
+          return `notice${r.msg.seq}`
+        case 'system':
+          return `system${r.msg.seq}`
+        case 'out':
+          return `out${r.first ? 'F' : ''}${r.last ? 'L' : ''}`
+        case 'msg':
+          return `${r.msg.seq}${r.first ? 'F' : ''}${r.last ? 'L' : ''}`
+      }
+    })
     expect(shape).toEqual(['day', '1F', '2L', '3FL', '4FL', 'day', 'notice5', '7FL', 'outFL'])
   })
 })

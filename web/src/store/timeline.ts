@@ -8,6 +8,8 @@ import type { ConvState, Outgoing } from './convs'
 export type TimelineRow =
   | { kind: 'day'; key: string; ts: number }
   | { kind: 'notice'; key: string; msg: Message; mine: boolean }
+  /** A `system` message (group changes): centred text, no bubble. */
+  | { kind: 'system'; key: string; msg: Message }
   | { kind: 'msg'; key: string; msg: Message; mine: boolean; first: boolean; last: boolean }
   | { kind: 'out'; key: string; out: Outgoing; first: boolean; last: boolean }
 
@@ -35,12 +37,16 @@ export function buildTimeline(state: ConvState, me: UserId): TimelineRow[] {
     if (grouped && prev && (prev.row.kind === 'msg' || prev.row.kind === 'out')) prev.row.last = false
     const row = make(!grouped)
     rows.push(row)
-    prev = row.kind === 'notice' ? null : { sender, ts, row }
+    prev = row.kind === 'notice' || row.kind === 'system' ? null : { sender, ts, row }
   }
 
   for (const m of [...state.messages, ...state.ahead]) {
     if (m.type === 'recall') continue // bookkeeping: its target is shown recalled
     const mine = m.sender === me
+    if (m.type === 'system') {
+      place(m.sender, m.ts, () => ({ kind: 'system', key: `m:${m.seq}`, msg: m }))
+      continue
+    }
     if (m.recalled) {
       place(m.sender, m.ts, () => ({ kind: 'notice', key: `m:${m.seq}`, msg: m, mine }))
       continue
