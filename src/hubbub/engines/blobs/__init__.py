@@ -1,0 +1,1 @@
+"""Blob stores: where uploaded files and thumbnails live (docs/media.md)."""

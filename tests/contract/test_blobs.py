@@ -1,0 +1,167 @@
+"""The BlobStore contract (engines/blobs/base.py), run against the local directory and a real S3 server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hubbub.engines.blobs.base import BlobNotFound, BlobStore
+from hubbub.engines.blobs.local import LocalBlobStore
+from hubbub.engines.blobs.s3 import PART, S3BlobStore
+from tests import s3server
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[s3server.SeaweedServer]:
+    server = s3server.acquire()
+    yield server
+    s3server.release()
+
+
+async def started_s3(server: s3server.SeaweedServer, bucket: str, prefix: str = "") -> S3BlobStore:
+    """An S3 store on the test server; retries while SeaweedFS's filer is still coming up."""
+    for attempt in range(60):
+        store = S3BlobStore(
+            endpoint=server.endpoint,
+            bucket=bucket,
+            access_key=s3server.ACCESS_KEY,
+            secret_key=s3server.SECRET_KEY,
+            prefix=prefix,
+        )
+        try:
+            await store.start()
+            return store
+        except Exception:
+            await store.close()
+            if attempt == 59:
+                raise
+            await asyncio.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(params=["local", "s3"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    if request.param == "local":
+        blobs: BlobStore = LocalBlobStore(tmp_path / "blobs")
+        await blobs.start()
+    else:
+        server = request.getfixturevalue("seaweed")
+        blobs = await started_s3(server, "contract", prefix=uuid.uuid4().hex)
+    yield blobs
+    await blobs.close()
+
+
+def key_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def chunks_of(data: bytes, size: int = 100_000) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def read(store: BlobStore, key: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([chunk async for chunk in store.get(key, start, end)])
+
+
+async def test_put_get_exists_delete(store: BlobStore) -> None:
+    data = os.urandom(300_000)
+    key = key_of(data)
+    assert not await store.exists(key)
+    assert await store.size(key) is None
+    await store.put(key, chunks_of(data), len(data))
+    assert await store.exists(key)
+    assert await store.size(key) == len(data)
+    assert await read(store, key) == data
+    await store.delete(key)
+    assert not await store.exists(key)
+    await store.delete(key)  # idempotent
+
+
+async def test_ranges(store: BlobStore) -> None:
+    data = os.urandom(600_000)
+    key = key_of(data)
+    await store.put(key, chunks_of(data), len(data))
+    assert await read(store, key, 10, 20) == data[10:20]
+    assert await read(store, key, 599_990) == data[599_990:]
+    assert await read(store, key, 0, 1) == data[:1]
+    assert await read(store, key, 262_000, 530_000) == data[262_000:530_000]
+
+
+async def test_empty_blob(store: BlobStore) -> None:
+    key = key_of(b"")
+    await store.put(key, chunks_of(b""), 0)
+    assert await store.size(key) == 0
+    assert await read(store, key) == b""
+
+
+async def test_put_again_is_harmless(store: BlobStore) -> None:
+    data = b"same bytes" * 1000
+    key = key_of(data)
+    await asyncio.gather(*(store.put(key, chunks_of(data, 333), len(data)) for _ in range(3)))
+    assert await read(store, key) == data
+
+
+async def test_missing_key(store: BlobStore) -> None:
+    with pytest.raises(BlobNotFound):
+        await read(store, "ab" * 32)
+
+
+async def test_failed_put_leaves_nothing(store: BlobStore) -> None:
+    data = os.urandom(200_000)
+    key = key_of(data)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield data[:100_000]
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.put(key, broken(), len(data))
+    assert not await store.exists(key)
+    with pytest.raises(ValueError):
+        await store.put(key, chunks_of(data[:150_000]), len(data))  # short
+    with pytest.raises(ValueError):
+        await store.put(key, chunks_of(data + b"x"), len(data))  # long
+    assert not await store.exists(key)
+    if isinstance(store, LocalBlobStore):
+        assert list(store.tmp.iterdir()) == []
+
+
+async def test_multipart_sized_blob(store: BlobStore, tmp_path: Path) -> None:
+    """Larger than one S3 part: exercises multipart upload, and put_file."""
+    data = os.urandom(PART + 1_000_000)
+    key = key_of(data)
+    spool = tmp_path / "spool"
+    spool.write_bytes(data)
+    await store.put_file(key, spool, len(data))
+    assert spool.exists()  # the source is left for its owner to remove
+    assert await store.size(key) == len(data)
+    assert hashlib.sha256(await read(store, key)).hexdigest() == key
+    assert await read(store, key, PART - 5, PART + 5) == data[PART - 5 : PART + 5]
+
+
+async def test_failed_multipart_put_leaves_nothing(store: BlobStore) -> None:
+    data = os.urandom(PART + 10)
+    key = key_of(data)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield data[: PART + 5]
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.put(key, broken(), len(data))
+    assert not await store.exists(key)
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "AB" * 32, "ab/cd", "", "a" * 200, "ab.."])
+async def test_keys_cannot_escape(store: BlobStore, key: str) -> None:
+    with pytest.raises(ValueError):
+        await store.put(key, chunks_of(b"x"), 1)
+    with pytest.raises(ValueError):
+        await store.size(key)
