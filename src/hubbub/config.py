@@ -49,6 +49,12 @@ class Config(msgspec.Struct, kw_only=True):
     login_per_minute: float = 10.0
     #: Most members a (normal) group may have.
     group_member_limit: int = 5000
+    #: Groups with at least this many members are delivered push-pull (hot); admins can mark any group hot.
+    hot_group_threshold: int = 500
+    #: Hot-group signals to one member are coalesced over this window (milliseconds).
+    hot_signal_window_ms: int = 200
+    #: Recent messages kept per hot group for pulls, before falling back to the database.
+    hot_cache_messages: int = 2000
     #: Most groups a user may create per hour.
     group_create_per_hour: int = 20
     #: Largest batch of messages stored in one transaction.

@@ -19,7 +19,10 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.engines.storage.sql import SqlStorage
+from hubbub.engines.hotgroups.base import HotState
+from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.gateway.hub import Hub
+from hubbub.gateway.signals import Signaller
 from hubbub.gateway.server import Gateway
 from hubbub.platform.app import build_app
 from hubbub.services.container import Services
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 def build_storage(config: Config) -> Storage:
     if not config.database:
         config.ensure_data_dir()
-    return SqlStorage(config.database_url)
+    return SqlStorage(config.database_url, hot_threshold=config.hot_group_threshold)
 
 
 def build_broker(config: Config) -> Broker:
@@ -40,6 +43,16 @@ def build_broker(config: Config) -> Broker:
 
         return RedisBroker(config.redis, config.effective_node_id)
     return MemoryBroker(config.effective_node_id)
+
+
+def build_hot_state(config: Config) -> HotState:
+    """Offsets and recent messages of hot groups: in Redis for a cluster, else in-process."""
+    if config.redis:
+        from hubbub.engines.broker.redis import connect
+        from hubbub.engines.hotgroups.redis import RedisHotState
+
+        return RedisHotState(connect(config.redis), capacity=config.hot_cache_messages)
+    return MemoryHotState(config.hot_cache_messages)
 
 
 def build_limiter(config: Config) -> RateLimiter:
@@ -57,8 +70,11 @@ class Node:
         self.storage = build_storage(config)
         self.broker = build_broker(config)
         self.limiter = build_limiter(config)
-        self.services = Services.build(config, self.storage, self.broker, self.limiter)
+        self.hot_state = build_hot_state(config)
+        self.services = Services.build(config, self.storage, self.broker, self.limiter, self.hot_state)
         self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
+        self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
+        self.hub.on_news = self.signaller.news
         self.gateway = Gateway(self.services, self.hub)
         self.app = build_app(self.services, self.gateway)
         self._runner: web.AppRunner | None = None
@@ -91,6 +107,7 @@ class Node:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.broker.close()
+        await self.hot_state.close()
         close_limiter = getattr(self.limiter, "close", None)  # the Redis limiter holds a connection pool
         if close_limiter is not None:
             await close_limiter()

@@ -84,6 +84,10 @@ class HubbubClient:
         self._closed = False
         self._heartbeat = 25.0
         self._sync_on_connect = True
+        self._filling: set[str] = set()
+        self._refill: set[str] = set()
+        #: Background pulls made (gap fills and hot-group news), for tests and benchmarks.
+        self.pulls = 0
 
     async def __aenter__(self) -> HubbubClient:
         return self
@@ -240,6 +244,11 @@ class HubbubClient:
         kind = frame["type"]
         if kind == "msg":
             self._on_message(frame["msg"])
+        elif kind == "news":
+            # A hot group has news up to seq: pull what we miss (skip when we already have it).
+            log = self.convs.setdefault(frame["conv"], ConversationLog())
+            if frame["seq"] > log.have and self._ws is not None:
+                self._schedule_fill(frame["conv"])
         elif kind == "read":
             conv = self.conversations.setdefault(frame["conv"], {"conv": frame["conv"]})
             key = "read_seq" if self.user and frame["user"] == self.user["id"] else "peer_read_seq"
@@ -251,11 +260,28 @@ class HubbubClient:
         gap = msg["seq"] > log.have + 1
         log.add(msg)
         if gap and self._ws is not None:
-            asyncio.get_running_loop().create_task(self._fill(msg["conv"]))
+            self._schedule_fill(msg["conv"])
+
+    def _schedule_fill(self, conv: str) -> None:
+        """Pull a conversation in the background; one pull at a time per conversation, repeated if more
+        news came in meanwhile."""
+        if conv in self._filling:
+            self._refill.add(conv)
+            return
+        self._filling.add(conv)
+        asyncio.get_running_loop().create_task(self._fill(conv))
 
     async def _fill(self, conv: str) -> None:
-        with contextlib.suppress(ApiError, ConnectionError, asyncio.TimeoutError):
-            await self.pull_all(conv)
+        try:
+            while True:
+                self._refill.discard(conv)
+                with contextlib.suppress(ApiError, ConnectionError, asyncio.TimeoutError):
+                    await self.pull_all(conv)
+                    self.pulls += 1
+                if conv not in self._refill:
+                    return
+        finally:
+            self._filling.discard(conv)
 
     async def request(self, frame: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         """Send a frame with a fresh rid and wait for its reply (an ``error`` reply raises ApiError)."""

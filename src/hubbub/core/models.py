@@ -97,6 +97,9 @@ class Group(msgspec.Struct, kw_only=True):
     member_count: int
     created_at: int
     conv: str = ""
+    #: Marked hot by an admin. A group is delivered push-pull when marked or when its member count
+    #: reaches the server's ``hot_group_threshold``.
+    hot: bool = False
 
 
 class GroupMember(msgspec.Struct, kw_only=True):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from hubbub.engines.broker.base import Event
+from hubbub.engines.broker.base import Event, News
 from hubbub.gateway.connection import Connection
 from hubbub.gateway.wire import text_frame
 from hubbub.protocol.close_codes import Close
@@ -22,6 +22,8 @@ class Hub:
         self.auth_timeout_s = auth_timeout_s
         self._sweeper: asyncio.Task[None] | None = None
         self.frames_out = 0
+        #: Set by the node: receives hot-group news (gateway/signals.py).
+        self.on_news: Callable[[Sequence[News]], None] | None = None
 
     # -- membership -------------------------------------------------------------------------------
     def add(self, conn: Connection) -> None:
@@ -53,6 +55,10 @@ class Hub:
                 for conn in conns:
                     if conn.conn_id != event.exclude_conn and conn.write(frame):
                         self.frames_out += 1
+
+    def news(self, items: Sequence[News]) -> None:
+        if self.on_news is not None:
+            self.on_news(items)
 
     def disconnect(
         self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None

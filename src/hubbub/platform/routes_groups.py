@@ -26,6 +26,8 @@ class EditBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     notice: Annotated[str, Meta(max_length=1024)] | msgspec.UnsetType = msgspec.UNSET
     avatar: Annotated[str, Meta(max_length=128)] | None | msgspec.UnsetType = msgspec.UNSET
     invite_policy: Literal["members", "admins"] | msgspec.UnsetType = msgspec.UNSET
+    #: Deliver push-pull whatever the size (big groups are hot anyway).
+    hot: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class InviteBody(msgspec.Struct, kw_only=True):
@@ -91,7 +93,7 @@ async def profile(ctx: Ctx) -> Group:
     return await ctx.s.groups.profile(ctx.me, ctx.path_int("group_id"))
 
 
-@route("PATCH", "/api/v1/groups/{group_id}", summary="Edit name, notice, avatar or invite policy (owner/admins)",
+@route("PATCH", "/api/v1/groups/{group_id}", summary="Edit name, notice, avatar, invite policy or hot flag (owner/admins)",
        body=EditBody, response=Group, tag="groups")
 async def edit(ctx: Ctx) -> Group:
     return await ctx.s.groups.edit(ctx.me, ctx.path_int("group_id"), _set(ctx.body))

@@ -150,6 +150,14 @@ class MsgPush(ServerFrame, tag="msg"):
     msg: Message
 
 
+class NewsPush(ServerFrame, tag="news"):
+    """A hot group has messages up to ``seq``: pull what you miss (push-pull delivery)."""
+
+    conv: str
+    seq: int
+    mention: bool = False
+
+
 class ReadPush(ServerFrame, tag="read"):
     conv: str
     user: int

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from hubbub.config import Config
 from hubbub.core.ids import MessageIds
 from hubbub.engines.broker.base import Broker
+from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.services.accounts import AccountService
 from hubbub.services.auth import AuthService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
+from hubbub.services.hot import HotGroups
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
 
@@ -27,12 +29,16 @@ class Services:
     friends: FriendService
     messages: MessageService
     groups: GroupService
+    hot: HotGroups
     presence: PresenceService
 
     @classmethod
-    def build(cls, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter) -> Services:
+    def build(
+        cls, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter, hot_state: HotState
+    ) -> Services:
         friends = FriendService(config, storage, broker, limiter)
         ids = MessageIds(config.effective_node_id)
+        hot = HotGroups(config, storage, broker, hot_state)
         return cls(
             config=config,
             storage=storage,
@@ -40,7 +46,8 @@ class Services:
             auth=AuthService(config, storage, broker, limiter),
             accounts=AccountService(storage),
             friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids),
-            groups=GroupService(config, storage, broker, limiter, friends, ids),
+            messages=MessageService(config, storage, broker, limiter, friends, ids, hot),
+            groups=GroupService(config, storage, broker, limiter, friends, ids, hot),
+            hot=hot,
             presence=PresenceService(storage, broker),
         )

@@ -22,6 +22,7 @@ from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, St
 from hubbub.protocol.frames import MsgPush, encode
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed
+from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
 SYSTEM_TYPE = "system"
@@ -38,8 +39,10 @@ class GroupService:
         limiter: RateLimiter,
         friends: FriendService,
         ids: MessageIds,
+        hot: HotGroups,
     ) -> None:
         self.config = config
+        self.hot = hot
         self.storage = storage
         self.broker = broker
         self.limiter = limiter
@@ -251,10 +254,19 @@ class GroupService:
         return update.group
 
     async def _announce(self, update: GroupUpdate) -> None:
-        """The notice goes to members before and after the change: the kicked hear they were kicked."""
-        await self.broker.publish(
-            [Event(update.stored.recipients, encode(MsgPush(msg=update.stored.message)))]
-        )
+        """The notice goes to members before and after the change: the kicked hear they were kicked.
+
+        In a hot group the members get it like any hot message (news, then pull); only those who left get
+        it pushed, since they can no longer pull.
+        """
+        message = update.stored.message
+        if self.hot.is_hot(update.group.member_count, update.group.hot):
+            await self.hot.announce_change(message)
+            gone = sorted(set(update.before) - set(update.after))
+            if gone:
+                await self.broker.publish([Event(gone, encode(MsgPush(msg=message)))])
+            return
+        await self.broker.publish([Event(update.stored.recipients, encode(MsgPush(msg=message)))])
 
 
 def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -265,6 +277,11 @@ def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dic
     for name, value in fields.items():
         if value is None and name in ("avatar",):
             clean[name] = None
+            continue
+        if name == "hot":
+            if not isinstance(value, bool):
+                raise invalid(name, "must be true or false")
+            clean[name] = value
             continue
         if name == "invite_policy":
             if value not in ("members", "admins"):

@@ -27,6 +27,7 @@ from hubbub.services import content
 from hubbub.services.batcher import SendBatcher
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed
+from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
 RECALL_TYPE = "recall"
@@ -87,8 +88,10 @@ class MessageService:
         limiter: RateLimiter,
         friends: FriendService,
         ids: MessageIds,
+        hot: HotGroups,
     ) -> None:
         self.config = config
+        self.hot = hot
         self.storage = storage
         self.broker = broker
         self.limiter = limiter
@@ -173,14 +176,19 @@ class MessageService:
 
     async def _publish_stored(self, items: list[NewMessage], results: list[Stored | Rejected]) -> None:
         events = []
+        hot: list[tuple[NewMessage, Stored]] = []
         for item, result in zip(items, results, strict=True):
             origin = self._origin.pop((item.sender, item.cmid), None)
             if isinstance(result, Rejected) or result.duplicate:
                 continue
-            events.append(
-                Event(result.recipients or item.members, encode(MsgPush(msg=result.message)), origin)
-            )
+            if result.hot:
+                hot.append((item, result))
+                continue
+            payload = encode(MsgPush(msg=result.message))
+            events.append(Event(result.recipients or item.members, payload, origin))
         await self.broker.publish(events)
+        if hot:
+            await self.hot.publish(hot)
 
     # -- reading ----------------------------------------------------------------------------------
     async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
@@ -197,6 +205,15 @@ class MessageService:
                 raise HubbubError(Code.FORBIDDEN, "you are not a member of this group")
             return (0, 0)
         return state
+
+    async def pull_encoded(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[bytes], bool]:
+        """``pull`` with each message already encoded: hot groups are served from their recent cache."""
+        if self.hot.knows(conv):
+            cached = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
+            if cached is not None:
+                return cached
+        found, more = await self.pull(user_id, conv, after_seq, limit)
+        return [encode(m) for m in found], more
 
     async def pull(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[Message], bool]:
         _, min_seq = await self._membership(user_id, conv)
@@ -238,6 +255,8 @@ class MessageService:
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
+        if self.hot.knows(conv):
+            await self.hot.state.raise_offsets(conv, {user_id: read_seq})
         await self.broker.publish(
             [Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
         )

@@ -30,6 +30,17 @@ class Event(msgspec.Struct, frozen=True):
     exclude_conn: str | None = None
 
 
+class News(msgspec.Struct, frozen=True):
+    """A hot group has messages up to ``seq``: every node signals its own online members (push-pull)."""
+
+    conv: str
+    seq: int
+    mentions: tuple[int, ...] = ()
+    mention_all: bool = False
+    #: A membership or profile change: nodes drop their cached member list of the group.
+    system: bool = False
+
+
 class Registered(msgspec.Struct, frozen=True):
     #: The user's terminals before and after this registration.
     before: tuple[str, ...]
@@ -45,6 +56,9 @@ class LocalSink(Protocol):
         self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
     ) -> None:
         """Close the user's local connections: the one ``conn_id``, those of session ``sid``, or all."""
+
+    def news(self, items: Sequence[News]) -> None:
+        """Hot-group news for this node to signal to its local members."""
 
 
 class Broker(abc.ABC):
@@ -71,6 +85,11 @@ class Broker(abc.ABC):
         self, user_id: int, code: Close, reason: str, *, conn_id: str | None = None, sid: str | None = None
     ) -> None:
         """Close connections of a user wherever they are (see ``LocalSink.disconnect``)."""
+
+    @abc.abstractmethod
+    async def announce(self, items: Sequence[News]) -> None:
+        """Hand hot-group news to every live node (one queue write per node, whatever the group's size).
+        At most once, like ``publish``: a member who misses a signal catches up at the next one or by sync."""
 
     @abc.abstractmethod
     async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubbub.engines.broker.base import Broker, Event, LocalSink, Registered
+from hubbub.engines.broker.base import Broker, Event, LocalSink, News, Registered
 from hubbub.protocol.close_codes import Close
 
 
@@ -49,6 +49,10 @@ class MemoryBroker(Broker):
     ) -> None:
         if self._sink is not None:
             self._sink.disconnect(user_id, code, reason, conn_id, sid)
+
+    async def announce(self, items: Sequence[News]) -> None:
+        if self._sink is not None and items:
+            self._sink.news(items)
 
     async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         return {uid: tuple(sorted(self._slots[uid])) for uid in user_ids if self._slots.get(uid)}

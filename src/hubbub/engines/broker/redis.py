@@ -380,7 +380,8 @@ class RedisBroker(Broker):
             return
         self._sink.news(items)
         try:
-            nodes = {n.decode() for n in await self.redis.smembers(self._nodes_key())}
+            members: set[Any] = await self.redis.smembers(self._nodes_key())  # type: ignore[misc]
+            nodes = {n.decode() if isinstance(n, bytes) else str(n) for n in members}
             nodes.discard(self.node_id)
             wire = [_WireNews(n.conv, n.seq, list(n.mentions), n.mention_all, n.system) for n in items]
             await self._send({node: _Envelope(news=wire) for node in nodes})

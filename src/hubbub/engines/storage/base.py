@@ -39,8 +39,11 @@ class NewMessage(msgspec.Struct, kw_only=True):
 class Stored(msgspec.Struct, kw_only=True):
     message: Message
     duplicate: bool
-    #: Who should hear of it: the conversation's members at the moment it was stored.
+    #: Who should hear of it: the conversation's members at the moment it was stored (empty for hot
+    #: groups, whose members are signalled instead of pushed to).
     recipients: tuple[int, ...] = ()
+    #: Stored into a hot group: deliver push-pull.
+    hot: bool = False
 
 
 class Rejected(msgspec.Struct):
@@ -58,7 +61,9 @@ class GroupFacts(msgspec.Struct, kw_only=True):
     """What the send rules need about a group, read inside the storing transaction."""
 
     group: Group
+    #: Every member; for a hot group only the senders in the batch (the fan-out does not need the rest).
     members: dict[int, MemberFacts]
+    hot: bool = False
 
 
 #: Decides, inside the transaction, whether a group message may be stored: None to admit, or the error.
@@ -127,6 +132,10 @@ class GroupStorage(abc.ABC):
     @abc.abstractmethod
     async def group_members(self, group_id: int, after_user: int, limit: int) -> list[GroupMember]:
         """Members ordered by user id, starting after ``after_user`` (keyset paging)."""
+
+    @abc.abstractmethod
+    async def member_floors(self, conv: str) -> dict[int, int]:
+        """Every member of a conversation -> the seq they joined after (they see only what is newer)."""
 
     @abc.abstractmethod
     async def change_group(self, group_id: int, change: GroupChange, notice: NewMessage) -> GroupUpdate:

@@ -125,6 +125,8 @@ groups = Table(
     Column("dismissed", Boolean, nullable=False, server_default=false()),
     Column("member_count", Integer, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
+    # Marked hot by an admin: push-pull delivery whatever the size (big groups are hot by size anyway).
+    Column("hot", Boolean, nullable=False, server_default=false()),
 )
 
 group_members = Table(

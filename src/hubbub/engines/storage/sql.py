@@ -42,8 +42,10 @@ NOT_UNREAD_TYPES = ("system", "recall")
 
 
 class SqlStorage(SqlGroups, Storage):
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, hot_threshold: int = 500) -> None:
         self.url = url
+        #: Groups with at least this many members are hot: their sends do not read the member list.
+        self.hot_threshold = hot_threshold
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("postgresql"):
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -400,6 +402,7 @@ class SqlStorage(SqlGroups, Storage):
         msgs = t.messages
         rejected: dict[tuple[int, str], Rejected] = {}
         recipients: dict[str, tuple[int, ...]] = {}
+        hot: set[str] = set()
         async with self._tx() as conn:
             keys = list({(m.sender, m.cmid) for m in batch})
             existing: dict[tuple[int, str], Message] = {}
@@ -421,7 +424,10 @@ class SqlStorage(SqlGroups, Storage):
                 # Lock first, then read the members: a kick committed before our lock is seen; one after
                 # it waits for us. Either way the message and the membership agree.
                 await self._lock_conversations(conn, group_convs)
-                facts = await self._group_facts(conn, group_convs)
+                senders: dict[str, set[int]] = {}
+                for m in fresh:
+                    senders.setdefault(m.conv, set()).add(m.sender)
+                facts = await self._group_facts(conn, {c: senders[c] for c in group_convs})
                 admitted = []
                 for m in fresh:
                     if m.conv in facts:
@@ -429,7 +435,10 @@ class SqlStorage(SqlGroups, Storage):
                         if error is not None:
                             rejected[(m.sender, m.cmid)] = Rejected(error)
                             continue
-                        recipients[m.conv] = tuple(facts[m.conv].members)
+                        if facts[m.conv].hot:
+                            hot.add(m.conv)
+                        else:
+                            recipients[m.conv] = tuple(facts[m.conv].members)
                     elif m.conv in group_convs:
                         rejected[(m.sender, m.cmid)] = Rejected(not_found("group"))
                         continue
@@ -452,6 +461,7 @@ class SqlStorage(SqlGroups, Storage):
                         message=message,
                         duplicate=key in first_seen,
                         recipients=recipients.get(message.conv, m.members),
+                        hot=message.conv in hot,
                     )
                 )
                 first_seen.add(key)

@@ -28,7 +28,9 @@ from hubbub.engines.storage.base import (
 )
 from hubbub.engines.storage.sqlutil import USER_COLS, unavailable, user_of
 
-_GROUP_FIELDS = frozenset({"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id"})
+_GROUP_FIELDS = frozenset(
+    {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot"}
+)
 
 
 def group_of(row: Row[Any] | Any) -> Group:
@@ -44,12 +46,14 @@ def group_of(row: Row[Any] | Any) -> Group:
         member_count=row.member_count,
         created_at=row.created_at,
         conv=group_conv(row.id),
+        hot=bool(row.hot),
     )
 
 
 class SqlGroups:
     # Provided by SqlStorage.
     engine: AsyncEngine
+    hot_threshold: int
 
     def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError  # pragma: no cover - SqlStorage implements it
@@ -64,22 +68,26 @@ class SqlGroups:
         raise NotImplementedError  # pragma: no cover
 
     # -- reads used inside send transactions ------------------------------------------------------
-    async def _group_facts(self, conn: AsyncConnection, convs: list[str]) -> dict[str, GroupFacts]:
-        ids = [int(c[2:]) for c in convs]
-        groups = {
-            row.id: group_of(row)
-            for row in await conn.execute(select(t.groups).where(t.groups.c.id.in_(ids)))
-        }
+    async def _group_facts(self, conn: AsyncConnection, senders: dict[str, set[int]]) -> dict[str, GroupFacts]:
+        """Groups and members for a batch's group messages. A hot group's full member list is not read:
+        only the senders' rows, since its members are signalled, not pushed to (bounded database reads)."""
+        ids = [int(c[2:]) for c in senders]
+        groups = {row.id: group_of(row) for row in await conn.execute(select(t.groups).where(t.groups.c.id.in_(ids)))}
+        hot = {gid for gid, g in groups.items() if g.hot or g.member_count >= self.hot_threshold}
         members: dict[int, dict[int, MemberFacts]] = {gid: {} for gid in groups}
         gm = t.group_members
-        rows = await conn.execute(
-            select(gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until).where(
-                gm.c.group_id.in_(list(groups))
-            )
-        )
-        for row in rows:
-            members[row.group_id][row.user_id] = MemberFacts(role=row.role, muted_until=row.muted_until)
-        return {group_conv(gid): GroupFacts(group=g, members=members[gid]) for gid, g in groups.items()}
+        cols = (gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until)
+        queries = []
+        if normal := [gid for gid in groups if gid not in hot]:
+            queries.append(select(*cols).where(gm.c.group_id.in_(normal)))
+        for gid in hot:
+            queries.append(select(*cols).where(gm.c.group_id == gid, gm.c.user_id.in_(senders[group_conv(gid)])))
+        for query in queries:
+            for row in await conn.execute(query):
+                members[row.group_id][row.user_id] = MemberFacts(role=row.role, muted_until=row.muted_until)
+        return {
+            group_conv(gid): GroupFacts(group=g, members=members[gid], hot=gid in hot) for gid, g in groups.items()
+        }
 
     async def _member_ids(self, conn: AsyncConnection, group_id: int) -> tuple[int, ...]:
         gm = t.group_members
@@ -110,6 +118,7 @@ class SqlGroups:
                         dismissed=False,
                         member_count=len(roles),
                         created_at=now,
+                        hot=False,
                     )
                     .returning(t.groups.c.id)
                 )
@@ -212,6 +221,13 @@ class SqlGroups:
             before=before,
             after=after,
         )
+
+    @unavailable
+    async def member_floors(self, conv: str) -> dict[int, int]:
+        cm = t.conv_members
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(cm.c.user_id, cm.c.min_seq).where(cm.c.conv == conv))
+            return {uid: floor for uid, floor in rows}
 
     @unavailable
     async def group(self, group_id: int) -> Group | None:

@@ -1,0 +1,34 @@
+"""The hot-group state interface.
+
+Contract (tests/contract/test_hotgroups.py runs it against every implementation):
+- ``append`` keeps the newest ``capacity`` messages of a conversation (by seq), encoded once as JSON;
+  appending a seq already held is a no-op.
+- ``recent(conv, after_seq, limit)`` returns the cached messages with seq > after_seq, ascending, at most
+  ``limit`` — but only if the cache holds seq ``after_seq + 1`` (else None: the caller reads the database).
+- ``raise_offsets`` only ever raises a member's offset (the highest seq they were signalled or read), and
+  returns for each member given the offset it had before the call (0 if none).
+- Nothing here is durable: losing it all (a Redis restart) costs at most extra signals and database reads.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+
+class HotState(abc.ABC):
+    capacity: int
+
+    @abc.abstractmethod
+    async def append(self, conv: str, items: Sequence[tuple[int, bytes]]) -> None:
+        """Cache (seq, encoded message) pairs."""
+
+    @abc.abstractmethod
+    async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None: ...
+
+    @abc.abstractmethod
+    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
+        """Set each member's offset to max(current, given); return the offsets as they were before."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

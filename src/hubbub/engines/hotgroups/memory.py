@@ -1,0 +1,48 @@
+"""In-process hot-group state."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+from hubbub.engines.hotgroups.base import HotState
+
+
+class MemoryHotState(HotState):
+    def __init__(self, capacity: int = 2000) -> None:
+        self.capacity = capacity
+        self._seqs: dict[str, list[int]] = {}
+        self._items: dict[str, dict[int, bytes]] = {}
+        self._offsets: dict[str, dict[int, int]] = {}
+
+    async def append(self, conv: str, items: Sequence[tuple[int, bytes]]) -> None:
+        seqs = self._seqs.setdefault(conv, [])
+        held = self._items.setdefault(conv, {})
+        for seq, data in items:
+            if seq in held:
+                continue
+            held[seq] = data
+            bisect.insort(seqs, seq)
+        while len(seqs) > self.capacity:
+            del held[seqs.pop(0)]
+
+    async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
+        held = self._items.get(conv)
+        if not held or (after_seq + 1) not in held:
+            return None
+        seqs = self._seqs[conv]
+        start = bisect.bisect_right(seqs, after_seq)
+        return [held[s] for s in seqs[start : start + limit]]
+
+    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
+        current = self._offsets.setdefault(conv, {})
+        before = {uid: current.get(uid, 0) for uid in offsets}
+        for uid, seq in offsets.items():
+            if seq > before[uid]:
+                current[uid] = seq
+        return before
+
+    async def close(self) -> None:
+        self._items.clear()
+        self._seqs.clear()
+        self._offsets.clear()

@@ -1,0 +1,79 @@
+"""Hot-group state in Redis: a sorted set of recent messages and a hash of offsets per group.
+
+Keys share the group's hash tag (``{g:<id>}``), so one group's keys live on one Redis Cluster slot and each
+operation is a single round trip (a pipeline or a script).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from hubbub.engines.hotgroups.base import HotState
+
+# KEYS[1] offsets hash; ARGV: ttl, then (user, seq) pairs. Raise each to max(old, new); return the old values.
+_RAISE = """
+local before = {}
+for i = 2, #ARGV, 2 do
+  local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  before[#before + 1] = old
+  if tonumber(ARGV[i + 1]) > old then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return before
+"""
+
+#: Offsets of a group nobody signals for a day are dropped; they are rebuilt as members come back.
+_OFFSETS_TTL_S = 24 * 3600
+
+
+class RedisHotState(HotState):
+    def __init__(self, client: aioredis.Redis, prefix: str = "hubbub", capacity: int = 2000) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.capacity = capacity
+        self._raise: Any = client.register_script(_RAISE)
+
+    def _key(self, conv: str, what: str) -> str:
+        return f"{self.prefix}:{{{conv}}}:{what}"
+
+    async def append(self, conv: str, items: Sequence[tuple[int, bytes]]) -> None:
+        if not items:
+            return
+        key = self._key(conv, "recent")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {data: seq for seq, data in items}, nx=True)
+            pipe.zremrangebyrank(key, 0, -self.capacity - 1)
+            await pipe.execute()
+
+    async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
+        found: list[Any] = await self.redis.zrange(
+            self._key(conv, "recent"),
+            f"({after_seq}",
+            "+inf",
+            byscore=True,
+            offset=0,
+            num=limit,
+            withscores=True,
+        )
+        if not found or int(found[0][1]) != after_seq + 1:
+            return None
+        return [data for data, _score in found]
+
+    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
+        if not offsets:
+            return {}
+        key = self._key(conv, "offsets")
+        users = list(offsets)
+        args: list[Any] = [_OFFSETS_TTL_S]
+        for uid in users:
+            args += [uid, offsets[uid]]
+        before = await self._raise(keys=[key], args=args)
+        return {uid: int(old) for uid, old in zip(users, before, strict=True)}
+
+    async def close(self) -> None:
+        await self.redis.aclose()

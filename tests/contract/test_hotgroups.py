@@ -1,0 +1,58 @@
+"""The hot-group state contract (engines/hotgroups/base.py), against the in-process and the Redis engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from hubbub.engines.hotgroups.base import HotState
+from hubbub.engines.hotgroups.memory import MemoryHotState
+from hubbub.engines.hotgroups.redis import RedisHotState
+from tests import servers
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request: pytest.FixtureRequest) -> AsyncIterator[HotState]:
+    if request.param == "memory":
+        yield MemoryHotState(capacity=5)
+        return
+    server: servers.RedisServer = request.getfixturevalue("redis_server")
+    client = aioredis.Redis.from_url(server.url)
+    # Each test its own key prefix, so tests never see each other's keys.
+    yield RedisHotState(client, prefix=f"t{uuid.uuid4().hex[:8]}", capacity=5)
+    await client.aclose()
+
+
+def msg(seq: int) -> tuple[int, bytes]:
+    return seq, b'{"seq":%d}' % seq
+
+
+async def test_recent_serves_only_ranges_it_fully_holds(state: HotState) -> None:
+    await state.append("g:1", [msg(s) for s in range(1, 5)])
+    assert await state.recent("g:1", 0, 10) == [msg(s)[1] for s in range(1, 5)]
+    assert await state.recent("g:1", 2, 1) == [msg(3)[1]]
+    assert await state.recent("g:1", 4, 10) is None  # nothing newer is held: ask the database
+    assert await state.recent("g:2", 0, 10) is None
+
+
+async def test_capacity_keeps_the_newest(state: HotState) -> None:
+    await state.append("g:1", [msg(s) for s in range(1, 9)])
+    assert await state.recent("g:1", 0, 10) is None  # seq 1 was evicted
+    assert await state.recent("g:1", 3, 10) == [msg(s)[1] for s in range(4, 9)]
+
+
+async def test_append_is_idempotent(state: HotState) -> None:
+    await state.append("g:1", [msg(1), msg(2)])
+    await state.append("g:1", [msg(2), msg(3)])
+    assert await state.recent("g:1", 0, 10) == [msg(1)[1], msg(2)[1], msg(3)[1]]
+
+
+async def test_offsets_only_rise_and_report_the_previous_value(state: HotState) -> None:
+    assert await state.raise_offsets("g:1", {7: 5, 8: 3}) == {7: 0, 8: 0}
+    assert await state.raise_offsets("g:1", {7: 4, 8: 9}) == {7: 5, 8: 3}
+    assert await state.raise_offsets("g:1", {7: 6, 8: 1}) == {7: 5, 8: 9}
+    assert await state.raise_offsets("g:2", {7: 1}) == {7: 0}
+    assert await state.raise_offsets("g:1", {}) == {}

@@ -1,0 +1,143 @@
+"""Hot groups end to end: signals instead of pushes, coalesced; pulls from the cache; pulls never block."""
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from hubbub.client import HubbubClient
+from hubbub.core.convs import private_conv
+from tests.conftest import PASSWORD, base_url, friends
+
+
+async def people(node, names):
+    clients = []
+    for name in names:
+        client = HubbubClient(base_url(node))
+        await client.register(name, PASSWORD)
+        clients.append(client)
+    await friends(*clients)
+    return clients
+
+
+def frames_of(client, kind, conv):
+    return [
+        f
+        for f in list(client.events._queue)
+        if f["type"] == kind and (f.get("conv") or f.get("msg", {}).get("conv")) == conv
+    ]
+
+
+async def test_hot_group_members_get_signals_and_pull_everything_in_order(make_node):
+    node = await make_node(hot_group_threshold=4, hot_signal_window_ms=100)
+    owner, a, b, c, away = await people(node, ["hot_own", "hot_a", "hot_b", "hot_c", "hot_away"])
+    try:
+        for client in (owner, a, b, c):
+            await client.connect()
+        group = await owner.api(
+            "POST",
+            "/api/v1/groups",
+            {"name": "big", "members": [a.user_id, b.user_id, c.user_id, away.user_id]},
+        )
+        conv = group["conv"]
+        assert group["member_count"] >= 4
+
+        acks = await asyncio.gather(
+            *(s.send_text(f"{s.user['username']}-{i}", conv=conv) for s in (a, b) for i in range(100))
+        )
+        assert sorted(x["seq"] for x in acks) == list(range(2, 202))
+        for member in (owner, a, b, c):
+            await member.wait_until(
+                lambda m=member: m.convs.get(conv) is not None and m.convs[conv].have == 201, timeout=15
+            )
+        orders = [[m["id"] for m in member.history(conv)] for member in (owner, a, b, c)]
+        assert all(order == orders[0] for order in orders)
+
+        # Members got small signals, not the 200 messages pushed one by one, and far fewer of them.
+        news = frames_of(c, "news", conv)
+        pushed = frames_of(c, "msg", conv)
+        assert pushed == [] and 1 <= len(news) <= 40, (len(news), len(pushed))
+        assert node.services.hot.cache_hits > 0
+
+        # An offline member does nothing at send time and syncs on return.
+        await away.connect()
+        assert [m["seq"] for m in away.history(conv)] == list(range(1, 202))
+    finally:
+        for client in (owner, a, b, c, away):
+            await client.close()
+
+
+async def test_mentions_are_signalled_at_once(make_node):
+    node = await make_node(hot_group_threshold=3, hot_signal_window_ms=2000)
+    owner, a, b = await people(node, ["hm_own", "hm_a", "hm_b"])
+    try:
+        for client in (owner, a, b):
+            await client.connect()
+        group = await owner.api("POST", "/api/v1/groups", {"name": "g", "members": [a.user_id, b.user_id]})
+        started = time.monotonic()
+        await a.send(
+            {"msg_type": "text", "body": {"text": "@b", "mentions": [b.user_id]}}, conv=group["conv"]
+        )
+        signal = await b.next_event("news", where=lambda f: f.get("mention"), timeout=1.5)
+        assert signal["conv"] == group["conv"] and time.monotonic() - started < 1.5  # well inside the window
+        assert {x["conv"]: x for x in await b.sync()}[group["conv"]]["mention"] is True
+    finally:
+        for client in (owner, a, b):
+            await client.close()
+
+
+async def test_small_group_marked_hot_by_an_admin(make_client):
+    owner, a = await make_client("mk_own"), await make_client("mk_a")
+    await friends(owner, a)
+    group = await owner.api("POST", "/api/v1/groups", {"name": "g", "members": [a.user_id]})
+    with pytest.raises(Exception):
+        await a.api("PATCH", f"/api/v1/groups/{group['id']}", {"hot": True})
+    marked = await owner.api("PATCH", f"/api/v1/groups/{group['id']}", {"hot": True})
+    assert marked["hot"] is True
+    await owner.send_text("signal me", conv=group["conv"])
+    await a.next_event("news", where=lambda f: f["conv"] == group["conv"])
+    await a.wait_until(lambda: "signal me" in [m["body"].get("text") for m in a.history(group["conv"])])
+
+
+async def test_a_slow_pull_never_blocks_heartbeats_or_other_frames(make_node):
+    node = await make_node(hot_group_threshold=3)
+    owner, a, friend = await people(node, ["sp_own", "sp_a", "sp_friend"])
+    try:
+        await owner.connect()
+        group = await owner.api(
+            "POST", "/api/v1/groups", {"name": "g", "members": [a.user_id, friend.user_id]}
+        )
+        await owner.send_text("hello", conv=group["conv"])
+
+        # Make every pull take 2 s.
+        real = node.services.messages.pull_encoded
+
+        async def slow_pull(*args, **kwargs):
+            await asyncio.sleep(2.0)
+            return await real(*args, **kwargs)
+
+        node.services.messages.pull_encoded = slow_pull
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"ws://127.0.0.1:{node.port}/ws")
+            await ws.send_json({"type": "auth", "token": a.access_token})
+            assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
+            started = time.monotonic()
+            await ws.send_json({"type": "pull", "conv": group["conv"], "after_seq": 0, "rid": "slow"})
+            await ws.send_json({"type": "ping", "rid": "hb"})
+            await friend.api(
+                "POST", "/api/v1/messages", {"cmid": "p1", "to": a.user_id, "body": {"text": "psst"}}
+            )
+            seen = []
+            while "slow" not in [f.get("rid") for f in seen]:
+                frame = await ws.receive_json(timeout=5)
+                seen.append({**frame, "at": time.monotonic() - started})
+            by_kind = {f.get("rid") or f["type"]: f for f in seen}
+            assert by_kind["hb"]["at"] < 0.5  # the heartbeat was answered at once ...
+            assert by_kind["msg"]["msg"]["conv"] == private_conv(a.user_id, friend.user_id)
+            assert by_kind["msg"]["at"] < 0.5  # ... and a private message got through meanwhile
+            assert by_kind["slow"]["at"] >= 2.0 and len(by_kind["slow"]["messages"]) == 2
+            await ws.close()
+    finally:
+        for client in (owner, a, friend):
+            await client.close()
