@@ -6,7 +6,7 @@ import time
 import aiohttp
 import pytest
 
-from hubbub.client import HubbubClient
+from hubbub.client import ApiError, HubbubClient
 from hubbub.core.convs import private_conv
 from tests.conftest import PASSWORD, base_url, friends
 
@@ -91,8 +91,9 @@ async def test_small_group_marked_hot_by_an_admin(make_client):
     owner, a = await make_client("mk_own"), await make_client("mk_a")
     await friends(owner, a)
     group = await owner.api("POST", "/api/v1/groups", {"name": "g", "members": [a.user_id]})
-    with pytest.raises(Exception):
+    with pytest.raises(ApiError) as refused:
         await a.api("PATCH", f"/api/v1/groups/{group['id']}", {"hot": True})
+    assert refused.value.code == "forbidden"
     marked = await owner.api("PATCH", f"/api/v1/groups/{group['id']}", {"hot": True})
     assert marked["hot"] is True
     await owner.send_text("signal me", conv=group["conv"])
