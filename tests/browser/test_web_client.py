@@ -199,8 +199,12 @@ def seqs(page: Any) -> list[int]:
 def test_two_people_befriend_chat_and_catch_up(server: str, browser: Any) -> None:
     started = time.monotonic()
     errors: list[str] = []
-    ctx_a = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
-    ctx_b = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    ctx_a = browser.new_context(
+        viewport={"width": 1280, "height": 800}, color_scheme="light", permissions=["notifications"]
+    )
+    ctx_b = browser.new_context(
+        viewport={"width": 1280, "height": 800}, color_scheme="light", permissions=["notifications"]
+    )
     a = new_page(ctx_a, errors)
     b = new_page(ctx_b, errors)
 
@@ -367,7 +371,7 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
         dave_says(*backlog)
 
         errors: list[str] = []
-        ctx = browser.new_context(viewport={"width": 1100, "height": 760})
+        ctx = browser.new_context(viewport={"width": 1100, "height": 760}, permissions=["notifications"])
         page = new_page(ctx, errors)
         page.goto(srv.url)
         page.fill("input[name=username]", "carol")

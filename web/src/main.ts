@@ -13,6 +13,7 @@ const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.hos
 const store = createChatStore({
   api,
   wsUrl,
+  storage: localStorage,
   isVisible: () => document.visibilityState === 'visible',
   notify: ({ title, body, conv }) => {
     if (document.visibilityState === 'visible') return

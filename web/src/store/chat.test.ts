@@ -135,9 +135,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 0))
 }
 
-function setup() {
-  const server = new FakeServer()
-  const storage = memoryStorage()
+function setup(storage: Storage = memoryStorage(), server = new FakeServer()) {
   storage.setItem(
     'hubbub.session',
     JSON.stringify({ user: ALICE, access_token: 'a', refresh_token: 'r', expires_at: Date.now() + 900_000 }),
@@ -158,8 +156,9 @@ function setup() {
     wsUrl: 'ws://test/ws',
     createConnection: (opts) => (conn = new FakeConnection(opts, server)),
     newCmid: () => `c-${++cmid}`,
+    storage,
   })
-  return { server, store, conn: () => conn }
+  return { server, store, conn: () => conn, storage }
 }
 
 function seqsOf(store: ReturnType<typeof setup>['store']): number[] {
@@ -258,6 +257,28 @@ describe('chat store sync', () => {
     await settle()
     expect(c.outbox).toEqual([])
     expect(c.messages.map((m) => m.seq)).toEqual([1])
+  })
+
+  it('an unsent message survives a reload and is delivered once', async () => {
+    const { server, store, storage } = env
+    store.boot()
+    await settle()
+    env.conn().loseAcks = true
+    store.sendText(CONV, 'typed just before the reload')
+    await settle()
+    expect(server.msgs).toHaveLength(1) // stored, but the ack was lost
+
+    // A new page: a new store on the same storage and server.
+    const again = setup(storage, server)
+    again.store.boot()
+    await settle()
+    again.store.openConv(CONV)
+    await settle()
+    const c = again.store.state.convs[CONV]!
+    expect(c.outbox).toEqual([])
+    expect(c.messages.map((m) => m.body.text)).toEqual(['typed just before the reload'])
+    expect(server.msgs).toHaveLength(1)
+    expect(storage.getItem('hubbub.outbox.1')).toBeNull()
   })
 
   it('typing is throttled and shown for a few seconds', async () => {

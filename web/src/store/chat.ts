@@ -6,7 +6,7 @@
  * server answers with the original ack), sends `sync`, pulls every conversation that moved, and refetches
  * friends and requests, whose pushes may have been missed while offline.
  */
-import { computed, reactive } from 'vue'
+import { computed, reactive, watch } from 'vue'
 import { ApiError, type Api } from '../api/rest'
 import { Connection, WsError, type ConnStatus, type ConnectionOptions } from '../api/socket'
 import {
@@ -65,6 +65,8 @@ export interface StoreDeps {
   /** Show a system notification for an incoming message. */
   notify?: (n: { title: string; body: Message; conv: ConvId }) => void
   newCmid?: () => string
+  /** Where unsent messages survive a reload (localStorage in the browser). */
+  storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>
 }
 
 export interface Toast {
@@ -173,6 +175,7 @@ export function createChatStore(deps: StoreDeps) {
     if (!s) return false
     state.me = s.user
     remember(s.user)
+    restoreOutbox()
     connect()
     return true
   }
@@ -191,10 +194,50 @@ export function createChatStore(deps: StoreDeps) {
     reset()
     state.me = u
     remember(u)
+    restoreOutbox()
     connect()
   }
 
+  // ---- unsent messages survive a reload ------------------------------------------------------------------
+  // Saved per user; restored as "sending" and resent with the same cmid after the next auth_ok, so a message
+  // typed just before a reload or a crash is delivered once, never lost and never doubled.
+
+  const outboxKey = () => (state.me ? `hubbub.outbox.${state.me.id}` : null)
+
+  function restoreOutbox(): void {
+    const key = outboxKey()
+    if (!key || !deps.storage) return
+    let saved: Outgoing[] = []
+    try {
+      saved = JSON.parse(deps.storage.getItem(key) ?? '[]') as Outgoing[]
+    } catch {
+      return
+    }
+    for (const o of Array.isArray(saved) ? saved : []) {
+      if (typeof o?.cmid !== 'string' || typeof o.text !== 'string' || typeof o.conv !== 'string') continue
+      const c = ensureConv(o.conv, null)
+      if (!c.outbox.some((x) => x.cmid === o.cmid)) c.outbox.push({ ...o, status: 'sending' })
+    }
+  }
+
+  watch(
+    () => Object.values(state.convs).flatMap((c) => c.outbox.map((o) => ({ ...o }))),
+    (all) => {
+      const key = outboxKey()
+      if (!key || !deps.storage) return
+      try {
+        if (all.length) deps.storage.setItem(key, JSON.stringify(all))
+        else deps.storage.removeItem(key)
+      } catch {
+        /* storage full or blocked: the outbox still lives in memory */
+      }
+    },
+    { deep: true },
+  )
+
   async function logout(): Promise<void> {
+    const key = outboxKey()
+    if (key) deps.storage?.removeItem(key)
     conn?.stop()
     conn = null
     await api.logout()
