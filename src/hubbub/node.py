@@ -15,15 +15,16 @@ from aiohttp import web
 from hubbub.config import Config
 from hubbub.engines.broker.base import Broker
 from hubbub.engines.broker.memory import MemoryBroker
+from hubbub.engines.hotgroups.base import HotState
+from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.engines.storage.sql import SqlStorage
-from hubbub.engines.hotgroups.base import HotState
-from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.gateway.hub import Hub
-from hubbub.gateway.signals import Signaller
 from hubbub.gateway.server import Gateway
+from hubbub.gateway.signals import Signaller
+from hubbub.metrics import NodeMetrics
 from hubbub.platform.app import build_app
 from hubbub.services.container import Services
 
@@ -75,11 +76,27 @@ class Node:
         self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
         self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
         self.hub.on_news = self.signaller.news
-        self.gateway = Gateway(self.services, self.hub)
-        self.app = build_app(self.services, self.gateway)
+        self.metrics = NodeMetrics()
+        self.metrics.attach(self)
+        self.services.messages.batcher.on_batch = self.metrics.batch_size.observe
+        self.gateway = Gateway(self.services, self.hub, self.metrics)
+        self.app = build_app(self.services, self.gateway, self.metrics)
         self._runner: web.AppRunner | None = None
         self.port = config.port
         self._stopped = False
+
+    def storage_queries(self) -> int:
+        return int(getattr(self.storage, "queries", 0))
+
+    def redis_commands(self) -> int:
+        """Commands this node sent to Redis, as far as the engines count them (0 on the embedded engines)."""
+        return sum(
+            int(getattr(engine, "commands", 0)) for engine in (self.broker, self.hot_state, self.limiter)
+        )
+
+    def stream_lag(self) -> int | None:
+        lag = getattr(self.broker, "lag", None)
+        return int(lag) if isinstance(lag, int) else None
 
     async def start(self) -> None:
         await self.storage.start()

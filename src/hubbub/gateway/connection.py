@@ -21,6 +21,17 @@ if TYPE_CHECKING:
     from hubbub.core.models import User
 
 
+class WireStats:
+    """Counters of this node's socket traffic (read by the metrics collector at scrape time)."""
+
+    __slots__ = ("bytes_out", "frames_in", "frames_out")
+
+    def __init__(self) -> None:
+        self.frames_out = 0
+        self.bytes_out = 0
+        self.frames_in = 0
+
+
 class Connection:
     __slots__ = (
         "closing",
@@ -31,6 +42,7 @@ class Connection:
         "max_buffer",
         "session",
         "sid",
+        "stats",
         "terminal",
         "transport",
         "user",
@@ -38,12 +50,18 @@ class Connection:
     )
 
     def __init__(
-        self, conn_id: str, ws: web.WebSocketResponse, transport: asyncio.Transport, max_buffer: int
-    ):
+        self,
+        conn_id: str,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        max_buffer: int,
+        stats: WireStats,
+    ) -> None:
         self.conn_id = conn_id
         self.ws = ws
         self.transport = transport
         self.max_buffer = max_buffer
+        self.stats = stats
         self.session = Session()
         self.user: User | None = None
         self.terminal = ""
@@ -68,6 +86,8 @@ class Connection:
             self.abort(Close.SLOW_CONSUMER)
             return False
         self.transport.write(frame)
+        self.stats.frames_out += 1
+        self.stats.bytes_out += len(frame)
         return True
 
     def close(self, code: Close, reason: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from hubbub.core.convs import parse_group
 from hubbub.core.errors import Code, HubbubError
 from hubbub.engines.storage.base import Stored
 from hubbub.gateway.connection import Connection
+from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.frames import encode
 from hubbub.services.container import Services
@@ -28,7 +30,9 @@ log = logging.getLogger(__name__)
 MAX_INFLIGHT = 16
 
 
-def error_frame(exc: HubbubError, rid: frames.Rid) -> bytes:
+def error_frame(exc: HubbubError, rid: frames.Rid, metrics: NodeMetrics | None = None) -> bytes:
+    if metrics is not None:
+        metrics.errors[exc.code.value] += 1
     return encode(
         frames.ErrorFrame(
             code=exc.code.value, message=exc.message, rid=rid, retry_after=exc.extra.get("retry_after")
@@ -37,8 +41,9 @@ def error_frame(exc: HubbubError, rid: frames.Rid) -> bytes:
 
 
 class Handlers:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, metrics: NodeMetrics) -> None:
         self.s = services
+        self.metrics = metrics
         self._requests: dict[
             type[frames.ClientFrame], Callable[[Connection, Any], Awaitable[bytes | None]]
         ] = {
@@ -59,7 +64,7 @@ class Handlers:
         else:
             if conn.inflight >= MAX_INFLIGHT:
                 err = HubbubError(Code.RATE_LIMITED, "too many requests in flight, wait for replies")
-                conn.send(error_frame(err, getattr(frame, "rid", None)))
+                conn.send(error_frame(err, getattr(frame, "rid", None), self.metrics))
                 return
             conn.inflight += 1
             task = asyncio.get_running_loop().create_task(self._run(conn, frame))
@@ -70,10 +75,10 @@ class Handlers:
         try:
             reply = await self._requests[type(frame)](conn, frame)
         except HubbubError as exc:
-            reply = error_frame(exc, rid)
+            reply = error_frame(exc, rid, self.metrics)
         except Exception:
             log.exception("request %s failed", type(frame).__name__)
-            reply = error_frame(HubbubError(Code.INTERNAL, "internal error"), rid)
+            reply = error_frame(HubbubError(Code.INTERNAL, "internal error"), rid, self.metrics)
         if reply is not None:
             conn.send(reply)
 
@@ -89,14 +94,16 @@ class Handlers:
                 body=frame.body,
             )
         except HubbubError as exc:
-            conn.send(error_frame(exc, frame.rid))
+            conn.send(error_frame(exc, frame.rid, self.metrics))
             return
         future = self.s.messages.submit(command, conn.conn_id)
         rid = frame.rid
+        received = time.monotonic()
 
         def acknowledge(done: asyncio.Future[Stored]) -> None:
             exc = done.exception()
             if exc is None:
+                self.metrics.ack_latency.observe(time.monotonic() - received)
                 ack = ack_of(done.result().message)
                 conn.send(
                     encode(
@@ -106,9 +113,9 @@ class Handlers:
                     )
                 )
             elif isinstance(exc, HubbubError):
-                conn.send(error_frame(exc, rid))
+                conn.send(error_frame(exc, rid, self.metrics))
             else:
-                conn.send(error_frame(HubbubError(Code.INTERNAL, "internal error"), rid))
+                conn.send(error_frame(HubbubError(Code.INTERNAL, "internal error"), rid, self.metrics))
 
         future.add_done_callback(acknowledge)
 
@@ -118,7 +125,9 @@ class Handlers:
         return encode(frames.SyncResult(conversations=convs, rid=frame.rid))
 
     async def _pull(self, conn: Connection, frame: frames.Pull) -> bytes:
-        found, more = await self.s.messages.pull_encoded(conn.user_id, frame.conv, frame.after_seq, frame.limit)
+        found, more = await self.s.messages.pull_encoded(
+            conn.user_id, frame.conv, frame.after_seq, frame.limit
+        )
         # The messages are already JSON (hot groups keep them encoded): splice them into the reply.
         head = encode(frames.Messages(conv=frame.conv, messages=[], has_more=more, rid=frame.rid))
         marker = b'"messages":[]'
@@ -143,7 +152,9 @@ class Handlers:
             raise HubbubError(Code.INVALID_FIELD, "conv: receipts are for group conversations")
         read, total, readers = await self.s.groups.receipts(conn.user_id, group_id, frame.seq)
         return encode(
-            frames.ReceiptsResult(conv=frame.conv, seq=frame.seq, read=read, total=total, readers=readers, rid=frame.rid)
+            frames.ReceiptsResult(
+                conv=frame.conv, seq=frame.seq, read=read, total=total, readers=readers, rid=frame.rid
+            )
         )
 
     async def _typing(self, conn: Connection, frame: frames.Typing) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from hubbub.engines.broker.base import Event, News
-from hubbub.gateway.connection import Connection
+from hubbub.gateway.connection import Connection, WireStats
 from hubbub.gateway.wire import text_frame
 from hubbub.protocol.close_codes import Close
 
@@ -21,7 +21,7 @@ class Hub:
         self.heartbeat_s = heartbeat_s
         self.auth_timeout_s = auth_timeout_s
         self._sweeper: asyncio.Task[None] | None = None
-        self.frames_out = 0
+        self.stats = WireStats()
         #: Set by the node: receives hot-group news (gateway/signals.py).
         self.on_news: Callable[[Sequence[News]], None] | None = None
 
@@ -53,8 +53,8 @@ class Hub:
                 if frame is None:
                     frame = text_frame(event.payload)
                 for conn in conns:
-                    if conn.conn_id != event.exclude_conn and conn.write(frame):
-                        self.frames_out += 1
+                    if conn.conn_id != event.exclude_conn:
+                        conn.write(frame)
 
     def news(self, items: Sequence[News]) -> None:
         if self.on_news is not None:

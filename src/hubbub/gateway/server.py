@@ -14,6 +14,7 @@ from hubbub.core.errors import HubbubError
 from hubbub.gateway.connection import Connection
 from hubbub.gateway.handlers import Handlers, error_frame
 from hubbub.gateway.hub import Hub
+from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.frames import encode
@@ -24,10 +25,10 @@ log = logging.getLogger(__name__)
 
 
 class Gateway:
-    def __init__(self, services: Services, hub: Hub) -> None:
+    def __init__(self, services: Services, hub: Hub, metrics: NodeMetrics) -> None:
         self.s = services
         self.hub = hub
-        self.handlers = Handlers(services)
+        self.handlers = Handlers(services, metrics)
         self._ids = itertools.count(1)
         self.node_id = services.config.effective_node_id
         self.accepting = True
@@ -43,7 +44,8 @@ class Gateway:
         transport = request.transport
         if transport is None:
             return ws
-        conn = Connection(f"{self.node_id}/{next(self._ids)}", ws, transport, config.max_send_buffer)  # type: ignore[arg-type]
+        conn_id = f"{self.node_id}/{next(self._ids)}"
+        conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats)  # type: ignore[arg-type]
         self.hub.add(conn)
         try:
             await self._read_loop(conn)
@@ -58,8 +60,10 @@ class Gateway:
 
     async def _read_loop(self, conn: Connection) -> None:
         ws = conn.ws
+        stats = self.hub.stats
         async for msg in ws:
             conn.last_seen = time.monotonic()
+            stats.frames_in += 1
             if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
                 result = conn.session.receive(msg.data)
                 if isinstance(result, Rejection):

@@ -80,4 +80,3 @@ class Signaller:
             for conn in online.get(uid, ()):
                 if conn.write(frame):
                     self.signals_sent += 1
-                    self.hub.frames_out += 1

@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hubbub.core.errors import Code, HubbubError
 from hubbub.gateway.server import Gateway
+from hubbub.metrics import NodeMetrics
 from hubbub.platform import openapi, routes_accounts, routes_friends, routes_groups, routes_messages  # noqa: F401
 from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
 from hubbub.services.container import Services
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,20 @@ async def errors(
         return error_response(HubbubError(Code.INTERNAL, "internal error"))
 
 
+def count_errors(metrics: NodeMetrics) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if response.status >= 400 and response.content_type == "application/json":
+            body = getattr(response, "body", None)
+            if isinstance(body, bytes) and body.startswith(b'{"error":'):
+                code = msgspec.json.decode(body).get("error", {}).get("code", "unknown")
+                metrics.errors[str(code)] += 1
+        return response
+
+    return middleware
+
+
 def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         principal = await services.auth.authenticate(bearer(request)) if r.auth else None
@@ -62,8 +82,10 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
     return endpoint
 
 
-def build_app(services: Services, gateway: Gateway | None) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=services.config.max_body_bytes)
+def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics) -> web.Application:
+    app = web.Application(
+        middlewares=[count_errors(metrics), errors], client_max_size=services.config.max_body_bytes
+    )
     for r in ROUTES:
         app.router.add_route(r.method, r.path, _endpoint(services, r))
     spec = openapi.build(ROUTES)
@@ -73,14 +95,29 @@ def build_app(services: Services, gateway: Gateway | None) -> web.Application:
 
     app.router.add_get("/openapi.json", openapi_json)
 
-    async def healthz(_request: web.Request) -> web.Response:
+    async def livez(_request: web.Request) -> web.Response:
+        return json_response({"status": "alive"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        """Ready only when storage (and, in a cluster, Redis) answer: load balancers route by this."""
         try:
             await services.storage.ping()
+            await services.broker.ping()
         except HubbubError as exc:
             return error_response(exc)
+        if gateway is not None and not gateway.accepting:
+            return error_response(HubbubError(Code.UNAVAILABLE, "draining"))
         return json_response({"status": "ok", "node": services.config.effective_node_id})
 
-    app.router.add_get("/healthz", healthz)
+    async def metrics_endpoint(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get("/healthz", readyz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/metrics", metrics_endpoint)
     if gateway is not None:
         app.router.add_get("/ws", gateway.handle)
     _add_webui(app)

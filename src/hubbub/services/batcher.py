@@ -11,6 +11,7 @@ in order, before any submitter is woken, so pushes leave in seq order.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from hubbub.core.errors import Code, HubbubError
@@ -29,9 +30,11 @@ class SendBatcher:
         self.max_batch = max_batch
         self._pending: list[tuple[NewMessage, asyncio.Future[Stored]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        #: Sizes of recent batches, for metrics and benchmarks.
+        #: For metrics and benchmarks: transactions, messages stored by type, and a per-batch hook.
         self.batches = 0
         self.messages = 0
+        self.by_type: Counter[str] = Counter()
+        self.on_batch: Callable[[int], None] | None = None
 
     def submit(self, item: NewMessage) -> asyncio.Future[Stored]:
         """Queue a message for storing; the future resolves once it is stored (or fails: nothing stored)."""
@@ -60,6 +63,10 @@ class SendBatcher:
                     continue
                 self.batches += 1
                 self.messages += len(items)
+                for item in items:
+                    self.by_type[item.type] += 1
+                if self.on_batch is not None:
+                    self.on_batch(len(items))
                 try:
                     await self.on_stored(items, results)
                 except Exception as exc:  # pushes are best effort; the messages are stored, acks must go out

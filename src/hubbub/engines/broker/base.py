@@ -70,6 +70,9 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:  # noqa: B027  (one process has nothing to ask; Redis overrides it)
+        """Raise UNAVAILABLE unless the broker's backing service answers."""
+
     @abc.abstractmethod
     async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered: ...
 

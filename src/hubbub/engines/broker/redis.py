@@ -255,6 +255,12 @@ class RedisBroker(Broker):
                 task.cancel()
 
     # -- registry ---------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        try:
+            await self.redis.ping()
+        except RedisError as exc:
+            raise HubbubError(Code.UNAVAILABLE, "Redis is unavailable") from exc
+
     async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered:
         now = _now_ms()
         try:
