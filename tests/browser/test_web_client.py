@@ -426,6 +426,24 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
         got = texts(page)
         assert got == [*backlog, "After expiry", "After restart 1", "After restart 2", "All here"]
         assert seqs(page) == list(range(1, 135))
+
+        # A second tab of the same terminal takes over (4409); the first offers "Use here" and takes it back.
+        second = new_page(ctx, errors)
+        second.goto(srv.url)
+        expect(second.get_by_test_id("me-name")).to_have_text("Carol")
+        banner = page.get_by_test_id("conn-status")
+        expect(banner).to_contain_text("another tab")
+        banner.get_by_role("button").click()
+        expect(banner).to_be_hidden()
+        expect(second.get_by_test_id("conn-status")).to_contain_text("another tab")
+        second.close()
+
+        # Log out: back to the login form, and a reload stays logged out.
+        page.get_by_test_id("open-profile").click()
+        page.get_by_test_id("logout").click()
+        expect(page.get_by_test_id("auth-form")).to_be_visible()
+        page.reload()
+        expect(page.get_by_test_id("auth-form")).to_be_visible()
         ctx.close()
         # While the server was down the browser logs its refused connections; anything else is a bug.
         unexpected = [e for e in errors if "net::ERR_CONNECTION_REFUSED" not in e]
