@@ -36,10 +36,12 @@ async def test_refills_at_the_rate(limiter: RateLimiter) -> None:
     for _ in range(3):
         assert await limiter.take("r", 20.0, 3) == 0.0
     assert await limiter.take("r", 20.0, 3) > 0
-    await asyncio.sleep(0.12)  # 2.4 tokens back
-    assert await limiter.take("r", 20.0, 3) == 0.0
-    assert await limiter.take("r", 20.0, 3) == 0.0
-    assert await limiter.take("r", 20.0, 3) > 0
+    await asyncio.sleep(0.12)  # 2.4 tokens back (up to the burst of 3 on a slow machine)
+    taken = 0
+    while await limiter.take("r", 20.0, 3) == 0.0:
+        taken += 1
+        assert taken <= 3, "refilled past the burst"
+    assert taken >= 2
 
 
 async def test_concurrent_takes_never_exceed_the_burst(limiter: RateLimiter) -> None:
