@@ -62,6 +62,31 @@ class Config(msgspec.Struct, kw_only=True):
     #: argon2 cost; lower only for tests.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # -- uploads (docs/media.md) -------------------------------------------------------------------
+    #: Largest upload per kind, in bytes.
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_file_bytes: int = 100 * 1024 * 1024
+    max_voice_bytes: int = 10 * 1024 * 1024
+    max_video_bytes: int = 100 * 1024 * 1024
+    #: Bytes of uploads a user may hold (originals; thumbnails are free).
+    upload_quota_bytes: int = 1024 * 1024 * 1024
+    #: Images with more pixels than this are refused as decompression bombs.
+    max_image_pixels: int = 50_000_000
+    #: Longest side of a thumbnail, in pixels.
+    thumb_px: int = 256
+    #: The blob collector runs this often (seconds; 0 disables it) and spares anything younger than the grace.
+    blob_gc_interval_s: float = 3600.0
+    blob_gc_grace_s: float = 24 * 3600.0
+    #: Local blob directory; empty means ``data_dir/blobs``. Ignored when ``s3_bucket`` is set.
+    blob_dir: str = ""
+    #: S3-compatible blob store for clusters: set the bucket (and endpoint for non-AWS stores) to use it.
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    s3_access_key: str = ""
+    #: Never logged.
+    s3_secret_key: str = ""
     log_level: str = "info"
 
     @property

@@ -13,6 +13,7 @@ import signal
 from aiohttp import web
 
 from hubbub.config import Config
+from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker
 from hubbub.engines.broker.memory import MemoryBroker
 from hubbub.engines.hotgroups.base import HotState
@@ -65,6 +66,24 @@ def build_limiter(config: Config) -> RateLimiter:
     return MemoryRateLimiter()
 
 
+def build_blobs(config: Config) -> BlobStore:
+    """Uploaded files: an S3-compatible bucket when ``s3_bucket`` is set, else a local directory."""
+    if config.s3_bucket:
+        from hubbub.engines.blobs.s3 import S3BlobStore
+
+        return S3BlobStore(
+            endpoint=config.s3_endpoint,
+            bucket=config.s3_bucket,
+            access_key=config.s3_access_key,
+            secret_key=config.s3_secret_key,
+            region=config.s3_region,
+            prefix=config.s3_prefix,
+        )
+    from hubbub.engines.blobs.local import LocalBlobStore
+
+    return LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
+
+
 class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -72,7 +91,10 @@ class Node:
         self.broker = build_broker(config)
         self.limiter = build_limiter(config)
         self.hot_state = build_hot_state(config)
-        self.services = Services.build(config, self.storage, self.broker, self.limiter, self.hot_state)
+        self.blobs = build_blobs(config)
+        self.services = Services.build(
+            config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
+        )
         self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
         self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
         self.hub.on_news = self.signaller.news
@@ -100,6 +122,8 @@ class Node:
 
     async def start(self) -> None:
         await self.storage.start()
+        await self.blobs.start()
+        await self.services.media.start()
         await self.broker.start(self.hub)
         self.hub.start()
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=5)
@@ -121,8 +145,10 @@ class Node:
         self._stopped = True
         await self.gateway.drain()
         await self.services.messages.close()
+        await self.services.media.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.blobs.close()
         await self.broker.close()
         await self.hot_state.close()
         close_limiter = getattr(self.limiter, "close", None)  # the Redis limiter holds a connection pool

@@ -30,6 +30,9 @@ class Code(StrEnum):
     MUTED = "muted"
     GROUP_DISMISSED = "group_dismissed"
     RATE_LIMITED = "rate_limited"
+    UNSUPPORTED_MEDIA = "unsupported_media"
+    BAD_MEDIA = "bad_media"
+    QUOTA_EXCEEDED = "quota_exceeded"
     NOT_AUTHENTICATED = "not_authenticated"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -52,6 +55,9 @@ HTTP_STATUS: dict[Code, int] = {
     Code.MUTED: 403,
     Code.GROUP_DISMISSED: 410,
     Code.RATE_LIMITED: 429,
+    Code.UNSUPPORTED_MEDIA: 415,
+    Code.BAD_MEDIA: 422,
+    Code.QUOTA_EXCEEDED: 413,
     Code.NOT_AUTHENTICATED: 401,
     Code.UNAVAILABLE: 503,
     Code.INTERNAL: 500,

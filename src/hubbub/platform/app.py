@@ -14,7 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hubbub.core.errors import Code, HubbubError
 from hubbub.gateway.server import Gateway
 from hubbub.metrics import NodeMetrics
-from hubbub.platform import openapi, routes_accounts, routes_friends, routes_groups, routes_messages  # noqa: F401
+from hubbub.platform import (  # noqa: F401
+    openapi,
+    routes_accounts,
+    routes_friends,
+    routes_groups,
+    routes_media,
+    routes_messages,
+)
 from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
 from hubbub.services.container import Services
 
@@ -74,6 +81,8 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
         principal = await services.auth.authenticate(bearer(request)) if r.auth else None
         body = await decode_body(request, r.body) if r.body is not None else None
         result = await r.handler(Ctx(services, request, principal, body))
+        if isinstance(result, web.StreamResponse):  # a download, already streamed
+            return result
         if r.status == 204:
             return web.Response(status=204)
         return json_response(result, r.status)

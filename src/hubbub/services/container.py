@@ -6,15 +6,18 @@ from dataclasses import dataclass
 
 from hubbub.config import Config
 from hubbub.core.ids import MessageIds
+from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
+from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.auth import AuthService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
+from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
 
@@ -31,14 +34,27 @@ class Services:
     groups: GroupService
     hot: HotGroups
     presence: PresenceService
+    media: MediaService
 
     @classmethod
     def build(
-        cls, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter, hot_state: HotState
+        cls,
+        config: Config,
+        storage: Storage,
+        broker: Broker,
+        limiter: RateLimiter,
+        hot_state: HotState,
+        blobs: BlobStore | None = None,
     ) -> Services:
         friends = FriendService(config, storage, broker, limiter)
         ids = MessageIds(config.effective_node_id)
         hot = HotGroups(config, storage, broker, hot_state)
+        if blobs is None:
+            from hubbub.engines.blobs.local import LocalBlobStore
+
+            blobs = LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
+        media = MediaService(config, storage, blobs)
+        content.use_media(config, media)
         return cls(
             config=config,
             storage=storage,
@@ -50,4 +66,5 @@ class Services:
             groups=GroupService(config, storage, broker, limiter, friends, ids, hot),
             hot=hot,
             presence=PresenceService(storage, broker),
+            media=media,
         )

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError, invalid
@@ -32,7 +33,36 @@ async def validate_text(config: Config, sender: int, body: dict[str, Any], in_gr
         raise invalid("body.mentions", "mentions are for group messages")
 
 
-VALIDATORS: dict[str, Validator] = {"text": validate_text}
+class MediaCheck(Protocol):
+    async def attach(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
+        """Check the upload a message names (it exists, the sender may use it) and fill in its metadata."""
+
+
+#: Each node's media service, found through the node's Config object (the one thing validators are given).
+#: Weak, and keyed per node, so two nodes in one process each check against their own storage.
+_media: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def use_media(config: Config, media: MediaCheck) -> None:
+    """Called by Services.build: messages of the media types on this node are checked by ``media``."""
+    _media[id(config)] = media
+
+
+def _media_validator(msg_type: str) -> Validator:
+    async def validate_media(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
+        media: MediaCheck | None = _media.get(id(config))
+        if media is None:
+            raise HubbubError(Code.UNAVAILABLE, "uploads are not available on this node")
+        await media.attach(sender, msg_type, body, in_group)
+
+    return validate_media
+
+
+VALIDATORS: dict[str, Validator] = {
+    "text": validate_text,
+    # docs/media.md: {"upload": id, "caption"?, "poster"? (video)}; the server fills in name, size, type...
+    **{t: _media_validator(t) for t in ("image", "file", "voice", "video")},
+}
 
 
 async def validate(config: Config, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:

@@ -153,8 +153,77 @@ class GroupStorage(abc.ABC):
         to ``limit`` of the readers)."""
 
 
-class Storage(GroupStorage):
-    """Everything durable: accounts, sessions, friends, messages, and (inherited) groups."""
+class UploadRecord(msgspec.Struct, kw_only=True):
+    """One user's upload of a blob (docs/media.md). ``meta`` holds what messages carry (width, duration...)."""
+
+    id: str
+    owner: int
+    kind: str
+    blob: str
+    thumb: str | None
+    size: int
+    mime: str
+    name: str
+    meta: dict[str, Any]
+    created_at: int
+
+
+class MediaStorage(abc.ABC):
+    """Upload records, their blobs' bookkeeping, and what decides who may download them.
+
+    Contract: ``touch_blob`` and ``create_upload`` together make a blob safe from the collector: a blob is only
+    deleted by ``delete_blob_row`` if it is untouched since the cutoff and no upload names it, checked in one
+    transaction, so an upload racing the collector keeps its blob.
+    """
+
+    @abc.abstractmethod
+    async def touch_blob(self, key: str, size: int, now: int) -> None:
+        """Record (or refresh) a blob about to be referenced."""
+
+    @abc.abstractmethod
+    async def create_upload(self, record: UploadRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def upload(self, upload_id: str) -> UploadRecord | None: ...
+
+    @abc.abstractmethod
+    async def upload_usage(self, owner: int) -> int:
+        """Bytes of all the owner's uploads (the quota counts originals, not thumbnails)."""
+
+    @abc.abstractmethod
+    async def add_upload_ref(self, upload_id: str, sender: int, now: int) -> None:
+        """``sender`` is putting the upload into a message (idempotent)."""
+
+    @abc.abstractmethod
+    async def upload_in_visible_message(self, upload_id: str, user_id: int, types: tuple[str, ...]) -> bool:
+        """Whether a stored, unrecalled message of one of ``types`` naming the upload is in a conversation
+        ``user_id`` belongs to, at or after the point they joined it."""
+
+    @abc.abstractmethod
+    async def upload_is_avatar(self, upload_id: str) -> bool:
+        """Whether the upload is its owner's avatar, or the avatar of a group its owner belongs to."""
+
+    @abc.abstractmethod
+    async def settle_upload_refs(self, cutoff: int, types: tuple[str, ...], limit: int) -> tuple[int, int]:
+        """For unconfirmed references made before ``cutoff``: confirm those whose message was stored, delete
+        the rest (the send was refused). Returns (confirmed, deleted)."""
+
+    @abc.abstractmethod
+    async def delete_unused_uploads(self, cutoff: int, limit: int) -> int:
+        """Delete uploads made before ``cutoff`` that no message references and no one uses as an avatar."""
+
+    @abc.abstractmethod
+    async def unreferenced_blobs(self, cutoff: int, limit: int) -> list[str]:
+        """Blobs untouched since ``cutoff`` that no upload names (candidates for ``delete_blob_row``)."""
+
+    @abc.abstractmethod
+    async def delete_blob_row(self, key: str, cutoff: int) -> bool:
+        """Forget the blob if it is still untouched since ``cutoff`` and unnamed; True if it was forgotten (the
+        caller then deletes the bytes)."""
+
+
+class Storage(GroupStorage, MediaStorage):
+    """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -142,3 +142,51 @@ group_members = Table(
     PrimaryKeyConstraint("group_id", "user_id"),
     Index("ix_group_members_user", "user_id"),
 )
+
+# -- media (docs/media.md) --------------------------------------------------------------------------
+# A blob is stored once per content hash; ``touched_at`` is refreshed by every upload of it, and the garbage
+# collector removes only blobs untouched for its grace period that no upload names.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("touched_at", BigInteger, nullable=False),
+    Index("ix_blobs_touched_at", "touched_at"),
+)
+
+# One row per upload by a user: their name for it, the sniffed type and the metadata messages carry.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("blob", String(80), nullable=False),
+    Column("thumb", String(80), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mime", String(100), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("meta", Text, nullable=False, server_default="{}"),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_uploads_owner", "owner_id"),
+    Index("ix_uploads_blob", "blob"),
+    Index("ix_uploads_thumb", "thumb"),
+    Index("ix_uploads_created_at", "created_at"),
+)
+
+# Who put an upload into a message (the message itself is found by its sender and body); ``confirmed`` once
+# the collector saw that message stored, so a refused send does not keep an upload alive for ever.
+upload_refs = Table(
+    "upload_refs",
+    metadata,
+    Column("upload_id", String(32), nullable=False),
+    Column("sender", Integer, nullable=False),
+    Column("confirmed", Boolean, nullable=False, server_default=false()),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("upload_id", "sender"),
+)
+
+# Avatars are upload ids: anyone logged in may fetch them, found through these indexes.
+Index("ix_users_avatar", users.c.avatar)
+Index("ix_groups_avatar", groups.c.avatar)

@@ -28,6 +28,7 @@ from hubbub.engines.storage.base import (
     Stored,
 )
 from hubbub.engines.storage.sql_groups import SqlGroups
+from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sqlutil import (
     USER_COLS,
     json_encode,
@@ -36,12 +37,11 @@ from hubbub.engines.storage.sqlutil import (
     user_of,
 )
 
-
 #: Notices (group changes, recalls) appear in history but never count as unread.
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, Storage):
+class SqlStorage(SqlGroups, SqlMedia, Storage):
     def __init__(self, url: str, *, echo: bool = False, hot_threshold: int = 500) -> None:
         self.url = url
         #: Groups with at least this many members are hot: their sends do not read the member list.

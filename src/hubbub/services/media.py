@@ -1,0 +1,388 @@
+"""Uploads and downloads of images, files, voice and video; the blobs behind them and their collector.
+
+Docs: docs/media.md. The rules:
+- An upload is streamed to a spool file with a running SHA-256, never held in memory, and refused as soon as it
+  passes its kind's size limit or the owner's quota (before any byte is read when Content-Length says so).
+- Its type is sniffed from its bytes (``media_probe``); images are decoded, oriented, stripped of EXIF/XMP and
+  thumbnailed; voice and video get a duration.
+- Blobs are content-addressed (SHA-256 of the stored bytes), stored once whoever uploads them; each upload is a
+  row naming its blob. A failed upload leaves no blob, no row and no spool file.
+- Who may download: the uploader; anyone logged in for an avatar; otherwise a member of a conversation in which
+  a message naming the upload was stored (from the point they joined). Everyone else gets 404, as for an
+  unknown id, so ids cannot be probed.
+- The collector (every ``blob_gc_interval_s``) settles message references, deletes uploads no message or
+  avatar uses once older than ``blob_gc_grace_s``, then blobs no upload names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hubbub.config import Config
+from hubbub.core.clock import now_ms
+from hubbub.core.errors import Code, HubbubError, invalid, not_found
+from hubbub.engines.blobs.base import BlobNotFound, BlobStore
+from hubbub.engines.storage.base import Storage, UploadRecord
+from hubbub.services import media_probe as probe
+
+log = logging.getLogger(__name__)
+
+KINDS = ("image", "file", "voice", "video")
+#: Message types that carry an upload (the same names as the upload kinds).
+MEDIA_TYPES = KINDS
+_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Spool writes are batched to this size: one thread hop per MiB, not per network chunk.
+_WRITE_BATCH = 1024 * 1024
+#: Room for multipart boundaries and part headers when only the whole request's length is known.
+MULTIPART_SLACK = 64 * 1024
+_CAPTION_MAX = 1024
+#: Spool files older than this at start-up were left by a crash.
+_STALE_SPOOL_S = 3600
+
+
+class Thumb(msgspec.Struct, kw_only=True):
+    width: int
+    height: int
+
+
+class UploadView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An upload as clients see it, in the upload reply and in the body of the message that carries it."""
+
+    upload: str
+    kind: str
+    name: str
+    size: int
+    mime: str
+    width: int | None = None
+    height: int | None = None
+    #: Present when ``GET /api/v1/uploads/{id}/thumb`` has a thumbnail (WebP, longest side 256 px).
+    thumb: Thumb | None = None
+    #: Seconds, for voice and video, when the container says.
+    duration: float | None = None
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    used: int
+    quota: int
+
+
+@dataclass(frozen=True)
+class Download:
+    key: str
+    size: int
+    mime: str
+    name: str
+    #: Images are shown in place; everything else is a download of opaque bytes.
+    inline: bool
+
+
+@dataclass
+class GcReport:
+    confirmed_refs: int = 0
+    dropped_refs: int = 0
+    uploads: int = 0
+    blobs: int = 0
+
+
+def view_of(record: UploadRecord) -> UploadView:
+    meta = record.meta
+    thumb = meta.get("thumb")
+    return UploadView(
+        upload=record.id,
+        kind=record.kind,
+        name=record.name,
+        size=record.size,
+        mime=record.mime,
+        width=meta.get("width"),
+        height=meta.get("height"),
+        thumb=Thumb(width=thumb["width"], height=thumb["height"]) if thumb else None,
+        duration=meta.get("duration"),
+    )
+
+
+class MediaService:
+    def __init__(self, config: Config, storage: Storage, blobs: BlobStore) -> None:
+        self.config = config
+        self.storage = storage
+        self.blobs = blobs
+        self.spool = Path(config.data_dir) / "spool"
+        self.limits = {
+            "image": config.max_image_bytes,
+            "file": config.max_file_bytes,
+            "voice": config.max_voice_bytes,
+            "video": config.max_video_bytes,
+        }
+        self._gc_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.to_thread(self._prepare_spool)
+        if self.config.blob_gc_interval_s > 0:
+            self._gc_task = asyncio.create_task(self._gc_loop(), name="blob-gc")
+
+    def _prepare_spool(self) -> None:
+        self.spool.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - _STALE_SPOOL_S
+        for entry in self.spool.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+
+    async def close(self) -> None:
+        if self._gc_task is not None:
+            self._gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gc_task
+            self._gc_task = None
+
+    # -- upload ----------------------------------------------------------------------------------------
+    def check_declared(self, kind: str | None, declared: int | None, slack: int = 0) -> None:
+        """Refuse before reading the body when its announced length is already over the limit."""
+        if kind is not None and kind not in KINDS:
+            raise invalid("kind", f"one of {list(KINDS)}")
+        limit = self.limits[kind] if kind else max(self.limits.values())
+        if declared is not None and declared - slack > limit:
+            raise HubbubError(Code.TOO_LARGE, f"a {kind or 'an upload'} may be at most {limit} bytes")
+
+    async def usage(self, owner: int) -> Usage:
+        return Usage(used=await self.storage.upload_usage(owner), quota=self.config.upload_quota_bytes)
+
+    async def upload(
+        self,
+        owner: int,
+        kind: str,
+        name: str | None,
+        source: AsyncIterator[bytes],
+        declared: int | None = None,
+    ) -> UploadView:
+        """Stream ``source`` into storage as ``owner``'s upload of ``kind``. ``declared`` is the exact
+        length when the client announced it (refused at once if over the limit or quota)."""
+        self.check_declared(kind, declared)
+        limit = self.limits[kind]
+        remaining = self.config.upload_quota_bytes - await self.storage.upload_usage(owner)
+        if declared is not None and declared > remaining:
+            raise HubbubError(Code.QUOTA_EXCEEDED, f"this upload needs {declared} bytes; {max(remaining, 0)} are left")
+        token = secrets.token_hex(16)
+        spool = self.spool / token
+        extra: list[Path] = [spool, self.spool / f"{token}.clean"]
+        try:
+            size, head = await self._spool(source, spool, limit, remaining)
+            if declared is not None and size != declared:
+                raise HubbubError(Code.BAD_REQUEST, f"the body has {size} bytes, not the {declared} announced")
+            if size == 0:
+                raise invalid("body", "the upload is empty")
+            mime = probe.kind_mime(kind, probe.sniff(head))
+            record = await self._store(owner, kind, name, mime, spool, extra[1], token)
+        finally:
+            await asyncio.to_thread(_unlink_all, extra)
+        return view_of(record)
+
+    async def _spool(
+        self, source: AsyncIterator[bytes], path: Path, limit: int, remaining: int
+    ) -> tuple[int, bytes]:
+        """Copy the body to ``path``, stopping as soon as it passes the limit or the quota."""
+        f = await asyncio.to_thread(path.open, "xb")
+        try:
+            size = 0
+            head = b""
+            batch: list[bytes] = []
+            batched = 0
+            async for chunk in source:
+                size += len(chunk)
+                if size > limit:
+                    raise HubbubError(Code.TOO_LARGE, f"this kind of upload may be at most {limit} bytes")
+                if size > remaining:
+                    raise HubbubError(Code.QUOTA_EXCEEDED, f"the upload passes your quota ({remaining} bytes left)")
+                if len(head) < probe.HEAD_BYTES:
+                    head += chunk[: probe.HEAD_BYTES - len(head)]
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= _WRITE_BATCH:
+                    await asyncio.to_thread(f.write, b"".join(batch))
+                    batch, batched = [], 0
+            if batch:
+                await asyncio.to_thread(f.write, b"".join(batch))
+            return size, head
+        finally:
+            f.close()
+
+    async def _store(
+        self, owner: int, kind: str, name: str | None, mime: str, spool: Path, clean: Path, token: str
+    ) -> UploadRecord:
+        meta: dict[str, Any] = {}
+        original = spool
+        thumb: tuple[bytes, str] | None = None
+        if kind == "image":
+            image = await asyncio.to_thread(
+                probe.process_image, spool, clean, self.config.max_image_pixels, self.config.thumb_px
+            )
+            original, mime = image.path, image.mime
+            meta.update(width=image.width, height=image.height)
+            meta["thumb"] = {"width": image.thumb_width, "height": image.thumb_height}
+            thumb = (image.thumb, hashlib.sha256(image.thumb).hexdigest())
+        elif kind in ("voice", "video"):
+            seconds = await asyncio.to_thread(probe.duration, spool, mime)
+            if seconds is not None:
+                meta["duration"] = seconds
+        key = await asyncio.to_thread(probe.sha256_file, original)
+        size = (await asyncio.to_thread(original.stat)).st_size
+        await self._put_blob(key, size, original)
+        if thumb is not None:
+            data, thumb_key = thumb
+            await self.storage.touch_blob(thumb_key, len(data), now_ms())
+            if not await self.blobs.exists(thumb_key):
+                await self.blobs.put(thumb_key, _once(data), len(data))
+        default = f"{kind}{probe.EXTENSIONS.get(mime, '')}"
+        record = UploadRecord(
+            id=token,
+            owner=owner,
+            kind=kind,
+            blob=key,
+            thumb=thumb[1] if thumb else None,
+            size=size,
+            mime=mime,
+            name=probe.safe_name(name, default),
+            meta=meta,
+            created_at=now_ms(),
+        )
+        await self.storage.create_upload(record)
+        return record
+
+    async def _put_blob(self, key: str, size: int, path: Path) -> None:
+        # Touch first: from here the collector spares the blob for a whole grace period (see MediaStorage).
+        await self.storage.touch_blob(key, size, now_ms())
+        if await self.blobs.size(key) != size:
+            await self.blobs.put_file(key, path, size)
+
+    # -- download --------------------------------------------------------------------------------------
+    async def record(self, upload_id: str) -> UploadRecord:
+        if not _ID.fullmatch(upload_id):
+            raise not_found("upload")
+        record = await self.storage.upload(upload_id)
+        if record is None:
+            raise not_found("upload")
+        return record
+
+    async def can_read(self, user_id: int, record: UploadRecord) -> bool:
+        if record.owner == user_id:
+            return True
+        if await self.storage.upload_is_avatar(record.id):
+            return True
+        return await self.storage.upload_in_visible_message(record.id, user_id, MEDIA_TYPES)
+
+    async def readable(self, user_id: int, upload_id: str) -> UploadRecord:
+        record = await self.record(upload_id)
+        if not await self.can_read(user_id, record):
+            raise not_found("upload")
+        return record
+
+    async def open_download(self, user_id: int, upload_id: str, thumb: bool = False) -> Download:
+        record = await self.readable(user_id, upload_id)
+        if thumb:
+            if record.thumb is None:
+                raise not_found("thumbnail")
+            size = await self.blobs.size(record.thumb)
+            if size is None:
+                raise not_found("thumbnail")
+            return Download(record.thumb, size, "image/webp", f"{record.id}-thumb.webp", True)
+        return Download(record.blob, record.size, record.mime, record.name, record.kind == "image")
+
+    def stream(self, download: Download, start: int, end: int) -> AsyncIterator[bytes]:
+        return self.blobs.get(download.key, start, end)
+
+    # -- messages --------------------------------------------------------------------------------------
+    async def attach(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
+        """Validate a message of an upload type and fill in the upload's metadata (content.VALIDATORS).
+
+        The body a client sends is ``{"upload": id, "caption"?: str, "poster"?: image upload id (video)}``;
+        the stored body is the :class:`UploadView` plus those. The sender must be able to read the upload
+        (their own, or one they can see in a conversation); a ``file`` message may carry any kind.
+        """
+        allowed = {"upload", "caption"} | ({"poster"} if msg_type == "video" else set())
+        if not body.keys() <= allowed:
+            raise invalid("body", f"a {msg_type} message body has only {sorted(allowed)}")
+        record = await self._referable(sender, body.get("upload"), "body.upload")
+        if msg_type != "file" and record.kind != msg_type:
+            raise invalid("body.upload", f"is a {record.kind} upload, not a {msg_type}")
+        caption = body.get("caption")
+        if caption is not None and (not isinstance(caption, str) or len(caption) > _CAPTION_MAX):
+            raise invalid("body.caption", f"a string of at most {_CAPTION_MAX} characters")
+        filled: dict[str, Any] = msgspec.to_builtins(view_of(record))
+        if caption:
+            filled["caption"] = caption
+        if "poster" in body:
+            poster = await self._referable(sender, body["poster"], "body.poster")
+            if poster.kind != "image":
+                raise invalid("body.poster", "must be an image upload")
+            filled["poster"] = msgspec.to_builtins(view_of(poster))
+            await self.storage.add_upload_ref(poster.id, sender, now_ms())
+        await self.storage.add_upload_ref(record.id, sender, now_ms())
+        body.clear()
+        body.update(filled)
+
+    async def _referable(self, sender: int, upload_id: Any, field: str) -> UploadRecord:
+        if not isinstance(upload_id, str):
+            raise invalid(field, "an upload id is required")
+        try:
+            return await self.readable(sender, upload_id)
+        except HubbubError as exc:
+            raise HubbubError(Code.NOT_FOUND, f"{field}: no such upload of yours or in your conversations") from exc
+
+    # -- garbage collection ----------------------------------------------------------------------------
+    async def _gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.blob_gc_interval_s)
+            try:
+                report = await self.gc_once()
+                if report.uploads or report.blobs:
+                    log.info("blob gc: %s", report)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("blob gc failed; retrying at the next interval")
+
+    async def gc_once(self, now: int | None = None, batch: int = 500) -> GcReport:
+        cutoff = (now if now is not None else now_ms()) - int(self.config.blob_gc_grace_s * 1000)
+        report = GcReport()
+        while True:
+            confirmed, dropped = await self.storage.settle_upload_refs(cutoff, MEDIA_TYPES, batch)
+            report.confirmed_refs += confirmed
+            report.dropped_refs += dropped
+            if confirmed + dropped < batch:
+                break
+        while n := await self.storage.delete_unused_uploads(cutoff, batch):
+            report.uploads += n
+            if n < batch:
+                break
+        while keys := await self.storage.unreferenced_blobs(cutoff, batch):
+            for key in keys:
+                if await self.storage.delete_blob_row(key, cutoff):
+                    await self.blobs.delete(key)
+                    report.blobs += 1
+            if len(keys) < batch:
+                break
+        return report
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+__all__ = ["KINDS", "MEDIA_TYPES", "BlobNotFound", "Download", "MediaService", "UploadView", "Usage"]
