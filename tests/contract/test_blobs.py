@@ -1,4 +1,5 @@
-"""The BlobStore contract (engines/blobs/base.py), run against the local directory and a real S3 server."""
+"""The BlobStore contract (engines/blobs/base.py), run against the local directory and a real S3 server, and
+the media part of the storage contract (MediaStorage) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from hubbub.config import Config
 from hubbub.engines.blobs.base import BlobNotFound, BlobStore
 from hubbub.engines.blobs.local import LocalBlobStore
 from hubbub.engines.blobs.s3 import PART, S3BlobStore
+from hubbub.engines.storage.base import NewMessage, UploadRecord
+from hubbub.engines.storage.sql import SqlStorage
 from tests import s3server
 
 
@@ -165,3 +169,73 @@ async def test_keys_cannot_escape(store: BlobStore, key: str) -> None:
         await store.put(key, chunks_of(b"x"), 1)
     with pytest.raises(ValueError):
         await store.size(key)
+
+
+# -- the media part of the storage contract (MediaStorage), on SQLite and PostgreSQL -----------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def media_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'hubbub.db'}"
+    else:
+        pg = request.getfixturevalue("postgres_server")
+        url = Config(database=pg.create_database()).database_url
+    storage = SqlStorage(url)
+    await storage.start()
+    yield storage
+    await storage.close()
+
+
+def record(upload_id: str, owner: int, blob: str, now: int, size: int = 10) -> UploadRecord:
+    return UploadRecord(
+        id=upload_id, owner=owner, kind="image", blob=blob, thumb=None, size=size, mime="image/png",
+        name="a.png", meta={"width": 1, "height": 1}, created_at=now,
+    )
+
+
+async def test_media_storage(media_storage: SqlStorage) -> None:
+    s = media_storage
+    now = 1_764_000_000_000
+    a = (await s.create_user("media_a", "A", "x", now)).id
+    b = (await s.create_user("media_b", "B", "x", now)).id
+    c = (await s.create_user("media_c", "C", "x", now)).id
+    blob = "ab" * 32
+    await s.touch_blob(blob, 10, now)
+    await s.touch_blob(blob, 10, now + 1)  # an upsert, not a second row
+    up, other = "1" * 32, "2" * 32
+    await s.create_upload(record(up, a, blob, now))
+    await s.create_upload(record(other, a, blob, now, size=5))
+    assert (await s.upload(up)) == record(up, a, blob, now)
+    assert await s.upload("f" * 32) is None
+    assert await s.upload_usage(a) == 15 and await s.upload_usage(b) == 0
+
+    types = ("image", "file")
+    conv = f"p:{min(a, b)}:{max(a, b)}"
+    await s.add_upload_ref(up, a, now)
+    await s.add_upload_ref(up, a, now)  # idempotent
+    assert not await s.upload_in_visible_message(up, b, types)  # referenced, but no message stored yet
+    msg = NewMessage(id=1, conv=conv, sender=a, cmid="m1", type="image", body={"upload": up, "size": 10},
+                     ts=now, members=(a, b))
+    await s.store_messages([msg])
+    assert await s.upload_in_visible_message(up, b, types)
+    assert await s.upload_in_visible_message(up, a, types)
+    assert not await s.upload_in_visible_message(up, c, types)
+    assert not await s.upload_in_visible_message(other, b, types)
+
+    assert not await s.upload_is_avatar(other)
+    await s.update_profile(c, {"avatar": other})  # someone else's upload as c's avatar: not public
+    assert not await s.upload_is_avatar(other)
+    await s.update_profile(a, {"avatar": other})
+    assert await s.upload_is_avatar(other)
+
+    later = now + 10**9
+    assert await s.settle_upload_refs(later, types, 100) == (1, 0)
+    assert await s.delete_unused_uploads(later, 100) == 0  # one is in a message, one an avatar
+    await s.update_profile(a, {"avatar": None})
+    assert await s.delete_unused_uploads(later, 100) == 1
+    assert await s.unreferenced_blobs(later, 100) == []  # the sent upload still names it
+    orphan = "cd" * 32
+    await s.touch_blob(orphan, 3, now)
+    assert await s.unreferenced_blobs(later, 100) == [orphan]
+    assert not await s.delete_blob_row(orphan, now)  # touched since the cutoff
+    assert await s.delete_blob_row(orphan, later)
+    assert await s.unreferenced_blobs(later, 100) == []

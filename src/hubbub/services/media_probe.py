@@ -174,8 +174,11 @@ def process_image(path: Path, out: Path, max_pixels: int, thumb_px: int) -> Imag
                 result_path = out
                 _save_clean(im, oriented, out, frames > 1)
                 width, height = oriented.size
-            thumb = oriented.convert("RGBA" if _has_alpha(oriented) else "RGB")
-            thumb.thumbnail((thumb_px, thumb_px), Image.Resampling.LANCZOS)
+            mode = "RGBA" if _has_alpha(oriented) else "RGB"
+            if oriented.mode not in ("RGB", "RGBA", "L"):
+                oriented = oriented.convert(mode)  # palette and 16-bit images resample badly as they are
+            oriented.thumbnail((thumb_px, thumb_px), Image.Resampling.LANCZOS)  # in place: no longer needed
+            thumb = oriented.convert(mode)
             buffer = io.BytesIO()
             thumb.save(buffer, "WEBP", quality=80, method=4)
             return ImageResult(
