@@ -50,10 +50,15 @@ def build_broker(config: Config) -> Broker:
 def build_hot_state(config: Config) -> HotState:
     """Offsets and recent messages of hot groups: in Redis for a cluster, else in-process."""
     if config.redis:
-        from hubbub.engines.broker.redis import connect
+        import redis.asyncio as aioredis
+
         from hubbub.engines.hotgroups.redis import RedisHotState
 
-        return RedisHotState(connect(config.redis), capacity=config.hot_cache_messages)
+        # A blocking pool: a burst of pulls waits for a connection instead of failing for want of one.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            config.redis, max_connections=64, timeout=5, socket_connect_timeout=2, socket_timeout=5
+        )
+        return RedisHotState(aioredis.Redis(connection_pool=pool), capacity=config.hot_cache_messages)
     return MemoryHotState(config.hot_cache_messages)
 
 

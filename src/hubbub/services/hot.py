@@ -15,6 +15,7 @@ theirs to read when it was sent. Docs: docs/architecture.md, "Hot groups".
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -39,6 +40,7 @@ class HotGroups:
         self.state = state
         self._rosters: dict[str, dict[int, int]] = {}
         self._memo: dict[tuple[str, int, int], tuple[float, list[bytes]]] = {}
+        self._inflight: dict[tuple[str, int, int], asyncio.Future[list[bytes] | None]] = {}
         #: Counters for metrics and benchmarks.
         self.cache_hits = 0
         self.cache_misses = 0
@@ -91,6 +93,15 @@ class HotGroups:
         """Is this a hot group this node has seen news of (so its roster is cached)?"""
         return conv in self._rosters
 
+    async def _read_recent(self, key: tuple[str, int, int]) -> list[bytes] | None:
+        conv, after_seq, limit = key
+        found = await self.state.recent(conv, after_seq, limit + 1)
+        if found is not None:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = (time.monotonic() + _MEMO_S, found)
+        return found
+
     def is_hot(self, member_count: int, marked: bool) -> bool:
         return marked or member_count >= self.config.hot_group_threshold
 
@@ -104,16 +115,17 @@ class HotGroups:
             raise HubbubError(Code.FORBIDDEN, "you are not a member of this group")
         after_seq = max(after_seq, roster[user_id])
         key = (conv, after_seq, limit)
-        now = time.monotonic()
         memo = self._memo.get(key)
-        if memo is not None and memo[0] > now:
+        if memo is not None and memo[0] > time.monotonic():
             found: list[bytes] | None = memo[1]
         else:
-            found = await self.state.recent(conv, after_seq, limit + 1)
-            if found is not None:
-                if len(self._memo) >= _MEMO_MAX:
-                    self._memo.clear()
-                self._memo[key] = (now + _MEMO_S, found)
+            # Members signalled together pull the same range at the same moment: one cache read serves all.
+            flight = self._inflight.get(key)
+            if flight is None:
+                flight = asyncio.ensure_future(self._read_recent(key))
+                self._inflight[key] = flight
+                flight.add_done_callback(lambda _f: self._inflight.pop(key, None))
+            found = await asyncio.shield(flight)
         if found is None:
             self.cache_misses += 1
             return None

@@ -1,17 +1,24 @@
 """Hot-group state in Redis: a sorted set of recent messages and a hash of offsets per group.
 
+Nothing here is durable (see base.py), so a Redis error is never the client's problem: a failed read is a
+cache miss (the database answers), a failed offset update signals everyone, a failed append is skipped.
+
 Keys share the group's hash tag (``{g:<id>}``), so one group's keys live on one Redis Cluster slot and each
 operation is a single round trip (a pipeline or a script).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from hubbub.engines.hotgroups.base import HotState
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] offsets hash; ARGV: ttl, then (user, seq) pairs. Raise each to max(old, new); return the old values.
 _RAISE = """
@@ -45,21 +52,28 @@ class RedisHotState(HotState):
         if not items:
             return
         key = self._key(conv, "recent")
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, {data: seq for seq, data in items}, nx=True)
-            pipe.zremrangebyrank(key, 0, -self.capacity - 1)
-            await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {data: seq for seq, data in items}, nx=True)
+                pipe.zremrangebyrank(key, 0, -self.capacity - 1)
+                await pipe.execute()
+        except RedisError as exc:
+            log.warning("caching hot-group messages failed: %s", exc)
 
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
-        found: list[Any] = await self.redis.zrange(
-            self._key(conv, "recent"),
-            f"({after_seq}",
-            "+inf",
-            byscore=True,
-            offset=0,
-            num=limit,
-            withscores=True,
-        )
+        try:
+            found: list[Any] = await self.redis.zrange(
+                self._key(conv, "recent"),
+                f"({after_seq}",
+                "+inf",
+                byscore=True,
+                offset=0,
+                num=limit,
+                withscores=True,
+            )
+        except RedisError as exc:
+            log.warning("reading the hot-group cache failed: %s", exc)
+            return None
         if not found or int(found[0][1]) != after_seq + 1:
             return None
         return [data for data, _score in found]
@@ -72,7 +86,11 @@ class RedisHotState(HotState):
         args: list[Any] = [_OFFSETS_TTL_S]
         for uid in users:
             args += [uid, offsets[uid]]
-        before = await self._raise(keys=[key], args=args)
+        try:
+            before = await self._raise(keys=[key], args=args)
+        except RedisError as exc:
+            log.warning("raising hot-group offsets failed: %s", exc)
+            return dict.fromkeys(users, 0)
         return {uid: int(old) for uid, old in zip(users, before, strict=True)}
 
     async def close(self) -> None:
