@@ -74,7 +74,7 @@ class SeaweedServer:
             "-master.volumeSizeLimitMB=64",
             f"-volume.port={ports['volume']}",
             f"-volume.port.grpc={grpc['volume']}",
-            "-volume.max=8",
+            "-volume.max=100",  # 64 MB volumes, created as needed (the benchmark writes ~600 MB)
             f"-filer.port={ports['filer']}",
             f"-filer.port.grpc={grpc['filer']}",
             "-s3",

@@ -8,6 +8,7 @@ failed multipart upload is aborted (S3 never shows an object until CompleteMulti
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from hubbub.engines.blobs.base import CHUNK, BlobNotFound, BlobStore, check_key
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
+log = logging.getLogger(__name__)
+
 #: Multipart piece size: S3 needs at least 5 MiB for every part but the last.
 PART = 8 * 1024 * 1024
 
@@ -31,7 +34,11 @@ def _missing(exc: ClientError) -> bool:
 
 
 def _unavailable(exc: Exception) -> HubbubError:
-    return HubbubError(Code.UNAVAILABLE, f"the blob store is unavailable: {type(exc).__name__}")
+    detail = type(exc).__name__
+    if isinstance(exc, ClientError):
+        detail += " " + str(exc.response.get("Error", {}).get("Code", ""))
+    log.warning("S3 request failed: %s", exc)
+    return HubbubError(Code.UNAVAILABLE, f"the blob store is unavailable: {detail}")
 
 
 class S3BlobStore(BlobStore):
