@@ -24,7 +24,11 @@ class Config(msgspec.Struct, kw_only=True):
     redis: str = ""
     #: Unique per cluster node; empty means derived from host and port.
     node_id: str = ""
-    #: HS256 secret for access tokens; empty means generated once into ``data_dir/jwt-secret``.
+    #: 0-1023, unique per cluster node, part of every message id; -1 means leased from Redis in a cluster
+    #: (or derived from the node id on a single node).
+    node_number: int = -1
+    #: HS256 secret for access tokens; empty means generated once into ``data_dir/jwt-secret``. A cluster
+    #: must give every node the same one.
     jwt_secret: str = ""
     access_token_ttl_s: int = 15 * 60
     refresh_token_ttl_s: int = 30 * 24 * 3600

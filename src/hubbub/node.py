@@ -91,6 +91,11 @@ def build_blobs(config: Config) -> BlobStore:
 
 class Node:
     def __init__(self, config: Config) -> None:
+        if config.redis and not config.jwt_secret:
+            raise SystemExit(
+                "a cluster node needs the cluster's shared token secret: set HUBBUB_JWT_SECRET (the same on "
+                "every node), or each node would reject the others' tokens"
+            )
         self.config = config
         self.storage = build_storage(config)
         self.broker = build_broker(config)
@@ -130,6 +135,10 @@ class Node:
         await self.blobs.start()
         await self.services.media.start()
         await self.broker.start(self.hub)
+        if self.config.node_number >= 0:
+            self.services.ids.set_number(self.config.node_number)
+        elif (number := await self.broker.lease_node_number()) is not None:
+            self.services.ids.set_number(number)
         self.hub.start()
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=5)
         await self._runner.setup()

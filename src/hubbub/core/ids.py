@@ -13,10 +13,15 @@ _EPOCH_MS = 1_704_067_200_000
 
 
 class MessageIds:
-    def __init__(self, node_id: str) -> None:
-        self._node = zlib.crc32(node_id.encode()) & 0x3FF
+    def __init__(self, node_id: str, number: int | None = None) -> None:
+        # Without an assigned number, a hash of the node id: fine for one node, a 1-in-1024 collision risk
+        # per pair in a cluster, which is why cluster nodes lease one (``set_number``).
+        self._node = (number if number is not None else zlib.crc32(node_id.encode())) & 0x3FF
         self._last_ms = 0
         self._seq = 0
+
+    def set_number(self, number: int) -> None:
+        self._node = number & 0x3FF
 
     def next(self) -> int:
         ms = time.time_ns() // 1_000_000 - _EPOCH_MS

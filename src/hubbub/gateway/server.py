@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 
 from aiohttp import WSMsgType, web
@@ -30,6 +31,9 @@ class Gateway:
         self.hub = hub
         self.handlers = Handlers(services, metrics)
         self._ids = itertools.count(1)
+        # Connection ids are unique across restarts of a node with the same id, so a registry entry left
+        # by the previous run can never be mistaken for a new connection.
+        self._boot = secrets.token_hex(3)
         self.node_id = services.config.effective_node_id
         self.accepting = True
 
@@ -44,7 +48,7 @@ class Gateway:
         transport = request.transport
         if transport is None:
             return ws
-        conn_id = f"{self.node_id}/{next(self._ids)}"
+        conn_id = f"{self.node_id}/{self._boot}/{next(self._ids)}"
         conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats)  # type: ignore[arg-type]
         self.hub.add(conn)
         try:
@@ -89,24 +93,33 @@ class Gateway:
             conn.close(Close.UNAUTHORIZED, exc.message)
             return
         conn.user, conn.terminal, conn.sid = user, frame.terminal, principal.sid
+        # Register before saying auth_ok: a client told it is online must be reachable, and the old holder
+        # of this terminal's slot is replaced first.
+        try:
+            await self.s.presence.connected(user.id, frame.terminal, conn.conn_id)
+        except HubbubError as exc:
+            conn.send(error_frame(exc, frame.rid))
+            conn.close(Close.GOING_AWAY, "registry unavailable, reconnect")
+            return
         conn.session.authenticated()
         self.hub.bind(conn)
+        config = self.s.config
         conn.send(
             encode(
                 frames.AuthOk(
                     user=user,
                     terminal=frame.terminal,
-                    heartbeat=self.s.config.heartbeat_s,
+                    heartbeat=config.heartbeat_s,
                     ts=now_ms(),
                     rid=frame.rid,
+                    limits=frames.Limits(
+                        max_text_chars=config.max_text_chars,
+                        max_frame_bytes=config.max_frame_bytes,
+                        recall_window_s=config.recall_window_s,
+                    ),
                 )
             )
         )
-        try:
-            await self.s.presence.connected(user.id, frame.terminal, conn.conn_id)
-        except HubbubError as exc:
-            conn.send(error_frame(exc, None))
-            conn.close(Close.GOING_AWAY, "registry unavailable")
 
     async def drain(self) -> None:
         self.accepting = False

@@ -92,12 +92,21 @@ class ServerFrame(msgspec.Struct, tag_field="type", omit_defaults=True):
     pass
 
 
+class Limits(msgspec.Struct):
+    """The server's limits a client should respect (and show) rather than hard-code."""
+
+    max_text_chars: int
+    max_frame_bytes: int
+    recall_window_s: int
+
+
 class AuthOk(ServerFrame, tag="auth_ok"):
     user: User
     terminal: str
     heartbeat: int
     ts: int
     rid: Rid = None
+    limits: Limits | None = None
 
 
 class Pong(ServerFrame, tag="pong"):

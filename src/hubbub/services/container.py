@@ -34,6 +34,7 @@ class Services:
     groups: GroupService
     hot: HotGroups
     presence: PresenceService
+    ids: MessageIds
     media: MediaService
 
     @classmethod
@@ -65,6 +66,7 @@ class Services:
             messages=MessageService(config, storage, broker, limiter, friends, ids, hot),
             groups=GroupService(config, storage, broker, limiter, friends, ids, hot),
             hot=hot,
+            ids=ids,
             presence=PresenceService(storage, broker),
             media=media,
         )

@@ -70,6 +70,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    async def lease_node_number(self) -> int | None:
+        """A number (0-1023) no other live node of the cluster holds, for message ids; None on one node."""
+        return None
+
     async def ping(self) -> None:  # noqa: B027  (one process has nothing to ask; Redis overrides it)
         """Raise UNAVAILABLE unless the broker's backing service answers."""
 

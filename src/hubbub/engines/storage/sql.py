@@ -55,11 +55,19 @@ class SqlStorage(SqlGroups, SqlMedia, Storage):
         # BEGIN IMMEDIATE: SQLite allows one writer, and a deferred transaction that reads first and then
         # writes fails at once (SQLITE_BUSY) when another writer got in between.
         self.writer: AsyncEngine = self.engine
+        #: SQL statements executed, for metrics and benchmarks.
+        self.queries = 0
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             self.writer = create_async_engine(url, echo=echo, pool_size=1, max_overflow=0)
             event.listen(self.writer.sync_engine, "connect", _sqlite_writer_connect)
             event.listen(self.writer.sync_engine, "begin", _sqlite_begin_immediate)
+
+        for engine in {id(self.engine): self.engine, id(self.writer): self.writer}.values():
+            event.listen(engine.sync_engine, "before_cursor_execute", self._count_query)
+
+    def _count_query(self, *_args: Any) -> None:
+        self.queries += 1
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
