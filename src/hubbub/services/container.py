@@ -55,7 +55,7 @@ class Services:
 
             blobs = LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
         media = MediaService(config, storage, blobs)
-        content.use_media(config, media)
+        rules = content.ContentRules(config, media)
         return cls(
             config=config,
             storage=storage,
@@ -63,7 +63,7 @@ class Services:
             auth=AuthService(config, storage, broker, limiter),
             accounts=AccountService(storage),
             friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids, hot),
+            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
             groups=GroupService(config, storage, broker, limiter, friends, ids, hot),
             hot=hot,
             ids=ids,

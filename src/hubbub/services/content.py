@@ -1,13 +1,12 @@
 """What a message body may contain, per message type: the one place content is validated.
 
-``prepare`` in the message service calls :func:`validate`; a new message type registers a validator here
-(``VALIDATORS``) rather than adding branches elsewhere. Validators run before storing and may be async
+``prepare`` in the message service calls ``ContentRules.validate``; a new message type registers a validator
+there rather than adding branches elsewhere. Validators run before storing and may be async
 (for instance to check that a referenced upload exists and belongs to the sender).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -38,38 +37,34 @@ class MediaCheck(Protocol):
         """Check the upload a message names (it exists, the sender may use it) and fill in its metadata."""
 
 
-#: Each node's media service, found through the node's Config object (the one thing validators are given).
-#: Weak, and keyed per node, so two nodes in one process each check against their own storage.
-_media: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+#: The message types whose body names an upload (docs/media.md: {"upload": id, "caption"?, "poster"?}).
+MEDIA_TYPES = ("image", "file", "voice", "video")
 
 
-def use_media(config: Config, media: MediaCheck) -> None:
-    """Called by Services.build: messages of the media types on this node are checked by ``media``."""
-    _media[id(config)] = media
+class ContentRules:
+    """One node's content validators by message type: text here, the media types through its media
+    service (which checks the named upload against that node's storage)."""
 
+    def __init__(self, config: Config, media: MediaCheck | None) -> None:
+        self.config = config
+        self.media = media
+        self.validators: dict[str, Validator] = {"text": validate_text}
+        for kind in MEDIA_TYPES:
+            self.validators[kind] = self._media_validator(kind)
 
-def _media_validator(msg_type: str) -> Validator:
-    async def validate_media(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
-        media: MediaCheck | None = _media.get(id(config))
-        if media is None:
-            raise HubbubError(Code.UNAVAILABLE, "uploads are not available on this node")
-        await media.attach(sender, msg_type, body, in_group)
+    def _media_validator(self, msg_type: str) -> Validator:
+        async def validate_media(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
+            if self.media is None:
+                raise HubbubError(Code.UNAVAILABLE, "uploads are not available on this node")
+            await self.media.attach(sender, msg_type, body, in_group)
 
-    return validate_media
+        return validate_media
 
-
-VALIDATORS: dict[str, Validator] = {
-    "text": validate_text,
-    # docs/media.md: {"upload": id, "caption"?, "poster"? (video)}; the server fills in name, size, type...
-    **{t: _media_validator(t) for t in ("image", "file", "voice", "video")},
-}
-
-
-async def validate(config: Config, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
-    validator = VALIDATORS.get(msg_type)
-    if validator is None:
-        raise invalid("msg_type", f"must be one of {sorted(VALIDATORS)}")
-    await validator(config, sender, body, in_group)
+    async def validate(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
+        validator = self.validators.get(msg_type)
+        if validator is None:
+            raise invalid("msg_type", f"must be one of {sorted(self.validators)}")
+        await validator(self.config, sender, body, in_group)
 
 
 def mentions_of(body: dict[str, Any]) -> tuple[tuple[int, ...], bool]:

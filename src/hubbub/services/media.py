@@ -173,14 +173,18 @@ class MediaService:
         limit = self.limits[kind]
         remaining = self.config.upload_quota_bytes - await self.storage.upload_usage(owner)
         if declared is not None and declared > remaining:
-            raise HubbubError(Code.QUOTA_EXCEEDED, f"this upload needs {declared} bytes; {max(remaining, 0)} are left")
+            raise HubbubError(
+                Code.QUOTA_EXCEEDED, f"this upload needs {declared} bytes; {max(remaining, 0)} are left"
+            )
         token = secrets.token_hex(16)
         spool = self.spool / token
         extra: list[Path] = [spool, self.spool / f"{token}.clean"]
         try:
             size, head = await self._spool(source, spool, limit, remaining)
             if declared is not None and size != declared:
-                raise HubbubError(Code.BAD_REQUEST, f"the body has {size} bytes, not the {declared} announced")
+                raise HubbubError(
+                    Code.BAD_REQUEST, f"the body has {size} bytes, not the {declared} announced"
+                )
             if size == 0:
                 raise invalid("body", "the upload is empty")
             mime = probe.kind_mime(kind, probe.sniff(head))
@@ -204,7 +208,9 @@ class MediaService:
                 if size > limit:
                     raise HubbubError(Code.TOO_LARGE, f"this kind of upload may be at most {limit} bytes")
                 if size > remaining:
-                    raise HubbubError(Code.QUOTA_EXCEEDED, f"the upload passes your quota ({remaining} bytes left)")
+                    raise HubbubError(
+                        Code.QUOTA_EXCEEDED, f"the upload passes your quota ({remaining} bytes left)"
+                    )
                 if len(head) < probe.HEAD_BYTES:
                     head += chunk[: probe.HEAD_BYTES - len(head)]
                 batch.append(chunk)
@@ -304,7 +310,7 @@ class MediaService:
 
     # -- messages --------------------------------------------------------------------------------------
     async def attach(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
-        """Validate a message of an upload type and fill in the upload's metadata (content.VALIDATORS).
+        """Validate a message of an upload type and fill in the upload's metadata (through ContentRules).
 
         The body a client sends is ``{"upload": id, "caption"?: str, "poster"?: image upload id (video)}``;
         the stored body is the :class:`UploadView` plus those. The sender must be able to read the upload
@@ -338,7 +344,9 @@ class MediaService:
         try:
             return await self.readable(sender, upload_id)
         except HubbubError as exc:
-            raise HubbubError(Code.NOT_FOUND, f"{field}: no such upload of yours or in your conversations") from exc
+            raise HubbubError(
+                Code.NOT_FOUND, f"{field}: no such upload of yours or in your conversations"
+            ) from exc
 
     # -- garbage collection ----------------------------------------------------------------------------
     async def _gc_loop(self) -> None:

@@ -49,7 +49,9 @@ EXTENSIONS = {
     "video/webm": ".webm",
     "video/x-matroska": ".mkv",
 }
-VOICE_TYPES = frozenset({"audio/ogg", "audio/mpeg", "audio/wav", "audio/flac", "audio/aac", "audio/mp4", "audio/webm"})
+VOICE_TYPES = frozenset(
+    {"audio/ogg", "audio/mpeg", "audio/wav", "audio/flac", "audio/aac", "audio/mp4", "audio/webm"}
+)
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/3gpp", "video/webm", "video/x-matroska"})
 
 
@@ -113,7 +115,9 @@ def kind_mime(kind: str, sniffed: str | None) -> str:
         "voice": "Ogg, MP3, WAV, FLAC, AAC, M4A or WebM audio",
         "video": "MP4, MOV, 3GP, WebM or Matroska",
     }
-    raise HubbubError(Code.UNSUPPORTED_MEDIA, f"this is not a {kind} we accept (send {accepted.get(kind, kind)})")
+    raise HubbubError(
+        Code.UNSUPPORTED_MEDIA, f"this is not a {kind} we accept (send {accepted.get(kind, kind)})"
+    )
 
 
 _UNSAFE = re.compile(r'[<>:"|?*]')
@@ -162,7 +166,9 @@ def process_image(path: Path, out: Path, max_pixels: int, thumb_px: int) -> Imag
             width, height = im.size
             frames = int(getattr(im, "n_frames", 1))
             if width * height > max_pixels or width * height * frames > 4 * max_pixels:
-                raise HubbubError(Code.TOO_LARGE, f"image of {width}x{height}x{frames} is over {max_pixels} pixels")
+                raise HubbubError(
+                    Code.TOO_LARGE, f"image of {width}x{height}x{frames} is over {max_pixels} pixels"
+                )
             strip = _metadata(im) and im.format != "GIF"
             if not strip and im.format == "JPEG":
                 im.draft("RGB", (thumb_px * 2, thumb_px * 2))  # decode at 1/2..1/8 scale: much faster

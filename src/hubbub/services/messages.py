@@ -89,9 +89,11 @@ class MessageService:
         friends: FriendService,
         ids: MessageIds,
         hot: HotGroups,
+        rules: content.ContentRules,
     ) -> None:
         self.config = config
         self.hot = hot
+        self.content = rules
         self.storage = storage
         self.broker = broker
         self.limiter = limiter
@@ -111,7 +113,7 @@ class MessageService:
         if to is not None and conv is not None:
             raise invalid("to", "give either 'to' or 'conv', not both")
         in_group = conv is not None and parse_group(conv) is not None
-        await content.validate(self.config, sender, msg_type, body, in_group)
+        await self.content.validate(sender, msg_type, body, in_group)
         await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
         if conv is not None and in_group:
             mentions, mention_all = content.mentions_of(body)
@@ -206,7 +208,9 @@ class MessageService:
             return (0, 0)
         return state
 
-    async def pull_encoded(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[bytes], bool]:
+    async def pull_encoded(
+        self, user_id: int, conv: str, after_seq: int, limit: int
+    ) -> tuple[list[bytes], bool]:
         """``pull`` with each message already encoded: hot groups are served from their recent cache."""
         if self.hot.knows(conv):
             cached = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
@@ -320,4 +324,3 @@ def ack_of(message: Message) -> Ack:
 def _members_of(conv: str) -> tuple[int, ...]:
     pair = parse_private(conv)
     return pair if pair is not None else ()
-

@@ -68,11 +68,16 @@ class SqlGroups:
         raise NotImplementedError  # pragma: no cover
 
     # -- reads used inside send transactions ------------------------------------------------------
-    async def _group_facts(self, conn: AsyncConnection, senders: dict[str, set[int]]) -> dict[str, GroupFacts]:
+    async def _group_facts(
+        self, conn: AsyncConnection, senders: dict[str, set[int]]
+    ) -> dict[str, GroupFacts]:
         """Groups and members for a batch's group messages. A hot group's full member list is not read:
         only the senders' rows, since its members are signalled, not pushed to (bounded database reads)."""
         ids = [int(c[2:]) for c in senders]
-        groups = {row.id: group_of(row) for row in await conn.execute(select(t.groups).where(t.groups.c.id.in_(ids)))}
+        groups = {
+            row.id: group_of(row)
+            for row in await conn.execute(select(t.groups).where(t.groups.c.id.in_(ids)))
+        }
         hot = {gid for gid, g in groups.items() if g.hot or g.member_count >= self.hot_threshold}
         members: dict[int, dict[int, MemberFacts]] = {gid: {} for gid in groups}
         gm = t.group_members
@@ -81,12 +86,15 @@ class SqlGroups:
         if normal := [gid for gid in groups if gid not in hot]:
             queries.append(select(*cols).where(gm.c.group_id.in_(normal)))
         for gid in hot:
-            queries.append(select(*cols).where(gm.c.group_id == gid, gm.c.user_id.in_(senders[group_conv(gid)])))
+            queries.append(
+                select(*cols).where(gm.c.group_id == gid, gm.c.user_id.in_(senders[group_conv(gid)]))
+            )
         for query in queries:
             for row in await conn.execute(query):
                 members[row.group_id][row.user_id] = MemberFacts(role=row.role, muted_until=row.muted_until)
         return {
-            group_conv(gid): GroupFacts(group=g, members=members[gid], hot=gid in hot) for gid, g in groups.items()
+            group_conv(gid): GroupFacts(group=g, members=members[gid], hot=gid in hot)
+            for gid, g in groups.items()
         }
 
     async def _member_ids(self, conn: AsyncConnection, group_id: int) -> tuple[int, ...]:

@@ -181,9 +181,11 @@ class SqlMedia:
     def _unused_upload() -> Any:
         u, g, gm = t.uploads, t.groups, t.group_members
         # The same notion of avatar as upload_is_avatar: the owner's own, or a group's the owner is in.
-        group_avatar = select(literal(1)).select_from(
-            g.join(gm, and_(gm.c.group_id == g.c.id, gm.c.user_id == u.c.owner_id))
-        ).where(g.c.avatar == u.c.id)
+        group_avatar = (
+            select(literal(1))
+            .select_from(g.join(gm, and_(gm.c.group_id == g.c.id, gm.c.user_id == u.c.owner_id)))
+            .where(g.c.avatar == u.c.id)
+        )
         return and_(
             ~exists(select(literal(1)).where(t.upload_refs.c.upload_id == u.c.id)),
             ~exists(select(literal(1)).where(t.users.c.avatar == u.c.id, t.users.c.id == u.c.owner_id)),
