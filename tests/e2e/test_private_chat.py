@@ -299,3 +299,27 @@ async def test_send_rate_limit(make_node):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_client_moves_to_another_node_when_its_node_is_gone(make_node):
+    """Two nodes sharing one SQLite file stand in for a cluster here (tests/cluster has the real one)."""
+    first = await make_node(node_id="a")
+    second = await make_node(node_id="b", data_dir=first.config.data_dir)
+    urls = [base_url(first), base_url(second)]
+    a, b = HubbubClient(urls), HubbubClient(list(reversed(urls)))
+    try:
+        await a.register("mv_a", PASSWORD)
+        await b.register("mv_b", PASSWORD)
+        await a.befriend(b)
+        await a.connect()
+        await first.stop()  # a's node goes away; a reconnects to the other one and syncs
+        ack = await b.api(
+            "POST", "/api/v1/messages", {"cmid": "mv1", "to": a.user_id, "body": {"text": "there?"}}
+        )
+        conv = ack["conv"]
+        await a.wait_until(
+            lambda: a.base_url == urls[1] and a.convs.get(conv) is not None and a.convs[conv].have == 1
+        )
+    finally:
+        await a.close()
+        await b.close()

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -61,8 +61,14 @@ class ConversationLog:
 
 
 class HubbubClient:
-    def __init__(self, base_url: str, *, terminal: str = "web", request_timeout: float = 10.0) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self, base_url: str | Sequence[str], *, terminal: str = "web", request_timeout: float = 10.0
+    ) -> None:
+        """``base_url`` may be a list of cluster nodes: the client moves to the next one when a connection
+        fails (a node died or drains) and resumes there with a sync."""
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.urls[0]
         self.terminal = terminal
         self.request_timeout = request_timeout
         self.http = aiohttp.ClientSession()
@@ -173,9 +179,11 @@ class HubbubClient:
             except ClosedError:
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError):
-                pass
+                self._next_node()
             if self._closed or not self.auto_reconnect:
                 break
+            if self.close_code in (1001, 1006, 4503):  # the node went away or drains: try another one
+                self._next_node()
             if self.close_code in TERMINAL_CLOSES:
                 if self.close_code == 4401 and self.refresh_token:
                     with contextlib.suppress(ApiError, aiohttp.ClientError):
@@ -184,6 +192,10 @@ class HubbubClient:
                 raise ClosedError(self.close_code)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 30.0)
+
+    def _next_node(self) -> None:
+        if len(self.urls) > 1:
+            self.base_url = self.urls[(self.urls.index(self.base_url) + 1) % len(self.urls)]
 
     async def _session(self) -> None:
         async with self.http.ws_connect(self.ws_url, autoping=True, max_msg_size=0) as ws:
