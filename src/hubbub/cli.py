@@ -39,6 +39,9 @@ def serve(
         str | None, typer.Option("--node-id", help="Unique node name [env HUBBUB_NODE_ID]")
     ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, warning, error")] = None,
+    role: Annotated[
+        str | None, typer.Option(help="all (default), gateway (WebSocket only) or platform (HTTP API only)")
+    ] = None,
 ) -> None:
     """Run a node with every role (embedded SQLite and in-process routing unless told otherwise)."""
     from hubbub.node import Node
@@ -52,6 +55,7 @@ def serve(
             "redis": redis,
             "node_id": node_id,
             "log_level": log_level,
+            "role": role,
         }
     )
     logs.setup(cfg.log_level)

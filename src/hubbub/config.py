@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -53,6 +53,8 @@ class Config(msgspec.Struct, kw_only=True):
     login_per_minute: float = 10.0
     #: Most members a (normal) group may have.
     group_member_limit: int = 5000
+    #: Most members of a group an owner/admin marked hot (push-pull keeps its cost bounded).
+    hot_group_member_limit: int = 100_000
     #: Groups with at least this many members are delivered push-pull (hot); admins can mark any group hot.
     hot_group_threshold: int = 500
     #: Hot-group signals to one member are coalesced over this window (milliseconds).
@@ -66,6 +68,20 @@ class Config(msgspec.Struct, kw_only=True):
     #: argon2 cost; lower only for tests.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # -- operations (docs/operations.md) -----------------------------------------------------------
+    #: On SIGTERM a node drains (refuses new connections, closes its clients with 4503, flushes pending
+    #: sends) and exits within this many seconds, whatever is still in flight.
+    drain_timeout_s: float = 10.0
+    #: Seconds between this node's load reports (connections, users) to the cluster's node list.
+    load_report_s: float = 5.0
+    #: The first account registered on a fresh server becomes an admin. Turn off on a server whose sign-up
+    #: page is public before you registered; create admins with ``hubbub admin create-user --admin``.
+    first_user_admin: bool = True
+    #: The sensitive-word filter on text messages: "replace" each listed word with ***, "reject" the
+    #: message with ``content_rejected``, or "off". The word list is edited with ``hubbub admin words``.
+    word_filter: str = "replace"
+    #: Seconds between a node's checks that the word list changed (edits on the node itself apply at once).
+    word_refresh_s: float = 2.0
     # -- uploads (docs/media.md) -------------------------------------------------------------------
     #: Largest upload per kind, in bytes.
     max_image_bytes: int = 20 * 1024 * 1024
@@ -92,6 +108,9 @@ class Config(msgspec.Struct, kw_only=True):
     #: Never logged.
     s3_secret_key: str = ""
     log_level: str = "info"
+    #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or
+    #: "platform" (HTTP API only). Split roles need the cluster engines (Redis) to reach each other.
+    role: Literal["all", "gateway", "platform"] = "all"
 
     @property
     def database_url(self) -> str:

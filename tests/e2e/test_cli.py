@@ -31,12 +31,14 @@ async def test_hubbub_serve_runs_with_defaults(tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
+            deadline = asyncio.get_running_loop().time() + 60  # a loaded CI machine starts slowly
+            while True:
                 try:
                     async with http.get(url + "/healthz") as resp:
                         if resp.status == 200:
                             break
                 except aiohttp.ClientError:
+                    assert asyncio.get_running_loop().time() < deadline, "the server did not start"
                     await asyncio.sleep(0.1)
             async with http.get(url + "/") as resp:
                 assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
@@ -60,3 +62,26 @@ async def test_hubbub_serve_runs_with_defaults(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out.decode()[-2000:]
+
+
+async def test_single_roles(make_node):
+    """A gateway-only node serves /ws but no API; a platform-only node the API but no /ws."""
+    gateway = await make_node(role="gateway", node_id="gw")
+    platform = await make_node(role="platform", node_id="pf", data_dir=gateway.config.data_dir)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://127.0.0.1:{gateway.port}/api/v1/auth/login", json={}) as resp:
+            assert resp.status == 404
+        async with http.get(f"http://127.0.0.1:{gateway.port}/readyz") as resp:
+            assert resp.status == 200
+        async with http.post(
+            f"http://127.0.0.1:{platform.port}/api/v1/auth/register",
+            json={"username": "rolez", "password": PASSWORD},
+        ) as resp:
+            assert resp.status == 201
+            token = (await resp.json())["access_token"]
+        async with http.get(f"http://127.0.0.1:{platform.port}/ws") as resp:
+            assert resp.status in (404, 405)
+        ws = await http.ws_connect(f"ws://127.0.0.1:{gateway.port}/ws")
+        await ws.send_json({"type": "auth", "token": token})
+        assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
+        await ws.close()

@@ -95,7 +95,8 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
     app = web.Application(
         middlewares=[count_errors(metrics), errors], client_max_size=services.config.max_body_bytes
     )
-    for r in ROUTES:
+    serve_api = services.config.role in ("all", "platform")
+    for r in ROUTES if serve_api else ():
         app.router.add_route(r.method, r.path, _endpoint(services, r))
     spec = openapi.build(ROUTES)
 
@@ -127,9 +128,10 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/livez", livez)
     app.router.add_get("/metrics", metrics_endpoint)
-    if gateway is not None:
+    if gateway is not None and services.config.role in ("all", "gateway"):
         app.router.add_get("/ws", gateway.handle)
-    _add_webui(app)
+    if serve_api:
+        _add_webui(app)
     return app
 
 
@@ -139,7 +141,7 @@ def _add_webui(app: web.Application) -> None:
 
     async def spa(request: web.Request) -> web.StreamResponse:
         path = request.match_info.get("path", "")
-        if path.startswith("api/"):
+        if path.startswith("api/") or path == "ws":
             raise HubbubError(Code.NOT_FOUND, "no such route")
         candidate = (WEBUI_DIR / path).resolve()
         if path and candidate.is_file() and WEBUI_DIR.resolve() in candidate.parents:

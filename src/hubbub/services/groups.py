@@ -116,7 +116,9 @@ class GroupService:
             raise invalid("users", "1 to 500 user ids")
         invited = sorted(set(users) - {me})
         await self._check_invitable(me, invited)
-        change = GroupChange(add=dict.fromkeys(invited, "member"), max_members=self.config.group_member_limit)
+        # Marking a group hot lifts the member limit: push-pull keeps the cost of a big group bounded.
+        limit = self.config.hot_group_member_limit if group.hot else self.config.group_member_limit
+        change = GroupChange(add=dict.fromkeys(invited, "member"), max_members=limit)
         return await self._apply(group_id, change, me, {"event": "joined", "users": invited})
 
     async def kick(self, me: int, group_id: int, user_id: int) -> Group:
