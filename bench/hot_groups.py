@@ -101,8 +101,10 @@ class Member:
             elif kind == "news" and frame["conv"] == self.conv and frame["seq"] > self.have:
                 self.pull()
             elif kind == "error":
+                # A real client retries a failed pull a little later (an overloaded server says unavailable).
                 self.errors.append(frame)
                 self.pulling = False
+                asyncio.get_running_loop().call_later(0.5, self.pull)
             elif kind == "messages":
                 self.take(frame["messages"])
                 self.pulling = False

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, case, delete, event, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, case, delete, event, exists, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -27,6 +27,7 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
+from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sqlutil import (
@@ -41,14 +42,19 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, Storage):
-    def __init__(self, url: str, *, echo: bool = False, hot_threshold: int = 500) -> None:
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
+    def __init__(
+        self, url: str, *, echo: bool = False, hot_threshold: int = 500, first_user_admin: bool = False
+    ) -> None:
         self.url = url
+        #: The first account created (server accounts aside) becomes an admin (docs/operations.md).
+        self.first_user_admin = first_user_admin
         #: Groups with at least this many members are hot: their sends do not read the member list.
         self.hot_threshold = hot_threshold
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("postgresql"):
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # Reads wait for a connection rather than fail; 20 keeps PostgreSQL busy without thrashing it.
+            kwargs.update(pool_size=20, max_overflow=10, pool_timeout=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.dialect = self.engine.dialect.name
         # Writes go through ``writer``. On SQLite that is one connection whose transactions start with
@@ -96,6 +102,15 @@ class SqlStorage(SqlGroups, SqlMedia, Storage):
         return dialect_insert(table).on_conflict_do_nothing()
 
     # -- accounts -------------------------------------------------------------------------------
+    def _first_user_clause(self) -> Any:
+        """True for the first real account when ``first_user_admin`` is set, decided inside the insert."""
+        if not self.first_user_admin:
+            return False
+        others = select(t.users.c.id).where(
+            ~t.users.c.username.startswith(SERVER_ACCOUNT_PREFIX, autoescape=True)
+        )
+        return ~exists(others)
+
     @unavailable
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:
         try:
@@ -110,6 +125,7 @@ class SqlStorage(SqlGroups, SqlMedia, Storage):
                         password_hash=password_hash,
                         banned=False,
                         created_at=now,
+                        is_admin=self._first_user_clause(),
                     )
                     .returning(t.users.c.id)
                 )
@@ -122,12 +138,19 @@ class SqlStorage(SqlGroups, SqlMedia, Storage):
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(*USER_COLS, t.users.c.password_hash, t.users.c.banned).where(clause)
+                    select(
+                        *USER_COLS, t.users.c.password_hash, t.users.c.banned, t.users.c.is_admin
+                    ).where(clause)
                 )
             ).first()
         if row is None:
             return None
-        return Account(user=user_of(row), password_hash=row.password_hash, banned=bool(row.banned))
+        return Account(
+            user=user_of(row),
+            password_hash=row.password_hash,
+            banned=bool(row.banned),
+            is_admin=bool(row.is_admin),
+        )
 
     @unavailable
     async def account_by_username(self, username: str) -> Account | None:

@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 import msgspec
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Message, User
@@ -30,7 +31,8 @@ def unavailable(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
             return await fn(*args, **kwargs)
         except IntegrityError:
             raise
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+        except (OperationalError, DBAPIError, OSError, ConnectionError, PoolTimeout) as exc:
+            # PoolTimeout: every connection busy for pool_timeout seconds, an overload the client may retry.
             raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
 
     return wrapper
