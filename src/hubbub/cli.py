@@ -1,4 +1,5 @@
-"""The ``hubbub`` command: ``serve`` runs a node, ``migrate`` brings a database to the newest schema."""
+"""The ``hubbub`` command: ``serve`` runs a node, ``migrate`` brings a database to the newest schema,
+``admin ...`` administers a server (hubbub/admin_cli.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import typer
 
 from hubbub import config as config_mod
 from hubbub import logs
+from hubbub.admin_cli import admin_app, run_migrations
 
 app = typer.Typer(help="Hubbub: a self-hosted chat server.", no_args_is_help=True, add_completion=False)
+app.add_typer(admin_app, name="admin")
 
 
 def _run(coro: Any) -> None:
@@ -58,7 +61,7 @@ def serve(
             "role": role,
         }
     )
-    logs.setup(cfg.log_level)
+    logs.setup(cfg.log_level, cfg.effective_node_id)
     _run(Node(cfg).run_forever())
 
 
@@ -68,17 +71,8 @@ def migrate(
     database: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Bring the database schema to the newest version (serve also does this on start)."""
-    from hubbub.node import build_storage
-
     cfg = config_mod.load({"data_dir": data_dir, "database": database})
-
-    async def go() -> None:
-        storage = build_storage(cfg)
-        await storage.start()
-        await storage.close()
-
-    asyncio.run(go())
-    typer.echo("database is at the newest schema")
+    asyncio.run(run_migrations(cfg))
 
 
 @app.command()

@@ -7,14 +7,19 @@ process. Engines are chosen here and nowhere else (embedded by default; Redis/Po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import threading
+import time
 
 from aiohttp import web
 
 from hubbub.config import Config
+from hubbub.core.clock import now_ms
 from hubbub.engines.blobs.base import BlobStore
-from hubbub.engines.broker.base import Broker
+from hubbub.engines.broker.base import Broker, NodeLoad
 from hubbub.engines.broker.memory import MemoryBroker
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.hotgroups.memory import MemoryHotState
@@ -35,7 +40,11 @@ log = logging.getLogger(__name__)
 def build_storage(config: Config) -> Storage:
     if not config.database:
         config.ensure_data_dir()
-    return SqlStorage(config.database_url, hot_threshold=config.hot_group_threshold)
+    return SqlStorage(
+        config.database_url,
+        hot_threshold=config.hot_group_threshold,
+        first_user_admin=config.first_user_admin,
+    )
 
 
 def build_broker(config: Config) -> Broker:
@@ -116,6 +125,8 @@ class Node:
         self._runner: web.AppRunner | None = None
         self.port = config.port
         self._stopped = False
+        self._started_at = 0
+        self._reporter: asyncio.Task[None] | None = None
 
     def storage_queries(self) -> int:
         return int(getattr(self.storage, "queries", 0))
@@ -134,6 +145,8 @@ class Node:
         await self.storage.start()
         await self.blobs.start()
         await self.services.media.start()
+        await self.services.words.load()
+        self.services.words.start()
         await self.broker.start(self.hub)
         if self.config.node_number >= 0:
             self.services.ids.set_number(self.config.node_number)
@@ -152,13 +165,51 @@ class Node:
             self.config.host,
             self.port,
         )
+        self._started_at = now_ms()
+        await self.report_load()
+        self._reporter = asyncio.get_running_loop().create_task(self._report_load_forever())
+
+    async def report_load(self) -> None:
+        """Publish this node's load for ``hubbub admin nodes`` (and ``GET /api/v1/admin/nodes``)."""
+        await self.broker.report_load(
+            NodeLoad(
+                node=self.config.effective_node_id,
+                connections=len(self.hub.by_id),
+                users=len(self.hub.by_user),
+                started_at=self._started_at,
+                reported_at=now_ms(),
+                draining=not self.gateway.accepting,
+            )
+        )
+
+    async def _report_load_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.load_report_s)
+            try:
+                await self.report_load()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("load report failed")
 
     async def stop(self) -> None:
+        """Drain and stop (docs/operations.md, "Draining"): refuse new connections, store and acknowledge
+        what is queued, close every client with 4503 so it reconnects to another node, finish in-flight HTTP
+        requests, then leave the cluster (registry entries, liveness key, queue). Bounded by
+        ``drain_timeout_s``: half of it for the clients to go, the rest for the requests and engines."""
         if self._stopped:
             return
         self._stopped = True
-        await self.gateway.drain()
-        await self.services.messages.close()
+        budget = self.config.drain_timeout_s
+        started = time.monotonic()
+        log.info("draining", extra={"connections": len(self.hub.by_id), "budget_s": budget})
+        await self.gateway.drain(timeout=budget / 2)
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.report_load(), 1)  # shown as draining until it is gone
+        await self.services.words.close()
+        await self.services.messages.close()  # sends that came over HTTP meanwhile
         await self.services.media.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -169,6 +220,7 @@ class Node:
         if close_limiter is not None:
             await close_limiter()
         await self.storage.close()
+        log.info("stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
     async def run_forever(self) -> None:
         await self.start()
@@ -177,5 +229,21 @@ class Node:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("shutting down")
-        await self.stop()
+        # The bound holds even if something hangs: a second signal, or the budget plus a margin, ends the
+        # process from a thread the event loop cannot block.
+        deadline = self.config.drain_timeout_s + 5
+        watchdog = threading.Timer(deadline, _exit_now, ("drain took longer than drain_timeout_s + 5 s",))
+        watchdog.daemon = True
+        watchdog.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _exit_now, "a second signal during the drain")
+        try:
+            await self.stop()
+        finally:
+            watchdog.cancel()
+
+
+def _exit_now(why: str) -> None:
+    log.error("exiting before the drain finished: %s", why)
+    logging.shutdown()
+    os._exit(1)

@@ -29,6 +29,8 @@ class Code(StrEnum):
     RECALL_EXPIRED = "recall_expired"
     MUTED = "muted"
     GROUP_DISMISSED = "group_dismissed"
+    GROUP_FROZEN = "group_frozen"
+    CONTENT_REJECTED = "content_rejected"
     RATE_LIMITED = "rate_limited"
     UNSUPPORTED_MEDIA = "unsupported_media"
     BAD_MEDIA = "bad_media"
@@ -54,6 +56,8 @@ HTTP_STATUS: dict[Code, int] = {
     Code.RECALL_EXPIRED: 409,
     Code.MUTED: 403,
     Code.GROUP_DISMISSED: 410,
+    Code.GROUP_FROZEN: 403,
+    Code.CONTENT_REJECTED: 422,
     Code.RATE_LIMITED: 429,
     Code.UNSUPPORTED_MEDIA: 415,
     Code.BAD_MEDIA: 422,

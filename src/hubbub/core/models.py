@@ -28,6 +28,8 @@ class Account(msgspec.Struct, kw_only=True):
     user: User
     password_hash: str
     banned: bool = False
+    #: May use the admin routes and commands (docs/operations.md).
+    is_admin: bool = False
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -100,6 +102,8 @@ class Group(msgspec.Struct, kw_only=True):
     #: Marked hot by an admin. A group is delivered push-pull when marked or when its member count
     #: reaches the server's ``hot_group_threshold``.
     hot: bool = False
+    #: Frozen by a server admin: read-only, sends are refused with ``group_frozen``.
+    frozen: bool = False
 
 
 class GroupMember(msgspec.Struct, kw_only=True):

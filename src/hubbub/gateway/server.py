@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -60,6 +61,16 @@ class Gateway:
                     await self.s.presence.disconnected(conn.user_id, conn.terminal, conn.conn_id)
                 except Exception:
                     log.exception("unregistering %s failed", conn.conn_id)
+            log.info(
+                "ws_closed",
+                extra={
+                    "conn": conn.conn_id,
+                    "user": conn.user_id or None,
+                    "terminal": conn.terminal or None,
+                    "code": ws.close_code if ws.close_code is not None else 1006,
+                    "seconds": round(time.monotonic() - conn.connected_at, 1),
+                },
+            )
         return ws
 
     async def _read_loop(self, conn: Connection) -> None:
@@ -103,6 +114,7 @@ class Gateway:
             return
         conn.session.authenticated()
         self.hub.bind(conn)
+        log.info("ws_opened", extra={"conn": conn.conn_id, "user": user.id, "terminal": frame.terminal})
         config = self.s.config
         conn.send(
             encode(
@@ -121,7 +133,22 @@ class Gateway:
             )
         )
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Hand this node's clients to the others, losing nothing (docs/operations.md, "Draining").
+
+        From here on new ``/ws`` upgrades get 503 and ``/readyz`` answers 503. Sends already queued are
+        stored and acknowledged first (the batcher is flushed, so their acks are in the socket buffers ahead
+        of the close frame); then every connection is closed with 4503 and its client reconnects elsewhere
+        and syncs. A send that races the close is stored without its ack reaching the client, which resends
+        the same cmid on another node and gets the original ack (idempotent): nothing lost, nothing doubled.
+        Returns once every socket has closed, or after ``timeout`` seconds.
+        """
         self.accepting = False
+        with contextlib.suppress(Exception):  # storage down: those sends fail and their clients retry
+            await asyncio.wait_for(self.s.messages.close(), timeout / 2)
         await self.hub.close_all(Close.DRAINING, "server is restarting, reconnect")
-        await asyncio.sleep(0)
+        for _ in range(int(timeout / 2 / 0.02)):  # the other half of the budget for the sockets to close
+            if not self.hub.by_id:
+                break
+            await asyncio.sleep(0.02)
+        log.info("drained", extra={"left_open": len(self.hub.by_id)})

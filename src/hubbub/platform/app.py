@@ -17,11 +17,13 @@ from hubbub.metrics import NodeMetrics
 from hubbub.platform import (  # noqa: F401
     openapi,
     routes_accounts,
+    routes_admin,
     routes_friends,
     routes_groups,
     routes_media,
     routes_messages,
 )
+from hubbub.platform.access_log import USER_KEY, access_log
 from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
 from hubbub.services.container import Services
 
@@ -79,6 +81,8 @@ def count_errors(metrics: NodeMetrics) -> Any:
 def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         principal = await services.auth.authenticate(bearer(request)) if r.auth else None
+        if principal is not None:
+            request[USER_KEY] = principal.user_id
         body = await decode_body(request, r.body) if r.body is not None else None
         result = await r.handler(Ctx(services, request, principal, body))
         if isinstance(result, web.StreamResponse):  # a download, already streamed
@@ -104,6 +108,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
         return json_response(spec)
 
     app.router.add_get("/openapi.json", openapi_json)
+    app.middlewares.insert(0, access_log())  # outermost: sees every response, errors included
 
     async def livez(_request: web.Request) -> web.Response:
         return json_response({"status": "alive"})

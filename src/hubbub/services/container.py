@@ -13,6 +13,7 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.services import content
 from hubbub.services.accounts import AccountService
+from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
@@ -20,6 +21,7 @@ from hubbub.services.hot import HotGroups
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
+from hubbub.services.words import WordFilter
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Services:
     presence: PresenceService
     ids: MessageIds
     media: MediaService
+    words: WordFilter
+    admin: AdminService
 
     @classmethod
     def build(
@@ -55,7 +59,9 @@ class Services:
 
             blobs = LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
         media = MediaService(config, storage, blobs)
-        rules = content.ContentRules(config, media)
+        words = WordFilter(config, storage)
+        rules = content.ContentRules(config, media, words)
+        groups = GroupService(config, storage, broker, limiter, friends, ids, hot)
         return cls(
             config=config,
             storage=storage,
@@ -64,9 +70,11 @@ class Services:
             accounts=AccountService(storage),
             friends=friends,
             messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
-            groups=GroupService(config, storage, broker, limiter, friends, ids, hot),
+            groups=groups,
             hot=hot,
             ids=ids,
             presence=PresenceService(storage, broker),
             media=media,
+            words=words,
+            admin=AdminService(config, storage, broker, groups, words, ids),
         )

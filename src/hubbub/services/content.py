@@ -41,22 +41,36 @@ class MediaCheck(Protocol):
 MEDIA_TYPES = ("image", "file", "voice", "video")
 
 
+class WordCheck(Protocol):
+    def apply(self, body: dict[str, Any]) -> None:
+        """Filter the body's text in place (replace listed words), or raise ``content_rejected``."""
+
+
 class ContentRules:
     """One node's content validators by message type: text here, the media types through its media
-    service (which checks the named upload against that node's storage)."""
+    service (which checks the named upload against that node's storage). Text and captions then pass the
+    node's sensitive-word filter (services/words.py), if it has one."""
 
-    def __init__(self, config: Config, media: MediaCheck | None) -> None:
+    def __init__(self, config: Config, media: MediaCheck | None, words: WordCheck | None = None) -> None:
         self.config = config
         self.media = media
-        self.validators: dict[str, Validator] = {"text": validate_text}
+        self.words = words
+        self.validators: dict[str, Validator] = {"text": self._validate_text}
         for kind in MEDIA_TYPES:
             self.validators[kind] = self._media_validator(kind)
+
+    async def _validate_text(self, config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
+        await validate_text(config, sender, body, in_group)
+        if self.words is not None:
+            self.words.apply(body)
 
     def _media_validator(self, msg_type: str) -> Validator:
         async def validate_media(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
             if self.media is None:
                 raise HubbubError(Code.UNAVAILABLE, "uploads are not available on this node")
             await self.media.attach(sender, msg_type, body, in_group)
+            if self.words is not None:
+                self.words.apply(body)
 
         return validate_media
 

@@ -39,6 +39,8 @@ def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | No
     """The send rules of a group, applied to the members as they are inside the storing transaction."""
     if facts.group.dismissed:
         return HubbubError(Code.GROUP_DISMISSED, "this group was dismissed")
+    if facts.group.frozen:
+        return HubbubError(Code.GROUP_FROZEN, "this group was frozen by an administrator: it is read-only")
     member = facts.members.get(item.sender)
     if member is None:
         return HubbubError(Code.FORBIDDEN, "you are not a member of this group")

@@ -47,6 +47,22 @@ class Registered(msgspec.Struct, frozen=True):
     after: tuple[str, ...]
 
 
+class NodeLoad(msgspec.Struct, kw_only=True):
+    """One node's self-reported load, as ``hubbub admin nodes`` lists it."""
+
+    node: str
+    #: Open WebSocket connections (authenticated or not) and distinct users among them.
+    connections: int = 0
+    users: int = 0
+    started_at: int = 0
+    #: When the node last reported (ms); nodes report every ``load_report_s``.
+    reported_at: int = 0
+    draining: bool = False
+    #: Whether the node's liveness key is there (filled in by ``nodes``; a dead node's last report stays a
+    #: while, so an operator sees which node vanished).
+    alive: bool = True
+
+
 class LocalSink(Protocol):
     """What the broker calls on the local gateway (its hub of connections)."""
 
@@ -101,3 +117,11 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         """Online terminals per user; users with none are left out."""
+
+    @abc.abstractmethod
+    async def report_load(self, load: NodeLoad) -> None:
+        """Publish this node's load. Best effort: a failure is logged, never raised."""
+
+    @abc.abstractmethod
+    async def nodes(self) -> list[NodeLoad]:
+        """Every node that reported recently, live or not, by node id."""

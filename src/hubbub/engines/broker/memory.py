@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubbub.engines.broker.base import Broker, Event, LocalSink, News, Registered
+from hubbub.engines.broker.base import Broker, Event, LocalSink, News, NodeLoad, Registered
 from hubbub.protocol.close_codes import Close
 
 
@@ -14,6 +14,7 @@ class MemoryBroker(Broker):
         self._sink: LocalSink | None = None
         # user id -> terminal -> connection id
         self._slots: dict[int, dict[str, str]] = {}
+        self._load: NodeLoad | None = None
 
     async def start(self, sink: LocalSink) -> None:
         self._sink = sink
@@ -56,3 +57,9 @@ class MemoryBroker(Broker):
 
     async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         return {uid: tuple(sorted(self._slots[uid])) for uid in user_ids if self._slots.get(uid)}
+
+    async def report_load(self, load: NodeLoad) -> None:
+        self._load = load
+
+    async def nodes(self) -> list[NodeLoad]:
+        return [self._load] if self._load is not None else []

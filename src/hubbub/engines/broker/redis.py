@@ -39,7 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.broker.base import Broker, Event, LocalSink, News, Registered
+from hubbub.engines.broker.base import Broker, Event, LocalSink, News, NodeLoad, Registered
 from hubbub.protocol.close_codes import Close
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,9 @@ class _Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(_Envelope).decode
+_decode_load = msgspec.msgpack.Decoder(NodeLoad).decode
+#: A dead node's last load report is listed this long (ms), then forgotten.
+_LOAD_KEPT_MS = 10 * 60 * 1000
 
 
 class _Holder(msgspec.Struct, frozen=True):
@@ -204,6 +207,10 @@ class RedisBroker(Broker):
         """The set of node ids that have run (dead ones are skipped by their liveness key): no KEYS scans."""
         return f"{self.prefix}{{nodes}}"
 
+    def _load_key(self) -> str:
+        """Hash: node id -> its last load report (``NodeLoad``, msgpack)."""
+        return f"{self.prefix}{{nodes}}:load"
+
     def _value(self, conn_id: str, now_ms: int) -> str:
         return f"{self.node_id}\t{conn_id}\t{now_ms + int(self.entry_ttl_s * 1000)}"
 
@@ -237,6 +244,7 @@ class RedisBroker(Broker):
                     await self._unregister(keys=[self._user_key(user_id)], args=[terminal, conn_id])
             await self.redis.delete(self._alive_key(self.node_id), self._queue_key(self.node_id))
             await self.redis.srem(self._nodes_key(), self.node_id)
+            await self.redis.hdel(self._load_key(), self.node_id)  # type: ignore[misc]
         self._local.clear()
         await self.redis.aclose()
 
@@ -357,7 +365,8 @@ class RedisBroker(Broker):
 
     # -- delivery ---------------------------------------------------------------------------------
     async def publish(self, events: Sequence[Event]) -> None:
-        if not events or self._sink is None:
+        """Without a sink (a CLI publishing as no node), only other nodes' connections are reached."""
+        if not events:
             return
         recipients = list(dict.fromkeys(uid for event in events for uid in event.recipients))
         try:
@@ -377,13 +386,14 @@ class RedisBroker(Broker):
                 for node, uids in split.items():
                     per_node.setdefault(node, []).append(_WireEvent(uids, event.payload, event.exclude_conn))
             local = per_node.pop(self.node_id, None)
-            if local is not None:
+            if local is not None and self._sink is not None:
                 self._sink.deliver([Event(e.recipients, e.payload, e.exclude_conn) for e in local])
             await self._send({node: _Envelope(events=evs) for node, evs in per_node.items()})
         except RedisError as exc:
             # Pushes are best effort (the client's sync fills any gap): reach at least this node's sockets.
             log.warning("publish through Redis failed (%s); delivering locally only", exc)
-            self._sink.deliver(events)
+            if self._sink is not None:
+                self._sink.deliver(events)
 
     async def announce(self, items: Sequence[News]) -> None:
         if not items or self._sink is None:
@@ -413,6 +423,43 @@ class RedisBroker(Broker):
         nodes.discard(self.node_id)
         command = _WireClose(user_id, int(code), reason, conn_id, sid)
         await self._send({node: _Envelope(closes=[command]) for node in nodes})
+
+    # -- node list ---------------------------------------------------------------------------------
+    async def report_load(self, load: NodeLoad) -> None:
+        try:
+            await self.redis.hset(self._load_key(), self.node_id, _encode(load))  # type: ignore[misc]
+        except RedisError as exc:
+            log.warning("reporting this node's load failed: %s", exc)
+
+    async def nodes(self) -> list[NodeLoad]:
+        try:
+            raw: dict[Any, Any] = await self.redis.hgetall(self._load_key())  # type: ignore[misc]
+            members: set[Any] = await self.redis.smembers(self._nodes_key())  # type: ignore[misc]
+            reports: dict[str, NodeLoad] = {}
+            for key, value in raw.items():
+                with contextlib.suppress(msgspec.DecodeError):
+                    reports[key.decode()] = _decode_load(value)
+            for member in members:
+                node = member.decode() if isinstance(member, bytes) else str(member)
+                reports.setdefault(node, NodeLoad(node=node))
+            names = sorted(reports)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for node in names:
+                    pipe.exists(self._alive_key(node))
+                alive = await pipe.execute()
+        except RedisError as exc:
+            raise HubbubError(Code.UNAVAILABLE, "Redis is unavailable") from exc
+        now = _now_ms()
+        result = []
+        for node, is_alive in zip(names, alive, strict=True):
+            load = reports[node]
+            load.alive = bool(is_alive)
+            if not load.alive and now - load.reported_at > _LOAD_KEPT_MS:
+                with contextlib.suppress(RedisError):
+                    await self.redis.hdel(self._load_key(), node)  # type: ignore[misc]
+                continue
+            result.append(load)
+        return result
 
     async def _close_remote(self, node: str, command: _WireClose) -> None:
         if node == self.node_id:

@@ -222,7 +222,56 @@ class MediaStorage(abc.ABC):
         caller then deletes the bytes)."""
 
 
-class Storage(GroupStorage, MediaStorage):
+class UserRecord(msgspec.Struct, kw_only=True):
+    """A user as an administrator sees them."""
+
+    user: User
+    banned: bool
+    is_admin: bool
+    created_at: int
+
+
+class AdminStorage(abc.ABC):
+    """What server administration needs (services/admin.py, docs/operations.md).
+
+    Contract: every change to the word list bumps ``words_version`` in the same transaction, so a node that
+    sees the version unchanged may keep its cached list.
+    """
+
+    @abc.abstractmethod
+    async def set_user_flags(
+        self, user_id: int, *, banned: bool | None = None, is_admin: bool | None = None
+    ) -> UserRecord | None:
+        """Set the flags given; None if there is no such user."""
+
+    @abc.abstractmethod
+    async def user_record(self, user_id: int) -> UserRecord | None: ...
+
+    @abc.abstractmethod
+    async def user_records(self, query: str, after: int, limit: int) -> list[UserRecord]:
+        """Users with an id above ``after``, ascending; ``query`` (if any) is a username/nickname prefix."""
+
+    @abc.abstractmethod
+    async def active_user_ids(self, after: int, limit: int) -> list[int]:
+        """Ids above ``after`` of users who are not banned and not server accounts (``~`` names), ascending."""
+
+    @abc.abstractmethod
+    async def words(self) -> tuple[int, list[str]]:
+        """(words_version, the sensitive words, sorted)."""
+
+    @abc.abstractmethod
+    async def words_version(self) -> int: ...
+
+    @abc.abstractmethod
+    async def change_words(self, add: list[str], remove: list[str], now: int) -> int:
+        """Add and remove words (lower case) in one transaction; returns how many rows changed."""
+
+    @abc.abstractmethod
+    async def system_user(self, username: str, nickname: str, now: int) -> int:
+        """The id of the server's own account (created on first use, with no usable password)."""
+
+
+class Storage(GroupStorage, MediaStorage, AdminStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ users = Table(
     Column("password_hash", String(256), nullable=False),
     Column("banned", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
+    # May use the admin routes (docs/operations.md); the first user of a fresh server by default.
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
 )
 
 # A session is one login: its refresh tokens form a family, and access tokens carry its id (``sid``) so
@@ -127,6 +129,8 @@ groups = Table(
     Column("created_at", BigInteger, nullable=False),
     # Marked hot by an admin: push-pull delivery whatever the size (big groups are hot by size anyway).
     Column("hot", Boolean, nullable=False, server_default=false()),
+    # Frozen by a server admin: read-only, every send is refused with ``group_frozen``.
+    Column("frozen", Boolean, nullable=False, server_default=false()),
 )
 
 group_members = Table(
@@ -190,3 +194,22 @@ upload_refs = Table(
 # Avatars are upload ids: anyone logged in may fetch them, found through these indexes.
 Index("ix_users_avatar", users.c.avatar)
 Index("ix_groups_avatar", groups.c.avatar)
+
+# -- operations (docs/operations.md) ----------------------------------------------------------------
+# The sensitive-word list, edited by admins; every node caches it and reloads when ``words_version`` in
+# ``settings`` changes.
+sensitive_words = Table(
+    "sensitive_words",
+    metadata,
+    Column("word", String(64), primary_key=True),
+    Column("added_at", BigInteger, nullable=False),
+)
+
+# Small server-wide values: ``words_version`` (bumped by every word-list change), ``system_user`` (the id of
+# the account that sends notices).
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

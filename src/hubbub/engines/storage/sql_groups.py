@@ -29,7 +29,7 @@ from hubbub.engines.storage.base import (
 from hubbub.engines.storage.sqlutil import USER_COLS, unavailable, user_of
 
 _GROUP_FIELDS = frozenset(
-    {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot"}
+    {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot", "frozen"}
 )
 
 
@@ -47,6 +47,7 @@ def group_of(row: Row[Any] | Any) -> Group:
         created_at=row.created_at,
         conv=group_conv(row.id),
         hot=bool(row.hot),
+        frozen=bool(row.frozen),
     )
 
 
