@@ -23,6 +23,7 @@ FAST_ENV = {
     "HUBBUB_SEND_RATE": "100000",
     "HUBBUB_SEND_BURST": "100000",
     "HUBBUB_LOGIN_BURST": "100000",
+    "HUBBUB_IP_LIMIT_EXEMPT": "127.0.0.0/8",  # per-IP register/login limits: every bench client is local
     "HUBBUB_LOG_LEVEL": "warning",
 }
 

@@ -133,6 +133,10 @@ class Peer(WSListener):
         self.transport.send(WSMsgType.TEXT, frame)
         await asyncio.wait_for(self.auth_waiter, 30)
 
+    def ping(self) -> None:
+        if self.transport is not None and not self.gone:
+            self.transport.send(WSMsgType.TEXT, b'{"type":"ping"}')
+
     def close(self) -> None:
         if self.transport is not None and not self.gone:
             self.transport.send_close()
@@ -168,3 +172,12 @@ async def connect_many(
             return peer
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def keepalive(peers: list[Peer], every: float = 20.0) -> None:
+    """Ping every connection (the server closes one silent for 2.5 heartbeats, 62.5 s by default), so
+    connections survive long setup phases and --wait-quiet waits. Cancel it when done."""
+    while True:
+        await asyncio.sleep(every)
+        for p in peers:
+            p.ping()

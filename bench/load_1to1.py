@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from _procs import (
     raise_nofile,
     self_cpu_seconds,
 )
-from _ws import Peer, Recorder, connect_many
+from _ws import Peer, Recorder, connect_many, keepalive
 
 PASSWORD = "bench-password-1"
 
@@ -117,7 +118,7 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
         return {}
     s = sorted(samples_ns)
 
-    def at(q: float) -> float:
+    def at(q: float) -> float | str:
         return round(s[min(len(s) - 1, int(q * len(s)))] / 1e6, 2)
 
     return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "p999": at(0.999), "max": at(1.0), "n": len(s)}
@@ -151,10 +152,18 @@ async def wait_quiet(max_wait: float) -> float:
 
 
 async def closed_loop(
-    rec: Recorder, server: ServerProcess, peers: list[Peer], window: int, warmup: float, duration: float
+    rec: Recorder,
+    server: ServerProcess,
+    peers: list[Peer],
+    window: int,
+    warmup: float,
+    duration: float,
+    on_start: Callable[[], None] | None = None,
 ) -> Window:
     if QUIET_WAIT:
         await wait_quiet(QUIET_WAIT)
+    if on_start is not None:
+        on_start()
     for p in peers:
         p.window = window
     for _ in range(window):
@@ -169,11 +178,19 @@ async def closed_loop(
 
 
 async def open_loop(
-    rec: Recorder, server: ServerProcess, peers: list[Peer], rate: float, warmup: float, duration: float
+    rec: Recorder,
+    server: ServerProcess,
+    peers: list[Peer],
+    rate: float,
+    warmup: float,
+    duration: float,
+    on_start: Callable[[], None] | None = None,
 ) -> Window:
     """Paced sends at ``rate`` messages/s in total, round robin over the clients, not waiting for acks."""
     if QUIET_WAIT:
         await wait_quiet(QUIET_WAIT)
+    if on_start is not None:
+        on_start()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     n = 0
@@ -258,8 +275,17 @@ async def run_echo(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         w = await closed_loop(rec, server, peers, args.window, args.warmup, args.duration)
         await drain(rec, peers, expect_delivery=False)
         close_all(peers)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         result = w.summary()
+        if args.idle:  # the library's own floor for an idle WebSocket, to compare Hubbub's figure with
+            rec = Recorder()
+            before = server.rss_kib()
+            idle = await connect_many(f"ws://127.0.0.1:{port}/ws", rec, args.idle, echo=True)
+            await asyncio.sleep(2.0)
+            after = server.rss_kib()
+            result["idle_kib_per_conn"] = round((after - before) / args.idle, 2)
+            close_all(idle)
+            await asyncio.sleep(0.5)
         log(f"echo: {result['rate']:,} round trips/s (server cpu {result['server_cpu_util']:.0%})")
         return result
     finally:
@@ -324,13 +350,18 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         targets = [ids[i + 1] if i % 2 == 0 else ids[i - 1] for i in range(2 * pairs)]
         log(f"peak: connecting {2 * pairs} clients ({pairs} pairs)")
         peers = await connect_many(url, rec, 2 * pairs, tokens=tokens[: 2 * pairs], targets=targets)
+        pinger = asyncio.get_running_loop().create_task(keepalive(peers))
         await asyncio.sleep(0.5)
         log(f"peak: window {args.window}, {args.warmup}s warmup + {args.duration}s")
-        if args.profile == "peak":
-            profile_in_background(
-                server.pid, args.warmup + 0.5, args.duration - 1, workdir, native=args.profile_native
-            )
-        w = await closed_loop(rec, server, peers, args.window, args.warmup, args.duration)
+        w = await closed_loop(
+            rec,
+            server,
+            peers,
+            args.window,
+            args.warmup,
+            args.duration,
+            profiler("peak", server, args, workdir),
+        )
         drained = await drain(rec, peers, expect_delivery=True)
         peak = w.summary()
         peak["drained"] = drained
@@ -343,11 +374,9 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # -- latency at half the peak rate, open loop
         rate = args.rate or max(1.0, peak["rate"] / 2)
         log(f"latency: {rate:,.0f} msg/s paced, {args.warmup}s warmup + {args.duration}s")
-        if args.profile == "latency":
-            profile_in_background(
-                server.pid, args.warmup + 0.5, args.duration - 1, workdir, native=args.profile_native
-            )
-        w = await open_loop(rec, server, peers, rate, args.warmup, args.duration)
+        w = await open_loop(
+            rec, server, peers, rate, args.warmup, args.duration, profiler("latency", server, args, workdir)
+        )
         drained = await drain(rec, peers, expect_delivery=True)
         lat = w.summary()
         lat["target_rate"] = round(rate)
@@ -363,11 +392,23 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "error_codes": rec.error_codes,
             "closed_by_server": rec.closed,
         }
+        pinger.cancel()
         close_all(peers)
         await asyncio.sleep(0.2)
         return out
     finally:
         server.stop()
+
+
+def profiler(
+    phase: str, server: ServerProcess, args: argparse.Namespace, workdir: Path
+) -> Callable[[], None] | None:
+    """The hook that starts py-spy on the server when ``phase`` begins, if --profile asked for it."""
+    if args.profile != phase:
+        return None
+    return lambda: profile_in_background(
+        server.pid, args.warmup + 0.5, args.duration - 1, workdir, native=args.profile_native
+    )
 
 
 def profile_in_background(pid: int, delay: float, seconds: float, workdir: Path, native: bool) -> None:
@@ -421,6 +462,10 @@ def table(res: dict[str, Any]) -> str:
                 "quiet" if echo["others_on_server_core"] < 0.05 else "NOISY: figures are low",
             )
         )
+        if "idle_kib_per_conn" in echo:
+            rows.append(
+                ("  echo server memory per idle connection, KiB", f"{echo['idle_kib_per_conn']:.1f}", "")
+            )
     if peak:
         rows.append(
             (
@@ -446,7 +491,7 @@ def table(res: dict[str, Any]) -> str:
             )
         )
         rows.append(
-            ("  ack p50 / p99 at peak (ms)", f"{peak['ack_ms']['p50']} / {peak['ack_ms']['p99']}", "")
+            ("  ack p50 / p99 at peak (ms)", f"{peak['ack_ms'].get('p50')} / {peak['ack_ms'].get('p99')}", "")
         )
         rows.append(("server CPU s per 1,000 msgs (peak)", f"{peak['server_cpu_s_per_1000']:.3f}", ""))
     if lat:
@@ -505,7 +550,7 @@ def table(res: dict[str, Any]) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="hubbub-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="hubbub-1to1-"))
     log(f"work dir {workdir}")
     res: dict[str, Any] = {"machine": machine(), "args": vars(args), "workdir": str(workdir)}
     if not args.no_echo:
