@@ -56,3 +56,10 @@ async def test_offsets_only_rise_and_report_the_previous_value(state: HotState) 
     assert await state.raise_offsets("g:1", {7: 6, 8: 1}) == {7: 5, 8: 9}
     assert await state.raise_offsets("g:2", {7: 1}) == {7: 0}
     assert await state.raise_offsets("g:1", {}) == {}
+
+
+async def test_replace_swaps_only_a_cached_message(state: HotState) -> None:
+    await state.append("g:1", [msg(1), msg(2)])
+    await state.replace("g:1", 2, b'{"seq":2,"recalled":true}')
+    await state.replace("g:1", 9, b"{}")  # not cached: nothing happens
+    assert await state.recent("g:1", 0, 10) == [msg(1)[1], b'{"seq":2,"recalled":true}']

@@ -142,3 +142,20 @@ async def test_a_slow_pull_never_blocks_heartbeats_or_other_frames(make_node):
     finally:
         for client in (owner, a, friend):
             await client.close()
+
+
+async def test_recalled_message_is_not_served_from_the_cache(make_node):
+    node = await make_node(hot_group_threshold=3)
+    owner, a, b = await people(node, ["rcc_own", "rcc_a", "rcc_b"])
+    try:
+        await owner.connect()
+        group = await owner.api("POST", "/api/v1/groups", {"name": "g", "members": [a.user_id, b.user_id]})
+        ack = await owner.send_text("oops, secret", conv=group["conv"])
+        await owner.request({"type": "recall", "conv": group["conv"], "seq": ack["seq"]})
+        await b.connect()  # pulls from the hot cache
+        recalled = [m for m in b.history(group["conv"]) if m["seq"] == ack["seq"]]
+        assert recalled[0]["recalled"] is True and recalled[0]["body"] == {}
+        assert "secret" not in str(b.history(group["conv"]))
+    finally:
+        for client in (owner, a, b):
+            await client.close()

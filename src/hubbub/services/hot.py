@@ -65,6 +65,11 @@ class HotGroups:
             await self.state.append(conv, items)
         await self.broker.announce(_coalesce(news))
 
+    async def recalled(self, message: Message) -> None:
+        """A recalled message must not be served from the cache with its old body."""
+        await self.state.replace(message.conv, message.seq, encode(message))
+        self.refresh(message.conv)
+
     async def announce_change(self, message: Message) -> None:
         """A system message (membership/profile change) in a hot group: cache it and tell every node."""
         await self.state.append(message.conv, [(message.seq, encode(message))])

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
+
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group, parse_private, peer_of, private_conv
@@ -159,9 +161,13 @@ class MessageService:
             mentions=command.mentions,
             mention_all=command.mention_all,
         )
+        future = self.batcher.submit(item)
         if origin_conn is not None:
-            self._origin[(command.sender, command.cmid)] = origin_conn
-        return self.batcher.submit(item)
+            key = (command.sender, command.cmid)
+            self._origin[key] = origin_conn
+            # Normally popped when the batch is published; a failed batch is never published.
+            future.add_done_callback(lambda _f: self._origin.pop(key, None))
+        return future
 
     async def send(
         self,
@@ -293,6 +299,9 @@ class MessageService:
         else:
             await self._check_moderator(user_id, conv, target.sender)
         await self.storage.mark_recalled(conv, seq)
+        if self.hot.knows(conv):
+            blanked = msgspec.structs.replace(target, recalled=True, body={})
+            await self.hot.recalled(blanked)
         # The notice's cmid is derived from the target, so recalling twice yields the same notice.
         command = SendCommand(
             user_id,

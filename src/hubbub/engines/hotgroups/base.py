@@ -24,6 +24,10 @@ class HotState(abc.ABC):
         """Cache (seq, encoded message) pairs."""
 
     @abc.abstractmethod
+    async def replace(self, conv: str, seq: int, data: bytes) -> None:
+        """Swap the cached copy of message ``seq`` (a recall blanks it), if it is cached at all."""
+
+    @abc.abstractmethod
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None: ...
 
     @abc.abstractmethod

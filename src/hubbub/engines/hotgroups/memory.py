@@ -26,6 +26,11 @@ class MemoryHotState(HotState):
         while len(seqs) > self.capacity:
             del held[seqs.pop(0)]
 
+    async def replace(self, conv: str, seq: int, data: bytes) -> None:
+        held = self._items.get(conv)
+        if held is not None and seq in held:
+            held[seq] = data
+
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
         held = self._items.get(conv)
         if not held or (after_seq + 1) not in held:

@@ -34,6 +34,15 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return before
 """
 
+# KEYS[1] recent set; ARGV: seq, new data. Swap the member at that score, only if there is one.
+_REPLACE = """
+if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+end
+return 0
+"""
+
 #: Offsets of a group nobody signals for a day are dropped; they are rebuilt as members come back.
 _OFFSETS_TTL_S = 24 * 3600
 
@@ -44,6 +53,7 @@ class RedisHotState(HotState):
         self.prefix = prefix
         self.capacity = capacity
         self._raise: Any = client.register_script(_RAISE)
+        self._replace: Any = client.register_script(_REPLACE)
 
     def _key(self, conv: str, what: str) -> str:
         return f"{self.prefix}:{{{conv}}}:{what}"
@@ -59,6 +69,12 @@ class RedisHotState(HotState):
                 await pipe.execute()
         except RedisError as exc:
             log.warning("caching hot-group messages failed: %s", exc)
+
+    async def replace(self, conv: str, seq: int, data: bytes) -> None:
+        try:
+            await self._replace(keys=[self._key(conv, "recent")], args=[seq, data])
+        except RedisError as exc:
+            log.warning("replacing a cached hot-group message failed: %s", exc)
 
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
         try:
