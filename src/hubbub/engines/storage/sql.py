@@ -138,9 +138,9 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(
-                        *USER_COLS, t.users.c.password_hash, t.users.c.banned, t.users.c.is_admin
-                    ).where(clause)
+                    select(*USER_COLS, t.users.c.password_hash, t.users.c.banned, t.users.c.is_admin).where(
+                        clause
+                    )
                 )
             ).first()
         if row is None:
@@ -435,12 +435,18 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         recipients: dict[str, tuple[int, ...]] = {}
         hot: set[str] = set()
         async with self._tx() as conn:
-            keys = list({(m.sender, m.cmid) for m in batch})
             existing: dict[tuple[int, str], Message] = {}
-            for start in range(0, len(keys), 500):
-                rows = await conn.execute(
-                    select(msgs).where(tuple_(msgs.c.sender, msgs.c.cmid).in_(keys[start : start + 500]))
+            by_sender: dict[int, set[str]] = {}
+            for m in batch:
+                by_sender.setdefault(m.sender, set()).add(m.cmid)
+            # One "sender = ? AND cmid IN (...)" per sender: both engines use the (sender, cmid) index for
+            # that, where SQLite scans the whole table for a row-value "(sender, cmid) IN (...)".
+            lookups = list(by_sender.items())
+            for start in range(0, len(lookups), 100):
+                clause = or_(
+                    *(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups[start : start + 100])
                 )
+                rows = await conn.execute(select(msgs).where(clause))
                 existing.update({(row.sender, row.cmid): message_of(row) for row in rows})
 
             fresh: list[NewMessage] = []
