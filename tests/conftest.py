@@ -30,6 +30,7 @@ def test_config(tmp_path: Path, **overrides: Any) -> Config:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 256,
         "login_burst": 1000,
+        "send_burst": 2000,
         "node_id": "test",
     }
     values.update(overrides)

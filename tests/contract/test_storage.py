@@ -25,10 +25,11 @@ def _sqla(url: str) -> str:
     return Config(database=url).database_url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-general-path", "postgresql"])
 async def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStorage]:
-    """Storages on one fresh database (several instances share it, as cluster nodes do)."""
-    if request.param == "sqlite":
+    """Storages on one fresh database (several instances share it, as cluster nodes do). SQLite runs twice:
+    with its one-call batch writer for private messages (the default) and with the general SQL path."""
+    if request.param.startswith("sqlite"):
         url = f"sqlite+aiosqlite:///{tmp_path / 'hubbub.db'}"
     else:
         pg: servers.PostgresServer = request.getfixturevalue("postgres_server")
@@ -37,6 +38,9 @@ async def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
     async def make() -> SqlStorage:
         storage = SqlStorage(url)
+        if request.param == "sqlite-general-path" and storage._batch_writer is not None:
+            storage._batch_writer.close()
+            storage._batch_writer = None
         await storage.start()
         made.append(storage)
         return storage
