@@ -21,6 +21,10 @@ Validator = Callable[[Config, int, dict[str, Any], bool], Awaitable[None]]
 
 
 async def validate_text(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
+    check_text(config, body, in_group)
+
+
+def check_text(config: Config, body: dict[str, Any], in_group: bool) -> None:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise invalid("body.text", "a non-empty string is required")
@@ -75,6 +79,11 @@ class ContentRules:
         return validate_media
 
     async def validate(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
+        if msg_type == "text":  # the common case, checked without another coroutine
+            check_text(self.config, body, in_group)
+            if self.words is not None:
+                self.words.apply(body)
+            return
         validator = self.validators.get(msg_type)
         if validator is None:
             raise invalid("msg_type", f"must be one of {sorted(self.validators)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 from hubbub.config import Config
@@ -37,7 +38,8 @@ class FriendService:
             return False
         if len(self._friends_cache) >= _CACHE_MAX:
             self._friends_cache.clear()
-        self._friends_cache[key] = time.monotonic() + FRIENDSHIP_CACHE_S
+        # Jittered, so pairs cached together do not all expire (and hit the database) in the same instant.
+        self._friends_cache[key] = time.monotonic() + FRIENDSHIP_CACHE_S * random.uniform(0.7, 1.3)
         return True
 
     async def request(self, me: int, to: int, note: str) -> FriendRequest:
