@@ -10,8 +10,14 @@ import type {
   ConvId,
   Friend,
   FriendRequest,
+  Group,
+  GroupMember,
+  InvitePolicy,
+  MediaKind,
   Message,
+  Receipts,
   Tokens,
+  Upload,
   User,
   UserId,
 } from './types'
@@ -27,7 +33,7 @@ export class ApiError extends Error {
   }
 }
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE'
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE'
 
 export class Api {
   readonly session: Session
@@ -80,7 +86,7 @@ export class Api {
   declineRequest = (id: number) => this.authed<FriendRequest>('POST', `/friends/requests/${id}/decline`)
 
   // ---- messages (the WebSocket is the usual path; these are the fallbacks) ----------------------------
-  send = (m: { cmid: string; to?: UserId; conv?: ConvId; type: 'text'; body: { text: string } }) =>
+  send = (m: { cmid: string; to?: UserId; conv?: ConvId; type: 'text' | MediaKind; body: Record<string, unknown> }) =>
     this.authed<Ack>('POST', '/messages', m)
   conversations = () =>
     this.authed<{ conversations: ConversationRow[] }>('GET', '/conversations').then((r) => r.conversations)
@@ -91,6 +97,97 @@ export class Api {
       'GET',
       `/conversations/${encodeURIComponent(conv)}/messages?${qs}`,
     )
+  }
+
+  // ---- groups ---------------------------------------------------------------------------------------
+  groups = () => this.authed<{ groups: Group[] }>('GET', '/groups').then((r) => r.groups)
+  group = (id: number) => this.authed<Group>('GET', `/groups/${id}`)
+  createGroup = (b: { name: string; members: UserId[]; notice?: string; avatar?: string }) =>
+    this.authed<Group>('POST', '/groups', b)
+  editGroup = (
+    id: number,
+    patch: { name?: string; notice?: string; avatar?: string | null; invite_policy?: InvitePolicy; hot?: boolean },
+  ) => this.authed<Group>('PATCH', `/groups/${id}`, patch)
+  dismissGroup = (id: number) => this.authed<void>('DELETE', `/groups/${id}`)
+  groupMembers = (id: number, after = 0, limit = 100) =>
+    this.authed<{ members: GroupMember[]; next_after: number | null }>(
+      'GET',
+      `/groups/${id}/members?after=${after}&limit=${limit}`,
+    )
+  invite = (id: number, users: UserId[]) => this.authed<Group>('POST', `/groups/${id}/members`, { users })
+  /** Kick `user`, or quit when it is me. */
+  removeMember = (id: number, user: UserId) => this.authed<void>('DELETE', `/groups/${id}/members/${user}`)
+  transferOwner = (id: number, user: UserId) => this.authed<Group>('POST', `/groups/${id}/owner`, { user })
+  setAdmin = (id: number, user: UserId, admin: boolean) =>
+    this.authed<Group>(admin ? 'PUT' : 'DELETE', `/groups/${id}/admins/${user}`)
+  mute = (id: number, user: UserId, seconds: number) =>
+    this.authed<Group>('POST', `/groups/${id}/mutes`, { user, seconds })
+  muteAll = (id: number, muted: boolean) => this.authed<Group>('POST', `/groups/${id}/mute_all`, { muted })
+  groupPrefs = (id: number, patch: { nickname?: string; dnd?: boolean }) =>
+    this.authed<GroupMember>('PATCH', `/groups/${id}/me`, patch)
+  receipts = (id: number, seq: number) => this.authed<Receipts>('GET', `/groups/${id}/messages/${seq}/receipts`)
+
+  // ---- media ----------------------------------------------------------------------------------------
+  /**
+   * Upload a file with progress (XMLHttpRequest: fetch cannot report upload progress). The raw bytes are the
+   * body; kind and name go in the query. `abort()` cancels; the promise then rejects with code `aborted`.
+   */
+  upload(
+    file: Blob,
+    kind: MediaKind,
+    name: string,
+    onProgress: (sent: number, total: number) => void = () => {},
+  ): { promise: Promise<Upload>; abort: () => void } {
+    let xhr: XMLHttpRequest | null = null
+    let aborted = false
+    const attempt = (token: string) =>
+      new Promise<Upload>((resolve, reject) => {
+        const x = new XMLHttpRequest()
+        xhr = x
+        x.open('POST', `${this.base}/api/v1/uploads?kind=${kind}&name=${encodeURIComponent(name)}`)
+        x.setRequestHeader('Authorization', `Bearer ${token}`)
+        x.setRequestHeader('Content-Type', 'application/octet-stream')
+        x.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size)
+        x.onload = () => {
+          let data: unknown
+          try {
+            data = JSON.parse(x.responseText)
+          } catch {
+            data = undefined
+          }
+          if (x.status >= 200 && x.status < 300) resolve(data as Upload)
+          else {
+            const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error
+            reject(new ApiError(x.status, err?.code ?? `http_${x.status}`, err?.message ?? x.statusText))
+          }
+        }
+        x.onerror = () => reject(new ApiError(0, 'network', 'network error'))
+        x.onabort = () => reject(new ApiError(0, 'aborted', 'upload cancelled'))
+        x.send(file)
+      })
+    const promise = (async () => {
+      const token = await this.session.accessToken()
+      if (aborted) throw new ApiError(0, 'aborted', 'upload cancelled')
+      try {
+        return await attempt(token)
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.code !== 'token_expired' || aborted) throw e
+        return await attempt((await this.session.refresh()).access_token)
+      }
+    })()
+    return {
+      promise,
+      abort: () => {
+        aborted = true
+        xhr?.abort()
+      },
+    }
+  }
+
+  /** A URL for `<img src>` / `<audio src>`: the token goes in the query (media.md, "Download"). */
+  mediaUrl(id: string, token: string, thumb = false): string {
+    const safe = encodeURIComponent(id)
+    return `${this.base}/api/v1/uploads/${safe}${thumb ? '/thumb' : ''}?access_token=${encodeURIComponent(token)}`
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ export class Connection {
     }
     switch (f.type) {
       case 'msg':
+      case 'news':
       case 'read':
       case 'typing':
       case 'presence':

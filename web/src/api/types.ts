@@ -24,7 +24,8 @@ export interface Message {
   seq: number
   sender: UserId
   type: MessageType
-  /** `{text}` for text, `{seq}` for a recall notice, `{}` once recalled; other types add fields later. */
+  /** `{text, mentions?, mention_all?}` for text, `{seq}` for a recall notice, `{event, actor, …}` for system,
+   * an `Upload` (+ `caption`, `poster`) for media, `{}` once recalled. */
   body: Record<string, unknown>
   ts: number
   cmid: string | null
@@ -78,6 +79,85 @@ export interface ConversationRow {
 
 export type Terminal = 'web' | 'mobile' | 'desktop'
 
+// ---- groups ------------------------------------------------------------------------------------------
+
+export type GroupRole = 'owner' | 'admin' | 'member'
+export type InvitePolicy = 'members' | 'admins'
+
+export interface Group {
+  id: number
+  conv: ConvId
+  name: string
+  avatar: string | null
+  notice: string
+  owner: UserId
+  invite_policy: InvitePolicy
+  muted_all: boolean
+  dismissed: boolean
+  member_count: number
+  created_at: number
+  hot: boolean
+}
+
+export interface GroupMember {
+  user: User
+  role: GroupRole
+  nickname: string
+  dnd: boolean
+  /** ms since the epoch; 0 when not muted. */
+  muted_until: number
+  joined_at: number
+}
+
+export interface Receipts {
+  conv: ConvId
+  seq: number
+  read: number
+  total: number
+  readers: UserId[]
+}
+
+/** `body.event` of a `system` message (protocol.md, "Group system messages"). */
+export type SystemEvent =
+  | 'created'
+  | 'joined'
+  | 'left'
+  | 'kicked'
+  | 'owner_changed'
+  | 'admin_added'
+  | 'admin_removed'
+  | 'muted'
+  | 'unmuted'
+  | 'muted_all'
+  | 'unmuted_all'
+  | 'edited'
+  | 'dismissed'
+
+// ---- media (docs/media.md) -----------------------------------------------------------------------------
+
+export type MediaKind = 'image' | 'file' | 'voice' | 'video'
+
+export interface Upload {
+  upload: string
+  kind: MediaKind
+  name: string
+  size: number
+  mime: string
+  width?: number
+  height?: number
+  thumb?: { width: number; height: number }
+  duration?: number
+}
+
+/** The server's limits (`auth_ok.limits`). */
+export interface Limits {
+  max_text_chars: number
+  max_frame_bytes: number
+  recall_window_s: number
+}
+
+export const DEFAULT_LIMITS: Limits = { max_text_chars: 4000, max_frame_bytes: 65536, recall_window_s: 120 }
+
 // ---- WebSocket frames: client -> server ----------------------------------------------------------
 
 export type Rid = string | number
@@ -92,6 +172,7 @@ export type ClientFrame =
   | { type: 'read'; rid?: Rid; conv: ConvId; seq: number }
   | { type: 'recall'; rid?: Rid; conv: ConvId; seq: number }
   | { type: 'typing'; conv: ConvId }
+  | { type: 'receipts'; rid?: Rid; conv: ConvId; seq: number }
 
 export interface SendFrame {
   type: 'send'
@@ -99,13 +180,20 @@ export interface SendFrame {
   cmid: string
   to?: UserId
   conv?: ConvId
-  msg_type: 'text'
-  body: { text: string }
+  msg_type: 'text' | MediaKind
+  body: Record<string, unknown>
 }
 
 // ---- WebSocket frames: server -> client ----------------------------------------------------------
 
-export interface AuthOkFrame { type: 'auth_ok'; user: User; terminal: Terminal; heartbeat: number; ts: number }
+export interface AuthOkFrame {
+  type: 'auth_ok'
+  user: User
+  terminal: Terminal
+  heartbeat: number
+  ts: number
+  limits?: Limits
+}
 export interface PongFrame { type: 'pong'; ts: number }
 export interface AckFrame extends Ack { type: 'ack'; rid?: Rid }
 export interface SyncResultFrame { type: 'sync_result'; rid?: Rid; conversations: ConversationRow[] }
@@ -113,6 +201,9 @@ export interface MessagesFrame { type: 'messages'; rid?: Rid; conv: ConvId; mess
 export interface OkFrame { type: 'ok'; rid?: Rid }
 export interface ErrorFrame { type: 'error'; rid?: Rid; code: string; message: string; retry_after?: number }
 export interface MsgFrame { type: 'msg'; msg: Message }
+export interface ReceiptsResultFrame extends Receipts { type: 'receipts_result'; rid?: Rid }
+/** A hot group has messages up to `seq`: pull what is missing (push-pull delivery). */
+export interface NewsFrame { type: 'news'; conv: ConvId; seq: number; mention?: boolean }
 export interface ReadFrame { type: 'read'; conv: ConvId; user: UserId; seq: number }
 export interface TypingFrame { type: 'typing'; conv: ConvId; user: UserId }
 export interface PresenceFrame { type: 'presence'; user: UserId; online: boolean; terminals: Terminal[] }
@@ -131,14 +222,16 @@ export type ServerFrame =
   | MessagesFrame
   | OkFrame
   | ErrorFrame
+  | ReceiptsResultFrame
   | MsgFrame
+  | NewsFrame
   | ReadFrame
   | TypingFrame
   | PresenceFrame
   | FriendFrame
 
 /** Frames the server pushes without being asked (no rid). */
-export type PushFrame = MsgFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame
+export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame
 
 /** WebSocket close codes (protocol.md, "Close codes"). */
 export const CloseCode = {
@@ -159,6 +252,16 @@ export function privateConvId(a: UserId, b: UserId): ConvId {
 }
 
 export type ConvKind = 'private' | 'group'
+
+export function groupConvId(id: number): ConvId {
+  return `g:${id}`
+}
+
+/** The group id of a `g:<id>` conversation, or null. */
+export function groupIdOf(conv: ConvId): number | null {
+  const m = /^g:(\d+)$/.exec(conv)
+  return m ? Number(m[1]) : null
+}
 
 export function convKind(conv: ConvId): ConvKind {
   return conv.startsWith('g:') ? 'group' : 'private'

@@ -64,7 +64,7 @@ class FakeServer {
       case 'send': {
         let m = this.seenCmids.get(f.cmid)
         if (!m) {
-          m = this.store(1, f.body.text, f.cmid)
+          m = this.store(1, String(f.body.text), f.cmid)
           this.seenCmids.set(f.cmid, m)
         }
         return { type: 'ack', cmid: f.cmid, id: m.id, conv: CONV, seq: m.seq, ts: m.ts }

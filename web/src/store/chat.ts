@@ -10,7 +10,10 @@ import { computed, reactive, watch } from 'vue'
 import { ApiError, type Api } from '../api/rest'
 import { Connection, WsError, type ConnStatus, type ConnectionOptions } from '../api/socket'
 import {
+  DEFAULT_LIMITS,
   convKind,
+  groupConvId,
+  groupIdOf,
   peerOf,
   privateConvId,
   type AckFrame,
@@ -18,12 +21,21 @@ import {
   type ConvId,
   type FriendFrame,
   type FriendRequest,
+  type Group,
+  type GroupMember,
+  type GroupRole,
+  type InvitePolicy,
+  type Limits,
+  type MediaKind,
   type Message,
   type MessagesFrame,
+  type Receipts,
+  type ReceiptsResultFrame,
   type PushFrame,
   type SendFrame,
   type ServerFrame,
   type SyncResultFrame,
+  type Upload,
   type User,
   type UserId,
 } from '../api/types'
@@ -37,13 +49,17 @@ import {
   isCountable,
   markRead,
   markRecalled,
+  mentionsMe,
   newConv,
   prependHistory,
   readableSeq,
   receive,
+  resetWindow,
   type ConvState,
   type Outgoing,
 } from './convs'
+import { kindFor, markDone, markFailed, newUpload, setProgress, type UploadItem } from './uploads'
+import { extractMentions, type Picked } from '../util/mentions'
 
 /** What the store needs from a connection; `Connection` in production, a fake in tests. */
 export interface ConnectionLike {
@@ -84,6 +100,24 @@ export const TYPING_THROTTLE_MS = 3000
 /** An unanswered send is retried with the same frame this many times before it is shown as failed. */
 const SEND_ATTEMPTS = 3
 const HISTORY_PAGE = 50
+/** A read-receipt count is reused this long before it is asked again. */
+export const RECEIPTS_TTL_MS = 15_000
+/** At most this many `receipts` requests at a time (hovering over a long list must not flood the server). */
+export const RECEIPTS_MAX_INFLIGHT = 2
+/** Receipt counts kept (oldest dropped first). */
+const RECEIPTS_KEEP = 200
+const MEMBER_PAGE = 100
+
+/** A group's member list, loaded page by page (by user id). */
+export interface MemberList {
+  byId: Record<UserId, GroupMember>
+  order: UserId[]
+  nextAfter: number | null
+  complete: boolean
+  loading: boolean
+}
+
+export type CachedReceipts = Receipts & { at: number }
 
 export type ChatStore = ReturnType<typeof createChatStore>
 
@@ -113,6 +147,18 @@ export function createChatStore(deps: StoreDeps) {
     toasts: [] as Toast[],
     /** Why the user was logged out, for the login screen. */
     endedReason: null as string | null,
+    /** The server's limits (`auth_ok.limits`). */
+    limits: { ...DEFAULT_LIMITS } as Limits,
+    groups: {} as Record<number, Group>,
+    /** Groups I am no longer in (quit or kicked): the history stays, the composer closes. */
+    leftGroups: {} as Record<number, boolean>,
+    members: {} as Record<number, MemberList>,
+    /** Read receipts of my group messages, by `conv#seq`. */
+    receipts: {} as Record<string, CachedReceipts>,
+    /** Files being uploaded (or failed to), shown in their conversation until they are sent. */
+    uploads: [] as UploadItem[],
+    /** The access token used in media URLs (`?access_token=`), kept in step with the session. */
+    mediaToken: '',
   })
 
   let conn: ConnectionLike | null = null
@@ -123,6 +169,19 @@ export function createChatStore(deps: StoreDeps) {
   const userFetches = new Map<UserId, Promise<void>>()
   let toastId = 0
   let friendsRefresh: Promise<void> | null = null
+  /** Conversations whose running pull was started by live news (its messages may notify). */
+  const livePulls = new Set<ConvId>()
+  const groupFetches = new Map<number, Promise<void>>()
+  const memberLoads = new WeakMap<object, Promise<void>>()
+  const memberReloads = new Map<number, Promise<void>>()
+  const memberReloadAgain = new Set<number>()
+  const groupRefreshes = new Map<number, boolean>()
+  let groupRefreshTimer: ReturnType<typeof setTimeout> | null = null
+  const receiptsInflight = new Set<string>()
+  const uploadFiles = new Map<string, Blob>()
+  const uploadAborts = new Map<string, () => void>()
+  let uploadSeq = 0
+  let mediaTokenRefresh: Promise<boolean> | null = null
 
   const meId = () => state.me?.id ?? -1
 
@@ -156,8 +215,60 @@ export function createChatStore(deps: StoreDeps) {
 
   function convTitle(conv: ConvId): string {
     const c = state.convs[conv]
-    if (convKind(conv) === 'group') return `# ${conv.slice(2)}` // groups land later: their name comes from the group
+    const gid = groupIdOf(conv)
+    if (gid !== null) return state.groups[gid]?.name ?? `# ${gid}`
     return displayName(c?.peer ?? peerOf(conv, meId()))
+  }
+
+  /** The avatar upload id of a conversation (the peer's, or the group's). */
+  function convAvatar(conv: ConvId): string | null {
+    const gid = groupIdOf(conv)
+    if (gid !== null) return state.groups[gid]?.avatar ?? null
+    const peer = state.convs[conv]?.peer ?? peerOf(conv, meId())
+    return peer !== null ? (state.users[peer]?.avatar ?? null) : null
+  }
+
+  /** A sender's name in a conversation: their group nickname when set, else their own name. */
+  function senderName(conv: ConvId, user: UserId): string {
+    const gid = groupIdOf(conv)
+    const nick = gid !== null ? state.members[gid]?.byId[user]?.nickname : ''
+    return nick || displayName(user)
+  }
+
+  const groupList = computed(() =>
+    Object.values(state.groups)
+      .filter((g) => !state.leftGroups[g.id])
+      .sort((a, b) => a.name.localeCompare(b.name) || a.id - b.id),
+  )
+
+  function myMember(gid: number): GroupMember | undefined {
+    return state.members[gid]?.byId[meId()]
+  }
+
+  function myRole(gid: number): GroupRole {
+    if (state.groups[gid]?.owner === meId()) return 'owner'
+    return myMember(gid)?.role ?? 'member'
+  }
+
+  /** Why I cannot write in this conversation right now, or null. */
+  function writeBlock(conv: ConvId): { key: 'left' | 'dismissed' | 'mutedAll' | 'muted'; until?: number } | null {
+    const gid = groupIdOf(conv)
+    if (gid === null) return null
+    if (state.leftGroups[gid]) return { key: 'left' }
+    const g = state.groups[gid]
+    if (!g) return null
+    if (g.dismissed) return { key: 'dismissed' }
+    const role = myRole(gid)
+    if (role !== 'member') return null
+    if (g.muted_all) return { key: 'mutedAll' }
+    const until = myMember(gid)?.muted_until ?? 0
+    if (until > now()) return { key: 'muted', until }
+    return null
+  }
+
+  function isDnd(conv: ConvId): boolean {
+    const gid = groupIdOf(conv)
+    return gid !== null && !!myMember(gid)?.dnd
   }
 
   function isTyping(conv: ConvId): UserId | null {
@@ -175,6 +286,7 @@ export function createChatStore(deps: StoreDeps) {
     if (!s) return false
     state.me = s.user
     remember(s.user)
+    state.mediaToken = s.access_token
     restoreOutbox()
     connect()
     return true
@@ -194,8 +306,36 @@ export function createChatStore(deps: StoreDeps) {
     reset()
     state.me = u
     remember(u)
+    state.mediaToken = api.session.value?.access_token ?? ''
     restoreOutbox()
     connect()
+  }
+
+  // New media URLs use the newest token; elements already loaded keep theirs (their bytes are cached).
+  api.session.onChange((s) => {
+    if (s?.access_token) state.mediaToken = s.access_token
+  })
+
+  /** A URL for an upload (or its thumbnail) that an `<img>` can load. */
+  function mediaUrl(id: string, thumb = false): string {
+    return api.mediaUrl(id, state.mediaToken, thumb)
+  }
+
+  /** After a media element failed to load: get a fresh token. Resolves true if it changed (worth a retry). */
+  function refreshMediaToken(): Promise<boolean> {
+    mediaTokenRefresh ??= (async () => {
+      const before = state.mediaToken
+      try {
+        const token = await api.session.accessToken()
+        state.mediaToken = token
+        return token !== before
+      } catch {
+        return false
+      } finally {
+        mediaTokenRefresh = null
+      }
+    })()
+    return mediaTokenRefresh
   }
 
   // ---- unsent messages survive a reload ------------------------------------------------------------------
@@ -265,8 +405,21 @@ export function createChatStore(deps: StoreDeps) {
     state.loadingHistory = {}
     state.status = 'idle'
     state.endedReason = null
+    state.groups = {}
+    state.leftGroups = {}
+    state.members = {}
+    state.receipts = {}
+    for (const u of state.uploads) if (u.preview) revokePreview(u.preview)
+    for (const abort of uploadAborts.values()) abort()
+    state.uploads = []
+    uploadFiles.clear()
+    uploadAborts.clear()
+    state.limits = { ...DEFAULT_LIMITS }
     pulling.clear()
     repull.clear()
+    livePulls.clear()
+    groupFetches.clear()
+    receiptsInflight.clear()
   }
 
   function connect(): void {
@@ -276,6 +429,7 @@ export function createChatStore(deps: StoreDeps) {
       getToken: () => api.session.accessToken(),
       refreshToken: () => api.session.refresh(),
       onReady: (auth) => {
+        if (auth.limits) state.limits = { ...DEFAULT_LIMITS, ...auth.limits }
         state.me = auth.user
         remember(auth.user)
         api.session.updateUser(auth.user)
@@ -304,6 +458,7 @@ export function createChatStore(deps: StoreDeps) {
     // Unacknowledged sends first: the server answers a repeated cmid with the original ack.
     for (const c of Object.values(state.convs)) for (const o of c.outbox) if (o.status === 'sending') void flush(o)
     void refreshFriends()
+    void refreshGroups()
     await runSync()
   }
 
@@ -318,6 +473,7 @@ export function createChatStore(deps: StoreDeps) {
     for (const row of r.conversations) {
       const c = ensureConv(row.conv, row.peer)
       const { pullAfter } = applySyncRow(c, row)
+      if (row.last && row.last.type === 'system') noteSystemUsers(row.last)
       if (c.peer !== null) void ensureUser(c.peer)
       if (row.last) void ensureUser(row.last.sender)
       if (pullAfter !== null) void pull(row.conv)
@@ -337,21 +493,37 @@ export function createChatStore(deps: StoreDeps) {
     }
     pulling.add(conv)
     try {
+      const first = state.convs[conv]
+      // An empty window far behind (a hot group never opened here): start at the newest page, not at seq 1.
+      if (first && first.have === 0 && first.messages.length === 0 && first.ahead.length === 0 && first.maxSeq > PULL_LIMIT) {
+        const r = await conn.request<MessagesFrame>({ type: 'history', conv, limit: HISTORY_PAGE })
+        const newest = r.messages[r.messages.length - 1]
+        if (newest && first.have === 0 && first.messages.length === 0) {
+          resetWindow(first, newest)
+          prependHistory(first, r.messages.slice(0, -1), r.has_more)
+          for (const m of r.messages) void ensureUser(m.sender)
+        }
+      }
       for (let round = 0; round < 1000; round++) {
         const c = state.convs[conv]
         if (!c || !conn) return
         repull.delete(conv)
         const r = await conn.request<MessagesFrame>({ type: 'pull', conv, after_seq: c.have, limit: PULL_LIMIT })
         const res = receive(c, r.messages, meId())
-        afterAppend(conv, res.appended, false)
+        afterAppend(conv, res.appended, livePulls.has(conv))
         if (r.has_more || repull.has(conv)) continue
         if (res.gapAfter !== null && r.messages.length > 0) continue
         break
       }
-    } catch {
-      // Disconnected or refused: the next sync fills the hole.
+    } catch (e) {
+      // Disconnected: the next sync fills the hole. Refused: I left the group.
+      if (e instanceof WsError && e.code === 'forbidden') {
+        const gid = groupIdOf(conv)
+        if (gid !== null) void ensureGroup(gid, true)
+      }
     } finally {
       pulling.delete(conv)
+      livePulls.delete(conv)
     }
   }
 
@@ -363,7 +535,10 @@ export function createChatStore(deps: StoreDeps) {
     state.loadingHistory[conv] = true
     try {
       const r = await conn.request<MessagesFrame>({ type: 'history', conv, before_seq: before, limit: HISTORY_PAGE })
-      for (const m of r.messages) void ensureUser(m.sender)
+      for (const m of r.messages) {
+        void ensureUser(m.sender)
+        if (m.type === 'system') noteSystemUsers(m)
+      }
       return prependHistory(c, r.messages, r.has_more)
     } catch {
       return 0
@@ -384,6 +559,18 @@ export function createChatStore(deps: StoreDeps) {
         if (state.typing[m.conv]?.user === m.sender) delete state.typing[m.conv]
         afterAppend(m.conv, res.appended, true)
         if (res.gapAfter !== null) void pull(m.conv)
+        return
+      }
+      case 'news': {
+        // A hot group moved: pull what is missing. `pull` runs one loop per conversation and loops again when
+        // more news came meanwhile, so a burst of news costs one pull at a time.
+        const c = ensureConv(f.conv, null)
+        c.maxSeq = Math.max(c.maxSeq, f.seq)
+        if (f.mention && f.seq > c.readSeq) c.mention = true
+        if (f.seq > c.have) {
+          livePulls.add(f.conv)
+          void pull(f.conv)
+        }
         return
       }
       case 'read': {
@@ -414,14 +601,400 @@ export function createChatStore(deps: StoreDeps) {
 
   function afterAppend(conv: ConvId, appended: Message[], live: boolean): void {
     if (appended.length === 0) return
+    for (const m of appended) if (m.type === 'system') onSystemMessage(m)
     if (conv === state.activeConv) markActiveRead()
     if (!live || !deps.notify) return
     const me = meId()
+    const dnd = isDnd(conv)
     for (const m of appended) {
+      if (dnd && !mentionsMe(m, me)) continue
       if (isCountable(m, me) && (!isVisible() || conv !== state.activeConv)) {
         deps.notify({ title: convTitle(conv), body: m, conv })
       }
     }
+  }
+
+  // ---- groups ----------------------------------------------------------------------------------------
+
+  /** Load a group's profile once (or again with `force`); a 404 means I am not in it (any more). */
+  function ensureGroup(id: number, force = false): Promise<void> {
+    if (!force && state.groups[id]) return Promise.resolve()
+    let p = groupFetches.get(id)
+    if (!p) {
+      p = api
+        .group(id)
+        .then((g) => {
+          state.groups[id] = g
+          delete state.leftGroups[id]
+        })
+        .catch((e: unknown) => {
+          if (e instanceof ApiError && (e.code === 'not_found' || e.code === 'forbidden')) state.leftGroups[id] = true
+        })
+        .finally(() => groupFetches.delete(id))
+      groupFetches.set(id, p)
+    }
+    return p
+  }
+
+  async function refreshGroups(): Promise<void> {
+    try {
+      const groups = await api.groups()
+      const seen = new Set<number>()
+      for (const g of groups) {
+        seen.add(g.id)
+        state.groups[g.id] = g
+        delete state.leftGroups[g.id]
+        ensureConv(g.conv || groupConvId(g.id), null)
+      }
+      for (const id of Object.keys(state.groups).map(Number)) if (!seen.has(id)) state.leftGroups[id] = true
+    } catch {
+      /* offline: the next reconnect refreshes */
+    }
+  }
+
+  /** Load the next page of a group's members (or the first, with `reset`). A page already loading is
+   * awaited, not asked again. */
+  function loadMembers(id: number, reset = false): Promise<void> {
+    let ml = state.members[id]
+    if (!ml || reset) {
+      state.members[id] = { byId: {}, order: [], nextAfter: 0, complete: false, loading: false }
+      ml = state.members[id]!
+    }
+    const list = ml
+    if (list.loading) return memberLoads.get(list) ?? Promise.resolve()
+    if (list.complete) return Promise.resolve()
+    list.loading = true
+    const p = (async () => {
+      try {
+        const page = await api.groupMembers(id, list.nextAfter ?? 0, MEMBER_PAGE)
+        for (const m of page.members) {
+          remember(m.user)
+          if (!list.byId[m.user.id]) list.order.push(m.user.id)
+          list.byId[m.user.id] = m
+        }
+        list.nextAfter = page.next_after
+        list.complete = page.next_after === null
+      } catch (e) {
+        if (e instanceof ApiError && e.code === 'not_found') state.leftGroups[id] = true
+        list.complete = true
+      } finally {
+        list.loading = false
+        memberLoads.delete(list)
+      }
+    })()
+    memberLoads.set(list, p)
+    return p
+  }
+
+  /** Page through the members until my own row is loaded (my role, mute, nickname, do-not-disturb). */
+  async function ensureMyMembership(id: number): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      const ml = state.members[id]
+      if (ml && (ml.byId[meId()] || ml.complete)) return
+      await loadMembers(id)
+    }
+  }
+
+  /** Reload the member pages already shown (after a change). One reload per group at a time; a change during
+   * a reload runs one more. */
+  function reloadMembers(id: number): Promise<void> {
+    const running = memberReloads.get(id)
+    if (running) {
+      memberReloadAgain.add(id)
+      return running
+    }
+    const p = (async () => {
+      try {
+        do {
+          memberReloadAgain.delete(id)
+          const shown = Math.max(state.members[id]?.order.length ?? 0, 1)
+          await loadMembers(id, true)
+          for (let i = 0; i < 50; i++) {
+            const ml = state.members[id]
+            if (!ml || ml.complete || ml.order.length >= shown) break
+            await loadMembers(id)
+          }
+          await ensureMyMembership(id)
+        } while (memberReloadAgain.has(id))
+      } finally {
+        memberReloads.delete(id)
+      }
+    })()
+    memberReloads.set(id, p)
+    return p
+  }
+
+  function noteSystemUsers(m: Message): void {
+    const b = m.body as { users?: unknown; actor?: unknown }
+    if (typeof b.actor === 'number') void ensureUser(b.actor)
+    if (Array.isArray(b.users)) for (const u of b.users.slice(0, 10)) if (typeof u === 'number') void ensureUser(u)
+  }
+
+  const MEMBER_EVENTS = new Set(['created', 'joined', 'left', 'kicked', 'owner_changed', 'admin_added', 'admin_removed', 'muted', 'unmuted'])
+
+  /** A group changed (a `system` message): update what the client shows about it. */
+  function onSystemMessage(m: Message): void {
+    const id = groupIdOf(m.conv)
+    if (id === null) return
+    noteSystemUsers(m)
+    const b = m.body as { event?: unknown; users?: unknown }
+    const users = Array.isArray(b.users) ? b.users : []
+    const me = meId()
+    if ((b.event === 'kicked' || b.event === 'left') && users.includes(me)) {
+      state.leftGroups[id] = true
+      delete state.members[id]
+      return
+    }
+    if ((b.event === 'joined' || b.event === 'created') && users.includes(me)) delete state.leftGroups[id]
+    if (b.event === 'dismissed') {
+      const g = state.groups[id]
+      if (g) g.dismissed = true
+    }
+    // Coalesce: a burst of changes refreshes the profile (and the member list, if loaded) once.
+    groupRefreshes.set(id, (groupRefreshes.get(id) ?? false) || MEMBER_EVENTS.has(String(b.event)))
+    groupRefreshTimer ??= setTimeout(() => {
+      groupRefreshTimer = null
+      for (const [gid, members] of groupRefreshes) {
+        void ensureGroup(gid, true)
+        if (members && state.members[gid]) void reloadMembers(gid)
+      }
+      groupRefreshes.clear()
+    }, 60)
+  }
+
+  function openGroupError(e: unknown, id: number): void {
+    const code = e instanceof ApiError || e instanceof WsError ? e.code : 'internal'
+    toast(code, {}, 'error')
+    if (code === 'group_dismissed' || code === 'not_found' || code === 'forbidden') void ensureGroup(id, true)
+  }
+
+  /** Run a group action; on success keep the returned group, fetch the notice it made, refresh members. */
+  async function groupAction(id: number, run: () => Promise<unknown>, members = false): Promise<boolean> {
+    try {
+      const r = await run()
+      if (r && typeof r === 'object' && 'member_count' in r) state.groups[id] = r as Group
+      void pull(groupConvId(id))
+      if (members) await reloadMembers(id)
+      return true
+    } catch (e) {
+      openGroupError(e, id)
+      return false
+    }
+  }
+
+  async function createGroup(name: string, members: UserId[]): Promise<ConvId> {
+    const g = await api.createGroup({ name: name.trim(), members })
+    state.groups[g.id] = g
+    const conv = g.conv || groupConvId(g.id)
+    ensureConv(conv, null)
+    openConv(conv)
+    void pull(conv)
+    return conv
+  }
+
+  const inviteMembers = (id: number, users: UserId[]) => groupAction(id, () => api.invite(id, users), true)
+  const kick = (id: number, user: UserId) => groupAction(id, () => api.removeMember(id, user), true)
+  const muteMember = (id: number, user: UserId, seconds: number) =>
+    groupAction(id, () => api.mute(id, user, seconds), true)
+  const muteAll = (id: number, muted: boolean) => groupAction(id, () => api.muteAll(id, muted))
+  const setAdmin = (id: number, user: UserId, admin: boolean) =>
+    groupAction(id, () => api.setAdmin(id, user, admin), true)
+  const transferOwner = (id: number, user: UserId) => groupAction(id, () => api.transferOwner(id, user), true)
+  const editGroup = (
+    id: number,
+    patch: { name?: string; notice?: string; avatar?: string | null; invite_policy?: InvitePolicy },
+  ) => groupAction(id, () => api.editGroup(id, patch))
+
+  async function setGroupPrefs(id: number, patch: { nickname?: string; dnd?: boolean }): Promise<boolean> {
+    try {
+      const m = await api.groupPrefs(id, patch)
+      const ml = state.members[id]
+      if (ml) {
+        if (!ml.byId[m.user.id]) ml.order.push(m.user.id)
+        ml.byId[m.user.id] = m
+      }
+      return true
+    } catch (e) {
+      openGroupError(e, id)
+      return false
+    }
+  }
+
+  /** Quit (or, as owner, dismiss) a group; the conversation leaves the list. */
+  async function leaveGroup(id: number, dismiss: boolean): Promise<boolean> {
+    try {
+      if (dismiss) await api.dismissGroup(id)
+      else await api.removeMember(id, meId())
+    } catch (e) {
+      openGroupError(e, id)
+      return false
+    }
+    const conv = groupConvId(id)
+    if (dismiss) {
+      const g = state.groups[id]
+      if (g) g.dismissed = true
+      void pull(conv)
+      return true
+    }
+    state.leftGroups[id] = true
+    delete state.members[id]
+    if (state.activeConv === conv) state.activeConv = null
+    delete state.convs[conv]
+    return true
+  }
+
+  /** Who read my group message `seq` ("read by 3 of 5"): asked on demand, cached briefly, a few at a time. */
+  async function loadReceipts(conv: ConvId, seq: number, force = false): Promise<void> {
+    const key = `${conv}#${seq}`
+    const have = state.receipts[key]
+    if (!force && have && now() - have.at < RECEIPTS_TTL_MS) return
+    if (!conn || receiptsInflight.has(key) || receiptsInflight.size >= RECEIPTS_MAX_INFLIGHT) return
+    receiptsInflight.add(key)
+    try {
+      const r = await conn.request<ReceiptsResultFrame>({ type: 'receipts', conv, seq })
+      state.receipts[key] = { conv, seq, read: r.read, total: r.total, readers: r.readers.slice(0, 100), at: now() }
+      const keys = Object.keys(state.receipts)
+      if (keys.length > RECEIPTS_KEEP) {
+        keys.sort((a, b) => state.receipts[a]!.at - state.receipts[b]!.at)
+        for (const k of keys.slice(0, keys.length - RECEIPTS_KEEP)) delete state.receipts[k]
+      }
+    } catch {
+      /* offline or refused: hovering again asks again */
+    } finally {
+      receiptsInflight.delete(key)
+    }
+  }
+
+  function receiptsOf(conv: ConvId, seq: number): CachedReceipts | null {
+    return state.receipts[`${conv}#${seq}`] ?? null
+  }
+
+  // ---- uploads -----------------------------------------------------------------------------------------
+
+  function makePreview(file: Blob): string | undefined {
+    try {
+      return typeof URL.createObjectURL === 'function' ? URL.createObjectURL(file) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  function revokePreview(url: string): void {
+    try {
+      URL.revokeObjectURL(url)
+    } catch {
+      /* not an object URL */
+    }
+  }
+
+  /**
+   * Upload a file into a conversation and send it when the upload is done. Returns the upload's local id.
+   * Progress and failures show in the conversation (`state.uploads`).
+   */
+  function sendFile(
+    conv: ConvId,
+    file: Blob & { name?: string },
+    opts: { kind?: MediaKind; name?: string; width?: number; height?: number } = {},
+  ): string {
+    const kind = kindFor({ type: file.type, name: opts.name ?? file.name ?? '' }, opts.kind)
+    const item = newUpload(`u${++uploadSeq}`, conv, { name: opts.name ?? file.name ?? '', size: file.size, type: file.type }, kind, now())
+    if (kind === 'image' || kind === 'video') item.preview = makePreview(file)
+    if (opts.width && opts.height) {
+      item.width = opts.width
+      item.height = opts.height
+    }
+    state.uploads.push(item)
+    uploadFiles.set(item.id, file)
+    startUpload(item.id)
+    return item.id
+  }
+
+  function startUpload(id: string): void {
+    const item = state.uploads.find((u) => u.id === id)
+    const file = uploadFiles.get(id)
+    if (!item || !file) return
+    item.status = 'uploading'
+    item.sent = 0
+    delete item.error
+    const { promise, abort } = api.upload(file, item.kind, item.name, (sent, total) => setProgress(item, sent, total))
+    uploadAborts.set(id, abort)
+    promise.then(
+      (up) => {
+        uploadAborts.delete(id)
+        markDone(item, up)
+        dropUpload(id)
+        sendMedia(item.conv, up)
+      },
+      (e: unknown) => {
+        uploadAborts.delete(id)
+        const code = e instanceof ApiError ? e.code : 'internal'
+        if (code === 'aborted') return dropUpload(id)
+        markFailed(item, code)
+        toast(code, {}, 'error')
+      },
+    )
+  }
+
+  function retryUpload(id: string): void {
+    startUpload(id)
+  }
+
+  function cancelUpload(id: string): void {
+    const abort = uploadAborts.get(id)
+    if (abort) abort()
+    else dropUpload(id)
+  }
+
+  function dropUpload(id: string): void {
+    const item = state.uploads.find((u) => u.id === id)
+    if (item?.preview) revokePreview(item.preview)
+    state.uploads = state.uploads.filter((u) => u.id !== id)
+    uploadFiles.delete(id)
+  }
+
+  function uploadsIn(conv: ConvId): UploadItem[] {
+    return state.uploads.filter((u) => u.conv === conv)
+  }
+
+  /** Send an uploaded file as an image / file / voice / video message. */
+  function sendMedia(conv: ConvId, up: Upload, caption?: string): void {
+    if (!state.me) return
+    const c = ensureConv(conv, null)
+    const type: MediaKind = up.kind
+    const body: Record<string, unknown> = { upload: up.upload }
+    if (caption) body.caption = caption
+    c.outbox.push({
+      cmid: newCmid(),
+      conv,
+      to: convKind(conv) === 'private' ? c.peer : null,
+      type,
+      text: up.name,
+      body,
+      view: { ...up, ...(caption ? { caption } : {}) },
+      ts: now(),
+      status: 'sending',
+    })
+    void flush(c.outbox[c.outbox.length - 1]!)
+  }
+
+  /** Upload an image and make it my avatar. */
+  async function setMyAvatar(file: Blob & { name?: string }): Promise<void> {
+    const up = await api.upload(file, 'image', file.name || 'avatar.png').promise
+    const u = await api.updateMe({ avatar: up.upload })
+    state.me = u
+    remember(u)
+  }
+
+  /** Upload an image and make it a group's avatar. */
+  async function setGroupAvatar(id: number, file: Blob & { name?: string }): Promise<boolean> {
+    let up: Upload
+    try {
+      up = await api.upload(file, 'image', file.name || 'group.png').promise
+    } catch (e) {
+      openGroupError(e, id)
+      return false
+    }
+    return editGroup(id, { avatar: up.upload })
   }
 
   function onFriendEvent(f: FriendFrame): void {
@@ -492,6 +1065,8 @@ export function createChatStore(deps: StoreDeps) {
       state.convs[conv] = newConv(conv, peer ?? peerOf(conv, meId()))
       c = state.convs[conv]!
       if (c.peer !== null) void ensureUser(c.peer)
+      const gid = groupIdOf(conv)
+      if (gid !== null) void ensureGroup(gid)
     }
     return c
   }
@@ -501,6 +1076,8 @@ export function createChatStore(deps: StoreDeps) {
     if (!conv) return
     const c = ensureConv(conv, null)
     if (c.messages.length < 20 && historyCursor(c) !== null) void loadOlder(conv)
+    const gid = groupIdOf(conv)
+    if (gid !== null) void ensureMyMembership(gid)
     markActiveRead()
   }
 
@@ -512,14 +1089,17 @@ export function createChatStore(deps: StoreDeps) {
 
   // ---- sending ----------------------------------------------------------------------------------------
 
-  function sendText(conv: ConvId, raw: string): boolean {
+  /** Send a text; in groups, `picked` are the members chosen in the @mention picker. */
+  function sendText(conv: ConvId, raw: string, picked: readonly Picked[] = []): boolean {
     const text = raw.replace(/\s+$/, '')
     if (!text.trim() || !state.me) return false
-    if ([...text].length > 4000) {
-      toast('err.too_long', {}, 'error')
+    if ([...text].length > state.limits.max_text_chars) {
+      toast('err.too_long', { n: state.limits.max_text_chars }, 'error')
       return false
     }
     const c = ensureConv(conv, null)
+    const gid = groupIdOf(conv)
+    const mentions = gid !== null ? extractMentions(text, picked, myRole(gid) !== 'member') : {}
     const out: Outgoing = {
       cmid: newCmid(),
       conv,
@@ -529,6 +1109,7 @@ export function createChatStore(deps: StoreDeps) {
       ts: now(),
       status: 'sending',
     }
+    if (mentions.mentions || mentions.mention_all) out.body = { text, ...mentions }
     c.outbox.push(out)
     typingSentAt.delete(conv)
     void flush(c.outbox[c.outbox.length - 1]!)
@@ -536,7 +1117,7 @@ export function createChatStore(deps: StoreDeps) {
   }
 
   function sendFrame(o: Outgoing): SendFrame {
-    const f: SendFrame = { type: 'send', cmid: o.cmid, msg_type: 'text', body: { text: o.text } }
+    const f: SendFrame = { type: 'send', cmid: o.cmid, msg_type: o.type, body: o.body ?? { text: o.text } }
     if (o.to !== null) f.to = o.to
     else f.conv = o.conv
     return f
@@ -558,6 +1139,14 @@ export function createChatStore(deps: StoreDeps) {
         if (code === 'disconnected') return // resent after the next auth_ok
         if (code === 'timeout' || code === 'unavailable' || code === 'internal') continue
         setFailed(o, code)
+        if (code === 'muted' || code === 'group_dismissed' || code === 'forbidden') {
+          toast(code, {}, 'error')
+          const gid = groupIdOf(o.conv)
+          if (gid !== null) {
+            void ensureGroup(gid, true)
+            if (code === 'muted') void reloadMembers(gid)
+          }
+        }
         return
       }
     }
@@ -682,7 +1271,7 @@ export function createChatStore(deps: StoreDeps) {
     delete state.friends[id]
   }
 
-  async function updateProfile(patch: { nickname?: string; signature?: string }): Promise<void> {
+  async function updateProfile(patch: { nickname?: string; signature?: string; avatar?: string | null }): Promise<void> {
     const u = await api.updateMe(patch)
     state.me = u
     remember(u)
@@ -703,9 +1292,41 @@ export function createChatStore(deps: StoreDeps) {
     conversationList,
     totalUnread,
     contacts,
+    groupList,
     displayName,
     convTitle,
+    convAvatar,
+    senderName,
+    myMember,
+    myRole,
+    writeBlock,
+    isDnd,
     isTyping,
+    mediaUrl,
+    refreshMediaToken,
+    ensureGroup,
+    refreshGroups,
+    loadMembers,
+    ensureMyMembership,
+    createGroup,
+    inviteMembers,
+    kick,
+    muteMember,
+    muteAll,
+    setAdmin,
+    transferOwner,
+    editGroup,
+    setGroupPrefs,
+    leaveGroup,
+    loadReceipts,
+    receiptsOf,
+    sendFile,
+    sendMedia,
+    retryUpload,
+    cancelUpload,
+    uploadsIn,
+    setMyAvatar,
+    setGroupAvatar,
     boot,
     login,
     register,

@@ -11,7 +11,7 @@
  * at the conversation's last message (from `sync_result`) and older messages come from `history` when the
  * user scrolls back.
  */
-import type { Ack, ConversationRow, ConvId, Message, UserId } from '../api/types'
+import type { Ack, ConversationRow, ConvId, MediaKind, Message, UserId } from '../api/types'
 
 /** A window more than this many messages behind is reset to the newest message, the rest loads on scroll. */
 export const RESET_GAP = 500
@@ -23,8 +23,13 @@ export interface Outgoing {
   conv: ConvId
   /** Set for private conversations: sends go `to` the peer so the first message creates the conversation. */
   to: UserId | null
-  type: 'text'
+  type: 'text' | MediaKind
+  /** The text (text messages), or the file name / caption shown in previews (media). */
   text: string
+  /** The wire body when it is more than `{text}`: mentions, or `{upload, caption?}` for media. */
+  body?: Record<string, unknown>
+  /** What the message shows until the server's copy arrives (media: the `Upload` the upload returned). */
+  view?: Record<string, unknown>
   /** Client time when composed; orders the outbox and shows a time until the ack brings the server's. */
   ts: number
   status: 'sending' | 'failed'
@@ -53,6 +58,8 @@ export interface ConvState {
   hasMoreBefore: boolean
   /** My messages sent but not yet acknowledged. */
   outbox: Outgoing[]
+  /** A message newer than `readSeq` @mentions me (or @all). */
+  mention: boolean
 }
 
 export function newConv(conv: ConvId, peer: UserId | null): ConvState {
@@ -69,6 +76,7 @@ export function newConv(conv: ConvId, peer: UserId | null): ConvState {
     unreadBase: 0,
     hasMoreBefore: false,
     outbox: [],
+    mention: false,
   }
 }
 
@@ -76,6 +84,14 @@ export function newConv(conv: ConvId, peer: UserId | null): ConvState {
  * `system` and `recall` never count). */
 export function isCountable(m: Message, me: UserId): boolean {
   return m.sender !== me && m.type !== 'recall' && m.type !== 'system'
+}
+
+/** Does this message @mention me (by id, or @all)? Only others' messages can. */
+export function mentionsMe(m: Message, me: UserId): boolean {
+  if (m.sender === me || m.type !== 'text' || m.recalled) return false
+  const b = m.body as { mentions?: unknown; mention_all?: unknown }
+  if (b.mention_all === true) return true
+  return Array.isArray(b.mentions) && b.mentions.includes(me)
 }
 
 /**
@@ -91,6 +107,7 @@ export function applySyncRow(state: ConvState, row: ConversationRow): { pullAfte
   // The server's count is authoritative at this point; messages up to max_seq are in it already.
   state.unread = row.unread
   state.unreadBase = Math.max(state.unreadBase, row.max_seq)
+  state.mention = !!row.mention
   const empty = state.messages.length === 0 && state.ahead.length === 0
   if (row.last && row.max_seq > state.have && (empty || row.max_seq - state.have > RESET_GAP)) {
     resetWindow(state, row.last)
@@ -99,7 +116,8 @@ export function applySyncRow(state: ConvState, row: ConversationRow): { pullAfte
   return { pullAfter: row.max_seq > state.have ? state.have : null }
 }
 
-function resetWindow(state: ConvState, newest: Message): void {
+/** Restart an (empty or stale) window at `newest`; older messages then come from `history`. */
+export function resetWindow(state: ConvState, newest: Message): void {
   state.messages = [newest]
   state.ahead = []
   state.have = newest.seq
@@ -156,6 +174,7 @@ function append(state: ConvState, m: Message, me: UserId, appended: Message[]): 
   appended.push(m)
   if (m.type === 'recall') applyRecallNotice(state, m)
   if (isCountable(m, me) && m.seq > state.readSeq && m.seq > state.unreadBase) state.unread++
+  if (m.seq > state.readSeq && mentionsMe(m, me)) state.mention = true
   state.unreadBase = Math.max(state.unreadBase, m.seq)
 }
 
@@ -214,12 +233,15 @@ export function markRead(state: ConvState, seq: number, me: UserId): boolean {
   state.readSeq = seq
   if (seq >= state.maxSeq) {
     state.unread = 0
+    state.mention = false
     return true
   }
   const lo = state.messages[0]?.seq ?? Infinity
   const fullyHeld = lo <= seq + 1 && state.have >= state.maxSeq
-  const held = [...state.messages, ...state.ahead].filter((m) => m.seq > seq && isCountable(m, me)).length
+  const newer = [...state.messages, ...state.ahead].filter((m) => m.seq > seq)
+  const held = newer.filter((m) => isCountable(m, me)).length
   state.unread = fullyHeld ? held : Math.min(state.unread, state.maxSeq - seq)
+  if (fullyHeld) state.mention = newer.some((m) => mentionsMe(m, me))
   return true
 }
 
@@ -239,7 +261,7 @@ export function applyAck(state: ConvState, ack: Ack, me: UserId): ReceiveResult 
     seq: ack.seq,
     sender: me,
     type: out.type,
-    body: { text: out.text },
+    body: out.view ?? out.body ?? { text: out.text },
     ts: ack.ts,
     cmid: ack.cmid,
     recalled: false,
@@ -278,9 +300,12 @@ export function deliveryOf(state: ConvState, item: Message | Outgoing): Delivery
   return item.seq <= state.peerReadSeq ? 'read' : 'sent'
 }
 
-/** Time within which the server accepts a recall (protocol.md: default 2 minutes). */
+/** Time within which the server accepts a recall when it does not say (protocol.md: default 2 minutes). */
 export const RECALL_WINDOW_MS = 2 * 60 * 1000
 
-export function canRecall(m: Message, me: UserId, now: number): boolean {
-  return m.sender === me && !m.recalled && m.type !== 'recall' && now - m.ts < RECALL_WINDOW_MS
+/** `windowMs` comes from `auth_ok.limits.recall_window_s`. */
+export function canRecall(m: Message, me: UserId, now: number, windowMs = RECALL_WINDOW_MS): boolean {
+  return (
+    m.sender === me && !m.recalled && m.type !== 'recall' && m.type !== 'system' && now - m.ts < windowMs
+  )
 }

@@ -42,6 +42,8 @@ describe('buildTimeline', () => {
           return `out${r.first ? 'F' : ''}${r.last ? 'L' : ''}`
         case 'msg':
           return `${r.msg.seq}${r.first ? 'F' : ''}${r.last ? 'L' : ''}`
+        case 'upload':
+          return `upload${r.first ? 'F' : ''}${r.last ? 'L' : ''}`
       }
     })
     expect(shape).toEqual(['day', '1F', '2L', '3FL', '4FL', 'day', 'notice5', '7FL', 'outFL'])

@@ -4,6 +4,7 @@
  */
 import type { Message, UserId } from '../api/types'
 import type { ConvState, Outgoing } from './convs'
+import type { UploadItem } from './uploads'
 
 export type TimelineRow =
   | { kind: 'day'; key: string; ts: number }
@@ -12,6 +13,8 @@ export type TimelineRow =
   | { kind: 'system'; key: string; msg: Message }
   | { kind: 'msg'; key: string; msg: Message; mine: boolean; first: boolean; last: boolean }
   | { kind: 'out'; key: string; out: Outgoing; first: boolean; last: boolean }
+  /** A file still uploading (or failed to): a bubble with a progress bar. */
+  | { kind: 'upload'; key: string; item: UploadItem; first: boolean; last: boolean }
 
 /** Messages of one sender closer together than this share a group (one avatar, one name). */
 export const GROUP_GAP_MS = 5 * 60 * 1000
@@ -21,7 +24,7 @@ export function dayKey(ts: number): string {
   return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`
 }
 
-export function buildTimeline(state: ConvState, me: UserId): TimelineRow[] {
+export function buildTimeline(state: ConvState, me: UserId, uploads: readonly UploadItem[] = []): TimelineRow[] {
   const rows: TimelineRow[] = []
   let prevDay = ''
   let prev: { sender: UserId; ts: number; row: TimelineRow } | null = null
@@ -34,7 +37,9 @@ export function buildTimeline(state: ConvState, me: UserId): TimelineRow[] {
       prev = null
     }
     const grouped = prev !== null && prev.sender === sender && ts - prev.ts < GROUP_GAP_MS
-    if (grouped && prev && (prev.row.kind === 'msg' || prev.row.kind === 'out')) prev.row.last = false
+    if (grouped && prev && (prev.row.kind === 'msg' || prev.row.kind === 'out' || prev.row.kind === 'upload')) {
+      prev.row.last = false
+    }
     const row = make(!grouped)
     rows.push(row)
     prev = row.kind === 'notice' || row.kind === 'system' ? null : { sender, ts, row }
@@ -57,6 +62,10 @@ export function buildTimeline(state: ConvState, me: UserId): TimelineRow[] {
   }
   for (const o of state.outbox) {
     place(me, o.ts, (first) => ({ kind: 'out', key: `c:${me}:${o.cmid}`, out: o, first, last: true }))
+  }
+  for (const u of uploads) {
+    if (u.conv !== state.conv) continue
+    place(me, u.ts, (first) => ({ kind: 'upload', key: `u:${u.id}`, item: u, first, last: true }))
   }
   return rows
 }

@@ -1,6 +1,7 @@
 /** Display helpers: times, day labels, avatar colours, message previews. Pure; the locale is a parameter. */
 import type { Message, UserId } from '../api/types'
 import { t, type Locale } from '../i18n'
+import { systemText, type NameSource } from './system'
 
 function tag(locale: Locale): string {
   return locale === 'zh' ? 'zh-CN' : 'en'
@@ -58,22 +59,24 @@ export function initial(name: string): string {
   return ch.toUpperCase()
 }
 
-/** One-line text for a message of any type: its text, or a placeholder for types shown later. */
-export function messageSummary(m: Message): string {
+/** One-line text for a message of any type (previews, notifications). `names` words system messages. */
+export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 'recalled'>, names?: NameSource): string {
   if (m.recalled) return t('chat.recalled')
+  const b = m.body as { text?: unknown; caption?: unknown; name?: unknown }
+  const caption = typeof b.caption === 'string' && b.caption ? ` ${b.caption}` : ''
   switch (m.type) {
     case 'text':
-      return String((m.body as { text?: unknown }).text ?? '')
+      return String(b.text ?? '')
     case 'image':
-      return t('msg.image')
+      return t('msg.image') + caption
     case 'file':
-      return t('msg.file')
+      return `${t('msg.file')} ${typeof b.name === 'string' ? b.name : ''}`.trim() + caption
     case 'voice':
       return t('msg.voice')
     case 'video':
-      return t('msg.video')
+      return t('msg.video') + caption
     case 'system':
-      return t('msg.system')
+      return names ? systemText(m, names) : t('msg.system')
     default:
       return t('msg.unknown')
   }
