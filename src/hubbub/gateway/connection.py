@@ -34,6 +34,7 @@ class WireStats:
 
 class Connection:
     __slots__ = (
+        "close_code",
         "closing",
         "conn_id",
         "connected_at",
@@ -68,6 +69,8 @@ class Connection:
         self.sid = ""
         self.connected_at = self.last_seen = time.monotonic()
         self.closing = False
+        #: The code this side closed with (the peer's echo may differ); None if the peer closed first.
+        self.close_code: int | None = None
         self.inflight = 0
 
     @property
@@ -95,6 +98,7 @@ class Connection:
         if self.closing:
             return
         self.closing = True
+        self.close_code = int(code)
         self.session.closed()
         asyncio.get_running_loop().create_task(self.ws.close(code=int(code), message=reason.encode()[:120]))
 
@@ -103,6 +107,7 @@ class Connection:
         if self.closing:
             return
         self.closing = True
+        self.close_code = int(code)
         self.session.closed()
         try:
             # Best effort: the close code goes in front of nothing, since the buffer is not draining.

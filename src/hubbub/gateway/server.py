@@ -67,7 +67,8 @@ class Gateway:
                     "conn": conn.conn_id,
                     "user": conn.user_id or None,
                     "terminal": conn.terminal or None,
-                    "code": ws.close_code if ws.close_code is not None else 1006,
+                    # the code this node sent, else the peer's, else 1006 (the socket just dropped)
+                    "code": conn.close_code or ws.close_code or 1006,
                     "seconds": round(time.monotonic() - conn.connected_at, 1),
                 },
             )
