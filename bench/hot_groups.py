@@ -15,59 +15,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
-import secrets
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-import jwt
 import msgspec
-import redis.asyncio as aioredis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests import servers  # noqa: E402
-
-from hubbub.core.clock import now_ms  # noqa: E402
-from hubbub.core.ids import MessageIds  # noqa: E402
-from hubbub.engines.storage.base import NewMessage  # noqa: E402
-from hubbub.engines.storage.sql import SqlStorage  # noqa: E402
+from _cluster import Cluster, redis_calls, scrape, seed_users, token
+from hubbub.core.clock import now_ms
+from hubbub.core.ids import MessageIds
+from hubbub.engines.storage.base import NewMessage
+from hubbub.engines.storage.sql import SqlStorage
 
 decode = msgspec.json.decode
-
-
-def proc_stats(pid: int) -> tuple[float, int]:
-    """(CPU seconds, RSS bytes) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    return cpu, rss
-
-
-async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(url + "/metrics") as resp:
-        text = await resp.text()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-async def redis_calls(client: aioredis.Redis) -> int:
-    stats = await client.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info",))
 
 
 class Member:
@@ -161,53 +126,13 @@ class Member:
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
-    redis_server = servers.RedisServer().start()
-    pg = servers.PostgresServer().start()
-    secret = secrets.token_urlsafe(32)
-    procs: list[subprocess.Popen[bytes]] = []
-    tmp = tempfile.mkdtemp(prefix="hubbub-bench-")
-    try:
-        database = pg.create_database("bench")
-        env = {
-            **os.environ,
-            "HUBBUB_JWT_SECRET": secret,
-            "HUBBUB_REDIS": redis_server.url,
-            "HUBBUB_DATABASE": database,
-            "HUBBUB_HOT_GROUP_THRESHOLD": "500" if mode == "push-pull" else str(10**9),
-            "HUBBUB_SEND_RATE": "100000",
-            "HUBBUB_SEND_BURST": "100000",
-            "HUBBUB_LOG_LEVEL": "warning",
-            "HUBBUB_IP_LIMIT_EXEMPT": "127.0.0.0/8",  # thousands of clients from one address
-            "HUBBUB_MAX_WS_PER_IP": "100000",
-        }
-        subprocess.run([sys.executable, "-m", "hubbub", "migrate"], env=env, check=True, cwd=tmp)
+    threshold = "500" if mode == "push-pull" else str(10**9)
+    cluster = Cluster(nodes=2, env={"HUBBUB_HOT_GROUP_THRESHOLD": threshold})
+    created: dict[str, Any] = {}
 
-        # -- the group, straight into the database --------------------------------------------------
-        storage = SqlStorage("postgresql+asyncpg://" + database.split("://", 1)[1], hot_threshold=10**9)
-        members = args.members
-        async with storage.writer.begin() as conn:
-            from hubbub.engines.storage import schema as t
-
-            now = now_ms()
-            rows = [
-                {
-                    "username": f"u{i}",
-                    "username_lower": f"u{i}",
-                    "nickname": f"u{i}",
-                    "signature": "",
-                    "password_hash": "x",
-                    "banned": False,
-                    "created_at": now,
-                }
-                for i in range(members)
-            ]
-            for start in range(0, len(rows), 2000):
-                await conn.execute(t.users.insert(), rows[start : start + 2000])
-            sids = [
-                {"sid": f"s{i}", "user_id": i + 1, "revoked": False, "created_at": now}
-                for i in range(args.online)
-            ]
-            await conn.execute(t.sessions.insert(), sids)
+    async def setup(storage: SqlStorage) -> None:
+        # The group, straight into the database: 10,000 members through the API would take minutes.
+        await seed_users(storage, args.members, args.online)
         notice = NewMessage(
             id=MessageIds("bench").next(),
             conv="",
@@ -217,57 +142,22 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             body={"event": "created"},
             ts=now_ms(),
         )
-        update = await storage.create_group(1, {"name": "big"}, list(range(2, members + 1)), notice)
-        await storage.close()
+        created["update"] = await storage.create_group(
+            1, {"name": "big"}, list(range(2, args.members + 1)), notice
+        )
+
+    await cluster.start(setup)
+    try:
+        update = created["update"]
         conv = update.group.conv
         base_seq = update.stored.message.seq
         total = base_seq + args.messages
-
-        # -- two nodes -----------------------------------------------------------------------------
-        ports = [servers.free_port(), servers.free_port()]
-        for n, port in enumerate(ports):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "hubbub",
-                        "serve",
-                        "--port",
-                        str(port),
-                        "--node-id",
-                        f"n{n + 1}",
-                        "--data-dir",
-                        os.path.join(tmp, f"n{n}"),
-                    ],
-                    env=env,
-                    cwd=tmp,
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(os.path.join(tmp, f"n{n}.log"), "wb"),
-                )
-            )
-        for port in ports:
-            servers._wait_port(port, 30)
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        urls = cluster.urls
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        for url in urls:
-            for _ in range(100):
-                try:
-                    async with http.get(url + "/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-
-        def token(uid: int) -> str:
-            return jwt.encode(
-                {"sub": str(uid), "sid": f"s{uid - 1}", "exp": int(time.time()) + 3600},
-                secret,
-                algorithm="HS256",
-            )
-
-        online = [Member(uid, token(uid), urls[uid % 2], conv, total) for uid in range(1, args.online + 1)]
+        online = [
+            Member(uid, token(cluster.secret, uid), urls[uid % 2], conv, total)
+            for uid in range(1, args.online + 1)
+        ]
         tasks = []
         for start in range(0, len(online), 200):
             readies = []
@@ -278,10 +168,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
         await asyncio.sleep(1.0)  # presence and registry settle
 
-        rclient = aioredis.Redis.from_url(redis_server.url)
         before = [await scrape(http, u) for u in urls]
-        cpu_before = [proc_stats(p.pid)[0] for p in procs]
-        redis_before = await redis_calls(rclient)
+        cpu_before = cluster.cpu_seconds()
+        redis_before = await redis_calls(cluster.redis)
 
         # -- the burst: 20 senders, messages spread evenly -------------------------------------------
         senders = online[: args.senders]
@@ -289,7 +178,6 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         started = time.monotonic()
 
         async def send_all(sender: Member) -> None:
-            assert sender.ws is not None
             for k in range(per_sender):
                 await sender.send(f"b{sender.uid}-{k}", f"m {sender.uid} {k}")
 
@@ -299,20 +187,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         except TimeoutError:
             lagging = [m for m in online if not m.done.is_set()]
             print(f"  {mode}: {len(lagging)} members incomplete after {args.timeout} s", file=sys.stderr)
-            for n in range(2):
-                log = Path(tmp, f"n{n}.log").read_text(errors="replace").strip().splitlines()
-                print("\n".join(log[-12:]), file=sys.stderr)
             for m in lagging[:3]:
-                print(
-                    f"    uid {m.uid} have {m.have}/{total} pulling {m.pulling} again {m.again} "
-                    f"errors {m.errors[-2:]}",
-                    file=sys.stderr,
-                )
+                print(f"    uid {m.uid} have {m.have}/{total} errors {m.errors[-2:]}", file=sys.stderr)
         elapsed = time.monotonic() - started
         await asyncio.sleep(0.5)
-        after = [await scrape(http, u) for u in urls]
-        stats_after = [proc_stats(p.pid) for p in procs]
-        redis_after = await redis_calls(rclient)
+        cpu = cluster.cpu_seconds() - cpu_before
+        redis_used = await redis_calls(cluster.redis) - redis_before
 
         # -- check: everyone has every message, in order, exactly the texts that were sent ------------
         expected = {f"m {s.uid} {k}" for s in senders for k in range(per_sender)}
@@ -321,21 +201,15 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             for m in online
             if m.have == total and {m.texts[s] for s in range(base_seq + 1, total + 1)} == expected
         )
-
-        def delta(name: str) -> float:
-            return sum(a.get(name, 0) - b.get(name, 0) for a, b in zip(after, before, strict=True))
-
         n = args.messages
         result = {
-            "frames/msg": delta("hubbub_frames_out_total") / n,
-            "bytes/msg": delta("hubbub_bytes_out_total") / n,
-            "redis cmds/msg": (redis_after - redis_before) / n,
-            "db queries/msg": delta("hubbub_db_queries_total") / n,
-            "server CPU ms/msg": 1000
-            * sum(s[0] - c for s, c in zip(stats_after, cpu_before, strict=True))
-            / n,
+            "frames/msg": await cluster.metric_delta(http, before, "hubbub_frames_out_total") / n,
+            "bytes/msg": await cluster.metric_delta(http, before, "hubbub_bytes_out_total") / n,
+            "redis cmds/msg": redis_used / n,
+            "db queries/msg": await cluster.metric_delta(http, before, "hubbub_db_queries_total") / n,
+            "server CPU ms/msg": 1000 * cpu / n,
             "end-to-end s": elapsed,
-            "server RSS MiB": sum(s[1] for s in stats_after) / 2**20,
+            "server RSS MiB": cluster.rss_bytes() / 2**20,
             "members complete": complete,
             "online members": len(online),
         }
@@ -345,19 +219,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         for task in tasks:
             task.cancel()
         await http.close()
-        await rclient.aclose()
         return result
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        redis_server.stop()
-        pg.destroy()
-        servers.cleanup_template()
+        await cluster.stop()
 
 
 async def main() -> None:
