@@ -13,8 +13,10 @@ Uses the system Chromium (``apt-get install chromium``); Playwright's own browse
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -42,6 +44,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A synthetic microphone, allowed without a prompt: the voice-message test records from it.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 TIMEOUT_FACTOR = float(os.environ.get("HUBBUB_TEST_TIMEOUT_FACTOR", "1"))
 WAIT_MS = int(10_000 * TIMEOUT_FACTOR)
@@ -448,3 +453,268 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
         # While the server was down the browser logs its refused connections; anything else is a bug.
         unexpected = [e for e in errors if "net::ERR_CONNECTION_REFUSED" not in e]
         assert not unexpected, "\n".join(unexpected)
+
+
+# ---- a group of three, with an image, mentions, receipts and an admin action ----------------------------
+
+
+def sample_png(width: int = 800, height: int = 560) -> bytes:
+    """A small generated landscape (sky, sun, hills) as PNG bytes, so the thumbnail looks like a photo."""
+    image = pytest.importorskip("PIL.Image")
+    draw_mod = pytest.importorskip("PIL.ImageDraw")
+    img = image.new("RGB", (width, height))
+    px = img.load()
+    for y in range(height):
+        f = y / height
+        row = (int(255 - 90 * f), int(170 - 60 * f), int(120 + 90 * f))
+        for x in range(width):
+            px[x, y] = row
+    draw = draw_mod.Draw(img)
+    draw.ellipse((width * 0.62, height * 0.18, width * 0.78, height * 0.41), fill=(255, 236, 170))
+    draw.polygon(
+        [(0, height * 0.72), (width * 0.3, height * 0.5), (width * 0.62, height * 0.74), (0, height)],
+        fill=(46, 104, 92),
+    )
+    draw.polygon(
+        [(width * 0.35, height), (width * 0.7, height * 0.55), (width, height * 0.7), (width, height)],
+        fill=(30, 78, 74),
+    )
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def avatar_png(hue: tuple[int, int, int]) -> bytes:
+    """A 160 px avatar: a soft two-tone circle pattern in the given colour."""
+    image = pytest.importorskip("PIL.Image")
+    draw_mod = pytest.importorskip("PIL.ImageDraw")
+    img = image.new("RGB", (160, 160), hue)
+    draw = draw_mod.Draw(img)
+    light = tuple(min(255, v + 70) for v in hue)
+    draw.ellipse((40, 22, 120, 102), fill=light)
+    draw.ellipse((14, 96, 146, 230), fill=light)
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def login_ui(page: Any, url: str, username: str) -> None:
+    page.goto(url)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_test_id("auth-submit").click()
+    expect(page.get_by_test_id("me-name")).to_be_visible()
+
+
+def befriend(base: str, a: str, b: str) -> None:
+    a_id, a_token = login(base, a)
+    b_id, b_token = login(base, b)
+    req = rest(base, "POST", "/friends/requests", {"to": b_id}, a_token)
+    rest(base, "POST", f"/friends/requests/{req['id']}/accept", None, b_token)
+
+
+def open_conv(page: Any, conv: str) -> None:
+    page.get_by_test_id("tab-chats").click()
+    page.locator(f"[data-testid=conversation][data-conv='{conv}']").click()
+    expect(page.get_by_test_id("chat-view")).to_have_attribute("data-conv", conv)
+
+
+def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> None:
+    """Alice makes a group with Bob and Carol; the three chat, Carol @mentions Bob, Alice sends a photo that
+    both see as a thumbnail (and Bob opens in the viewer), read receipts count, and the notice and a mute
+    show as system lines."""
+    started = time.monotonic()
+    with running(tmp_path_factory, "groups") as srv:
+        people = {"alice": "Alice", "bob": "Bob", "carol": "Carol"}
+        for username, nickname in people.items():
+            rest(
+                srv.url,
+                "POST",
+                "/auth/register",
+                {"username": username, "password": PASSWORD, "nickname": nickname},
+            )
+        befriend(srv.url, "alice", "bob")
+        befriend(srv.url, "alice", "carol")
+        befriend(srv.url, "bob", "carol")
+
+        errors: list[str] = []
+        contexts = {
+            name: browser.new_context(
+                viewport={"width": 1280, "height": 820},
+                color_scheme="light",
+                permissions=["notifications", "microphone"],
+            )
+            for name in people
+        }
+        a, b, c = (new_page(contexts[n], errors) for n in people)
+        for page, name in ((a, "alice"), (b, "bob"), (c, "carol")):
+            login_ui(page, srv.url, name)
+
+        # -- Bob sets a profile photo (an upload named as his avatar) --------------------------------------
+        b.get_by_test_id("open-profile").click()
+        b.get_by_test_id("profile-photo-input").set_input_files(
+            files=[{"name": "bob.png", "mimeType": "image/png", "buffer": avatar_png((222, 120, 60))}]
+        )
+        expect(b.get_by_test_id("profile-dialog").get_by_test_id("avatar-img")).to_be_visible()
+        b.keyboard.press("Escape")
+
+        # A private chat next to the group in Alice's list.
+        alice_id, _ = login(srv.url, "alice")
+        _, bob_token = login(srv.url, "bob")
+        note = {"cmid": "b-1", "to": alice_id, "type": "text", "body": {"text": "Should I bring the stove?"}}
+        rest(srv.url, "POST", "/messages", note, bob_token)
+        expect(a.locator("[data-testid=conversation]").first).to_contain_text("Should I bring the stove?")
+
+        # -- Alice creates the group from the sidebar ------------------------------------------------------
+        a.get_by_test_id("new-group").click()
+        a.get_by_test_id("group-name-new").fill("Weekend hikers")
+        a.locator("[data-testid=group-friend][data-username=bob]").click()
+        a.locator("[data-testid=group-friend][data-username=carol]").click()
+        a.get_by_test_id("group-create").click()
+        expect(a.get_by_test_id("chat-title")).to_contain_text("Weekend hikers")
+        conv = a.get_by_test_id("chat-view").get_attribute("data-conv")
+        assert conv and conv.startswith("g:")
+        expect(a.get_by_test_id("system-message").first).to_have_text(
+            "You created the group “Weekend hikers” with Bob and Carol"
+        )
+        expect(a.get_by_test_id("chat-presence")).to_have_text("3 members")
+
+        # -- the others see it live, named, with the notice worded for them ---------------------------------
+        for page in (b, c):
+            row = page.locator(f"[data-testid=conversation][data-conv='{conv}']")
+            expect(row).to_contain_text("Weekend hikers")
+            row.click()
+        expect(b.get_by_test_id("system-message").first).to_have_text(
+            "Alice created the group “Weekend hikers” with you and Carol"
+        )
+
+        # -- all three talk; each sees the others' names ---------------------------------------------------
+        send(a, "Hi both! Saturday on the ridge?")
+        expect(b.get_by_test_id("message-text").last).to_have_text("Hi both! Saturday on the ridge?")
+        send(b, "I'm in")
+        send(c, "Me too, I'll bring snacks")
+        for page in (a, b):
+            expect(page.get_by_test_id("message-text").last).to_have_text("Me too, I'll bring snacks")
+        expect(a.get_by_test_id("sender-name").last).to_have_text("Carol")
+        expect(c.get_by_test_id("sender-name").first).to_have_text("Alice")
+
+        # -- Carol @mentions Bob, who is looking at another chat: his list marks it -------------------------
+        b.get_by_test_id("tab-contacts").click()
+        b.locator("[data-testid=contact][data-username=alice]").click()
+        expect(b.get_by_test_id("chat-title")).to_have_text("Alice")
+        box = c.get_by_test_id("composer")
+        box.press_sequentially("@Bo", delay=15)
+        option = c.locator("[data-testid=mention-option][data-id]").filter(has_text="Bob")
+        expect(option).to_be_visible()
+        option.click()
+        expect(box).to_have_value("@Bob ")
+        box.press_sequentially("what time do we meet?", delay=5)
+        box.press("Enter")
+        expect(box).to_have_value("")
+        group_row_b = b.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        expect(group_row_b.get_by_test_id("mention-marker")).to_be_visible()
+        expect(group_row_b.get_by_test_id("unread")).to_have_text("1")
+        group_row_b.click()
+        expect(group_row_b.get_by_test_id("mention-marker")).to_have_count(0)
+        expect(b.get_by_test_id("message-text").last).to_have_text("@Bob what time do we meet?")
+
+        # -- Alice sends a photo; Bob and Carol see the thumbnail, Bob opens it ------------------------------
+        a.get_by_test_id("file-input").set_input_files(
+            files=[{"name": "ridge.png", "mimeType": "image/png", "buffer": sample_png()}]
+        )
+        mine = a.locator("[data-testid=message][data-mine=true][data-type=image]").last
+        expect(mine).to_have_attribute("data-delivery", re.compile("sent|read"))
+        for page in (b, c):
+            thumb = page.locator("[data-testid=message-image] img").last
+            expect(thumb).to_be_visible()
+            page.wait_for_function(
+                "el => el.complete && el.naturalWidth > 0", arg=thumb.element_handle(), timeout=WAIT_MS
+            )
+        b.get_by_test_id("image-thumb").last.click()
+        viewer = b.get_by_test_id("viewer-image")
+        expect(viewer).to_be_visible()
+        b.wait_for_function("el => el.complete && el.naturalWidth === 800", arg=viewer.element_handle())
+        shot(b, "07-image-viewer")
+        b.get_by_test_id("viewer-close").click()
+        expect(b.get_by_test_id("image-viewer")).to_have_count(0)
+
+        # -- read receipts: both others have the group open, so Alice's photo is read by everyone -----------
+        send(a, "Sunrise from last time 🌄")
+        last = a.locator("[data-testid=message][data-mine=true]").last
+        expect(last.get_by_test_id("receipts")).to_be_visible()
+        expect(c.get_by_test_id("message-text").last).to_have_text("Sunrise from last time 🌄")
+        last.get_by_test_id("receipts").click()
+        expect(last.get_by_test_id("receipts")).to_have_text("Read by everyone")
+
+        # -- Alice edits the notice and mutes Carol from the group panel: system lines on every side -------
+        a.get_by_test_id("group-info").click()
+        panel = a.get_by_test_id("group-panel")
+        expect(panel.get_by_test_id("member")).to_have_count(3)
+        expect(panel.locator("[data-testid=member][data-username=alice]")).to_have_attribute(
+            "data-role", "owner"
+        )
+        panel.get_by_test_id("group-notice-edit").click()
+        panel.get_by_test_id("group-notice-input").fill("Meet 7:00 at the north trailhead")
+        panel.get_by_test_id("group-notice-save").click()
+        expect(panel.get_by_test_id("group-notice")).to_have_text("Meet 7:00 at the north trailhead")
+        expect(b.get_by_test_id("system-message").last).to_have_text(
+            "Alice changed the notice to “Meet 7:00 at the north trailhead”"
+        )
+        expect(b.get_by_test_id("notice-bar")).to_contain_text("north trailhead")
+        a.locator("[data-testid=group-panel] input[type=file]").set_input_files(
+            files=[{"name": "hikers.png", "mimeType": "image/png", "buffer": avatar_png((40, 140, 110))}]
+        )
+        expect(b.get_by_test_id("system-message").last).to_have_text("Alice changed the group photo")
+        expect(
+            b.locator(f"[data-testid=conversation][data-conv='{conv}'] [data-testid=avatar-img]")
+        ).to_be_visible()
+        expect(
+            panel.locator("[data-testid=member][data-username=bob] [data-testid=avatar-img]")
+        ).to_be_visible()
+        shot(a, "08-group-panel")
+        carol_row = panel.locator("[data-testid=member][data-username=carol]")
+        carol_row.get_by_test_id("member-actions").click()
+        carol_row.locator("[data-action=mute10m]").click()
+        expect(carol_row.get_by_test_id("member-muted")).to_be_visible()
+        expect(c.get_by_test_id("system-message").last).to_contain_text("Alice muted you until")
+        expect(c.get_by_test_id("composer-blocked")).to_contain_text("You are muted")
+        carol_row.get_by_test_id("member-actions").click()
+        carol_row.locator("[data-action=unmute]").click()
+        expect(c.get_by_test_id("composer")).to_be_visible()
+        a.get_by_test_id("group-panel-close").click()
+        send(c, "Thanks! See you at 7 ⛰️")
+        expect(a.get_by_test_id("message-text").last).to_have_text("Thanks! See you at 7 ⛰️")
+        expect(a.get_by_test_id("message-image").last).to_be_visible()
+        a.get_by_test_id("message-list").evaluate("el => { el.scrollTop = el.scrollHeight }")
+        shot(a, "09-group-chat")
+        b.get_by_test_id("message-list").evaluate("el => { el.scrollTop = el.scrollHeight }")
+        shot(b, "10-group-chat-member")
+
+        # -- Carol records a voice message (the fake microphone); Alice can play it --------------------------
+        c.get_by_test_id("record").click()
+        expect(c.get_by_test_id("recording")).to_be_visible()
+        c.wait_for_timeout(1500)
+        c.get_by_test_id("record-send").click()
+        voice = a.get_by_test_id("message-voice").last
+        expect(voice.get_by_test_id("voice-play")).to_be_visible()
+        expect(c.locator("[data-testid=message][data-mine=true][data-type=voice]")).to_have_attribute(
+            "data-delivery", re.compile("sent|read")
+        )
+
+        # -- Carol on a phone, dark theme: the group, the photo, the voice of the others ----------------------
+        c.set_viewport_size({"width": 390, "height": 844})
+        c.emulate_media(color_scheme="dark")
+        expect(c.get_by_test_id("message-image").last).to_be_visible()
+        c.get_by_test_id("message-list").evaluate("el => { el.scrollTop = el.scrollHeight }")
+        shot(c, "11-mobile-dark-group")
+
+        # -- in Chinese the same system lines read naturally -------------------------------------------------
+        b.get_by_test_id("toggle-locale").click()
+        expect(b.get_by_test_id("system-message").first).to_have_text(
+            "Alice创建了群聊“Weekend hikers”，并邀请了你和Carol"
+        )
+
+        for ctx in contexts.values():
+            ctx.close()
+        assert not errors, "\n".join(errors)
+    assert time.monotonic() - started < 90 * TIMEOUT_FACTOR
