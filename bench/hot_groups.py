@@ -158,6 +158,8 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             Member(uid, token(cluster.secret, uid), urls[uid % 2], conv, total)
             for uid in range(1, args.online + 1)
         ]
+        for m in online:  # they were online before the burst: synced up to the group's creation
+            m.have = base_seq
         tasks = []
         for start in range(0, len(online), 200):
             readies = []

@@ -63,3 +63,10 @@ async def test_replace_swaps_only_a_cached_message(state: HotState) -> None:
     await state.replace("g:1", 2, b'{"seq":2,"recalled":true}')
     await state.replace("g:1", 9, b"{}")  # not cached: nothing happens
     assert await state.recent("g:1", 0, 10) == [msg(1)[1], b'{"seq":2,"recalled":true}']
+
+
+async def test_recent_stops_at_a_hole(state: HotState) -> None:
+    await state.append("g:3", [msg(1), msg(2), msg(5), msg(6)])
+    assert await state.recent("g:3", 0, 10) == [msg(1)[1], msg(2)[1]]
+    assert await state.recent("g:3", 4, 10) == [msg(5)[1], msg(6)[1]]
+    assert await state.recent("g:3", 2, 10) is None

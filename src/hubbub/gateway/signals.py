@@ -34,8 +34,7 @@ class Signaller:
         for n in items:
             if n.system:
                 self.hot.forget(n.conv)
-            else:
-                self.hot.refresh(n.conv)
+            self.hot.advance(n.conv, n.seq)
             if n.mentions or n.mention_all:
                 asyncio.get_running_loop().create_task(self._mention(n))
             if n.seq > self._pending.get(n.conv, 0):

@@ -39,8 +39,10 @@ class HotGroups:
         self.broker = broker
         self.state = state
         self._rosters: dict[str, dict[int, int]] = {}
+        #: The newest seq this node has heard of per hot group (from news).
+        self.latest: dict[str, int] = {}
         self._memo: dict[tuple[str, int, int], tuple[float, list[bytes]]] = {}
-        self._inflight: dict[tuple[str, int, int], asyncio.Future[list[bytes] | None]] = {}
+        self._inflight: dict[tuple[str, int, int], asyncio.Future[list[bytes]]] = {}
         #: Counters for metrics and benchmarks.
         self.cache_hits = 0
         self.cache_misses = 0
@@ -89,6 +91,12 @@ class HotGroups:
         self._rosters.pop(conv, None)
         self.refresh(conv)
 
+    def advance(self, conv: str, seq: int) -> None:
+        """News up to ``seq``: remember the newest seq, and memoized pulls of the group are stale."""
+        if seq > self.latest.get(conv, 0):
+            self.latest[conv] = seq
+        self.refresh(conv)
+
     def refresh(self, conv: str) -> None:
         """New messages: memoized pull results of the group are stale."""
         for key in [k for k in self._memo if k[0] == conv]:
@@ -98,43 +106,52 @@ class HotGroups:
         """Is this a hot group this node has seen news of (so its roster is cached)?"""
         return conv in self._rosters
 
-    async def _read_recent(self, key: tuple[str, int, int]) -> list[bytes] | None:
+    async def _load(self, key: tuple[str, int, int]) -> list[bytes]:
         conv, after_seq, limit = key
         found = await self.state.recent(conv, after_seq, limit + 1)
-        if found is not None:
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[key] = (time.monotonic() + _MEMO_S, found)
+        if found is not None and (
+            len(found) > limit or not await self._newer_exists(conv, after_seq + len(found))
+        ):
+            self.cache_hits += 1
+        else:
+            self.cache_misses += 1
+            messages = await self.storage.messages_after(conv, after_seq, limit + 1)
+            found = [encode(m) for m in messages]
+            await self.state.append(conv, [(m.seq, data) for m, data in zip(messages, found, strict=True)])
+        if len(self._memo) >= _MEMO_MAX:
+            self._memo.clear()
+        self._memo[key] = (time.monotonic() + _MEMO_S, found)
         return found
+
+    async def _newer_exists(self, conv: str, seq: int) -> bool:
+        """Is there a message after ``seq`` the cache did not return (a hole in the cache, or not cached)?"""
+        return seq < self.latest.get(conv, 0)
 
     def is_hot(self, member_count: int, marked: bool) -> bool:
         return marked or member_count >= self.config.hot_group_threshold
 
     # -- pulls ------------------------------------------------------------------------------------
-    async def pull(
-        self, user_id: int, conv: str, after_seq: int, limit: int
-    ) -> tuple[list[bytes], bool] | None:
-        """Encoded messages after ``after_seq`` from the cache, or None when the cache does not cover them."""
+    async def pull(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[bytes], bool]:
+        """Encoded messages after ``after_seq``: from the cache, else from the database (and then cached).
+
+        Members signalled in the same window pull the same range at the same moment, so one read — of the
+        cache or, for a range it does not hold, of the database — serves them all (a single flight, then a
+        memo for a second). Authorized against the node's roster: no database read per pull.
+        """
         roster = await self.roster(conv)
         if user_id not in roster:
             raise HubbubError(Code.FORBIDDEN, "you are not a member of this group")
-        after_seq = max(after_seq, roster[user_id])
-        key = (conv, after_seq, limit)
+        key = (conv, max(after_seq, roster[user_id]), limit)
         memo = self._memo.get(key)
         if memo is not None and memo[0] > time.monotonic():
-            found: list[bytes] | None = memo[1]
+            found = memo[1]
         else:
-            # Members signalled together pull the same range at the same moment: one cache read serves all.
             flight = self._inflight.get(key)
             if flight is None:
-                flight = asyncio.ensure_future(self._read_recent(key))
+                flight = asyncio.ensure_future(self._load(key))
                 self._inflight[key] = flight
                 flight.add_done_callback(lambda _f: self._inflight.pop(key, None))
             found = await asyncio.shield(flight)
-        if found is None:
-            self.cache_misses += 1
-            return None
-        self.cache_hits += 1
         return found[:limit], len(found) > limit
 
 

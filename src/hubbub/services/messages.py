@@ -221,9 +221,7 @@ class MessageService:
     ) -> tuple[list[bytes], bool]:
         """``pull`` with each message already encoded: hot groups are served from their recent cache."""
         if self.hot.knows(conv):
-            cached = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
-            if cached is not None:
-                return cached
+            return await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
         found, more = await self.pull(user_id, conv, after_seq, limit)
         return [encode(m) for m in found], more
 

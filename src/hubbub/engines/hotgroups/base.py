@@ -3,8 +3,9 @@
 Contract (tests/contract/test_hotgroups.py runs it against every implementation):
 - ``append`` keeps the newest ``capacity`` messages of a conversation (by seq), encoded once as JSON;
   appending a seq already held is a no-op.
-- ``recent(conv, after_seq, limit)`` returns the cached messages with seq > after_seq, ascending, at most
-  ``limit`` — but only if the cache holds seq ``after_seq + 1`` (else None: the caller reads the database).
+- ``recent(conv, after_seq, limit)`` returns the cached messages after_seq + 1, after_seq + 2, ... ascending,
+  at most ``limit``, stopping at the first seq it does not hold (the cache may have holes: older ranges are
+  added as they are read from the database); None if it does not hold after_seq + 1.
 - ``raise_offsets`` only ever raises a member's offset (the highest seq they were signalled or read), and
   returns for each member given the offset it had before the call (0 if none).
 - Nothing here is durable: losing it all (a Redis restart) costs at most extra signals and database reads.

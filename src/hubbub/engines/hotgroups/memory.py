@@ -35,9 +35,12 @@ class MemoryHotState(HotState):
         held = self._items.get(conv)
         if not held or (after_seq + 1) not in held:
             return None
-        seqs = self._seqs[conv]
-        start = bisect.bisect_right(seqs, after_seq)
-        return [held[s] for s in seqs[start : start + limit]]
+        out: list[bytes] = []
+        seq = after_seq + 1
+        while seq in held and len(out) < limit:
+            out.append(held[seq])
+            seq += 1
+        return out
 
     async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
         current = self._offsets.setdefault(conv, {})

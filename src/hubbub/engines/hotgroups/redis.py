@@ -90,9 +90,12 @@ class RedisHotState(HotState):
         except RedisError as exc:
             log.warning("reading the hot-group cache failed: %s", exc)
             return None
-        if not found or int(found[0][1]) != after_seq + 1:
-            return None
-        return [data for data, _score in found]
+        out: list[bytes] = []
+        for data, score in found:
+            if int(score) != after_seq + 1 + len(out):
+                break  # a hole: what follows it is not contiguous with what the caller has
+            out.append(data)
+        return out or None
 
     async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
         if not offsets:
