@@ -159,7 +159,7 @@ async def main() -> None:
                 ready = asyncio.Event()
                 readies.append(ready)
                 tasks.append(asyncio.create_task(m.run(http, url, token, ready)))
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
         await asyncio.sleep(1)
 
         sent: dict[str, float] = {}

@@ -167,7 +167,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 ready = asyncio.Event()
                 readies.append(ready)
                 tasks.append(asyncio.create_task(m.run(http, ready)))
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
         await asyncio.sleep(1.0)  # presence and registry settle
 
         before = [await scrape(http, u) for u in urls]
