@@ -690,6 +690,14 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         b.get_by_test_id("message-list").evaluate("el => { el.scrollTop = el.scrollHeight }")
         shot(b, "10-group-chat-member")
 
+        # -- the owner recalls a member's message (moderation: no time window) --------------------------------
+        send(c, "oops, wrong chat")
+        slip = a.locator("[data-testid=message]").filter(has_text="oops, wrong chat")
+        slip.locator(".bubble").click(button="right")
+        a.get_by_test_id("recall").click()
+        expect(b.get_by_test_id("recalled").last).to_have_text("Alice recalled a message from Carol")
+        expect(c.get_by_test_id("recalled").last).to_have_text("Alice recalled a message from you")
+
         # -- Carol records a voice message (the fake microphone); Alice can play it --------------------------
         c.get_by_test_id("record").click()
         expect(c.get_by_test_id("recording")).to_be_visible()
@@ -707,6 +715,20 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         expect(c.get_by_test_id("message-image").last).to_be_visible()
         c.get_by_test_id("message-list").evaluate("el => { el.scrollTop = el.scrollHeight }")
         shot(c, "11-mobile-dark-group")
+
+        # -- the phone again, in Chinese: the group panel and the new-group dialog ---------------------------
+        c.get_by_test_id("back").click()
+        c.get_by_test_id("toggle-locale").click()
+        open_conv(c, conv)
+        c.get_by_test_id("group-info").click()
+        expect(c.get_by_test_id("group-panel")).to_contain_text("群成员")
+        shot(c, "12-mobile-dark-panel-zh")
+        c.get_by_test_id("group-panel-close").click()
+        c.get_by_test_id("back").click()
+        c.get_by_test_id("new-group").click()
+        expect(c.get_by_test_id("new-group-dialog")).to_be_visible()
+        shot(c, "13-mobile-dark-new-group-zh")
+        c.keyboard.press("Escape")
 
         # -- in Chinese the same system lines read naturally -------------------------------------------------
         b.get_by_test_id("toggle-locale").click()

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Message } from '../api/types'
 import { newConv, receive } from './convs'
 import { buildTimeline } from './timeline'
+import { newUpload } from './uploads'
 
 const ME = 1
 const CONV = 'p:1:2'
@@ -47,5 +48,24 @@ describe('buildTimeline', () => {
       }
     })
     expect(shape).toEqual(['day', '1F', '2L', '3FL', '4FL', 'day', 'notice5', '7FL', 'outFL'])
+  })
+
+  it('names who recalled when it was not the sender, and puts uploads last', () => {
+    const c = newConv('g:5', null)
+    receive(
+      c,
+      [
+        { ...msg(1, 2, DAY1), conv: 'g:5', recalled: true, body: {} },
+        { ...msg(2, 3, DAY1 + 1000), conv: 'g:5', type: 'recall', body: { seq: 1 } },
+        { ...msg(3, 2, DAY1 + 2000), conv: 'g:5', recalled: true, body: {} },
+        { ...msg(4, 2, DAY1 + 3000), conv: 'g:5', type: 'recall', body: { seq: 3 } },
+      ],
+      ME,
+    )
+    const up = newUpload('u1', 'g:5', { name: 'a.png', size: 1, type: 'image/png' }, 'image', DAY1 + 4000)
+    const rows = buildTimeline(c, ME, [up, { ...up, id: 'u2', conv: 'p:1:2' }])
+    const notices = rows.filter((r) => r.kind === 'notice')
+    expect(notices.map((r) => (r.kind === 'notice' ? r.by : null))).toEqual([3, undefined])
+    expect(rows.filter((r) => r.kind === 'upload').map((r) => r.key)).toEqual(['u:u1'])
   })
 })

@@ -8,7 +8,8 @@ import type { UploadItem } from './uploads'
 
 export type TimelineRow =
   | { kind: 'day'; key: string; ts: number }
-  | { kind: 'notice'; key: string; msg: Message; mine: boolean }
+  /** A recalled message; `by` is who recalled it when that was not the sender (a group's owner or admin). */
+  | { kind: 'notice'; key: string; msg: Message; mine: boolean; by?: UserId }
   /** A `system` message (group changes): centred text, no bubble. */
   | { kind: 'system'; key: string; msg: Message }
   | { kind: 'msg'; key: string; msg: Message; mine: boolean; first: boolean; last: boolean }
@@ -45,7 +46,10 @@ export function buildTimeline(state: ConvState, me: UserId, uploads: readonly Up
     prev = row.kind === 'notice' || row.kind === 'system' ? null : { sender, ts, row }
   }
 
-  for (const m of [...state.messages, ...state.ahead]) {
+  const all = [...state.messages, ...state.ahead]
+  const recallers = new Map<number, UserId>()
+  for (const m of all) if (m.type === 'recall') recallers.set(Number((m.body as { seq?: unknown }).seq), m.sender)
+  for (const m of all) {
     if (m.type === 'recall') continue // bookkeeping: its target is shown recalled
     const mine = m.sender === me
     if (m.type === 'system') {
@@ -53,7 +57,9 @@ export function buildTimeline(state: ConvState, me: UserId, uploads: readonly Up
       continue
     }
     if (m.recalled) {
-      place(m.sender, m.ts, () => ({ kind: 'notice', key: `m:${m.seq}`, msg: m, mine }))
+      const by = recallers.get(m.seq)
+      const other = by !== undefined && by !== m.sender ? { by } : {}
+      place(m.sender, m.ts, () => ({ kind: 'notice', key: `m:${m.seq}`, msg: m, mine, ...other }))
       continue
     }
     // Keyed by cmid when there is one, so an acknowledged outgoing message keeps its element.
