@@ -188,7 +188,7 @@ class AdminService:
             ts=now_ms(),
         )
         update = await self.storage.change_group(group_id, GroupChange(fields=fields), notice)
-        await self.groups._announce(update)  # the one path group notices take to members
+        await self.groups.announce(update)  # the one path group notices take to members
         return update.group
 
     async def dismiss_group(self, group_id: int, actor: int | None = None) -> Group:

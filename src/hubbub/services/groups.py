@@ -105,7 +105,7 @@ class GroupService:
             invited,
             self._notice(me, "", {"event": "created", "name": clean["name"], "users": invited}),
         )
-        await self._announce(update)
+        await self.announce(update)
         return update.group
 
     async def invite(self, me: int, group_id: int, users: list[int]) -> Group:
@@ -252,10 +252,10 @@ class GroupService:
         update = await self.storage.change_group(
             group_id, change, self._notice(actor, group_conv(group_id), body)
         )
-        await self._announce(update)
+        await self.announce(update)
         return update.group
 
-    async def _announce(self, update: GroupUpdate) -> None:
+    async def announce(self, update: GroupUpdate) -> None:
         """The notice goes to members before and after the change: the kicked hear they were kicked.
 
         In a hot group the members get it like any hot message (news, then pull); only those who left get
