@@ -638,6 +638,24 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         b.get_by_test_id("viewer-close").click()
         expect(b.get_by_test_id("image-viewer")).to_have_count(0)
 
+        # -- Bob drops a file on the conversation; Alice gets a card with its name, size and a download link ---
+        b.get_by_test_id("chat-view").evaluate(
+            """(el) => {
+                const dt = new DataTransfer()
+                dt.items.add(new File(['<gpx>ridge loop</gpx>'], 'ridge <loop>.gpx', { type: 'application/gpx+xml' }))
+                for (const type of ['dragenter', 'dragover', 'drop']) {
+                    el.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }))
+                }
+            }"""
+        )
+        card = a.get_by_test_id("message-file").last
+        expect(card.get_by_test_id("file-name")).to_have_text("ridge _loop_.gpx")
+        expect(card).to_contain_text("21 B")
+        href = card.get_by_test_id("file-download").get_attribute("href") or ""
+        assert href.startswith("/api/v1/uploads/") and "access_token=" in href, href
+        status = a.evaluate("url => fetch(url).then(r => r.status)", href)
+        assert status == 200
+
         # -- read receipts: both others have the group open, so Alice's photo is read by everyone -----------
         send(a, "Sunrise from last time 🌄")
         last = a.locator("[data-testid=message][data-mine=true]").last
