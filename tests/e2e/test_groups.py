@@ -356,3 +356,19 @@ async def test_member_limit(make_node):
     finally:
         for p in people:
             await p.close()
+
+
+async def test_my_membership_and_member_search(make_client):
+    owner, a, b = await clients(make_client, "ms_own", "ms_anna", "ms_bob")
+    await friends(owner, a, b)
+    group, conv = await make_group(owner, [a, b])
+    await owner.api("POST", f"/api/v1/groups/{group['id']}/mutes", {"user": a.user_id, "seconds": 600})
+    mine = await a.api("GET", f"/api/v1/groups/{group['id']}")
+    assert mine["me"]["role"] == "member" and mine["me"]["muted_until"] > 0
+    listed = (await owner.api("GET", "/api/v1/groups"))["groups"]
+    assert listed[0]["me"]["role"] == "owner"
+    found = await owner.api("GET", f"/api/v1/groups/{group['id']}/members", q="ms_an")
+    assert [m["user"]["id"] for m in found["members"]] == [a.user_id]
+    with pytest.raises(ApiError) as muted:
+        await a.send_text("hi", conv=conv)
+    assert muted.value.code == "muted"

@@ -99,6 +99,8 @@ class Group(msgspec.Struct, kw_only=True):
     member_count: int
     created_at: int
     conv: str = ""
+    #: The caller's own membership (role, mute, group nickname, do-not-disturb), where the reply is for one user.
+    me: GroupMember | None = None
     #: Marked hot by an admin. A group is delivered push-pull when marked or when its member count
     #: reaches the server's ``hot_group_threshold``.
     hot: bool = False

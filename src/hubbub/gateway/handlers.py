@@ -35,7 +35,11 @@ def error_frame(exc: HubbubError, rid: frames.Rid, metrics: NodeMetrics | None =
         metrics.errors[exc.code.value] += 1
     return encode(
         frames.ErrorFrame(
-            code=exc.code.value, message=exc.message, rid=rid, retry_after=exc.extra.get("retry_after")
+            code=exc.code.value,
+            message=exc.message,
+            rid=rid,
+            retry_after=exc.extra.get("retry_after"),
+            until=exc.extra.get("until"),
         )
     )
 

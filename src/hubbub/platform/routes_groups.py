@@ -75,8 +75,15 @@ def _set(struct: msgspec.Struct) -> dict[str, Any]:
     return {k: v for k, v in msgspec.structs.asdict(struct).items() if v is not msgspec.UNSET}
 
 
-@route("POST", "/api/v1/groups", summary="Create a group with my friends as first members; I am its owner",
-       body=CreateBody, response=Group, status=201, tag="groups")
+@route(
+    "POST",
+    "/api/v1/groups",
+    summary="Create a group with my friends as first members; I am its owner",
+    body=CreateBody,
+    response=Group,
+    status=201,
+    tag="groups",
+)
 async def create(ctx: Ctx) -> Group:
     b: CreateBody = ctx.body
     fields = {"name": b.name, "notice": b.notice, "avatar": b.avatar}
@@ -88,13 +95,25 @@ async def mine(ctx: Ctx) -> GroupList:
     return GroupList(groups=await ctx.s.groups.my_groups(ctx.me))
 
 
-@route("GET", "/api/v1/groups/{group_id}", summary="A group's profile (members only)", response=Group, tag="groups")
+@route(
+    "GET",
+    "/api/v1/groups/{group_id}",
+    summary="A group's profile (members only)",
+    response=Group,
+    tag="groups",
+)
 async def profile(ctx: Ctx) -> Group:
     return await ctx.s.groups.profile(ctx.me, ctx.path_int("group_id"))
 
 
-@route("PATCH", "/api/v1/groups/{group_id}", summary="Edit name, notice, avatar, invite policy or hot flag (owner/admins)",
-       body=EditBody, response=Group, tag="groups")
+@route(
+    "PATCH",
+    "/api/v1/groups/{group_id}",
+    summary="Edit name, notice, avatar, invite policy or hot flag (owner/admins)",
+    body=EditBody,
+    response=Group,
+    tag="groups",
+)
 async def edit(ctx: Ctx) -> Group:
     return await ctx.s.groups.edit(ctx.me, ctx.path_int("group_id"), _set(ctx.body))
 
@@ -104,23 +123,46 @@ async def dismiss(ctx: Ctx) -> None:
     await ctx.s.groups.dismiss(ctx.me, ctx.path_int("group_id"))
 
 
-@route("GET", "/api/v1/groups/{group_id}/members", summary="Members with roles, paged by user id",
-       response=MemberPage, query={"after": "user id to start after (default 0)", "limit": "1-200, default 100"},
-       tag="groups")
+@route(
+    "GET",
+    "/api/v1/groups/{group_id}/members",
+    summary="Members with roles, paged by user id",
+    response=MemberPage,
+    query={
+        "after": "user id to start after (default 0)",
+        "limit": "1-200, default 100",
+        "q": "only members whose username, nickname or group nickname starts with this",
+    },
+    tag="groups",
+)
 async def members(ctx: Ctx) -> MemberPage:
     limit = ctx.query_int("limit", 100, 1, 200) or 100
-    page = await ctx.s.groups.members(ctx.me, ctx.path_int("group_id"), ctx.query_int("after", 0) or 0, limit)
+    after = ctx.query_int("after", 0) or 0
+    page = await ctx.s.groups.members(
+        ctx.me, ctx.path_int("group_id"), after, limit, ctx.request.query.get("q", "")
+    )
     return MemberPage(members=page, next_after=page[-1].user.id if len(page) == limit else None)
 
 
-@route("POST", "/api/v1/groups/{group_id}/members", summary="Invite friends (members, or admins only by policy)",
-       body=InviteBody, response=Group, tag="groups")
+@route(
+    "POST",
+    "/api/v1/groups/{group_id}/members",
+    summary="Invite friends (members, or admins only by policy)",
+    body=InviteBody,
+    response=Group,
+    tag="groups",
+)
 async def invite(ctx: Ctx) -> Group:
     return await ctx.s.groups.invite(ctx.me, ctx.path_int("group_id"), ctx.body.users)
 
 
-@route("DELETE", "/api/v1/groups/{group_id}/members/{user_id}",
-       summary="Kick a member (owner/admins), or quit when it is me", status=204, tag="groups")
+@route(
+    "DELETE",
+    "/api/v1/groups/{group_id}/members/{user_id}",
+    summary="Kick a member (owner/admins), or quit when it is me",
+    status=204,
+    tag="groups",
+)
 async def remove(ctx: Ctx) -> None:
     group_id, user_id = ctx.path_int("group_id"), ctx.path_int("user_id")
     if user_id == ctx.me:
@@ -129,44 +171,83 @@ async def remove(ctx: Ctx) -> None:
         await ctx.s.groups.kick(ctx.me, group_id, user_id)
 
 
-@route("POST", "/api/v1/groups/{group_id}/owner", summary="Transfer ownership (owner)", body=UserBody,
-       response=Group, tag="groups")
+@route(
+    "POST",
+    "/api/v1/groups/{group_id}/owner",
+    summary="Transfer ownership (owner)",
+    body=UserBody,
+    response=Group,
+    tag="groups",
+)
 async def transfer(ctx: Ctx) -> Group:
     return await ctx.s.groups.transfer(ctx.me, ctx.path_int("group_id"), ctx.body.user)
 
 
-@route("PUT", "/api/v1/groups/{group_id}/admins/{user_id}", summary="Appoint an admin (owner)", response=Group,
-       tag="groups")
+@route(
+    "PUT",
+    "/api/v1/groups/{group_id}/admins/{user_id}",
+    summary="Appoint an admin (owner)",
+    response=Group,
+    tag="groups",
+)
 async def add_admin(ctx: Ctx) -> Group:
     return await ctx.s.groups.set_admin(ctx.me, ctx.path_int("group_id"), ctx.path_int("user_id"), True)
 
 
-@route("DELETE", "/api/v1/groups/{group_id}/admins/{user_id}", summary="Remove an admin (owner)", response=Group,
-       tag="groups")
+@route(
+    "DELETE",
+    "/api/v1/groups/{group_id}/admins/{user_id}",
+    summary="Remove an admin (owner)",
+    response=Group,
+    tag="groups",
+)
 async def remove_admin(ctx: Ctx) -> Group:
     return await ctx.s.groups.set_admin(ctx.me, ctx.path_int("group_id"), ctx.path_int("user_id"), False)
 
 
-@route("POST", "/api/v1/groups/{group_id}/mutes", summary="Mute a member for a time; seconds=0 unmutes",
-       body=MuteBody, response=Group, tag="groups")
+@route(
+    "POST",
+    "/api/v1/groups/{group_id}/mutes",
+    summary="Mute a member for a time; seconds=0 unmutes",
+    body=MuteBody,
+    response=Group,
+    tag="groups",
+)
 async def mute(ctx: Ctx) -> Group:
     return await ctx.s.groups.mute(ctx.me, ctx.path_int("group_id"), ctx.body.user, ctx.body.seconds)
 
 
-@route("POST", "/api/v1/groups/{group_id}/mute_all", summary="Mute everyone but the owner and admins",
-       body=MuteAllBody, response=Group, tag="groups")
+@route(
+    "POST",
+    "/api/v1/groups/{group_id}/mute_all",
+    summary="Mute everyone but the owner and admins",
+    body=MuteAllBody,
+    response=Group,
+    tag="groups",
+)
 async def mute_all(ctx: Ctx) -> Group:
     return await ctx.s.groups.mute_all(ctx.me, ctx.path_int("group_id"), ctx.body.muted)
 
 
-@route("PATCH", "/api/v1/groups/{group_id}/me", summary="My group nickname and do-not-disturb", body=PrefsBody,
-       response=GroupMember, tag="groups")
+@route(
+    "PATCH",
+    "/api/v1/groups/{group_id}/me",
+    summary="My group nickname and do-not-disturb",
+    body=PrefsBody,
+    response=GroupMember,
+    tag="groups",
+)
 async def prefs(ctx: Ctx) -> GroupMember:
     return await ctx.s.groups.set_prefs(ctx.me, ctx.path_int("group_id"), _set(ctx.body))
 
 
-@route("GET", "/api/v1/groups/{group_id}/messages/{seq}/receipts",
-       summary="Who has read a group message (count, total, up to 100 readers)", response=Receipts, tag="groups")
+@route(
+    "GET",
+    "/api/v1/groups/{group_id}/messages/{seq}/receipts",
+    summary="Who has read a group message (count, total, up to 100 readers)",
+    response=Receipts,
+    tag="groups",
+)
 async def receipts(ctx: Ctx) -> Receipts:
     group_id, seq = ctx.path_int("group_id"), ctx.path_int("seq")
     read, total, readers = await ctx.s.groups.receipts(ctx.me, group_id, seq)

@@ -153,6 +153,8 @@ class ErrorFrame(ServerFrame, tag="error"):
     message: str
     rid: Rid = None
     retry_after: float | None = None
+    #: With ``muted``: when the mute ends (ms since the epoch).
+    until: int | None = None
 
 
 class MsgPush(ServerFrame, tag="msg"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
+
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import group_conv
@@ -65,14 +67,19 @@ class GroupService:
         return group, member
 
     async def profile(self, me: int, group_id: int) -> Group:
-        return (await self._member(group_id, me))[0]
+        group, member = await self._member(group_id, me)
+        return msgspec.structs.replace(group, me=member)
 
     async def my_groups(self, me: int) -> list[Group]:
         return await self.storage.groups_of(me)
 
-    async def members(self, me: int, group_id: int, after: int, limit: int) -> list[GroupMember]:
+    async def members(
+        self, me: int, group_id: int, after: int, limit: int, prefix: str = ""
+    ) -> list[GroupMember]:
         await self._member(group_id, me)
-        return await self.storage.group_members(group_id, after, max(1, min(limit, 200)))
+        if len(prefix) > 32:
+            raise invalid("q", "at most 32 characters")
+        return await self.storage.group_members(group_id, after, max(1, min(limit, 200)), prefix.strip())
 
     async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:
         """Who of the other members read message ``seq`` (the sender is not counted).

@@ -130,8 +130,11 @@ class GroupStorage(abc.ABC):
     async def group_member(self, group_id: int, user_id: int) -> GroupMember | None: ...
 
     @abc.abstractmethod
-    async def group_members(self, group_id: int, after_user: int, limit: int) -> list[GroupMember]:
-        """Members ordered by user id, starting after ``after_user`` (keyset paging)."""
+    async def group_members(
+        self, group_id: int, after_user: int, limit: int, prefix: str = ""
+    ) -> list[GroupMember]:
+        """Members ordered by user id, starting after ``after_user`` (keyset paging); with ``prefix``, only
+        those whose username, nickname or group nickname starts with it (case-insensitive)."""
 
     @abc.abstractmethod
     async def member_floors(self, conv: str) -> dict[int, int]:

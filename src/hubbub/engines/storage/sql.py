@@ -35,6 +35,7 @@ from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 from hubbub.engines.storage.sqlutil import (
     USER_COLS,
     json_encode,
+    like_prefix,
     message_of,
     unavailable,
     user_of,
@@ -199,7 +200,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
 
     @unavailable
     async def search_users(self, prefix: str, limit: int) -> list[User]:
-        escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = like_prefix(prefix)
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(*USER_COLS)

@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +26,7 @@ from hubbub.engines.storage.base import (
     NewMessage,
     Stored,
 )
-from hubbub.engines.storage.sqlutil import USER_COLS, unavailable, user_of
+from hubbub.engines.storage.sqlutil import USER_COLS, like_prefix, unavailable, user_of
 
 _GROUP_FIELDS = frozenset(
     {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot", "frozen"}
@@ -248,13 +248,37 @@ class SqlGroups:
     async def groups_of(self, user_id: int) -> list[Group]:
         gm = t.group_members
         async with self.engine.connect() as conn:
+            me = (await conn.execute(select(*USER_COLS).where(t.users.c.id == user_id))).first()
             rows = await conn.execute(
-                select(t.groups)
+                select(
+                    t.groups,
+                    gm.c.role,
+                    gm.c.nickname.label("group_nickname"),
+                    gm.c.dnd,
+                    gm.c.muted_until,
+                    gm.c.joined_at,
+                )
                 .join(gm, gm.c.group_id == t.groups.c.id)
                 .where(gm.c.user_id == user_id)
                 .order_by(t.groups.c.id)
             )
-            return [group_of(row) for row in rows]
+            if me is None:
+                return []
+            user = user_of(me)
+            return [
+                msgspec.structs.replace(
+                    group_of(row),
+                    me=GroupMember(
+                        user=user,
+                        role=row.role,
+                        nickname=row.group_nickname,
+                        dnd=bool(row.dnd),
+                        muted_until=row.muted_until,
+                        joined_at=row.joined_at,
+                    ),
+                )
+                for row in rows
+            ]
 
     def _member_query(self) -> Any:
         gm = t.group_members
@@ -290,15 +314,22 @@ class SqlGroups:
         return None if row is None else self._member_of(row)
 
     @unavailable
-    async def group_members(self, group_id: int, after_user: int, limit: int) -> list[GroupMember]:
+    async def group_members(
+        self, group_id: int, after_user: int, limit: int, prefix: str = ""
+    ) -> list[GroupMember]:
         gm = t.group_members
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                self._member_query()
-                .where(gm.c.group_id == group_id, gm.c.user_id > after_user)
-                .order_by(gm.c.user_id)
-                .limit(limit)
+        query = self._member_query().where(gm.c.group_id == group_id, gm.c.user_id > after_user)
+        if prefix:
+            like = like_prefix(prefix)
+            query = query.where(
+                or_(
+                    t.users.c.username_lower.like(like, escape="\\"),
+                    func.lower(t.users.c.nickname).like(like, escape="\\"),
+                    func.lower(gm.c.nickname).like(like, escape="\\"),
+                )
             )
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(query.order_by(gm.c.user_id).limit(limit))
             return [self._member_of(row) for row in rows]
 
     @unavailable

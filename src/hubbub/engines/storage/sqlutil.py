@@ -59,3 +59,8 @@ def message_of(row: Row[Any]) -> Message:
 
 
 USER_COLS = (t.users.c.id, t.users.c.username, t.users.c.nickname, t.users.c.signature, t.users.c.avatar)
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching strings that start with ``prefix``, lower-cased."""
+    return prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
