@@ -107,6 +107,36 @@ class Config(msgspec.Struct, kw_only=True):
     s3_access_key: str = ""
     #: Never logged.
     s3_secret_key: str = ""
+    # -- abuse limits (docs/security.md) -------------------------------------------------------------
+    #: Login attempts per client IP, whatever the username: a burst, then per minute.
+    login_ip_burst: int = 50
+    login_ip_per_minute: float = 30.0
+    #: Registrations per client IP: a burst, then per hour.
+    register_ip_burst: int = 20
+    register_ip_per_hour: float = 60.0
+    #: Uploads per user and per client IP: a burst, then per minute.
+    upload_burst: int = 30
+    upload_per_minute: float = 60.0
+    upload_ip_burst: int = 100
+    upload_ip_per_minute: float = 300.0
+    #: Comma-separated networks (CIDR) exempt from the per-IP limits, e.g. ``127.0.0.0/8`` for load tests.
+    ip_limit_exempt: str = ""
+    #: Comma-separated proxy addresses whose ``X-Forwarded-For`` names the client (the nginx of deploy/);
+    #: empty means the socket's peer address is the client.
+    trusted_proxies: str = ""
+    #: Live WebSocket connections one client IP may hold on a node (refused with HTTP 429 before the upgrade).
+    max_ws_per_ip: int = 256
+    #: Authenticated WebSocket connections one user may hold on a node (more: close 4430).
+    max_ws_per_user: int = 8
+    #: Seconds a new HTTP connection has to send its first request, and an idle keep-alive connection is
+    #: kept: a client trickling its headers (slow loris) is cut off after this.
+    http_keepalive_s: float = 15.0
+    #: Seconds a JSON request body may take to arrive completely (408 ``timeout`` after).
+    http_body_timeout_s: float = 15.0
+    #: A spent refresh token presented again within this many seconds, while its successor is unused, gets
+    #: that same successor again (a response lost on the way); later, or once the successor is used, the
+    #: reuse revokes the session. 0 disables the grace.
+    refresh_reuse_grace_s: float = 10.0
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or
     #: "platform" (HTTP API only). Split roles need the cluster engines (Redis) to reach each other.

@@ -32,6 +32,7 @@ from hubbub.gateway.server import Gateway
 from hubbub.gateway.signals import Signaller
 from hubbub.metrics import NodeMetrics
 from hubbub.platform.app import build_app
+from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,13 @@ class Node:
         elif (number := await self.broker.lease_node_number()) is not None:
             self.services.ids.set_number(number)
         self.hub.start()
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=5)
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=5,
+            **server_options(self.config),  # slow-loris timeouts (platform/limits.py)
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=2048, reuse_address=True)
         await site.start()

@@ -15,6 +15,7 @@ from typing import Any
 
 class Code(StrEnum):
     BAD_REQUEST = "bad_request"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_FIELD = "invalid_field"
     UNKNOWN_TYPE = "unknown_type"
     TOO_LARGE = "too_large"
@@ -32,6 +33,7 @@ class Code(StrEnum):
     GROUP_FROZEN = "group_frozen"
     CONTENT_REJECTED = "content_rejected"
     RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
     UNSUPPORTED_MEDIA = "unsupported_media"
     BAD_MEDIA = "bad_media"
     QUOTA_EXCEEDED = "quota_exceeded"
@@ -42,6 +44,7 @@ class Code(StrEnum):
 
 HTTP_STATUS: dict[Code, int] = {
     Code.BAD_REQUEST: 400,
+    Code.METHOD_NOT_ALLOWED: 405,
     Code.INVALID_FIELD: 422,
     Code.UNKNOWN_TYPE: 400,
     Code.TOO_LARGE: 413,
@@ -59,6 +62,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.GROUP_FROZEN: 403,
     Code.CONTENT_REJECTED: 422,
     Code.RATE_LIMITED: 429,
+    Code.TIMEOUT: 408,
     Code.UNSUPPORTED_MEDIA: 415,
     Code.BAD_MEDIA: 422,
     Code.QUOTA_EXCEEDED: 413,

@@ -10,6 +10,7 @@ from hubbub.engines.broker.base import Event, News
 from hubbub.gateway.connection import Connection, WireStats
 from hubbub.gateway.wire import text_frame
 from hubbub.protocol.close_codes import Close
+from hubbub.protocol.session import State
 
 
 class Hub:
@@ -80,7 +81,10 @@ class Hub:
             for conn in list(self.by_id.values()):
                 if conn.closing:
                     continue
-                if conn.user is None and now - conn.connected_at > self.auth_timeout_s:
+                # Only a client that has not *sent* auth in time: one whose auth the server is still checking
+                # (a slow database after a failover) must not get a terminal 4401 for the server's slowness.
+                awaiting = conn.session.state is State.AWAITING_AUTH
+                if awaiting and now - conn.connected_at > self.auth_timeout_s:
                     conn.close(Close.UNAUTHORIZED, "authentication timed out")
                 elif now - conn.last_seen > silent_after:
                     conn.close(Close.HEARTBEAT_TIMEOUT, "no heartbeat")

@@ -12,7 +12,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from hubbub.core.clock import now_ms
-from hubbub.core.errors import HubbubError
+from hubbub.core.errors import Code, HubbubError
 from hubbub.gateway.connection import Connection
 from hubbub.gateway.handlers import Handlers, error_frame
 from hubbub.gateway.hub import Hub
@@ -102,7 +102,14 @@ class Gateway:
             user = await self.s.accounts.user(principal.user_id)
         except HubbubError as exc:
             conn.send(error_frame(exc, frame.rid))
-            conn.close(Close.UNAUTHORIZED, exc.message)
+            # A busy or unreachable database is no verdict on the token: reconnect, not the terminal 4401.
+            retry = exc.code is Code.UNAVAILABLE
+            conn.close(Close.GOING_AWAY if retry else Close.UNAUTHORIZED, exc.message)
+            return
+        if self._over_user_cap(user.id, frame.terminal):
+            refusal = HubbubError(Code.RATE_LIMITED, "too many connections for this user", retry_after=5)
+            conn.send(error_frame(refusal, frame.rid))
+            conn.close(Close.TOO_MANY_CONNECTIONS, refusal.message)
             return
         conn.user, conn.terminal, conn.sid = user, frame.terminal, principal.sid
         # Register before saying auth_ok: a client told it is online must be reachable, and the old holder
@@ -133,6 +140,12 @@ class Gateway:
                 )
             )
         )
+
+    def _over_user_cap(self, user_id: int, terminal: str) -> bool:
+        """At most ``max_ws_per_user`` live connections per user on this node (docs/security.md). One on the
+        same terminal does not count: the new connection replaces it (4409)."""
+        live = [c for c in self.hub.by_user.get(user_id, ()) if not c.closing and c.terminal != terminal]
+        return len(live) >= self.s.config.max_ws_per_user
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Hand this node's clients to the others, losing nothing (docs/operations.md, "Draining").

@@ -13,6 +13,8 @@ class Close(IntEnum):
     HEARTBEAT_TIMEOUT = 4408
     REPLACED = 4409
     SLOW_CONSUMER = 4429
+    #: The user holds ``max_ws_per_user`` connections on this node already: reconnect later, with backoff.
+    TOO_MANY_CONNECTIONS = 4430
     DRAINING = 4503
 
 
