@@ -8,7 +8,9 @@ the whole session: either the client is confused or someone replayed a stolen to
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 
@@ -147,13 +149,14 @@ class AuthService:
             raise HubbubError(Code.TOKEN_REVOKED, "this session has ended, log in again")
         if found.expires_at < now_ms():
             raise HubbubError(Code.TOKEN_EXPIRED, "refresh token expired, log in again")
-        new_token = "r1." + secrets.token_urlsafe(32)
+        new_token = self._successor(refresh_token)
         expires = now_ms() + self.config.refresh_token_ttl_s * 1000
         if found.spent or not await self.storage.rotate_refresh_token(
             old_hash, _hash_token(new_token), found.sid, expires
         ):
-            await self._end_session(found.user_id, found.sid)
-            raise HubbubError(Code.TOKEN_REVOKED, "refresh token reused; the session was revoked")
+            if not await self._within_grace(new_token, found.sid):
+                await self._end_session(found.user_id, found.sid)
+                raise HubbubError(Code.TOKEN_REVOKED, "refresh token reused; the session was revoked")
         account = await self.storage.account(found.user_id)
         if account is None or account.banned:
             raise HubbubError(Code.TOKEN_REVOKED, "this session has ended, log in again")
@@ -163,6 +166,26 @@ class AuthService:
             refresh_token=new_token,
             expires_in=self.config.access_token_ttl_s,
         )
+
+    def _successor(self, refresh_token: str) -> str:
+        """The token that replaces ``refresh_token``: derived from it with a keyed hash, so a retry of the
+        same refresh can be answered with the same successor without storing it in clear. Unpredictable
+        without both the spent token and the server secret."""
+        mac = hmac.new(self._secret.encode(), b"refresh-successor:" + refresh_token.encode(), "sha256")
+        return "r1." + base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+    async def _within_grace(self, successor: str, sid: str) -> bool:
+        """A spent token presented again is a lost response, not a replay, while (1) it was spent less than
+        ``refresh_reuse_grace_s`` ago and (2) its successor is still unused: then the caller gets that same
+        successor again (docs/security.md, "Refresh tokens"). Anything else is treated as theft."""
+        grace_ms = self.config.refresh_reuse_grace_s * 1000
+        if grace_ms <= 0:
+            return False
+        nxt = await self.storage.refresh_token(_hash_token(successor))
+        if nxt is None or nxt.spent or nxt.session_revoked or nxt.sid != sid:
+            return False
+        spent_at = nxt.expires_at - self.config.refresh_token_ttl_s * 1000
+        return 0 <= now_ms() - spent_at <= grace_ms
 
     async def logout(self, refresh_token: str) -> None:
         found = await self.storage.refresh_token(_hash_token(refresh_token))
