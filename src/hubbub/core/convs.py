@@ -20,7 +20,7 @@ def group_conv(group_id: int) -> str:
 def parse_private(conv: str) -> tuple[int, int] | None:
     """The two members of a private conversation id, or None if it is not one."""
     parts = conv.split(":")
-    if len(parts) != 3 or parts[0] != "p" or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 3 or parts[0] != "p" or not _digits(parts[1]) or not _digits(parts[2]):
         return None
     a, b = int(parts[1]), int(parts[2])
     if a >= b:
@@ -30,9 +30,15 @@ def parse_private(conv: str) -> tuple[int, int] | None:
 
 def parse_group(conv: str) -> int | None:
     kind, _, rest = conv.partition(":")
-    if kind != "g" or not rest.isdigit():
+    if kind != "g" or not _digits(rest):
         return None
     return int(rest)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" (which ``int`` refuses: a crash) and "١" (which
+    ``int`` reads as 1: a second spelling of the same id). Found by tests/security/test_fuzz.py."""
+    return text.isascii() and text.isdigit()
 
 
 def validate(conv: str) -> str:

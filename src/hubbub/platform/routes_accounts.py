@@ -15,7 +15,8 @@ Password = Annotated[str, Meta(max_length=256)]
 
 
 class RegisterBody(msgspec.Struct, kw_only=True):
-    username: Annotated[str, Meta(max_length=64)]
+    #: The same rule as services/auth.py's USERNAME_RE, stated here so /openapi.json tells clients.
+    username: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
     password: Password
     nickname: Name | None = None
 
@@ -133,7 +134,7 @@ async def user(ctx: Ctx) -> User:
     "/api/v1/users",
     summary="Find users by username or nickname prefix",
     response=UserList,
-    query={"q": "prefix, 1-32 characters", "limit": "1-50, default 20"},
+    query={"q": "prefix, 1-32 characters (required)", "limit": "1-50, default 20"},
     tag="users",
 )
 async def search(ctx: Ctx) -> UserList:

@@ -55,7 +55,10 @@ async def upload(ctx: Ctx) -> UploadView:
         if kind is None:
             raise invalid("kind", "give ?kind=image|file|voice|video")
         return await media.upload(ctx.me, kind, name, _guard(request.content.iter_chunked(CHUNK)), declared)
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError as exc:  # "multipart/form-data" without a boundary (found by schemathesis)
+        raise HubbubError(Code.BAD_REQUEST, f"malformed multipart body: {exc}") from exc
     while True:
         part = await reader.next()
         if part is None:

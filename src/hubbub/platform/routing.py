@@ -74,7 +74,7 @@ class Ctx:
 
     def path_int(self, name: str) -> int:
         raw = self.request.match_info[name]
-        if not raw.isdigit() or len(raw) > 12:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # "²".isdigit() is True
             raise HubbubError(Code.INVALID_FIELD, f"{name}: must be a positive integer")
         return int(raw)
 
