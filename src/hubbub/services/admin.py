@@ -121,7 +121,7 @@ class AdminService:
 
     async def find_user(self, name_or_id: str) -> UserRecord:
         """A user by id or by username (for the CLI, where names are easier to type)."""
-        if name_or_id.isdigit():
+        if name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 12:  # not "²" or "١"
             return await self.user(int(name_or_id))
         account = await self.storage.account_by_username(name_or_id)
         if account is None:
