@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 
@@ -28,13 +29,23 @@ class FriendService:
         self.broker = broker
         self.limiter = limiter
         self._friends_cache: dict[tuple[int, int], float] = {}
+        self._checking: dict[tuple[int, int], asyncio.Future[bool]] = {}
 
     async def are_friends(self, a: int, b: int) -> bool:
         key = (a, b) if a < b else (b, a)
         expires = self._friends_cache.get(key)
         if expires is not None and expires > time.monotonic():
             return True
-        if not await self.storage.are_friends(a, b):
+        # When an entry expires, every send of that pair in flight misses at once: one query answers all.
+        flight = self._checking.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._check(key))
+            self._checking[key] = flight
+            flight.add_done_callback(lambda _f: self._checking.pop(key, None))
+        return await asyncio.shield(flight)
+
+    async def _check(self, key: tuple[int, int]) -> bool:
+        if not await self.storage.are_friends(*key):
             return False
         if len(self._friends_cache) >= _CACHE_MAX:
             self._friends_cache.clear()
