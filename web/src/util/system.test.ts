@@ -76,3 +76,12 @@ describe('system message text', () => {
     expect(nameList([3, 4, 5], src)).toBe('Carol、Dave和Erin')
   })
 })
+
+describe('admin events', () => {
+  it('says who froze, unfroze or dismissed a group from the admin tools', () => {
+    const src: NameSource = { me: 1, name: (id: number) => `u${id}` }
+    expect(systemText({ sender: 9, body: { event: 'frozen', actor: 9 } }, src)).toContain('froze')
+    expect(systemText({ sender: 9, body: { event: 'unfrozen', actor: 9 } }, src)).toContain('unfroze')
+    expect(systemText({ sender: 9, body: { event: 'dismissed', actor: 9, by_admin: true } }, src)).toContain('administrator')
+  })
+})

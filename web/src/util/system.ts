@@ -86,7 +86,11 @@ export function systemText(m: Pick<Message, 'body' | 'sender'>, src: NameSource)
     case 'unmuted_all':
       return t('sys.unmutedAll', { actor })
     case 'dismissed':
-      return t('sys.dismissed', { actor })
+      return b.by_admin ? t('sys.dismissedByAdmin') : t('sys.dismissed', { actor })
+    case 'frozen':
+      return t('sys.frozen')
+    case 'unfrozen':
+      return t('sys.unfrozen')
     case 'edited': {
       const c = (b.changes ?? {}) as Record<string, unknown>
       const parts: string[] = []
