@@ -372,3 +372,17 @@ async def test_my_membership_and_member_search(make_client):
     with pytest.raises(ApiError) as muted:
         await a.send_text("hi", conv=conv)
     assert muted.value.code == "muted"
+
+
+async def test_presence_of_group_members_on_request(make_client):
+    owner, a, b = await clients(make_client, "op_own", "op_a", "op_b")
+    await friends(owner, a, b)
+    group, _conv = await make_group(owner, [a, b])
+    await b.disconnect()
+    page = await owner.api("GET", f"/api/v1/groups/{group['id']}/members/online")
+    assert {m["user"] for m in page["online"]} == {owner.user_id, a.user_id}
+    assert page["next_after"] is None
+    outsider = await make_client("op_out")
+    with pytest.raises(ApiError) as refused:
+        await outsider.api("GET", f"/api/v1/groups/{group['id']}/members/online")
+    assert refused.value.code == "not_found"

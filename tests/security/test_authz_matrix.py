@@ -383,6 +383,7 @@ ROWS: list[Row] = [
     ),
     Row("DELETE", G, who("not_found", member="forbidden", admin="forbidden", owner=OK), group_call()),
     Row("GET", G + "/members", MEMBERS_OK, fixed(group_id=lambda w: w.group)),
+    Row("GET", G + "/members/online", MEMBERS_OK, fixed(group_id=lambda w: w.group)),
     Row(
         "POST",
         G + "/members",

@@ -57,6 +57,17 @@ class GroupList(msgspec.Struct):
     groups: list[Group]
 
 
+class OnlineMember(msgspec.Struct):
+    user: int
+    terminals: list[str]
+
+
+class OnlinePage(msgspec.Struct):
+    #: The members of this page that are online (the others are offline).
+    online: list[OnlineMember]
+    next_after: int | None
+
+
 class MemberPage(msgspec.Struct):
     members: list[GroupMember]
     #: Pass as ``after`` for the next page; null when this was the last.
@@ -142,6 +153,24 @@ async def members(ctx: Ctx) -> MemberPage:
         ctx.me, ctx.path_int("group_id"), after, limit, ctx.request.query.get("q", "")
     )
     return MemberPage(members=page, next_after=page[-1].user.id if len(page) == limit else None)
+
+
+@route(
+    "GET",
+    "/api/v1/groups/{group_id}/members/online",
+    summary="Which members of a page are online (presence of group members, on request)",
+    response=OnlinePage,
+    query={"after": "user id to start after (default 0)", "limit": "1-200, default 200"},
+    tag="groups",
+)
+async def online(ctx: Ctx) -> OnlinePage:
+    limit = ctx.query_int("limit", 200, 1, 200) or 200
+    after = ctx.query_int("after", 0) or 0
+    found, next_after = await ctx.s.groups.online(ctx.me, ctx.path_int("group_id"), after, limit)
+    return OnlinePage(
+        online=[OnlineMember(user=uid, terminals=list(terms)) for uid, terms in sorted(found.items())],
+        next_after=next_after,
+    )
 
 
 @route(

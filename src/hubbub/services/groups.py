@@ -81,6 +81,17 @@ class GroupService:
             raise invalid("q", "at most 32 characters")
         return await self.storage.group_members(group_id, after, max(1, min(limit, 200)), prefix.strip())
 
+    async def online(
+        self, me: int, group_id: int, after: int, limit: int
+    ) -> tuple[dict[int, tuple[str, ...]], int | None]:
+        """Presence of a page of members, on request (friends get live events; group members are asked for,
+        so a big group's comings and goings are not pushed to everyone). Returns (online, next ``after``)."""
+        await self._member(group_id, me)
+        limit = max(1, min(limit, 200))
+        page = await self.storage.group_members(group_id, after, limit)
+        online = await self.broker.presence([m.user.id for m in page])
+        return online, page[-1].user.id if len(page) == limit else None
+
     async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:
         """Who of the other members read message ``seq`` (the sender is not counted).
 
