@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import UserRecord
+from hubbub.engines.storage.sql_host import SqlHost
 from hubbub.engines.storage.sqlutil import USER_COLS, unavailable, user_of
 
 WORDS_VERSION = "words_version"
@@ -27,13 +27,7 @@ def record_of(row: Row[Any] | Any) -> UserRecord:
     )
 
 
-class SqlAdmin:
-    # Provided by SqlStorage.
-    engine: AsyncEngine
-
-    def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError  # pragma: no cover - SqlStorage implements it
-
+class SqlAdmin(SqlHost):
     @unavailable
     async def set_user_flags(
         self, user_id: int, *, banned: bool | None = None, is_admin: bool | None = None

@@ -6,17 +6,16 @@ are serialized per group: each change and its system message get one seq, in ord
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.core.convs import group_conv
 from hubbub.core.errors import Code, HubbubError
-from hubbub.core.models import Group, GroupMember, Message
+from hubbub.core.models import Group, GroupMember
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     GroupChange,
@@ -26,6 +25,7 @@ from hubbub.engines.storage.base import (
     NewMessage,
     Stored,
 )
+from hubbub.engines.storage.sql_host import SqlHost
 from hubbub.engines.storage.sqlutil import USER_COLS, like_prefix, unavailable, user_of
 
 _GROUP_FIELDS = frozenset(
@@ -51,23 +51,7 @@ def group_of(row: Row[Any] | Any) -> Group:
     )
 
 
-class SqlGroups:
-    # Provided by SqlStorage.
-    engine: AsyncEngine
-    hot_threshold: int
-
-    def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError  # pragma: no cover - SqlStorage implements it
-
-    async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[tuple[int, str], Message]:
-        raise NotImplementedError  # pragma: no cover
-
-    async def _lock_conversations(self, conn: AsyncConnection, convs: list[str]) -> None:
-        raise NotImplementedError  # pragma: no cover
-
-    def _insert_ignore(self, table: Any) -> Any:
-        raise NotImplementedError  # pragma: no cover
-
+class SqlGroups(SqlHost):
     # -- reads used inside send transactions ------------------------------------------------------
     async def _group_facts(
         self, conn: AsyncConnection, senders: dict[str, set[int]]

@@ -7,16 +7,15 @@ reader's conversation memberships, without a scan of everyone's history.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import UploadRecord
+from hubbub.engines.storage.sql_host import SqlHost
 from hubbub.engines.storage.sqlutil import json_decode, json_encode, unavailable
 
 
@@ -41,17 +40,7 @@ def body_pattern(upload_id: str) -> str:
     return f'%"upload":"{upload_id}"%'
 
 
-class SqlMedia:
-    # Provided by SqlStorage.
-    engine: AsyncEngine
-    dialect: str
-
-    def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError  # pragma: no cover - SqlStorage implements it
-
-    def _insert_ignore(self, table: Any) -> Any:
-        raise NotImplementedError  # pragma: no cover
-
+class SqlMedia(SqlHost):
     @unavailable
     async def touch_blob(self, key: str, size: int, now: int) -> None:
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert

@@ -1,0 +1,34 @@
+"""What the SQL mixins (sql_groups, sql_media, sql_admin) use of ``SqlStorage``, declared once.
+
+The mixins are halves of one class split by domain; ``SqlStorage`` provides these. The declarations exist only
+for the type checker: at run time the class is empty, so a mixin can never call a stand-in by mistake.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+if TYPE_CHECKING:
+    from hubbub.core.models import Message
+    from hubbub.engines.storage.base import NewMessage
+
+
+class SqlHost:
+    engine: AsyncEngine
+    dialect: str
+    hot_threshold: int
+
+    if TYPE_CHECKING:
+
+        def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _insert_ignore(self, table: Any) -> Any: ...
+
+        async def _lock_conversations(self, conn: AsyncConnection, convs: list[str]) -> None: ...
+
+        async def _append(
+            self, conn: AsyncConnection, fresh: list[NewMessage]
+        ) -> dict[tuple[int, str], Message]: ...
