@@ -41,7 +41,8 @@ class HotGroups:
         self._rosters: dict[str, dict[int, int]] = {}
         #: The newest seq this node has heard of per hot group (from news).
         self.latest: dict[str, int] = {}
-        self._memo: dict[tuple[str, int, int], tuple[float, list[bytes]]] = {}
+        # conv -> (after_seq, limit) -> (expiry, encoded messages): per group, so news drops only its own.
+        self._memo: dict[str, dict[tuple[int, int], tuple[float, list[bytes]]]] = {}
         self._inflight: dict[tuple[str, int, int], asyncio.Future[list[bytes]]] = {}
         #: Counters for metrics and benchmarks.
         self.cache_hits = 0
@@ -99,8 +100,7 @@ class HotGroups:
 
     def refresh(self, conv: str) -> None:
         """New messages: memoized pull results of the group are stale."""
-        for key in [k for k in self._memo if k[0] == conv]:
-            del self._memo[key]
+        self._memo.pop(conv, None)
 
     def knows(self, conv: str) -> bool:
         """Is this a hot group this node has seen news of (so its roster is cached)?"""
@@ -118,9 +118,10 @@ class HotGroups:
             messages = await self.storage.messages_after(conv, after_seq, limit + 1)
             found = [encode(m) for m in messages]
             await self.state.append(conv, [(m.seq, data) for m, data in zip(messages, found, strict=True)])
-        if len(self._memo) >= _MEMO_MAX:
-            self._memo.clear()
-        self._memo[key] = (time.monotonic() + _MEMO_S, found)
+        memo = self._memo.setdefault(conv, {})
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[(after_seq, limit)] = (time.monotonic() + _MEMO_S, found)
         return found
 
     async def _newer_exists(self, conv: str, seq: int) -> bool:
@@ -142,7 +143,7 @@ class HotGroups:
         if user_id not in roster:
             raise HubbubError(Code.FORBIDDEN, "you are not a member of this group")
         key = (conv, max(after_seq, roster[user_id]), limit)
-        memo = self._memo.get(key)
+        memo = self._memo.get(conv, {}).get(key[1:])
         if memo is not None and memo[0] > time.monotonic():
             found = memo[1]
         else:
