@@ -20,10 +20,6 @@ _TEXT_KEYS = frozenset({"text", "mentions", "mention_all"})
 Validator = Callable[[Config, int, dict[str, Any], bool], Awaitable[None]]
 
 
-async def validate_text(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
-    check_text(config, body, in_group)
-
-
 def check_text(config: Config, body: dict[str, Any], in_group: bool) -> None:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -59,14 +55,10 @@ class ContentRules:
         self.config = config
         self.media = media
         self.words = words
-        self.validators: dict[str, Validator] = {"text": self._validate_text}
+        # Text, the common case, is checked synchronously in ``validate``; these are the others.
+        self.validators: dict[str, Validator] = {}
         for kind in MEDIA_TYPES:
             self.validators[kind] = self._media_validator(kind)
-
-    async def _validate_text(self, config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
-        await validate_text(config, sender, body, in_group)
-        if self.words is not None:
-            self.words.apply(body)
 
     def _media_validator(self, msg_type: str) -> Validator:
         async def validate_media(config: Config, sender: int, body: dict[str, Any], in_group: bool) -> None:
@@ -86,7 +78,7 @@ class ContentRules:
             return
         validator = self.validators.get(msg_type)
         if validator is None:
-            raise invalid("msg_type", f"must be one of {sorted(self.validators)}")
+            raise invalid("msg_type", f"must be one of {sorted(['text', *self.validators])}")
         await validator(self.config, sender, body, in_group)
 
 
