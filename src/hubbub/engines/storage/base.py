@@ -411,7 +411,3 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
     @abc.abstractmethod
     async def peer_read_seqs(self, user_id: int) -> dict[str, int]:
         """For each private conversation of the user, how far the other member has read."""
-
-    @abc.abstractmethod
-    async def read_seqs(self, conv: str) -> dict[int, int]:
-        """user id -> read seq for every member of a conversation."""

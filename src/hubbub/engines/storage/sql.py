@@ -751,13 +751,6 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             )
             return {conv: seq for conv, seq in rows}
 
-    @unavailable
-    async def read_seqs(self, conv: str) -> dict[int, int]:
-        cm = t.conv_members
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(select(cm.c.user_id, cm.c.read_seq).where(cm.c.conv == conv))
-            return {uid: seq for uid, seq in rows}
-
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 
