@@ -188,7 +188,7 @@ async def test_oversized_frames_and_bodies(make_node):
         assert (status, body["error"]["code"]) == (413, "too_large")
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(url.replace("http", "ws") + "/ws")
-            await ws.send_json({"type": "auth", "token": alice.access_token})
+            await ws.send_json({"type": "auth", "token": alice.access_token, "terminal": "web"})
             assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
             await ws.send_str('{"type":"ping","pad":"' + "x" * 4096 + '"}')
             await ws.receive(timeout=5)
