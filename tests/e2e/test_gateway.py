@@ -130,7 +130,7 @@ async def test_silent_connection_is_closed(make_node):
             ws = await authed_ws(node, http, client)
             msg = await ws.receive(timeout=10)  # we never ping
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-            assert ws.close_code == 4408
+            assert ws.close_code == 4508
             # A client that does ping stays.
             alive = await authed_ws(node, http, client, terminal="desktop")
             for _ in range(4):

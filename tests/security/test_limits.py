@@ -164,7 +164,7 @@ async def test_websocket_connections_are_capped_per_user(make_node):
             error = await mobile.receive_json(timeout=5)
             assert (error["type"], error["code"], error["rid"]) == ("error", "rate_limited", 1)
             await mobile.receive(timeout=5)
-            assert mobile.close_code == 4430
+            assert mobile.close_code == 4530
             # The same terminal is a replacement, not an extra connection: allowed, and the old one gets 4409.
             web2 = await http.ws_connect(ws_url)
             await web2.send_json({"type": "auth", "token": alice.access_token, "terminal": "web"})

@@ -3,7 +3,7 @@
 import pytest
 
 from hubbub.protocol import frames
-from hubbub.protocol.close_codes import TERMINAL, Close
+from hubbub.protocol.close_codes import Close
 from hubbub.protocol.session import MAX_CONSECUTIVE_ERRORS, Rejection, Session, State
 
 
@@ -94,8 +94,3 @@ def test_server_frames_encode_with_their_type():
     assert frames.encode(frames.ErrorFrame(code="x", message="m", rid=2)) == (
         b'{"type":"error","code":"x","message":"m","rid":2}'
     )
-
-
-def test_terminal_close_codes():
-    assert {Close.REPLACED, Close.UNAUTHORIZED, Close.REVOKED} == TERMINAL
-    assert Close.HEARTBEAT_TIMEOUT not in TERMINAL
