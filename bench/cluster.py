@@ -51,7 +51,7 @@ class Client:
 
     async def run(self, http: aiohttp.ClientSession, url: str, tok: str, ready: asyncio.Event) -> None:
         self.ws = ws = await http.ws_connect(url + "/ws", max_msg_size=0)
-        await ws.send_str('{"type":"auth","token":"' + tok + '"}')
+        await ws.send_str('{"type":"auth","terminal":"web","token":"' + tok + '"}')
         async for msg in ws:
             frame = decode(msg.data)
             kind = frame["type"]

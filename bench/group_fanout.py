@@ -89,7 +89,7 @@ class Member:
 
     async def run(self, http: aiohttp.ClientSession, url: str, token: str, ready: asyncio.Event) -> None:
         self.ws = ws = await http.ws_connect(url + "/ws", max_msg_size=0)
-        await ws.send_str('{"type":"auth","token":"' + token + '"}')
+        await ws.send_str('{"type":"auth","terminal":"web","token":"' + token + '"}')
         cache: dict[str, str | None] = {}
         async for msg in ws:
             data = msg.data

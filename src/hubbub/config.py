@@ -126,7 +126,7 @@ class Config(msgspec.Struct, kw_only=True):
     trusted_proxies: str = ""
     #: Live WebSocket connections one client IP may hold on a node (refused with HTTP 429 before the upgrade).
     max_ws_per_ip: int = 256
-    #: Authenticated WebSocket connections one user may hold on a node (more: close 4430).
+    #: Authenticated WebSocket connections one user may hold on a node (more: close 4530).
     max_ws_per_user: int = 8
     #: Seconds a new HTTP connection has to send its first request, and an idle keep-alive connection is
     #: kept: a client trickling its headers (slow loris) is cut off after this.

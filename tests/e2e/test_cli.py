@@ -82,6 +82,6 @@ async def test_single_roles(make_node):
         async with http.get(f"http://127.0.0.1:{platform.port}/ws") as resp:
             assert resp.status in (404, 405)
         ws = await http.ws_connect(f"ws://127.0.0.1:{gateway.port}/ws")
-        await ws.send_json({"type": "auth", "token": token})
+        await ws.send_json({"type": "auth", "token": token, "terminal": "web"})
         assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
         await ws.close()

@@ -36,7 +36,7 @@ async def test_nothing_before_auth(node):
 async def test_bad_token_is_refused(node):
     async with aiohttp.ClientSession() as http:
         ws = await raw_ws(node, http)
-        await ws.send_json({"type": "auth", "token": "garbage", "rid": "a"})
+        await ws.send_json({"type": "auth", "token": "garbage", "terminal": "web", "rid": "a"})
         error = await ws.receive_json(timeout=5)
         assert (error["code"], error["rid"]) == ("unauthorized", "a")
         await ws.receive(timeout=5)
@@ -67,7 +67,7 @@ async def test_malformed_frames_get_errors_and_the_connection_survives(node, mak
             ('{"type": "send", "cmid": "", "to": 2, "body": {"text": "x"}}', "invalid_field"),
             ('{"type": "send", "cmid": "c", "to": 2, "body": "text"}', "invalid_field"),
             ('{"type": "pull", "conv": "nonsense", "after_seq": 0}', "not_found"),
-            ('{"type": "auth", "token": "again"}', "bad_request"),
+            ('{"type": "auth", "token": "again", "terminal": "web"}', "bad_request"),
         ]
         for raw, code in cases:
             await ws.send_str(raw)
@@ -130,7 +130,7 @@ async def test_silent_connection_is_closed(make_node):
             ws = await authed_ws(node, http, client)
             msg = await ws.receive(timeout=10)  # we never ping
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-            assert ws.close_code == 4408
+            assert ws.close_code == 4508
             # A client that does ping stays.
             alive = await authed_ws(node, http, client, terminal="desktop")
             for _ in range(4):
@@ -222,7 +222,7 @@ async def _silent_authenticated_socket(port, token):
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
-    auth = b'{"type":"auth","token":"' + token.encode() + b'"}'
+    auth = b'{"type":"auth","terminal":"web","token":"' + token.encode() + b'"}'
     mask = os.urandom(4)
     payload = bytes(b ^ mask[i % 4] for i, b in enumerate(auth))
     length = (

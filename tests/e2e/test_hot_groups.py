@@ -121,7 +121,7 @@ async def test_a_slow_pull_never_blocks_heartbeats_or_other_frames(make_node):
         node.services.messages.pull_encoded = slow_pull
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"ws://127.0.0.1:{node.port}/ws")
-            await ws.send_json({"type": "auth", "token": a.access_token})
+            await ws.send_json({"type": "auth", "token": a.access_token, "terminal": "web"})
             assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
             started = time.monotonic()
             await ws.send_json({"type": "pull", "conv": group["conv"], "after_seq": 0, "rid": "slow"})

@@ -671,7 +671,7 @@ def ws_send(dest: Callable[[World], dict[str, Any]]) -> WsPrepare:
 NOT_AUTH = "not_authenticated"
 WS_ROWS: list[tuple[str, WsPrepare, str, dict[str, str]]] = [
     ("ping", frame(type="ping"), "pong", who(OK, anonymous=NOT_AUTH)),
-    ("auth again", frame(type="auth", token="x"), "", who("bad_request", anonymous="unauthorized")),
+    ("auth again", frame(type="auth", token="x", terminal="web"), "", who("bad_request", anonymous="unauthorized")),
     ("send group", ws_send(lambda w: {"conv": w.conv_g}), "ack", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     (
         "send private",

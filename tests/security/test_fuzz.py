@@ -197,9 +197,9 @@ async def test_out_of_order_frames(make_node):
             assert ws.close_code == 4401
 
             ws = await http.ws_connect(url.replace("http", "ws") + "/ws")
-            await ws.send_json({"type": "auth", "token": mallory.access_token})
+            await ws.send_json({"type": "auth", "token": mallory.access_token, "terminal": "web"})
             assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
-            await ws.send_json({"type": "auth", "token": mallory.access_token, "rid": 2})
+            await ws.send_json({"type": "auth", "token": mallory.access_token, "terminal": "web", "rid": 2})
             reply = await ws.receive_json(timeout=5)
             assert (reply["code"], reply["rid"]) == ("bad_request", 2)
             # A pull before any message, a read beyond the end, a recall of nothing: refusals, not crashes.

@@ -164,7 +164,7 @@ async def test_websocket_connections_are_capped_per_user(make_node):
             error = await mobile.receive_json(timeout=5)
             assert (error["type"], error["code"], error["rid"]) == ("error", "rate_limited", 1)
             await mobile.receive(timeout=5)
-            assert mobile.close_code == 4430
+            assert mobile.close_code == 4530
             # The same terminal is a replacement, not an extra connection: allowed, and the old one gets 4409.
             web2 = await http.ws_connect(ws_url)
             await web2.send_json({"type": "auth", "token": alice.access_token, "terminal": "web"})
@@ -188,7 +188,7 @@ async def test_oversized_frames_and_bodies(make_node):
         assert (status, body["error"]["code"]) == (413, "too_large")
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(url.replace("http", "ws") + "/ws")
-            await ws.send_json({"type": "auth", "token": alice.access_token})
+            await ws.send_json({"type": "auth", "token": alice.access_token, "terminal": "web"})
             assert (await ws.receive_json(timeout=5))["type"] == "auth_ok"
             await ws.send_str('{"type":"ping","pad":"' + "x" * 4096 + '"}')
             await ws.receive(timeout=5)

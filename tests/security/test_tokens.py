@@ -28,7 +28,7 @@ async def test_expired_access_token_is_refused_on_http_and_websocket(make_node):
         assert (http_refusal.value.status, http_refusal.value.code) == (401, "token_expired")
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(base_url(node).replace("http", "ws") + "/ws")
-            await ws.send_json({"type": "auth", "token": client.access_token})
+            await ws.send_json({"type": "auth", "token": client.access_token, "terminal": "web"})
             error = await ws.receive_json(timeout=5)
             assert (error["type"], error["code"]) == ("error", "token_expired")
             await ws.receive(timeout=5)

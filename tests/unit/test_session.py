@@ -3,7 +3,7 @@
 import pytest
 
 from hubbub.protocol import frames
-from hubbub.protocol.close_codes import TERMINAL, Close
+from hubbub.protocol.close_codes import Close
 from hubbub.protocol.session import MAX_CONSECUTIVE_ERRORS, Rejection, Session, State
 
 
@@ -34,9 +34,17 @@ def test_auth_decodes_terminal_and_rejects_unknown_terminals():
     assert isinstance(bad, Rejection) and bad.error.code == "invalid_field"
 
 
+def test_auth_without_terminal_is_refused_and_closes():
+    """``terminal`` is required (docs/protocol.md): no silent default that could replace another terminal."""
+    missing = Session().receive('{"type":"auth","token":"t","rid":"a"}')
+    assert isinstance(missing, Rejection)
+    assert (missing.error.code, missing.error.rid, missing.close) == ("invalid_field", "a", Close.UNAUTHORIZED)
+    assert "terminal" in missing.error.message
+
+
 def test_second_auth_is_an_error_not_a_close():
     s = ready()
-    result = s.receive('{"type":"auth","token":"t"}')
+    result = s.receive('{"type":"auth","token":"t","terminal":"web"}')
     assert isinstance(result, Rejection) and result.close is None and result.error.code == "bad_request"
 
 
@@ -86,8 +94,3 @@ def test_server_frames_encode_with_their_type():
     assert frames.encode(frames.ErrorFrame(code="x", message="m", rid=2)) == (
         b'{"type":"error","code":"x","message":"m","rid":2}'
     )
-
-
-def test_terminal_close_codes():
-    assert {Close.REPLACED, Close.UNAUTHORIZED, Close.REVOKED} == TERMINAL
-    assert Close.HEARTBEAT_TIMEOUT not in TERMINAL

@@ -12,7 +12,11 @@ from typing import Any
 
 import aiohttp
 
-TERMINAL_CLOSES = {4401, 4403, 4409}
+from hubbub.protocol.close_codes import Close, is_terminal
+
+#: Closes after which the node itself is gone or going (the socket dropped, the node shuts down or drains):
+#: the reconnect tries the next node of the list.
+_NODE_GONE = frozenset({Close.GOING_AWAY, 1006, Close.DRAINING})
 
 
 class ApiError(Exception):
@@ -27,7 +31,7 @@ class ApiError(Exception):
 
 
 class ClosedError(Exception):
-    """The connection ended for good (a terminal close code, or ``close()``)."""
+    """The connection ended for good (a terminal close code, 4000-4499, or ``close()``)."""
 
     def __init__(self, code: int | None) -> None:
         super().__init__(f"connection closed ({code})")
@@ -182,10 +186,11 @@ class HubbubClient:
                 self._next_node()
             if self._closed or not self.auto_reconnect:
                 break
-            if self.close_code in (1001, 1006, 4503):  # the node went away or drains: try another one
+            if self.close_code in _NODE_GONE:
                 self._next_node()
-            if self.close_code in TERMINAL_CLOSES:
-                if self.close_code == 4401 and self.refresh_token:
+            # The range rule of docs/protocol.md ("Close codes"), so codes added later are classified too.
+            if is_terminal(self.close_code):
+                if self.close_code == Close.UNAUTHORIZED and self.refresh_token:
                     with contextlib.suppress(ApiError, aiohttp.ClientError):
                         await self.refresh()
                         continue

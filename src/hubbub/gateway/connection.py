@@ -2,7 +2,7 @@
 
 Each connection's send buffer is its transport's write buffer, drained by the event loop on its own (the
 per-connection writer). ``write`` never waits: a connection whose buffer passes ``max_buffer`` bytes is a slow
-consumer and is cut off (close code 4429), so it can neither grow server memory nor delay anyone else.
+consumer and is cut off (close code 4529), so it can neither grow server memory nor delay anyone else.
 """
 
 from __future__ import annotations

@@ -42,8 +42,10 @@ class Gateway:
         config = self.s.config
         if not self.accepting:
             raise web.HTTPServiceUnavailable(text="draining")
+        # aiohttp refuses a message of max_msg_size bytes or more; +1 makes max_frame_bytes (what auth_ok
+        # announces) the largest frame accepted, as docs/protocol.md says.
         ws = web.WebSocketResponse(
-            max_msg_size=config.max_frame_bytes, autoping=True, heartbeat=None, compress=False
+            max_msg_size=config.max_frame_bytes + 1, autoping=True, heartbeat=None, compress=False
         )
         await ws.prepare(request)
         transport = request.transport

@@ -6,7 +6,7 @@
   the services, next to the rule they protect.
 - **WebSocket connections per IP**: counted from before the upgrade, refused with HTTP 429 ``rate_limited``
   so a flood of sockets never costs a handshake or a session. (Per-user caps are applied at ``auth``, in
-  the gateway, which knows the user: close 4430.)
+  the gateway, which knows the user: close 4530.)
 - **Slow bodies**: a JSON body must arrive within ``http_body_timeout_s`` (408 ``timeout``). A client
   trickling its request *headers* is cut off by aiohttp's keep-alive timer (``http_keepalive_s``, set on the
   server in node.py), which starts when the connection opens and is not reset by partial headers.

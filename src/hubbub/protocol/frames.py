@@ -27,7 +27,8 @@ class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=False)
 
 class Auth(ClientFrame, tag="auth"):
     token: Annotated[str, Meta(max_length=4096)]
-    terminal: Terminal = "web"
+    #: Required: a default would let a phone that forgot it take the web tab's slot (4409) by surprise.
+    terminal: Terminal
     rid: Rid = None
 
 
