@@ -28,7 +28,7 @@ from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
 from hubbub.services import content
 from hubbub.services.batcher import SendBatcher
 from hubbub.services.friends import FriendService
-from hubbub.services.group_rules import Action, allowed
+from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
@@ -38,16 +38,19 @@ SYSTEM_CMID_PREFIX = "~"
 
 
 def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | None:
-    """The send rules of a group, applied to the members as they are inside the storing transaction."""
-    if facts.group.dismissed:
-        return HubbubError(Code.GROUP_DISMISSED, "this group was dismissed")
-    if facts.group.frozen:
-        return HubbubError(Code.GROUP_FROZEN, "this group was frozen by an administrator: it is read-only")
+    """The send rules of a group, applied to the members as they are inside the storing transaction.
+
+    Also admits recall notices (``Storage.recall_message``): a frozen or dismissed group refuses them, and then
+    nothing is blanked.
+    """
+    refused = refusal(Action.RECALL if item.type == RECALL_TYPE else Action.SEND, facts.group)
+    if refused is not None:
+        return refused
     member = facts.members.get(item.sender)
     if member is None:
         return HubbubError(Code.FORBIDDEN, "you are not a member of this group")
     if item.type == RECALL_TYPE:
-        return None  # permission was checked against the recalled message already
+        return None  # who may recall what was checked against the recalled message already
     if member.role == "member" and facts.group.muted_all:
         return HubbubError(Code.MUTED, "only the owner and admins may speak in this group now")
     if member.muted_until > item.ts:
@@ -273,17 +276,29 @@ class MessageService:
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:
-        peer = peer_of(conv, user_id)
-        if peer is None:
-            raise HubbubError(Code.FORBIDDEN, "typing indicators are for your private conversations")
-        await self.broker.publish([Event([peer], encode(TypingPush(conv=conv, user=user_id)))])
+        """Tell the peer that ``user_id`` is typing, if ``user_id`` could send there now.
+
+        Typing is admitted exactly like a private send (``_private_conv``: a member of the conversation, and a
+        friend of the peer unless the server lets strangers talk): an indicator must not reach someone who
+        would refuse the message it announces. A refusal is an ``error`` frame with the send's code
+        (``not_friends``, ``forbidden``, ``not_found``), so a client learns to stop sending them. Groups have
+        no typing indicators (``forbidden``): they would fan out to every member.
+        """
+        if parse_group(conv) is not None:
+            raise HubbubError(Code.FORBIDDEN, "typing indicators are for private conversations")
+        private = await self._private_conv(user_id, None, conv)
+        peer = peer_of(private, user_id)
+        if peer is not None:
+            await self.broker.publish([Event([peer], encode(TypingPush(conv=private, user=user_id)))])
 
     # -- recall -----------------------------------------------------------------------------------
     async def recall(self, user_id: int, conv: str, seq: int) -> Message:
         """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync.
 
         The sender may recall within the window; in groups the owner and admins may recall any message of a
-        lower-ranked member at any time.
+        lower-ranked member at any time. The blanking and the notice are one transaction
+        (``Storage.recall_message``), admitted inside it by the group rules: a frozen or dismissed group, or a
+        recaller removed meanwhile, gets the refusal and the message stays as it was.
         """
         await self._membership(user_id, conv)
         target = await self.storage.message(conv, seq)
@@ -296,21 +311,26 @@ class MessageService:
                 )
         else:
             await self._check_moderator(user_id, conv, target.sender)
-        await self.storage.mark_recalled(conv, seq)
-        if self.hot.knows(conv):
-            blanked = msgspec.structs.replace(target, recalled=True, body={})
-            await self.hot.recalled(blanked)
         # The notice's cmid is derived from the target, so recalling twice yields the same notice.
-        command = SendCommand(
-            user_id,
-            conv,
-            _members_of(conv),
-            f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
-            RECALL_TYPE,
-            {"seq": seq},
+        notice = NewMessage(
+            id=self.ids.next(),
+            conv=conv,
+            sender=user_id,
+            cmid=f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
+            type=RECALL_TYPE,
+            body={"seq": seq},
+            ts=now_ms(),
+            members=_members_of(conv),
         )
-        stored = await self.submit(command)
-        return stored.message
+        result = await self.storage.recall_message(seq, notice, admit_group_message)
+        if isinstance(result, Rejected):
+            raise result.error
+        if not result.duplicate:
+            if self.hot.knows(conv):
+                blanked = msgspec.structs.replace(target, recalled=True, body={})
+                await self.hot.recalled(blanked)
+            await self._publish_stored([notice], [result])
+        return result.message
 
     async def _check_moderator(self, user_id: int, conv: str, sender: int) -> None:
         group_id = parse_group(conv)

@@ -41,7 +41,8 @@ from hubbub.engines.storage.sqlutil import (
     user_of,
 )
 
-#: Notices (group changes, recalls) appear in history but never count as unread.
+#: Notices (group changes, recalls) appear in history but never count as unread; nor does a recalled
+#: message (docs/protocol.md, "Unread rules").
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
@@ -654,14 +655,50 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         return None if row is None else message_of(row)
 
     @unavailable
-    async def mark_recalled(self, conv: str, seq: int) -> bool:
+    async def recall_message(
+        self, seq: int, notice: NewMessage, admit: Admit | None = None
+    ) -> Stored | Rejected:
+        for attempt in range(3):
+            try:
+                return await self._recall_message(seq, notice, admit)
+            except IntegrityError:
+                # Another node stored this notice between our lookup and our insert: the retry finds it.
+                if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                if attempt == 2 or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _recall_message(self, seq: int, notice: NewMessage, admit: Admit | None) -> Stored | Rejected:
+        msgs, conv = t.messages, notice.conv
         async with self._tx() as conn:
-            result = await conn.execute(
-                update(t.messages)
-                .where(t.messages.c.conv == conv, t.messages.c.seq == seq, t.messages.c.recalled.is_(False))
-                .values(recalled=True, body="{}")
+            found = (
+                await conn.execute(
+                    select(msgs).where(msgs.c.sender == notice.sender, msgs.c.cmid == notice.cmid)
+                )
+            ).first()
+            if found is not None:
+                return Stored(message=message_of(found), duplicate=True)
+            recipients, hot = notice.members, False
+            if conv.startswith("g:"):
+                # Lock, then read the group: a freeze, dismissal or kick committed before the lock is seen;
+                # one after it waits for us (the same order as store_messages).
+                await self._lock_conversations(conn, [conv])
+                facts = (await self._group_facts(conn, {conv: {notice.sender}})).get(conv)
+                if facts is None:
+                    return Rejected(not_found("group"))
+                refused = admit(notice, facts) if admit is not None else None
+                if refused is not None:
+                    return Rejected(refused)
+                hot = facts.hot
+                recipients = () if hot else tuple(facts.members)
+            await conn.execute(
+                update(msgs).where(msgs.c.conv == conv, msgs.c.seq == seq).values(recalled=True, body="{}")
             )
-            return result.rowcount == 1
+            stored = await self._append(conn, [notice])
+        message = stored[(notice.sender, notice.cmid)]
+        return Stored(message=message, duplicate=False, recipients=recipients, hot=hot)
 
     @unavailable
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
@@ -722,10 +759,23 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     m.c.seq > cm.c.min_seq,
                     m.c.sender != user_id,
                     m.c.type.notin_(NOT_UNREAD_TYPES),
+                    m.c.recalled.is_(False),
                 )
                 .group_by(m.c.conv)
             )
             unread = {conv: count for conv, count in unread_rows}
+            # A pending mention whose message was recalled no longer counts (only the newest mention is
+            # kept per member, so a recalled one hides an older unread mention: the rare case loses the flag,
+            # never the messages).
+            pending = [(row.conv, row.mention_seq) for row in rows if row.mention_seq > row.read_seq]
+            withdrawn: set[str] = set()
+            for start in range(0, len(pending), 500):
+                found = await conn.execute(
+                    select(m.c.conv).where(
+                        tuple_(m.c.conv, m.c.seq).in_(pending[start : start + 500]), m.c.recalled.is_(True)
+                    )
+                )
+                withdrawn.update(found.scalars())
         return [
             ConvState(
                 conv=row.conv,
@@ -735,7 +785,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 updated_at=row.updated_at,
                 unread=unread.get(row.conv, 0),
                 last=last.get(row.conv),
-                mention_seq=row.mention_seq,
+                mention_seq=0 if row.conv in withdrawn else row.mention_seq,
             )
             for row in rows
         ]

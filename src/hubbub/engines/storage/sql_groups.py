@@ -19,6 +19,7 @@ from hubbub.core.models import Group, GroupMember
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     GroupChange,
+    GroupCheck,
     GroupFacts,
     GroupUpdate,
     MemberFacts,
@@ -166,7 +167,9 @@ class SqlGroups(SqlHost):
         )
 
     @unavailable
-    async def change_group(self, group_id: int, change: GroupChange, notice: NewMessage) -> GroupUpdate:
+    async def change_group(
+        self, group_id: int, change: GroupChange, notice: NewMessage, check: GroupCheck | None = None
+    ) -> GroupUpdate:
         conv = group_conv(group_id)
         gm = t.group_members
         async with self._tx() as conn:
@@ -176,6 +179,13 @@ class SqlGroups(SqlHost):
             ).scalar_one_or_none()
             if max_seq is None:
                 raise HubbubError(Code.NOT_FOUND, "group not found")
+            if check is not None:
+                # Read after the lock: a freeze or dismissal (itself a change_group) committed before it is
+                # seen here; one after it waits for this transaction.
+                row = (await conn.execute(select(t.groups).where(t.groups.c.id == group_id))).one()
+                refused = check(group_of(row))
+                if refused is not None:
+                    raise refused
             before = await self._member_ids(conn, group_id)
             present = set(before)
             adding = {uid: role for uid, role in change.add.items() if uid not in present}
@@ -331,7 +341,9 @@ class SqlGroups(SqlHost):
     @unavailable
     async def readers(self, conv: str, seq: int, exclude: int, limit: int) -> tuple[int, int, list[int]]:
         cm = t.conv_members
-        others = (cm.c.conv == conv, cm.c.user_id != exclude)
+        # min_seq < seq: only members who were there when it was sent (a later joiner's read seq starts at
+        # their joining point, past ``seq``, though they never saw the message).
+        others = (cm.c.conv == conv, cm.c.user_id != exclude, cm.c.min_seq < seq)
         async with self.engine.connect() as conn:
             total = (await conn.execute(select(func.count()).where(*others))).scalar_one()
             read = (
