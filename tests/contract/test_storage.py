@@ -211,7 +211,14 @@ async def test_pull_history_recall(storage: Storage) -> None:
     msg = await storage.message(conv, 2)
     assert msg is not None and msg.sender == a and msg.recalled is False and msg.ts == NOW
     notice = NewMessage(
-        id=next(_ids), conv=conv, sender=a, cmid="~recall:2", type="recall", body={"seq": 2}, ts=NOW, members=()
+        id=next(_ids),
+        conv=conv,
+        sender=a,
+        cmid="~recall:2",
+        type="recall",
+        body={"seq": 2},
+        ts=NOW,
+        members=(),
     )
     first = await storage.recall_message(2, notice)
     assert isinstance(first, Stored) and not first.duplicate and first.message.seq == 11
@@ -331,7 +338,13 @@ async def test_group_rules_inside_transactions(storage: Storage) -> None:
     state = next(s for s in await storage.conversations_of(early) if s.conv == conv)
     assert (state.unread, state.mention_seq) == (2, said.message.seq)
     notice = NewMessage(
-        id=next(_ids), conv=conv, sender=owner, cmid="~rc", type="recall", body={"seq": said.message.seq}, ts=NOW
+        id=next(_ids),
+        conv=conv,
+        sender=owner,
+        cmid="~rc",
+        type="recall",
+        body={"seq": said.message.seq},
+        ts=NOW,
     )
     assert isinstance(await storage.recall_message(said.message.seq, notice), Stored)
     state = next(s for s in await storage.conversations_of(early) if s.conv == conv)
