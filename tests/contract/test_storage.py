@@ -349,3 +349,15 @@ async def test_group_rules_inside_transactions(storage: Storage) -> None:
     assert isinstance(await storage.recall_message(said.message.seq, notice), Stored)
     state = next(s for s in await storage.conversations_of(early) if s.conv == conv)
     assert (state.unread, state.mention_seq) == (1, 0)  # neither the recalled message nor its notice
+
+
+async def test_do_not_disturb_facts(storage: Storage) -> None:
+    """A group message's Stored names the recipients with do-not-disturb; the conversation list marks it."""
+    owner = (await storage.create_user("downer", "O", "h", NOW)).id
+    quiet = (await storage.create_user("dquiet", "Q", "h", NOW)).id
+    created = await storage.create_group(owner, {"name": "g"}, [quiet], new("", owner, "~g:d"))
+    await storage.set_member_prefs(created.group.id, quiet, {"dnd": True})
+    said = (await storage.store_messages([new(created.group.conv, owner, "d1")]))[0]
+    assert isinstance(said, Stored) and said.quiet == (quiet,) and set(said.recipients) == {owner, quiet}
+    assert [s.dnd for s in await storage.conversations_of(quiet)] == [True]
+    assert [s.dnd for s in await storage.conversations_of(owner)] == [False]

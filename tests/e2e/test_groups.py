@@ -542,3 +542,31 @@ async def test_role_hierarchy_and_mentions_of_non_members(make_client):
     assert conv not in {c["conv"] for c in await outsider.sync()}
     with pytest.raises(asyncio.TimeoutError):
         await outsider.next_event("msg", timeout=0.3)
+
+
+async def test_do_not_disturb_delivers_silently_except_mentions(make_client):
+    """docs/protocol.md, "Do not disturb": a member with DND gets every message, in pushes and by sync, and
+    counts it as unread; pushes are marked ``silent`` unless the message mentions them (or @all)."""
+    owner, quiet, loud = await clients(make_client, "dnd_own", "dnd_q", "dnd_l")
+    await friends(owner, quiet, loud)
+    group, conv = await make_group(owner, [quiet, loud])
+    assert (await quiet.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": True}))["dnd"] is True
+
+    def text_is(text):
+        return lambda f: f["msg"]["body"].get("text") == text
+
+    await owner.send_text("plain", conv=conv)
+    assert (await quiet.next_event("msg", where=text_is("plain"))).get("silent") is True
+    assert "silent" not in await loud.next_event("msg", where=text_is("plain"))
+    await owner.send({"msg_type": "text", "body": {"text": "you", "mentions": [quiet.user_id]}}, conv=conv)
+    assert "silent" not in await quiet.next_event("msg", where=text_is("you"))
+    await owner.send({"msg_type": "text", "body": {"text": "all", "mention_all": True}}, conv=conv)
+    assert "silent" not in await quiet.next_event("msg", where=text_is("all"))
+
+    listing = {c["conv"]: c for c in await quiet.sync()}[conv]
+    assert (listing["dnd"], listing["unread"], listing["mention"]) == (True, 3, True)
+    assert {c["conv"]: c for c in await loud.sync()}[conv]["dnd"] is False
+
+    await quiet.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": False})
+    await owner.send_text("again", conv=conv)
+    assert "silent" not in await quiet.next_event("msg", where=text_is("again"))

@@ -198,7 +198,15 @@ class MessageService:
                 hot.append((item, result))
                 continue
             payload = encode(MsgPush(msg=result.message))
-            events.append(Event(result.recipients or item.members, payload, origin))
+            recipients = result.recipients or item.members
+            silent = _silenced(item, result.quiet)
+            if silent:
+                # Do not disturb: the same message, marked silent, to members not mentioned by it.
+                events.append(Event(silent, encode(MsgPush(msg=result.message, silent=True)), origin))
+                recipients = tuple(uid for uid in recipients if uid not in silent)
+                if not recipients:
+                    continue
+            events.append(Event(recipients, payload, origin))
         await self.broker.publish(events)
         if hot:
             await self.hot.publish(hot)
@@ -256,6 +264,7 @@ class MessageService:
                 last=state.last,
                 mention=state.mention_seq > state.read_seq,
                 group=parse_group(state.conv),
+                dnd=state.dnd,
             )
             for state in states
         ]
@@ -348,6 +357,14 @@ class MessageService:
 
 def ack_of(message: Message) -> Ack:
     return Ack(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
+
+
+def _silenced(item: NewMessage, quiet: tuple[int, ...]) -> tuple[int, ...]:
+    """Of the recipients with do-not-disturb, those the message does not mention (docs/protocol.md)."""
+    if not quiet or item.mention_all:
+        return ()
+    mentioned = set(item.mentions)
+    return tuple(uid for uid in quiet if uid not in mentioned)
 
 
 def _members_of(conv: str) -> tuple[int, ...]:

@@ -44,6 +44,9 @@ class Stored(msgspec.Struct, kw_only=True):
     recipients: tuple[int, ...] = ()
     #: Stored into a hot group: deliver push-pull.
     hot: bool = False
+    #: Those of ``recipients`` who set do-not-disturb on the group: their pushes are marked silent unless
+    #: the message mentions them (docs/protocol.md, "Do not disturb").
+    quiet: tuple[int, ...] = ()
 
 
 class Rejected(msgspec.Struct):
@@ -55,6 +58,7 @@ class Rejected(msgspec.Struct):
 class MemberFacts(msgspec.Struct, frozen=True):
     role: str
     muted_until: int
+    dnd: bool = False
 
 
 class GroupFacts(msgspec.Struct, kw_only=True):
@@ -113,6 +117,8 @@ class ConvState(msgspec.Struct, kw_only=True):
     unread: int
     last: Message | None
     mention_seq: int = 0
+    #: A group the user set do-not-disturb on.
+    dnd: bool = False
 
 
 class GroupStorage(abc.ABC):

@@ -22,6 +22,7 @@ from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     Admit,
     ConvState,
+    GroupFacts,
     NewMessage,
     RefreshToken,
     Rejected,
@@ -454,6 +455,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         msgs = t.messages
         rejected: dict[tuple[int, str], Rejected] = {}
         recipients: dict[str, tuple[int, ...]] = {}
+        quiet: dict[str, tuple[int, ...]] = {}
         hot: set[str] = set()
         async with self._tx() as conn:
             existing: dict[tuple[int, str], Message] = {}
@@ -495,8 +497,9 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                             continue
                         if facts[m.conv].hot:
                             hot.add(m.conv)
-                        else:
+                        elif m.conv not in recipients:
                             recipients[m.conv] = tuple(facts[m.conv].members)
+                            quiet[m.conv] = _quiet(facts[m.conv])
                     elif m.conv in group_convs:
                         rejected[(m.sender, m.cmid)] = Rejected(not_found("group"))
                         continue
@@ -520,6 +523,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                         duplicate=key in first_seen,
                         recipients=recipients.get(message.conv, m.members),
                         hot=message.conv in hot,
+                        quiet=quiet.get(message.conv, ()),
                     )
                 )
                 first_seen.add(key)
@@ -681,6 +685,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             if found is not None:
                 return Stored(message=message_of(found), duplicate=True)
             recipients, hot = notice.members, False
+            quiet: tuple[int, ...] = ()
             if conv.startswith("g:"):
                 # Lock, then read the group: a freeze, dismissal or kick committed before the lock is seen;
                 # one after it waits for us (the same order as store_messages).
@@ -693,12 +698,13 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     return Rejected(refused)
                 hot = facts.hot
                 recipients = () if hot else tuple(facts.members)
+                quiet = () if hot else _quiet(facts)
             await conn.execute(
                 update(msgs).where(msgs.c.conv == conv, msgs.c.seq == seq).values(recalled=True, body="{}")
             )
             stored = await self._append(conn, [notice])
         message = stored[(notice.sender, notice.cmid)]
-        return Stored(message=message, duplicate=False, recipients=recipients, hot=hot)
+        return Stored(message=message, duplicate=False, recipients=recipients, hot=hot, quiet=quiet)
 
     @unavailable
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
@@ -776,6 +782,15 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     )
                 )
                 withdrawn.update(found.scalars())
+            gm = t.group_members
+            dnd = {
+                f"g:{gid}"
+                for gid in (
+                    await conn.execute(
+                        select(gm.c.group_id).where(gm.c.user_id == user_id, gm.c.dnd.is_(True))
+                    )
+                ).scalars()
+            }
         return [
             ConvState(
                 conv=row.conv,
@@ -786,6 +801,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 unread=unread.get(row.conv, 0),
                 last=last.get(row.conv),
                 mention_seq=0 if row.conv in withdrawn else row.mention_seq,
+                dnd=row.conv in dnd,
             )
             for row in rows
         ]
@@ -800,6 +816,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 .where(mine.c.user_id == user_id, theirs.c.user_id != user_id, mine.c.conv.like("p:%"))
             )
             return {conv: seq for conv, seq in rows}
+
+
+def _quiet(facts: GroupFacts) -> tuple[int, ...]:
+    """The members who set do-not-disturb on the group."""
+    return tuple(uid for uid, member in facts.members.items() if member.dnd)
 
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected

@@ -67,7 +67,7 @@ class SqlGroups(SqlHost):
         hot = {gid for gid, g in groups.items() if g.hot or g.member_count >= self.hot_threshold}
         members: dict[int, dict[int, MemberFacts]] = {gid: {} for gid in groups}
         gm = t.group_members
-        cols = (gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until)
+        cols = (gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until, gm.c.dnd)
         queries = []
         if normal := [gid for gid in groups if gid not in hot]:
             queries.append(select(*cols).where(gm.c.group_id.in_(normal)))
@@ -77,7 +77,9 @@ class SqlGroups(SqlHost):
             )
         for query in queries:
             for row in await conn.execute(query):
-                members[row.group_id][row.user_id] = MemberFacts(role=row.role, muted_until=row.muted_until)
+                members[row.group_id][row.user_id] = MemberFacts(
+                    role=row.role, muted_until=row.muted_until, dnd=bool(row.dnd)
+                )
         return {
             group_conv(gid): GroupFacts(group=g, members=members[gid], hot=gid in hot)
             for gid, g in groups.items()
