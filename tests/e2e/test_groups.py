@@ -551,6 +551,10 @@ async def test_do_not_disturb_delivers_silently_except_mentions(make_client):
     await friends(owner, quiet, loud)
     group, conv = await make_group(owner, [quiet, loud])
     assert (await quiet.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": True}))["dnd"] is True
+    assert (await quiet.api("GET", f"/api/v1/groups/{group['id']}"))["me"]["dnd"] is True
+    for viewer, expected in ((quiet, True), (owner, False)):  # nobody else sees it
+        page = await viewer.api("GET", f"/api/v1/groups/{group['id']}/members")
+        assert next(x["dnd"] for x in page["members"] if x["user"]["id"] == quiet.user_id) is expected
 
     def text_is(text):
         return lambda f: f["msg"]["body"].get("text") == text

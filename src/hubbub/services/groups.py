@@ -85,7 +85,9 @@ class GroupService:
         await self._member(group_id, me)
         if len(prefix) > 32:
             raise invalid("q", "at most 32 characters")
-        return await self.storage.group_members(group_id, after, max(1, min(limit, 200)), prefix.strip())
+        page = await self.storage.group_members(group_id, after, max(1, min(limit, 200)), prefix.strip())
+        # Do-not-disturb is a member's own setting: others see it as false (docs/protocol.md).
+        return [m if m.user.id == me or not m.dnd else msgspec.structs.replace(m, dnd=False) for m in page]
 
     async def online(
         self, me: int, group_id: int, after: int, limit: int
