@@ -313,7 +313,16 @@ class MessageService:
         target = await self.storage.message(conv, seq)
         if target is None or target.type in (RECALL_TYPE, "system"):
             raise not_found("message")
-        if target.sender == user_id:
+        own = target.sender == user_id
+        group_id = parse_group(conv)
+        if group_id is not None:
+            # The group's state answers before the roles do, as for every group action (group_rules.py);
+            # the transaction checks it again.
+            group = await self.storage.group(group_id)
+            refused = refusal(Action.RECALL if own else Action.RECALL_OTHERS, group) if group else None
+            if refused is not None:
+                raise refused
+        if own:
             if not target.recalled and now_ms() - target.ts > self.config.recall_window_s * 1000:
                 raise HubbubError(
                     Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
