@@ -7,11 +7,12 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import NewMessage, Storage
+from hubbub.engines.storage.base import NewMessage, Rejected, Storage, Stored
 from hubbub.engines.storage.sql import SqlStorage
 from tests import servers
 
@@ -209,10 +210,37 @@ async def test_pull_history_recall(storage: Storage) -> None:
     assert [m.seq for m in await storage.messages_before(conv, 4, 10, 1)] == [2, 3]
     msg = await storage.message(conv, 2)
     assert msg is not None and msg.sender == a and msg.recalled is False and msg.ts == NOW
-    assert await storage.mark_recalled(conv, 2)
-    assert not await storage.mark_recalled(conv, 2)
+    notice = NewMessage(
+        id=next(_ids),
+        conv=conv,
+        sender=a,
+        cmid="~recall:2",
+        type="recall",
+        body={"seq": 2},
+        ts=NOW,
+        members=(),
+    )
+    first = await storage.recall_message(2, notice)
+    assert isinstance(first, Stored) and not first.duplicate and first.message.seq == 11
+    again = await storage.recall_message(2, msgspec.structs.replace(notice, id=next(_ids)))
+    assert isinstance(again, Stored) and again.duplicate and again.message.seq == 11
     recalled = await storage.message(conv, 2)
     assert recalled is not None and recalled.recalled and recalled.body == {}
+    # A refusal inside the transaction blanks nothing and stores no notice (frozen groups, issue 12 item 8).
+    owner = await storage.create_user("gowner", "G", "h", NOW)
+    created = await storage.create_group(owner.id, {"name": "g"}, [], new("", owner.id, "~g:1"))
+    gconv = created.group.conv
+    said = (await storage.store_messages([new(gconv, owner.id, "g1")]))[0]
+    assert isinstance(said, Stored)
+    refused = await storage.recall_message(
+        said.message.seq,
+        NewMessage(id=next(_ids), conv=gconv, sender=owner.id, cmid="~r", type="recall", body={}, ts=NOW),
+        lambda _item, _facts: HubbubError(Code.GROUP_FROZEN, "frozen"),
+    )
+    assert isinstance(refused, Rejected) and refused.error.code is Code.GROUP_FROZEN
+    kept = await storage.message(gconv, said.message.seq)
+    assert kept is not None and not kept.recalled and kept.body == {"text": "hi"}
+    assert len(await storage.messages_after(gconv, 0, 10)) == 2
     assert await storage.message(conv, 99) is None
     assert await storage.messages_after("p:98:99", 0, 10) == []
 
@@ -269,3 +297,67 @@ async def test_unavailable_when_the_database_is_down(postgres_server: servers.Po
     finally:
         await proxy.cut()
         await storage.close()
+
+
+async def test_group_rules_inside_transactions(storage: Storage) -> None:
+    """Issue 12 items 8 and 12: a change_group check sees the locked group; receipts count only members who
+    could see the message; a recalled message (or mention) is not unread."""
+    owner = (await storage.create_user("gown", "O", "h", NOW)).id
+    early = (await storage.create_user("gearly", "E", "h", NOW)).id
+    late = (await storage.create_user("glate", "L", "h", NOW)).id
+    created = await storage.create_group(owner, {"name": "g"}, [early], new("", owner, "~g:c"))
+    gid, conv = created.group.id, created.group.conv
+    before = (await storage.store_messages([new(conv, owner, "m1")]))[0]
+    assert isinstance(before, Stored) and before.message.seq == 2
+
+    from hubbub.engines.storage.base import GroupChange
+
+    with pytest.raises(HubbubError) as refused:
+        await storage.change_group(
+            gid,
+            GroupChange(add={late: "member"}),
+            new(conv, owner, "~g:refused"),
+            lambda group: HubbubError(Code.GROUP_FROZEN, "frozen") if group.id == gid else None,
+        )
+    assert refused.value.code is Code.GROUP_FROZEN
+    assert await storage.group_member(gid, late) is None
+    assert len(await storage.messages_after(conv, 0, 10)) == 2  # no notice either
+
+    joined = msgspec.structs.replace(new(conv, owner, "~g:j"), type="system")
+    await storage.change_group(gid, GroupChange(add={late: "member"}), joined, lambda _g: None)
+    # The late member's read seq starts at their joining point, past seq 2, but they never saw it.
+    assert await storage.readers(conv, 2, owner, 10) == (0, 1, [])
+    await storage.set_read_seq(conv, early, 2)
+    assert await storage.readers(conv, 2, owner, 10) == (1, 1, [early])
+    assert (await storage.readers(conv, 3, owner, 10))[1] == 2  # the join notice: both could see it
+
+    mention = new(conv, owner, "m2")
+    mention.mentions = (early,)
+    said = (await storage.store_messages([mention, new(conv, owner, "m3")]))[0]
+    assert isinstance(said, Stored)
+    state = next(s for s in await storage.conversations_of(early) if s.conv == conv)
+    assert (state.unread, state.mention_seq) == (2, said.message.seq)
+    notice = NewMessage(
+        id=next(_ids),
+        conv=conv,
+        sender=owner,
+        cmid="~rc",
+        type="recall",
+        body={"seq": said.message.seq},
+        ts=NOW,
+    )
+    assert isinstance(await storage.recall_message(said.message.seq, notice), Stored)
+    state = next(s for s in await storage.conversations_of(early) if s.conv == conv)
+    assert (state.unread, state.mention_seq) == (1, 0)  # neither the recalled message nor its notice
+
+
+async def test_do_not_disturb_facts(storage: Storage) -> None:
+    """A group message's Stored names the recipients with do-not-disturb; the conversation list marks it."""
+    owner = (await storage.create_user("downer", "O", "h", NOW)).id
+    quiet = (await storage.create_user("dquiet", "Q", "h", NOW)).id
+    created = await storage.create_group(owner, {"name": "g"}, [quiet], new("", owner, "~g:d"))
+    await storage.set_member_prefs(created.group.id, quiet, {"dnd": True})
+    said = (await storage.store_messages([new(created.group.conv, owner, "d1")]))[0]
+    assert isinstance(said, Stored) and said.quiet == (quiet,) and set(said.recipients) == {owner, quiet}
+    assert [s.dnd for s in await storage.conversations_of(quiet)] == [True]
+    assert [s.dnd for s in await storage.conversations_of(owner)] == [False]

@@ -232,3 +232,19 @@ async def _silent_authenticated_socket(port, token):
     await writer.drain()
     await asyncio.sleep(0.3)
     return writer
+
+
+async def test_refused_typing_gets_an_error_frame_and_reaches_nobody(node, make_client):
+    """Issue 12 item 11 at the frame level: a typing frame to a non-friend is answered with an error frame
+    (no rid, the send's code), never delivered, and the connection keeps serving."""
+    stranger = await make_client("gw_ty_s", connect=False)
+    target = await make_client("gw_ty_t")
+    async with aiohttp.ClientSession() as http:
+        ws = await authed_ws(node, http, stranger)
+        await ws.send_json({"type": "typing", "conv": private_conv(stranger.user_id, target.user_id)})
+        reply = await ws.receive_json(timeout=5)
+        assert (reply["type"], reply["code"]) == ("error", "not_friends") and "rid" not in reply
+        await ws.send_json({"type": "ping", "rid": "after"})
+        assert (await ws.receive_json(timeout=5))["type"] == "pong"
+    with pytest.raises(asyncio.TimeoutError):
+        await target.next_event("typing", timeout=0.3)

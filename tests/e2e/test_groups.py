@@ -386,3 +386,193 @@ async def test_presence_of_group_members_on_request(make_client):
     with pytest.raises(ApiError) as refused:
         await outsider.api("GET", f"/api/v1/groups/{group['id']}/members/online")
     assert refused.value.code == "not_found"
+
+
+async def refused_with(client, method, path, body=None):
+    with pytest.raises(ApiError) as refused:
+        await client.api(method, path, body)
+    return refused.value.status, refused.value.code
+
+
+async def test_frozen_group_is_read_only(make_client):
+    """Issue 12 item 8: nothing members would see changes in a frozen group, recalls included (the message
+    stays as it was); reading, read marks, receipts, do-not-disturb and leaving still work."""
+    root = await make_client("fr_root")  # the first account is a server admin
+    owner, adm, m, extra = await clients(make_client, "fr_own", "fr_adm", "fr_m", "fr_x")
+    await friends(owner, adm, m, extra)
+    group, conv = await make_group(owner, [adm, m])
+    gid = group["id"]
+    await owner.api("PUT", f"/api/v1/groups/{gid}/admins/{adm.user_id}")
+    mine = await m.send_text("mine", conv=conv)
+    theirs = await m.send_text("moderate me", conv=conv)
+    owners = await owner.send_text("owner's", conv=conv)
+    await root.api("PUT", f"/api/v1/admin/groups/{gid}/freeze")
+
+    recall = f"/api/v1/conversations/{conv}/messages/{{}}/recall"
+    for client, method, path, body in [
+        (m, "POST", recall.format(mine["seq"]), None),
+        (owner, "POST", recall.format(theirs["seq"]), None),
+        (m, "POST", recall.format(owners["seq"]), None),  # the state answers before the roles
+        (owner, "PATCH", f"/api/v1/groups/{gid}", {"notice": "rewritten"}),
+        (owner, "POST", f"/api/v1/groups/{gid}/members", {"users": [extra.user_id]}),
+        (owner, "DELETE", f"/api/v1/groups/{gid}/members/{m.user_id}", None),
+        (adm, "DELETE", f"/api/v1/groups/{gid}/members/{m.user_id}", None),
+        (owner, "POST", f"/api/v1/groups/{gid}/mutes", {"user": m.user_id, "seconds": 60}),
+        (owner, "POST", f"/api/v1/groups/{gid}/mute_all", {"muted": True}),
+        (owner, "PUT", f"/api/v1/groups/{gid}/admins/{m.user_id}", None),
+        (owner, "POST", f"/api/v1/groups/{gid}/owner", {"user": adm.user_id}),
+        (owner, "DELETE", f"/api/v1/groups/{gid}", None),
+        (m, "PATCH", f"/api/v1/groups/{gid}/me", {"nickname": "new name"}),
+    ]:
+        assert await refused_with(client, method, path, body) == (403, "group_frozen"), (method, path)
+    with pytest.raises(ApiError) as over_ws:
+        await m.request({"type": "recall", "conv": conv, "seq": mine["seq"]})
+    assert over_ws.value.code == "group_frozen"
+
+    # Nothing changed: no message blanked, no notice stored, same members and profile.
+    page = await m.api("GET", f"/api/v1/conversations/{conv}/messages", after_seq=0)
+    texts_now = {x["seq"]: (x["recalled"], x["body"].get("text")) for x in page["messages"]}
+    assert texts_now[mine["seq"]] == (False, "mine") and texts_now[theirs["seq"]] == (False, "moderate me")
+    assert [x["type"] for x in page["messages"]][-1] == "system"  # the freeze notice is the last thing
+    profile = await m.api("GET", f"/api/v1/groups/{gid}")
+    assert (profile["member_count"], profile["notice"], profile["frozen"]) == (3, "", True)
+
+    # Still allowed: reading, read marks, receipts, do-not-disturb, and leaving.
+    assert (await m.request({"type": "history", "conv": conv}))["messages"]
+    await adm.request({"type": "read", "conv": conv, "seq": theirs["seq"]})
+    assert (await m.request({"type": "receipts", "conv": conv, "seq": theirs["seq"]}))["read"] == 1
+    assert (await m.api("PATCH", f"/api/v1/groups/{gid}/me", {"dnd": True}))["dnd"] is True
+    await m.api("DELETE", f"/api/v1/groups/{gid}/members/{m.user_id}")
+    assert (await owner.api("GET", f"/api/v1/groups/{gid}"))["member_count"] == 2
+
+    # Unfrozen, the group is writable again; a server admin may also dismiss a frozen group.
+    await root.api("DELETE", f"/api/v1/admin/groups/{gid}/freeze")
+    assert (await owner.api("PATCH", f"/api/v1/groups/{gid}", {"notice": "back"}))["notice"] == "back"
+    await root.api("PUT", f"/api/v1/admin/groups/{gid}/freeze")
+    assert (await root.api("DELETE", f"/api/v1/admin/groups/{gid}"))["dismissed"] is True
+
+
+async def test_dismissed_group_keeps_only_its_history(make_client):
+    """Issue 12 item 8: a dismissed group refuses every change (410 group_dismissed), recalls included,
+    leaving too; history, read marks, receipts and do-not-disturb remain."""
+    owner, adm, m = await clients(make_client, "dg_own", "dg_adm", "dg_m")
+    await friends(owner, adm, m)
+    group, conv = await make_group(owner, [adm, m])
+    gid = group["id"]
+    await owner.api("PUT", f"/api/v1/groups/{gid}/admins/{adm.user_id}")
+    said = await m.send_text("last words", conv=conv)
+    await owner.api("DELETE", f"/api/v1/groups/{gid}")
+    recall = f"/api/v1/conversations/{conv}/messages/{said['seq']}/recall"
+    for client, method, path, body in [
+        (m, "POST", recall, None),
+        (owner, "POST", recall, None),
+        (m, "DELETE", f"/api/v1/groups/{gid}/members/{m.user_id}", None),
+        (adm, "DELETE", f"/api/v1/groups/{gid}/members/{adm.user_id}", None),
+        (owner, "DELETE", f"/api/v1/groups/{gid}/members/{m.user_id}", None),
+        (owner, "PATCH", f"/api/v1/groups/{gid}", {"name": "again"}),
+        (owner, "POST", f"/api/v1/groups/{gid}/owner", {"user": adm.user_id}),
+        (adm, "POST", f"/api/v1/groups/{gid}/mutes", {"user": m.user_id, "seconds": 60}),
+        (m, "PATCH", f"/api/v1/groups/{gid}/me", {"nickname": "ghost"}),
+    ]:
+        assert await refused_with(client, method, path, body) == (410, "group_dismissed"), (method, path)
+    page = await m.api("GET", f"/api/v1/conversations/{conv}/messages", after_seq=0)
+    last_words = next(x for x in page["messages"] if x["seq"] == said["seq"])
+    assert (last_words["recalled"], last_words["body"]) == (False, {"text": "last words"})
+    await m.request({"type": "read", "conv": conv, "seq": page["messages"][-1]["seq"]})
+    assert (await owner.request({"type": "receipts", "conv": conv, "seq": said["seq"]}))["total"] == 2
+    assert (await m.api("PATCH", f"/api/v1/groups/{gid}/me", {"dnd": True}))["dnd"] is True
+    assert (await m.api("GET", f"/api/v1/groups/{gid}"))["member_count"] == 3
+
+
+async def test_receipts_and_unread_stay_in_the_members_window(make_client):
+    """Issue 12 item 12: a member who joined later cannot ask receipts for older messages, and is not
+    counted as a reader of them; a recalled group message is not unread."""
+    owner, early, late = await clients(make_client, "rw_own", "rw_early", "rw_late")
+    await friends(owner, early, late)
+    group, conv = await make_group(owner, [early])
+    old = await owner.send_text("before late joined", conv=conv)
+    await early.request({"type": "read", "conv": conv, "seq": old["seq"]})
+    await owner.api("POST", f"/api/v1/groups/{group['id']}/members", {"users": [late.user_id]})
+    with pytest.raises(ApiError) as over_ws:
+        await late.request({"type": "receipts", "conv": conv, "seq": old["seq"]})
+    assert over_ws.value.code == "not_found"
+    path = f"/api/v1/groups/{group['id']}/messages/{old['seq']}/receipts"
+    assert await refused_with(late, "GET", path) == (404, "not_found")
+    receipt = await owner.request({"type": "receipts", "conv": conv, "seq": old["seq"]})
+    assert (receipt["read"], receipt["total"], receipt["readers"]) == (1, 1, [early.user_id])
+
+    new = await owner.send_text("after", conv=conv)
+    assert (await late.request({"type": "receipts", "conv": conv, "seq": new["seq"]}))["total"] == 2
+    spam = await owner.send_text("spam", conv=conv)
+    assert {c["conv"]: c for c in await late.sync()}[conv]["unread"] == 2
+    await owner.request({"type": "recall", "conv": conv, "seq": spam["seq"]})
+    assert {c["conv"]: c for c in await late.sync()}[conv]["unread"] == 1
+
+
+async def test_role_hierarchy_and_mentions_of_non_members(make_client):
+    """docs/protocol.md, "Group rules": admins cannot act on the owner or on other admins (kick, mute,
+    recall); the owner can; a mention of a non-member is kept in the body and notifies nobody."""
+    owner, adm1, adm2, m, outsider = await clients(
+        make_client, "rh_own", "rh_adm1", "rh_adm2", "rh_m", "rh_out"
+    )
+    await friends(owner, adm1, adm2, m)
+    await owner.befriend(outsider)
+    group, conv = await make_group(owner, [adm1, adm2, m])
+    gid = group["id"]
+    for adm in (adm1, adm2):
+        await owner.api("PUT", f"/api/v1/groups/{gid}/admins/{adm.user_id}")
+    said = await adm2.send_text("admin speaks", conv=conv)
+    by_owner = await owner.send_text("owner speaks", conv=conv)
+    for target, seq in ((adm2, said["seq"]), (owner, by_owner["seq"])):
+        assert await refused_with(adm1, "DELETE", f"/api/v1/groups/{gid}/members/{target.user_id}") == (
+            403,
+            "forbidden",
+        )
+        body = {"user": target.user_id, "seconds": 60}
+        assert await refused_with(adm1, "POST", f"/api/v1/groups/{gid}/mutes", body) == (403, "forbidden")
+        with pytest.raises(ApiError) as recall:
+            await adm1.request({"type": "recall", "conv": conv, "seq": seq})
+        assert recall.value.code == "forbidden"
+    await owner.request({"type": "recall", "conv": conv, "seq": said["seq"]})  # the owner outranks admins
+
+    ack = await m.send(
+        {"msg_type": "text", "body": {"text": "hi", "mentions": [outsider.user_id, adm1.user_id]}}, conv=conv
+    )
+    stored = await adm1.api("GET", f"/api/v1/conversations/{conv}/messages", after_seq=ack["seq"] - 1)
+    assert stored["messages"][0]["body"]["mentions"] == [outsider.user_id, adm1.user_id]
+    assert {c["conv"]: c for c in await adm1.sync()}[conv]["mention"] is True
+    assert conv not in {c["conv"] for c in await outsider.sync()}
+    with pytest.raises(asyncio.TimeoutError):
+        await outsider.next_event("msg", timeout=0.3)
+
+
+async def test_do_not_disturb_delivers_silently_except_mentions(make_client):
+    """docs/protocol.md, "Do not disturb": a member with DND gets every message, in pushes and by sync, and
+    counts it as unread; pushes are marked ``silent`` unless the message mentions them (or @all)."""
+    owner, quiet, loud = await clients(make_client, "dnd_own", "dnd_q", "dnd_l")
+    await friends(owner, quiet, loud)
+    group, conv = await make_group(owner, [quiet, loud])
+    assert (await quiet.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": True}))["dnd"] is True
+    assert (await quiet.api("GET", f"/api/v1/groups/{group['id']}"))["me"]["dnd"] is True
+    for viewer, expected in ((quiet, True), (owner, False)):  # nobody else sees it
+        page = await viewer.api("GET", f"/api/v1/groups/{group['id']}/members")
+        assert next(x["dnd"] for x in page["members"] if x["user"]["id"] == quiet.user_id) is expected
+
+    def text_is(text):
+        return lambda f: f["msg"]["body"].get("text") == text
+
+    await owner.send_text("plain", conv=conv)
+    assert (await quiet.next_event("msg", where=text_is("plain"))).get("silent") is True
+    assert "silent" not in await loud.next_event("msg", where=text_is("plain"))
+    await owner.send({"msg_type": "text", "body": {"text": "you", "mentions": [quiet.user_id]}}, conv=conv)
+    assert "silent" not in await quiet.next_event("msg", where=text_is("you"))
+    await owner.send({"msg_type": "text", "body": {"text": "all", "mention_all": True}}, conv=conv)
+    assert "silent" not in await quiet.next_event("msg", where=text_is("all"))
+
+    listing = {c["conv"]: c for c in await quiet.sync()}[conv]
+    assert (listing["dnd"], listing["unread"], listing["mention"]) == (True, 3, True)
+    assert {c["conv"]: c for c in await loud.sync()}[conv]["dnd"] is False
+
+    await quiet.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": False})
+    await owner.send_text("again", conv=conv)
+    assert "silent" not in await quiet.next_event("msg", where=text_is("again"))

@@ -227,6 +227,75 @@ async def test_typing_reaches_the_peer(make_client):
     assert await bob.next_event("typing") == {"type": "typing", "conv": conv, "user": alice.user_id}
 
 
+async def test_typing_is_admitted_like_a_send(make_client):
+    """Issue 12 item 11: a typing frame reaches only a peer who would accept a message from the typist; a
+    refused one gets the send's error code in an error frame (no rid: typing has no reply)."""
+    alice = await make_client("tya")
+    stranger = await make_client("tys")
+    bob = await make_client("tyb")
+    await friends(alice, bob)
+    # A stranger can name the private conversation they would have with Alice, but may not message her.
+    await stranger._ws.send_json({"type": "typing", "conv": private_conv(stranger.user_id, alice.user_id)})
+    refused = await stranger.next_event("error")
+    assert refused["code"] == "not_friends" and "rid" not in refused
+    # Nor a conversation that is not theirs, nor a group.
+    await stranger._ws.send_json({"type": "typing", "conv": private_conv(alice.user_id, bob.user_id)})
+    assert (await stranger.next_event("error"))["code"] == "forbidden"
+    group = await alice.api("POST", "/api/v1/groups", {"name": "t", "members": [bob.user_id]})
+    await alice._ws.send_json({"type": "typing", "conv": group["conv"]})
+    assert (await alice.next_event("error"))["code"] == "forbidden"
+
+    # Friends: delivered. After unfriending: refused like a send, and the former friend hears nothing.
+    conv = private_conv(alice.user_id, bob.user_id)
+    await bob._ws.send_json({"type": "typing", "conv": conv})
+    assert (await alice.next_event("typing"))["user"] == bob.user_id
+    await alice.api("DELETE", f"/api/v1/friends/{bob.user_id}")
+    await bob._ws.send_json({"type": "typing", "conv": conv})
+    assert (await bob.next_event("error"))["code"] == "not_friends"
+    with pytest.raises(asyncio.TimeoutError):
+        await alice.next_event("typing", timeout=0.5)
+
+
+async def test_after_unfriending_history_stays_and_sending_stops(make_client):
+    """What remains of a private conversation after unfriending (docs/protocol.md): both sides keep reading
+    its history, marking it read and recalling their own messages within the window; new messages (and
+    typing) are refused with not_friends."""
+    alice = await make_client("ufa")
+    bob = await make_client("ufb")
+    await friends(alice, bob)
+    first = await alice.send_text("before", to=bob.user_id)
+    await bob.send_text("reply", to=alice.user_id)
+    conv = first["conv"]
+    await bob.api("DELETE", f"/api/v1/friends/{alice.user_id}")
+    for who in (alice, bob):
+        page = await who.api("GET", f"/api/v1/conversations/{conv}/messages", after_seq=0)
+        assert [m["body"]["text"] for m in page["messages"]] == ["before", "reply"]
+        assert (await who.request({"type": "history", "conv": conv}))["messages"][-1]["seq"] == 2
+        await who.request({"type": "read", "conv": conv, "seq": 2})
+        assert {c["conv"]: c for c in await who.sync()}[conv]["unread"] == 0
+    for who, to in ((alice, bob), (bob, alice)):
+        with pytest.raises(ApiError) as refused:
+            await who.send_text("still there?", to=to.user_id)
+        assert refused.value.code == "not_friends"
+    await alice.request({"type": "recall", "conv": conv, "seq": first["seq"]})
+    page = await bob.api("GET", f"/api/v1/conversations/{conv}/messages", after_seq=0)
+    assert page["messages"][0]["recalled"] is True and page["messages"][-1]["type"] == "recall"
+
+
+async def test_recalled_message_is_not_unread(make_client):
+    """Issue 12 item 12: unread counts skip recalled messages and recall notices."""
+    alice = await make_client("ura")
+    bob = await make_client("urb")
+    await friends(alice, bob)
+    kept = await alice.send_text("kept", to=bob.user_id)
+    gone = await alice.send_text("oops", to=bob.user_id)
+    conv = kept["conv"]
+    assert {c["conv"]: c for c in await bob.sync()}[conv]["unread"] == 2
+    await alice.request({"type": "recall", "conv": conv, "seq": gone["seq"]})
+    listing = {c["conv"]: c for c in await bob.sync()}[conv]
+    assert (listing["unread"], listing["max_seq"]) == (1, 3)
+
+
 async def test_strangers_and_outsiders_are_refused(make_client):
     alice = await make_client("sa_u")
     stranger = await make_client("sb_u")

@@ -81,6 +81,8 @@ class Conversation(msgspec.Struct, kw_only=True):
     mention: bool = False
     #: For groups: the group's id (its profile is GET /api/v1/groups/{id}).
     group: int | None = None
+    #: I set do-not-disturb on this group: show it, count it, but do not notify unless I am mentioned.
+    dnd: bool = False
 
 
 Role = Literal["owner", "admin", "member"]
@@ -112,7 +114,8 @@ class GroupMember(msgspec.Struct, kw_only=True):
     user: User
     role: Role
     nickname: str
-    #: Do not disturb: no notification pushes for this member (messages still arrive).
+    #: Do not disturb: messages still arrive, are synced and count as unread, but their pushes are marked
+    #: ``silent`` unless they mention this member (docs/protocol.md, "Do not disturb").
     dnd: bool
     #: Milliseconds since the epoch until which the member may not send; 0 when not muted.
     muted_until: int

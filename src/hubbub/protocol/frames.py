@@ -160,6 +160,8 @@ class ErrorFrame(ServerFrame, tag="error"):
 
 class MsgPush(ServerFrame, tag="msg"):
     msg: Message
+    #: The recipient set do-not-disturb on the group and is not mentioned: deliver, do not notify.
+    silent: bool = False
 
 
 class NewsPush(ServerFrame, tag="news"):

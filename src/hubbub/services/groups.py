@@ -23,7 +23,7 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, Storage
 from hubbub.protocol.frames import MsgPush, encode
 from hubbub.services.friends import FriendService
-from hubbub.services.group_rules import Action, allowed
+from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
@@ -60,10 +60,16 @@ class GroupService:
             raise not_found("group")
         return group, member
 
-    async def _active_member(self, group_id: int, user_id: int) -> tuple[Group, GroupMember]:
+    async def _acting(self, group_id: int, user_id: int, action: Action) -> tuple[Group, GroupMember]:
+        """The group and the caller's membership, if the group's state allows ``action`` (group_rules.py).
+
+        Checked here so a refused request does no more work, and again inside the writing transaction
+        (``_apply``), where it is authoritative.
+        """
         group, member = await self._member(group_id, user_id)
-        if group.dismissed:
-            raise HubbubError(Code.GROUP_DISMISSED, "this group was dismissed")
+        refused = refusal(action, group)
+        if refused is not None:
+            raise refused
         return group, member
 
     async def profile(self, me: int, group_id: int) -> Group:
@@ -79,7 +85,9 @@ class GroupService:
         await self._member(group_id, me)
         if len(prefix) > 32:
             raise invalid("q", "at most 32 characters")
-        return await self.storage.group_members(group_id, after, max(1, min(limit, 200)), prefix.strip())
+        page = await self.storage.group_members(group_id, after, max(1, min(limit, 200)), prefix.strip())
+        # Do-not-disturb is a member's own setting: others see it as false (docs/protocol.md).
+        return [m if m.user.id == me or not m.dnd else msgspec.structs.replace(m, dnd=False) for m in page]
 
     async def online(
         self, me: int, group_id: int, after: int, limit: int
@@ -93,14 +101,18 @@ class GroupService:
         return online, page[-1].user.id if len(page) == limit else None
 
     async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:
-        """Who of the other members read message ``seq`` (the sender is not counted).
+        """Who of the other members read message ``seq`` (the sender is not counted; nor are members who
+        joined after it, who never saw it).
 
-        Bounded in cost: two counts over an index and at most 100 reader ids, whatever the group's size.
+        Only for messages in the caller's own window: one from before they joined is ``not_found``, as it is
+        to ``history`` and ``pull``. Bounded in cost: two counts over an index and at most 100 reader ids,
+        whatever the group's size.
         """
         await self._member(group_id, me)
         conv = group_conv(group_id)
+        state = await self.storage.member_state(conv, me)
         message = await self.storage.message(conv, seq)
-        if message is None:
+        if message is None or state is None or seq <= state[1]:
             raise not_found("message")
         return await self.storage.readers(conv, seq, message.sender, 100)
 
@@ -127,7 +139,7 @@ class GroupService:
         return update.group
 
     async def invite(self, me: int, group_id: int, users: list[int]) -> Group:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.INVITE)
         if not allowed(Action.INVITE, member.role, invite_policy=group.invite_policy):
             raise HubbubError(Code.FORBIDDEN, "only admins can invite to this group")
         if not users or len(users) > 500:
@@ -137,44 +149,45 @@ class GroupService:
         # Marking a group hot lifts the member limit: push-pull keeps the cost of a big group bounded.
         limit = self.config.hot_group_member_limit if group.hot else self.config.group_member_limit
         change = GroupChange(add=dict.fromkeys(invited, "member"), max_members=limit)
-        return await self._apply(group_id, change, me, {"event": "joined", "users": invited})
+        return await self._apply(group_id, change, me, {"event": "joined", "users": invited}, Action.INVITE)
 
     async def kick(self, me: int, group_id: int, user_id: int) -> Group:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.KICK)
         target = await self.storage.group_member(group_id, user_id)
         if target is None:
             raise not_found("member")
         if user_id == me or not allowed(Action.KICK, member.role, target.role):
             raise HubbubError(Code.FORBIDDEN, f"a {member.role} cannot remove a {target.role}")
         return await self._apply(
-            group_id, GroupChange(remove=(user_id,)), me, {"event": "kicked", "users": [user_id]}
+            group_id, GroupChange(remove=(user_id,)), me, {"event": "kicked", "users": [user_id]}, Action.KICK
         )
 
     async def quit(self, me: int, group_id: int) -> None:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.QUIT)
         if not allowed(Action.QUIT, member.role):
             raise HubbubError(Code.FORBIDDEN, "the owner must transfer ownership or dismiss the group")
-        await self._apply(group_id, GroupChange(remove=(me,)), me, {"event": "left", "users": [me]})
+        change = GroupChange(remove=(me,))
+        await self._apply(group_id, change, me, {"event": "left", "users": [me]}, Action.QUIT)
 
     async def dismiss(self, me: int, group_id: int) -> None:
-        group, member = await self._member(group_id, me)
-        if group.dismissed:
-            raise HubbubError(Code.GROUP_DISMISSED, "this group was already dismissed")
+        group, member = await self._acting(group_id, me, Action.DISMISS)
         if not allowed(Action.DISMISS, member.role):
             raise HubbubError(Code.FORBIDDEN, "only the owner can dismiss the group")
-        await self._apply(group_id, GroupChange(fields={"dismissed": True}), me, {"event": "dismissed"})
+        change = GroupChange(fields={"dismissed": True})
+        await self._apply(group_id, change, me, {"event": "dismissed"}, Action.DISMISS)
 
     async def transfer(self, me: int, group_id: int, user_id: int) -> Group:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.TRANSFER)
         if not allowed(Action.TRANSFER, member.role):
             raise HubbubError(Code.FORBIDDEN, "only the owner can transfer ownership")
         if user_id == me or await self.storage.group_member(group_id, user_id) is None:
             raise not_found("member")
         change = GroupChange(roles={me: "admin", user_id: "owner"}, fields={"owner_id": user_id})
-        return await self._apply(group_id, change, me, {"event": "owner_changed", "users": [user_id]})
+        event = {"event": "owner_changed", "users": [user_id]}
+        return await self._apply(group_id, change, me, event, Action.TRANSFER)
 
     async def set_admin(self, me: int, group_id: int, user_id: int, admin: bool) -> Group:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.SET_ADMIN)
         if not allowed(Action.SET_ADMIN, member.role):
             raise HubbubError(Code.FORBIDDEN, "only the owner can appoint or remove admins")
         target = await self.storage.group_member(group_id, user_id)
@@ -185,11 +198,15 @@ class GroupService:
             return group
         event = "admin_added" if admin else "admin_removed"
         return await self._apply(
-            group_id, GroupChange(roles={user_id: role}), me, {"event": event, "users": [user_id]}
+            group_id,
+            GroupChange(roles={user_id: role}),
+            me,
+            {"event": event, "users": [user_id]},
+            Action.SET_ADMIN,
         )
 
     async def mute(self, me: int, group_id: int, user_id: int, seconds: int) -> Group:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.MUTE)
         if not 0 <= seconds <= MAX_MUTE_S:
             raise invalid("seconds", f"0 (unmute) to {MAX_MUTE_S}")
         target = await self.storage.group_member(group_id, user_id)
@@ -199,22 +216,23 @@ class GroupService:
             raise HubbubError(Code.FORBIDDEN, f"a {member.role} cannot mute a {target.role}")
         until = now_ms() + seconds * 1000 if seconds else 0
         event = {"event": "muted" if seconds else "unmuted", "users": [user_id], "until": until}
-        return await self._apply(group_id, GroupChange(mutes={user_id: until}), me, event)
+        return await self._apply(group_id, GroupChange(mutes={user_id: until}), me, event, Action.MUTE)
 
     async def mute_all(self, me: int, group_id: int, muted: bool) -> Group:
-        group, member = await self._active_member(group_id, me)
+        group, member = await self._acting(group_id, me, Action.MUTE_ALL)
         if not allowed(Action.MUTE_ALL, member.role):
             raise HubbubError(Code.FORBIDDEN, "only the owner and admins can mute everyone")
         if group.muted_all == muted:
             return group
         event = {"event": "muted_all" if muted else "unmuted_all"}
-        return await self._apply(group_id, GroupChange(fields={"muted_all": muted}), me, event)
+        change = GroupChange(fields={"muted_all": muted})
+        return await self._apply(group_id, change, me, event, Action.MUTE_ALL)
 
     async def edit(self, me: int, group_id: int, fields: dict[str, Any]) -> Group:
-        group, member = await self._active_member(group_id, me)
+        action = Action.SET_POLICY if "invite_policy" in fields else Action.EDIT_PROFILE
+        group, member = await self._acting(group_id, me, action)
         if not fields:
             return group
-        action = Action.SET_POLICY if "invite_policy" in fields else Action.EDIT_PROFILE
         if not allowed(action, member.role):
             raise HubbubError(Code.FORBIDDEN, "only the owner and admins can edit the group")
         clean = _check_fields(fields)
@@ -222,11 +240,16 @@ class GroupService:
         if not changed:
             return group
         return await self._apply(
-            group_id, GroupChange(fields=changed), me, {"event": "edited", "changes": changed}
+            group_id, GroupChange(fields=changed), me, {"event": "edited", "changes": changed}, action
         )
 
     async def set_prefs(self, me: int, group_id: int, fields: dict[str, Any]) -> GroupMember:
-        await self._member(group_id, me)
+        """Personal settings. The group nickname is seen by others, so a frozen or dismissed group refuses
+        it; do-not-disturb is the member's own and allowed in every state."""
+        if "nickname" in fields:
+            await self._acting(group_id, me, Action.SET_NICKNAME)
+        else:
+            await self._member(group_id, me)
         clean: dict[str, Any] = {}
         if "nickname" in fields:
             nickname = fields["nickname"]
@@ -266,9 +289,12 @@ class GroupService:
             ts=now_ms(),
         )
 
-    async def _apply(self, group_id: int, change: GroupChange, actor: int, body: dict[str, Any]) -> Group:
+    async def _apply(
+        self, group_id: int, change: GroupChange, actor: int, body: dict[str, Any], action: Action
+    ) -> Group:
+        """Store the change and its notice, if the group's state still allows ``action`` when it is locked."""
         update = await self.storage.change_group(
-            group_id, change, self._notice(actor, group_conv(group_id), body)
+            group_id, change, self._notice(actor, group_conv(group_id), body), lambda g: refusal(action, g)
         )
         await self.announce(update)
         return update.group

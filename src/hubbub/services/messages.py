@@ -28,7 +28,7 @@ from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
 from hubbub.services import content
 from hubbub.services.batcher import SendBatcher
 from hubbub.services.friends import FriendService
-from hubbub.services.group_rules import Action, allowed
+from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
@@ -38,16 +38,19 @@ SYSTEM_CMID_PREFIX = "~"
 
 
 def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | None:
-    """The send rules of a group, applied to the members as they are inside the storing transaction."""
-    if facts.group.dismissed:
-        return HubbubError(Code.GROUP_DISMISSED, "this group was dismissed")
-    if facts.group.frozen:
-        return HubbubError(Code.GROUP_FROZEN, "this group was frozen by an administrator: it is read-only")
+    """The send rules of a group, applied to the members as they are inside the storing transaction.
+
+    Also admits recall notices (``Storage.recall_message``): a frozen or dismissed group refuses them, and then
+    nothing is blanked.
+    """
+    refused = refusal(Action.RECALL if item.type == RECALL_TYPE else Action.SEND, facts.group)
+    if refused is not None:
+        return refused
     member = facts.members.get(item.sender)
     if member is None:
         return HubbubError(Code.FORBIDDEN, "you are not a member of this group")
     if item.type == RECALL_TYPE:
-        return None  # permission was checked against the recalled message already
+        return None  # who may recall what was checked against the recalled message already
     if member.role == "member" and facts.group.muted_all:
         return HubbubError(Code.MUTED, "only the owner and admins may speak in this group now")
     if member.muted_until > item.ts:
@@ -195,7 +198,15 @@ class MessageService:
                 hot.append((item, result))
                 continue
             payload = encode(MsgPush(msg=result.message))
-            events.append(Event(result.recipients or item.members, payload, origin))
+            recipients = result.recipients or item.members
+            silent = _silenced(item, result.quiet)
+            if silent:
+                # Do not disturb: the same message, marked silent, to members not mentioned by it.
+                events.append(Event(silent, encode(MsgPush(msg=result.message, silent=True)), origin))
+                recipients = tuple(uid for uid in recipients if uid not in silent)
+                if not recipients:
+                    continue
+            events.append(Event(recipients, payload, origin))
         await self.broker.publish(events)
         if hot:
             await self.hot.publish(hot)
@@ -253,6 +264,7 @@ class MessageService:
                 last=state.last,
                 mention=state.mention_seq > state.read_seq,
                 group=parse_group(state.conv),
+                dnd=state.dnd,
             )
             for state in states
         ]
@@ -273,44 +285,70 @@ class MessageService:
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:
-        peer = peer_of(conv, user_id)
-        if peer is None:
-            raise HubbubError(Code.FORBIDDEN, "typing indicators are for your private conversations")
-        await self.broker.publish([Event([peer], encode(TypingPush(conv=conv, user=user_id)))])
+        """Tell the peer that ``user_id`` is typing, if ``user_id`` could send there now.
+
+        Typing is admitted exactly like a private send (``_private_conv``: a member of the conversation, and a
+        friend of the peer unless the server lets strangers talk): an indicator must not reach someone who
+        would refuse the message it announces. A refusal is an ``error`` frame with the send's code
+        (``not_friends``, ``forbidden``, ``not_found``), so a client learns to stop sending them. Groups have
+        no typing indicators (``forbidden``): they would fan out to every member.
+        """
+        if parse_group(conv) is not None:
+            raise HubbubError(Code.FORBIDDEN, "typing indicators are for private conversations")
+        private = await self._private_conv(user_id, None, conv)
+        peer = peer_of(private, user_id)
+        if peer is not None:
+            await self.broker.publish([Event([peer], encode(TypingPush(conv=private, user=user_id)))])
 
     # -- recall -----------------------------------------------------------------------------------
     async def recall(self, user_id: int, conv: str, seq: int) -> Message:
         """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync.
 
         The sender may recall within the window; in groups the owner and admins may recall any message of a
-        lower-ranked member at any time.
+        lower-ranked member at any time. The blanking and the notice are one transaction
+        (``Storage.recall_message``), admitted inside it by the group rules: a frozen or dismissed group, or a
+        recaller removed meanwhile, gets the refusal and the message stays as it was.
         """
         await self._membership(user_id, conv)
         target = await self.storage.message(conv, seq)
         if target is None or target.type in (RECALL_TYPE, "system"):
             raise not_found("message")
-        if target.sender == user_id:
+        own = target.sender == user_id
+        group_id = parse_group(conv)
+        if group_id is not None:
+            # The group's state answers before the roles do, as for every group action (group_rules.py);
+            # the transaction checks it again.
+            group = await self.storage.group(group_id)
+            refused = refusal(Action.RECALL if own else Action.RECALL_OTHERS, group) if group else None
+            if refused is not None:
+                raise refused
+        if own:
             if not target.recalled and now_ms() - target.ts > self.config.recall_window_s * 1000:
                 raise HubbubError(
                     Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
                 )
         else:
             await self._check_moderator(user_id, conv, target.sender)
-        await self.storage.mark_recalled(conv, seq)
-        if self.hot.knows(conv):
-            blanked = msgspec.structs.replace(target, recalled=True, body={})
-            await self.hot.recalled(blanked)
         # The notice's cmid is derived from the target, so recalling twice yields the same notice.
-        command = SendCommand(
-            user_id,
-            conv,
-            _members_of(conv),
-            f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
-            RECALL_TYPE,
-            {"seq": seq},
+        notice = NewMessage(
+            id=self.ids.next(),
+            conv=conv,
+            sender=user_id,
+            cmid=f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
+            type=RECALL_TYPE,
+            body={"seq": seq},
+            ts=now_ms(),
+            members=_members_of(conv),
         )
-        stored = await self.submit(command)
-        return stored.message
+        result = await self.storage.recall_message(seq, notice, admit_group_message)
+        if isinstance(result, Rejected):
+            raise result.error
+        if not result.duplicate:
+            if self.hot.knows(conv):
+                blanked = msgspec.structs.replace(target, recalled=True, body={})
+                await self.hot.recalled(blanked)
+            await self._publish_stored([notice], [result])
+        return result.message
 
     async def _check_moderator(self, user_id: int, conv: str, sender: int) -> None:
         group_id = parse_group(conv)
@@ -328,6 +366,14 @@ class MessageService:
 
 def ack_of(message: Message) -> Ack:
     return Ack(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
+
+
+def _silenced(item: NewMessage, quiet: tuple[int, ...]) -> tuple[int, ...]:
+    """Of the recipients with do-not-disturb, those the message does not mention (docs/protocol.md)."""
+    if not quiet or item.mention_all:
+        return ()
+    mentioned = set(item.mentions)
+    return tuple(uid for uid in quiet if uid not in mentioned)
 
 
 def _members_of(conv: str) -> tuple[int, ...]:

@@ -44,6 +44,9 @@ class Stored(msgspec.Struct, kw_only=True):
     recipients: tuple[int, ...] = ()
     #: Stored into a hot group: deliver push-pull.
     hot: bool = False
+    #: Those of ``recipients`` who set do-not-disturb on the group: their pushes are marked silent unless
+    #: the message mentions them (docs/protocol.md, "Do not disturb").
+    quiet: tuple[int, ...] = ()
 
 
 class Rejected(msgspec.Struct):
@@ -55,6 +58,7 @@ class Rejected(msgspec.Struct):
 class MemberFacts(msgspec.Struct, frozen=True):
     role: str
     muted_until: int
+    dnd: bool = False
 
 
 class GroupFacts(msgspec.Struct, kw_only=True):
@@ -68,6 +72,10 @@ class GroupFacts(msgspec.Struct, kw_only=True):
 
 #: Decides, inside the transaction, whether a group message may be stored: None to admit, or the error.
 Admit = Callable[[NewMessage, GroupFacts], Any]
+
+#: Decides, inside a group change's transaction, whether the group as it is now allows the change: None to go
+#: on, or the exception to raise (nothing is written).
+GroupCheck = Callable[[Group], Any]
 
 
 class GroupChange(msgspec.Struct, kw_only=True):
@@ -109,6 +117,8 @@ class ConvState(msgspec.Struct, kw_only=True):
     unread: int
     last: Message | None
     mention_seq: int = 0
+    #: A group the user set do-not-disturb on.
+    dnd: bool = False
 
 
 class GroupStorage(abc.ABC):
@@ -141,8 +151,14 @@ class GroupStorage(abc.ABC):
         """Every member of a conversation -> the seq they joined after (they see only what is newer)."""
 
     @abc.abstractmethod
-    async def change_group(self, group_id: int, change: GroupChange, notice: NewMessage) -> GroupUpdate:
-        """Apply ``change`` and store ``notice`` in one transaction. New members see from ``notice`` on."""
+    async def change_group(
+        self, group_id: int, change: GroupChange, notice: NewMessage, check: GroupCheck | None = None
+    ) -> GroupUpdate:
+        """Apply ``change`` and store ``notice`` in one transaction. New members see from ``notice`` on.
+
+        ``check`` sees the group as it is after the group is locked, so a change racing a freeze or a
+        dismissal is either applied before it or refused by ``check`` — never applied after it.
+        """
 
     @abc.abstractmethod
     async def set_member_prefs(
@@ -152,8 +168,9 @@ class GroupStorage(abc.ABC):
 
     @abc.abstractmethod
     async def readers(self, conv: str, seq: int, exclude: int, limit: int) -> tuple[int, int, list[int]]:
-        """Members other than ``exclude`` (the sender): (how many have read ``seq``, how many there are, up
-        to ``limit`` of the readers)."""
+        """Members other than ``exclude`` (the sender) who could see message ``seq`` (they joined before it):
+        (how many of them have read it, how many there are, up to ``limit`` of the readers). A member who
+        joined later starts with a read seq past ``seq`` but never saw it, so is counted in neither."""
 
 
 class UploadRecord(msgspec.Struct, kw_only=True):
@@ -394,7 +411,17 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
     async def message(self, conv: str, seq: int) -> Message | None: ...
 
     @abc.abstractmethod
-    async def mark_recalled(self, conv: str, seq: int) -> bool: ...
+    async def recall_message(
+        self, seq: int, notice: NewMessage, admit: Admit | None = None
+    ) -> Stored | Rejected:
+        """Blank message ``seq`` of ``notice.conv`` and store ``notice`` (its ``recall`` notice) in one
+        transaction: either both happen or neither does.
+
+        In a group, ``admit`` sees the group and the recaller as they are inside the transaction (after the
+        conversation is locked), as for ``store_messages``; a refusal is returned as ``Rejected`` and blanks
+        nothing. Idempotent on (sender, cmid) like ``store_messages``: a notice already stored is returned as
+        a duplicate.
+        """
 
     @abc.abstractmethod
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:

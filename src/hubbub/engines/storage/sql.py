@@ -22,6 +22,7 @@ from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     Admit,
     ConvState,
+    GroupFacts,
     NewMessage,
     RefreshToken,
     Rejected,
@@ -41,7 +42,8 @@ from hubbub.engines.storage.sqlutil import (
     user_of,
 )
 
-#: Notices (group changes, recalls) appear in history but never count as unread.
+#: Notices (group changes, recalls) appear in history but never count as unread; nor does a recalled
+#: message (docs/protocol.md, "Unread rules").
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
@@ -453,6 +455,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         msgs = t.messages
         rejected: dict[tuple[int, str], Rejected] = {}
         recipients: dict[str, tuple[int, ...]] = {}
+        quiet: dict[str, tuple[int, ...]] = {}
         hot: set[str] = set()
         async with self._tx() as conn:
             existing: dict[tuple[int, str], Message] = {}
@@ -494,8 +497,9 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                             continue
                         if facts[m.conv].hot:
                             hot.add(m.conv)
-                        else:
+                        elif m.conv not in recipients:
                             recipients[m.conv] = tuple(facts[m.conv].members)
+                            quiet[m.conv] = _quiet(facts[m.conv])
                     elif m.conv in group_convs:
                         rejected[(m.sender, m.cmid)] = Rejected(not_found("group"))
                         continue
@@ -519,6 +523,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                         duplicate=key in first_seen,
                         recipients=recipients.get(message.conv, m.members),
                         hot=message.conv in hot,
+                        quiet=quiet.get(message.conv, ()),
                     )
                 )
                 first_seen.add(key)
@@ -654,14 +659,52 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         return None if row is None else message_of(row)
 
     @unavailable
-    async def mark_recalled(self, conv: str, seq: int) -> bool:
+    async def recall_message(
+        self, seq: int, notice: NewMessage, admit: Admit | None = None
+    ) -> Stored | Rejected:
+        for attempt in range(3):
+            try:
+                return await self._recall_message(seq, notice, admit)
+            except IntegrityError:
+                # Another node stored this notice between our lookup and our insert: the retry finds it.
+                if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                if attempt == 2 or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _recall_message(self, seq: int, notice: NewMessage, admit: Admit | None) -> Stored | Rejected:
+        msgs, conv = t.messages, notice.conv
         async with self._tx() as conn:
-            result = await conn.execute(
-                update(t.messages)
-                .where(t.messages.c.conv == conv, t.messages.c.seq == seq, t.messages.c.recalled.is_(False))
-                .values(recalled=True, body="{}")
+            found = (
+                await conn.execute(
+                    select(msgs).where(msgs.c.sender == notice.sender, msgs.c.cmid == notice.cmid)
+                )
+            ).first()
+            if found is not None:
+                return Stored(message=message_of(found), duplicate=True)
+            recipients, hot = notice.members, False
+            quiet: tuple[int, ...] = ()
+            if conv.startswith("g:"):
+                # Lock, then read the group: a freeze, dismissal or kick committed before the lock is seen;
+                # one after it waits for us (the same order as store_messages).
+                await self._lock_conversations(conn, [conv])
+                facts = (await self._group_facts(conn, {conv: {notice.sender}})).get(conv)
+                if facts is None:
+                    return Rejected(not_found("group"))
+                refused = admit(notice, facts) if admit is not None else None
+                if refused is not None:
+                    return Rejected(refused)
+                hot = facts.hot
+                recipients = () if hot else tuple(facts.members)
+                quiet = () if hot else _quiet(facts)
+            await conn.execute(
+                update(msgs).where(msgs.c.conv == conv, msgs.c.seq == seq).values(recalled=True, body="{}")
             )
-            return result.rowcount == 1
+            stored = await self._append(conn, [notice])
+        message = stored[(notice.sender, notice.cmid)]
+        return Stored(message=message, duplicate=False, recipients=recipients, hot=hot, quiet=quiet)
 
     @unavailable
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
@@ -722,10 +765,32 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     m.c.seq > cm.c.min_seq,
                     m.c.sender != user_id,
                     m.c.type.notin_(NOT_UNREAD_TYPES),
+                    m.c.recalled.is_(False),
                 )
                 .group_by(m.c.conv)
             )
             unread = {conv: count for conv, count in unread_rows}
+            # A pending mention whose message was recalled no longer counts (only the newest mention is
+            # kept per member, so a recalled one hides an older unread mention: the rare case loses the flag,
+            # never the messages).
+            pending = [(row.conv, row.mention_seq) for row in rows if row.mention_seq > row.read_seq]
+            withdrawn: set[str] = set()
+            for start in range(0, len(pending), 500):
+                found = await conn.execute(
+                    select(m.c.conv).where(
+                        tuple_(m.c.conv, m.c.seq).in_(pending[start : start + 500]), m.c.recalled.is_(True)
+                    )
+                )
+                withdrawn.update(found.scalars())
+            gm = t.group_members
+            dnd = {
+                f"g:{gid}"
+                for gid in (
+                    await conn.execute(
+                        select(gm.c.group_id).where(gm.c.user_id == user_id, gm.c.dnd.is_(True))
+                    )
+                ).scalars()
+            }
         return [
             ConvState(
                 conv=row.conv,
@@ -735,7 +800,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 updated_at=row.updated_at,
                 unread=unread.get(row.conv, 0),
                 last=last.get(row.conv),
-                mention_seq=row.mention_seq,
+                mention_seq=0 if row.conv in withdrawn else row.mention_seq,
+                dnd=row.conv in dnd,
             )
             for row in rows
         ]
@@ -750,6 +816,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 .where(mine.c.user_id == user_id, theirs.c.user_id != user_id, mine.c.conv.like("p:%"))
             )
             return {conv: seq for conv, seq in rows}
+
+
+def _quiet(facts: GroupFacts) -> tuple[int, ...]:
+    """The members who set do-not-disturb on the group."""
+    return tuple(uid for uid, member in facts.members.items() if member.dnd)
 
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected

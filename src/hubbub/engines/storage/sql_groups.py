@@ -19,6 +19,7 @@ from hubbub.core.models import Group, GroupMember
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     GroupChange,
+    GroupCheck,
     GroupFacts,
     GroupUpdate,
     MemberFacts,
@@ -66,7 +67,7 @@ class SqlGroups(SqlHost):
         hot = {gid for gid, g in groups.items() if g.hot or g.member_count >= self.hot_threshold}
         members: dict[int, dict[int, MemberFacts]] = {gid: {} for gid in groups}
         gm = t.group_members
-        cols = (gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until)
+        cols = (gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until, gm.c.dnd)
         queries = []
         if normal := [gid for gid in groups if gid not in hot]:
             queries.append(select(*cols).where(gm.c.group_id.in_(normal)))
@@ -76,7 +77,9 @@ class SqlGroups(SqlHost):
             )
         for query in queries:
             for row in await conn.execute(query):
-                members[row.group_id][row.user_id] = MemberFacts(role=row.role, muted_until=row.muted_until)
+                members[row.group_id][row.user_id] = MemberFacts(
+                    role=row.role, muted_until=row.muted_until, dnd=bool(row.dnd)
+                )
         return {
             group_conv(gid): GroupFacts(group=g, members=members[gid], hot=gid in hot)
             for gid, g in groups.items()
@@ -166,7 +169,9 @@ class SqlGroups(SqlHost):
         )
 
     @unavailable
-    async def change_group(self, group_id: int, change: GroupChange, notice: NewMessage) -> GroupUpdate:
+    async def change_group(
+        self, group_id: int, change: GroupChange, notice: NewMessage, check: GroupCheck | None = None
+    ) -> GroupUpdate:
         conv = group_conv(group_id)
         gm = t.group_members
         async with self._tx() as conn:
@@ -176,6 +181,13 @@ class SqlGroups(SqlHost):
             ).scalar_one_or_none()
             if max_seq is None:
                 raise HubbubError(Code.NOT_FOUND, "group not found")
+            if check is not None:
+                # Read after the lock: a freeze or dismissal (itself a change_group) committed before it is
+                # seen here; one after it waits for this transaction.
+                row = (await conn.execute(select(t.groups).where(t.groups.c.id == group_id))).one()
+                refused = check(group_of(row))
+                if refused is not None:
+                    raise refused
             before = await self._member_ids(conn, group_id)
             present = set(before)
             adding = {uid: role for uid, role in change.add.items() if uid not in present}
@@ -331,7 +343,9 @@ class SqlGroups(SqlHost):
     @unavailable
     async def readers(self, conv: str, seq: int, exclude: int, limit: int) -> tuple[int, int, list[int]]:
         cm = t.conv_members
-        others = (cm.c.conv == conv, cm.c.user_id != exclude)
+        # min_seq < seq: only members who were there when it was sent (a later joiner's read seq starts at
+        # their joining point, past ``seq``, though they never saw the message).
+        others = (cm.c.conv == conv, cm.c.user_id != exclude, cm.c.min_seq < seq)
         async with self.engine.connect() as conn:
             total = (await conn.execute(select(func.count()).where(*others))).scalar_one()
             read = (
