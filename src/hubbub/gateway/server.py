@@ -124,8 +124,10 @@ class Gateway:
             conn.send(error_frame(exc, frame.rid))
             if exc.code is Code.UNAVAILABLE:
                 conn.close(Close.GOING_AWAY, "registry unavailable, reconnect")
+            elif exc.code is Code.TOKEN_REVOKED:
+                conn.close(Close.REVOKED, exc.message)
             else:
-                conn.close(Close.REVOKED if exc.code is Code.TOKEN_REVOKED else Close.UNAUTHORIZED, exc.message)
+                conn.close(Close.UNAUTHORIZED, exc.message)
             return
         if conn.closing:
             return  # replaced by a newer login of this terminal (4409), or revoked, while registering

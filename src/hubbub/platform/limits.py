@@ -39,7 +39,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _UPLOADS = "/api/v1/uploads"
 #: Where the middleware leaves the client's address for the routes (the login limit is keyed on it).
 CLIENT_IP: Any = (
-    web.RequestKey("hubbub_client_ip", str) if hasattr(web, "RequestKey") else "hubbub_client_ip"  # aiohttp < 3.13
+    web.RequestKey("hubbub_client_ip", str)
+    if hasattr(web, "RequestKey")
+    else "hubbub_client_ip"  # aiohttp < 3.13
 )
 
 

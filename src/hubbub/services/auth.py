@@ -112,7 +112,8 @@ class AuthService:
         allowance, never the owner's (the per-address limit against spraying many names is at the edge,
         platform/limits.py)."""
         c = self.config
-        await enforce(self.limiter, f"login:{username.lower()}:{address}", c.login_per_minute / 60.0, c.login_burst)
+        key = f"login:{username.lower()}:{address}"
+        await enforce(self.limiter, key, c.login_per_minute / 60.0, c.login_burst)
         account = await self.storage.account_by_username(username)
         ok = await self.passwords.verify(account.password_hash if account else None, password)
         if account is None or not ok:

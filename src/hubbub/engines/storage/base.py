@@ -249,7 +249,8 @@ class AdminStorage(abc.ABC):
 
     @abc.abstractmethod
     async def ban_user(self, user_id: int) -> UserRecord | None:
-        """Set the banned flag and revoke every session of the user in one transaction; None if no such user."""
+        """Set the banned flag and revoke every session of the user, in one transaction; None if there is no
+        such user."""
 
     @abc.abstractmethod
     async def user_record(self, user_id: int) -> UserRecord | None: ...
