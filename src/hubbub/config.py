@@ -48,9 +48,13 @@ class Config(msgspec.Struct, kw_only=True):
     #: Sends per user: a burst of ``send_burst`` then ``send_rate`` per second.
     send_rate: float = 50.0
     send_burst: int = 200
-    #: Login attempts per username: burst, then per minute.
+    #: Login attempts per username from one client address: burst, then per minute. Keyed on the pair so
+    #: strangers guessing elsewhere never lock the owner out (the per-address limit is login_ip_*).
     login_burst: int = 10
     login_per_minute: float = 10.0
+    #: Password changes per session: burst, then per hour; per user, twice these (a user has a few devices).
+    password_change_burst: int = 5
+    password_change_per_hour: float = 10.0
     #: Most members a (normal) group may have.
     group_member_limit: int = 5000
     #: Most members of a group an owner/admin marked hot (push-pull keeps its cost bounded).
@@ -68,6 +72,8 @@ class Config(msgspec.Struct, kw_only=True):
     #: argon2 cost; lower only for tests.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    #: Threads hashing passwords at once (their own pool: the CPU and memory argon2 may take at a time).
+    password_hash_workers: int = 2
     # -- operations (docs/operations.md) -----------------------------------------------------------
     #: On SIGTERM a node drains (refuses new connections, closes its clients with 4503, flushes pending
     #: sends) and exits within this many seconds, whatever is still in flight.

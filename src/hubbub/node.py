@@ -219,6 +219,7 @@ class Node:
         await self.services.words.close()
         await self.services.messages.close()  # sends that came over HTTP meanwhile
         await self.services.media.close()
+        self.services.auth.close()  # the password hashing threads
         if self._runner is not None:
             await self._runner.cleanup()
         await self.blobs.close()

@@ -122,6 +122,27 @@ async def test_same_terminal_replaces_the_old_connection(make_broker: MakeBroker
     assert await broker.presence([1]) == {1: ("mobile", "web")}
 
 
+async def test_registrations_of_one_slot_at_once_leave_exactly_one_holder(make_broker: MakeBroker) -> None:
+    broker, hub = await make_broker()
+    for trial in range(20):
+        user = 100 + trial
+        conns = [f"r{trial}a", f"r{trial}b", f"r{trial}c"]
+        for conn in conns:
+            hub.attach(user, conn)
+        await asyncio.gather(*(broker.register(user, "web", conn) for conn in conns))
+        closed = [c for u, code, c in hub.closed if u == user and code is Close.REPLACED]
+        survivors = [c for c in conns if c not in closed]
+        assert len(survivors) == 1 and len(closed) == 2, (closed, conns)
+        # the survivor, and only it, holds the slot; a Redis node's own copy of its registrations (what it
+        # renews) names the connection Redis kept, or the survivor's entry would expire under it
+        if isinstance(broker, RedisBroker):
+            assert broker._local[user] == {"web": survivors[0]}
+        assert await broker.presence([user]) == {user: ("web",)}
+        for conn in closed:
+            assert await broker.unregister(user, "web", conn) is None
+        assert await broker.unregister(user, "web", survivors[0]) is not None
+
+
 async def test_publish_reaches_every_connection_in_order(make_broker: MakeBroker) -> None:
     broker, hub = await make_broker()
     await connect(broker, hub, 1, "web", "a-web")

@@ -88,7 +88,7 @@ async def test_accounts(storage: Storage) -> None:
     assert await storage.account(alice.id + 100) is None
     updated = await storage.update_profile(alice.id, {"nickname": "Al", "signature": "yo"})
     assert updated is not None and updated.nickname == "Al" and updated.signature == "yo"
-    await storage.set_password_hash(alice.id, "new")
+    assert await storage.set_password(alice.id, "new", keep_sid=None) == []
     again = await storage.account(alice.id)
     assert again is not None and again.password_hash == "new"
     bob = await storage.create_user("bob_1", "Bobby", "h", NOW)
@@ -119,6 +119,38 @@ async def test_sessions_and_refresh_rotation(storage: Storage) -> None:
     revoked = await storage.refresh_token("t2")
     assert revoked is not None and revoked.session_revoked
     assert not await storage.session_active("unknown")
+    assert not await storage.create_session("s0", uid + 100, "t0", NOW + 1000, NOW)  # no such user
+
+
+async def test_password_change_revokes_the_other_sessions_in_the_same_step(storage: Storage) -> None:
+    uid = (await storage.create_user("pat", "P", "h", NOW)).id
+    for sid in ("keep", "other1", "other2"):
+        assert await storage.create_session(sid, uid, f"t-{sid}", NOW + 1000, NOW)
+    assert sorted(await storage.set_password(uid, "h2", keep_sid="keep")) == ["other1", "other2"]
+    assert await storage.session_active("keep") and not await storage.session_active("other1")
+    account = await storage.account(uid)
+    assert account is not None and account.password_hash == "h2"
+
+
+async def test_a_ban_revokes_every_session_and_no_session_is_created_after_it(storage: Storage) -> None:
+    uid = (await storage.create_user("ban_me", "B", "h", NOW)).id
+    assert await storage.create_session("b1", uid, "tb1", NOW + 1000, NOW)
+    record = await storage.ban_user(uid)
+    assert record is not None and record.banned
+    assert not await storage.session_active("b1")
+    assert not await storage.create_session("b2", uid, "tb2", NOW + 1000, NOW)
+    assert not await storage.session_active("b2")
+    assert await storage.ban_user(uid + 100) is None
+    # Logins and bans at once: whichever commits first, no session is left active after the ban.
+    await storage.set_user_flags(uid, banned=False)
+    results = await asyncio.gather(
+        *(storage.create_session(f"r{i}", uid, f"tr{i}", NOW + 1000, NOW) for i in range(5)),
+        storage.ban_user(uid),
+        *(storage.create_session(f"q{i}", uid, f"tq{i}", NOW + 1000, NOW) for i in range(5)),
+    )
+    assert results[5] is not None
+    for sid in [f"r{i}" for i in range(5)] + [f"q{i}" for i in range(5)]:
+        assert not await storage.session_active(sid)
 
 
 # -- friends ------------------------------------------------------------------------------------------

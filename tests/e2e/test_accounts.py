@@ -177,3 +177,69 @@ async def test_openapi_and_health(node):
     assert "/api/v1/messages" in spec["paths"]
     assert "requestBody" in spec["paths"]["/api/v1/auth/register"]["post"]
     assert "Tokens" in spec["components"]["schemas"]
+
+
+# -- names (issue 12, item 20) and the server's name (item 19) ---------------------------------------
+async def register_raw(node, body: dict) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base_url(node)}/api/v1/auth/register", json=body) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+async def test_usernames_are_checked_whole(node):
+    assert (await register_raw(node, {"username": "whole", "password": PASSWORD}))[0] == 201
+    for username in ["whole\n", "x" * 32 + "\n", "x" * 33, "\nwhole", "who le"]:
+        status, body = await register_raw(node, {"username": username, "password": PASSWORD})
+        assert (status, body["error"]["code"]) == (422, "invalid_field"), username
+
+
+async def test_nicknames_lose_format_characters_and_may_not_be_invisible(make_client):
+    alice = await make_client("nick_owner", connect=False)
+    me = await alice.api("PATCH", "/api/v1/me", {"nickname": "\u202eevil\u202c \u2066Al\u2069\u200b"})
+    assert me["nickname"] == "evil Al"
+    for nickname in ["\u200b", "\u200b\u200d\u2060", "\u202e \u202c", "a\nb", "\u0007bell"]:
+        with pytest.raises(ApiError) as bad:
+            await alice.api("PATCH", "/api/v1/me", {"nickname": nickname})
+        assert (bad.value.status, bad.value.code) == (422, "invalid_field"), repr(nickname)
+    assert (await alice.api("GET", "/api/v1/me"))["nickname"] == "evil Al"
+
+
+async def test_registration_cleans_the_nickname_too(node):
+    status, body = await register_raw(node, {"username": "bidi_reg", "password": PASSWORD, "nickname": "\u202eX"})
+    assert status == 201 and body["user"]["nickname"] == "X"
+    status, body = await register_raw(node, {"username": "zw_reg", "password": PASSWORD, "nickname": "\u200b\u200b"})
+    assert (status, body["error"]["code"]) == (422, "invalid_field")
+
+
+async def test_the_server_name_is_reserved_and_the_server_account_is_badged(make_client, node):
+    admin = await make_client("first_admin")  # the first account is an admin (first_user_admin)
+    for nickname in ["Hubbub", "hubbub", "HUBBUB", "Ｈｕｂｂｕｂ", "Hub bub", "Нubbub", "Hubbu\u044c", "h.u.b.b.u.b"]:
+        status, body = await register_raw(node, {"username": "faker", "password": PASSWORD, "nickname": nickname})
+        assert (status, body["error"]["code"]) == (422, "invalid_field"), nickname
+        with pytest.raises(ApiError) as rename:
+            await admin.api("PATCH", "/api/v1/me", {"nickname": nickname})
+        assert rename.value.code == "invalid_field", nickname
+    for username in ["hubbub", "HubBub", "hubbub_"]:
+        status, body = await register_raw(node, {"username": username, "password": PASSWORD})
+        assert (status, body["error"]["code"]) == (422, "invalid_field"), username
+    assert (await register_raw(node, {"username": "hubbubfan", "password": PASSWORD}))[0] == 201
+
+    # The real server account is marked as such wherever a user object is shown; nobody else is.
+    await admin.api("POST", "/api/v1/admin/notices", {"text": "maintenance at 6", "user": admin.user_id})
+    push = await admin.next_event("msg", timeout=5)
+    assert push["msg"]["type"] == "notice"
+    server = await admin.api("GET", f"/api/v1/users/{push['msg']['sender']}")
+    assert server["system"] is True and server["nickname"] == "Hubbub"
+    assert (await admin.api("GET", "/api/v1/me"))["system"] is False
+
+
+# -- passwords (item 22) -----------------------------------------------------------------------------
+async def test_blank_and_common_passwords_are_refused(make_client, node):
+    for password in ["12345678", "password", "PassWord", " " * 8, "\t" * 9, "aaaaaaaaaa", "qwertyuiop", "iloveyou"]:
+        status, body = await register_raw(node, {"username": "weakling", "password": password})
+        assert (status, body["error"]["code"]) == (422, "weak_password"), repr(password)
+    alice = await make_client("strong_one", connect=False)
+    with pytest.raises(ApiError) as weak:
+        await alice.api("POST", "/api/v1/auth/password", {"old_password": PASSWORD, "new_password": "password1"})
+    assert (weak.value.status, weak.value.code) == (422, "weak_password")
+    await alice.api("POST", "/api/v1/auth/password", {"old_password": PASSWORD, "new_password": "plum-kettle-42"})

@@ -248,3 +248,47 @@ async def test_refused_typing_gets_an_error_frame_and_reaches_nobody(node, make_
         assert (await ws.receive_json(timeout=5))["type"] == "pong"
     with pytest.raises(asyncio.TimeoutError):
         await target.next_event("typing", timeout=0.3)
+
+
+async def _login_race(http, url_a: str, url_b: str, token: str) -> tuple[list, list]:
+    """Two sockets of one user and terminal authenticating at the same moment; what each one saw, up to its
+    close or a quiet second."""
+    a, b = await http.ws_connect(url_a), await http.ws_connect(url_b)
+    auth = {"type": "auth", "token": token, "terminal": "web"}
+    await asyncio.gather(a.send_json(auth), b.send_json(auth))
+
+    async def seen(ws) -> list:
+        got = []
+        while True:
+            try:
+                msg = await ws.receive(timeout=1)
+            except TimeoutError:
+                return got
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                return [*got, ("close", msg.data)]
+            got.append(msg.json()["type"])
+
+    return list(await asyncio.gather(seen(a), seen(b), return_exceptions=False)), [a, b]
+
+
+async def assert_one_login_survives(http, url_a: str, url_b: str, owner: HubbubClient, friend: HubbubClient):
+    outcomes, sockets = await _login_race(http, url_a, url_b, owner.access_token)
+    closed = [o for o in outcomes if o and o[-1] == ("close", 4409)]
+    alive = [ws for o, ws in zip(outcomes, sockets, strict=True) if not (o and o[-1][0] == "close")]
+    assert len(closed) == 1 and len(alive) == 1, outcomes
+    # Only the survivor is reachable: a message to the user is pushed to it.
+    await friend.send_text("who is there?", to=owner.user_id)
+    push = await alive[0].receive_json(timeout=5)
+    assert push["type"] == "msg" and push["msg"]["body"] == {"text": "who is there?"}
+    for ws in sockets:
+        await ws.close()
+
+
+async def test_two_logins_of_one_terminal_at_once_leave_exactly_one(node, make_client):
+    # Issue 12, item 4: both used to get auth_ok and pushes (6 of 8 trials).
+    owner, friend = await make_client("racer", connect=False), await make_client("racefriend")
+    await friends(owner, friend)
+    ws_url = f"ws://127.0.0.1:{node.port}/ws"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(8):
+            await assert_one_login_survives(http, ws_url, ws_url, owner, friend)

@@ -47,6 +47,10 @@ def test_migrate_users_bans_words_notices_config(hubbub):
     assert "created user 2 (bob)\n" in hubbub("admin", "create-user", "bob", "--password", PASSWORD)
     assert "username_taken" in hubbub("admin", "create-user", "bob", "--password", PASSWORD, code=1)
     assert "invalid_field" in hubbub("admin", "create-user", "bo", "--password", PASSWORD, code=1)
+    # the rules of registration (services/names.py, services/passwords.py), not a copy of them
+    assert "weak_password" in hubbub("admin", "create-user", "carl", "--password", "password1", code=1)
+    assert "invalid_field" in hubbub("admin", "create-user", "carl\n", "--password", PASSWORD, code=1)
+    assert "reserved" in hubbub("admin", "create-user", "carl", "--password", PASSWORD, "--nickname", "HUBBUB", code=1)
     users = json.loads(hubbub("admin", "users", "--json"))
     assert [(u["user"]["username"], u["is_admin"], u["banned"]) for u in users] == [
         ("alice", True, False),

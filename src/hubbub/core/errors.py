@@ -26,6 +26,7 @@ class Code(StrEnum):
     NOT_FRIENDS = "not_friends"
     NOT_FOUND = "not_found"
     USERNAME_TAKEN = "username_taken"
+    WEAK_PASSWORD = "weak_password"
     CONFLICT = "conflict"
     RECALL_EXPIRED = "recall_expired"
     MUTED = "muted"
@@ -55,6 +56,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.NOT_FRIENDS: 403,
     Code.NOT_FOUND: 404,
     Code.USERNAME_TAKEN: 409,
+    Code.WEAK_PASSWORD: 422,
     Code.CONFLICT: 409,
     Code.RECALL_EXPIRED: 409,
     Code.MUTED: 403,

@@ -20,6 +20,9 @@ class User(msgspec.Struct, kw_only=True):
     nickname: str
     signature: str = ""
     avatar: str | None = None
+    #: The server's own account (the sender of notices): clients show a badge, and its display name is
+    #: reserved (services/names.py), so a user cannot pass for it.
+    system: bool = False
 
 
 class Account(msgspec.Struct, kw_only=True):

@@ -18,7 +18,11 @@ class Hub:
 
     def __init__(self, heartbeat_s: float, auth_timeout_s: float) -> None:
         self.by_id: dict[str, Connection] = {}
+        #: Authenticated connections: these get pushes.
         self.by_user: dict[int, list[Connection]] = {}
+        #: Connections whose token checked out and that are registering: no pushes yet, but a takeover
+        #: (4409), a revocation or a ban must reach them all the same (docs/protocol.md, "Connections").
+        self.joining: dict[int, list[Connection]] = {}
         self.heartbeat_s = heartbeat_s
         self.auth_timeout_s = auth_timeout_s
         self._sweeper: asyncio.Task[None] | None = None
@@ -30,17 +34,19 @@ class Hub:
     def add(self, conn: Connection) -> None:
         self.by_id[conn.conn_id] = conn
 
+    def claim(self, conn: Connection) -> None:
+        """The connection's user is known and it is about to register: closes aimed at the user reach it."""
+        self.joining.setdefault(conn.user_id, []).append(conn)
+
     def bind(self, conn: Connection) -> None:
         """The connection is authenticated: make it reachable by its user id."""
+        _drop(self.joining, conn)
         self.by_user.setdefault(conn.user_id, []).append(conn)
 
     def remove(self, conn: Connection) -> None:
         self.by_id.pop(conn.conn_id, None)
-        conns = self.by_user.get(conn.user_id)
-        if conns and conn in conns:
-            conns.remove(conn)
-            if not conns:
-                del self.by_user[conn.user_id]
+        _drop(self.joining, conn)
+        _drop(self.by_user, conn)
 
     # -- LocalSink --------------------------------------------------------------------------------
     def deliver(self, events: Sequence[Event]) -> None:
@@ -64,8 +70,16 @@ class Hub:
     def disconnect(
         self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
     ) -> None:
-        for conn in list(self.by_user.get(user_id, ())):
-            if (conn_id is None or conn.conn_id == conn_id) and (sid is None or conn.sid == sid):
+        """Close the user's connections here, authenticated or still registering. A takeover names the
+        replaced connection, which may not have finished its own registration yet (two logins of one
+        terminal at once): it is looked up by id, whatever its state, so exactly one of them survives."""
+        if conn_id is not None:
+            found = self.by_id.get(conn_id)
+            candidates = [found] if found is not None and found.user_id == user_id else []
+        else:
+            candidates = [*self.by_user.get(user_id, ()), *self.joining.get(user_id, ())]
+        for conn in candidates:
+            if sid is None or conn.sid == sid:
                 conn.close(code, reason)
 
     # -- timeouts ---------------------------------------------------------------------------------
@@ -96,3 +110,11 @@ class Hub:
         for conn in conns:
             conn.close(code, reason)
         await asyncio.sleep(0)
+
+
+def _drop(index: dict[int, list[Connection]], conn: Connection) -> None:
+    conns = index.get(conn.user_id)
+    if conns and conn in conns:
+        conns.remove(conn)
+        if not conns:
+            del index[conn.user_id]

@@ -114,14 +114,25 @@ class Gateway:
             conn.close(Close.TOO_MANY_CONNECTIONS, refusal.message)
             return
         conn.user, conn.terminal, conn.sid = user, frame.terminal, principal.sid
+        self.hub.claim(conn)
         # Register before saying auth_ok: a client told it is online must be reachable, and the old holder
         # of this terminal's slot is replaced first.
         try:
             await self.s.presence.connected(user.id, frame.terminal, conn.conn_id)
+            # Again, now that a revocation or a ban can find this connection: one that landed after the
+            # check above but before the registration would otherwise have missed it (docs/security.md).
+            await self.s.auth.authenticate(frame.token)
         except HubbubError as exc:
             conn.send(error_frame(exc, frame.rid))
-            conn.close(Close.GOING_AWAY, "registry unavailable, reconnect")
+            if exc.code is Code.UNAVAILABLE:
+                conn.close(Close.GOING_AWAY, "registry unavailable, reconnect")
+            elif exc.code is Code.TOKEN_REVOKED:
+                conn.close(Close.REVOKED, exc.message)
+            else:
+                conn.close(Close.UNAUTHORIZED, exc.message)
             return
+        if conn.closing:
+            return  # replaced by a newer login of this terminal (4409), or revoked, while registering
         conn.session.authenticated()
         self.hub.bind(conn)
         log.info("ws_opened", extra={"conn": conn.conn_id, "user": user.id, "terminal": frame.terminal})

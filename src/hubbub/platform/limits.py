@@ -2,8 +2,9 @@
 
 - **Per-IP token buckets** for the routes an attacker can drive without an account or cheaply with one:
   login (password guessing spread over many usernames), register (account farming) and uploads; plus a
-  **per-user** bucket for uploads. Per-user limits on sends, logins per username and friend requests live in
-  the services, next to the rule they protect.
+  **per-user** bucket for uploads. Per-user limits on sends, logins per (username, address), password
+  changes per session and user, and friend requests live in the services, next to the rule they protect;
+  the middleware leaves the client's address in ``request[CLIENT_IP]`` for them.
 - **WebSocket connections per IP**: counted from before the upgrade, refused with HTTP 429 ``rate_limited``
   so a flood of sockets never costs a handshake or a session. (Per-user caps are applied at ``auth``, in
   the gateway, which knows the user: close 4530.)
@@ -36,6 +37,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: Routes that carry a JSON body read in one go (uploads stream theirs and are bounded per chunk instead).
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _UPLOADS = "/api/v1/uploads"
+#: Where the middleware leaves the client's address for the routes (the login limit is keyed on it).
+CLIENT_IP: Any = (
+    web.RequestKey("hubbub_client_ip", str)
+    if hasattr(web, "RequestKey")
+    else "hubbub_client_ip"  # aiohttp < 3.13
+)
 
 
 def _networks(spec: str) -> tuple[Network, ...]:
@@ -85,9 +92,9 @@ class EdgeLimits:
 
     # -- HTTP -------------------------------------------------------------------------------------
     async def check_request(self, request: web.Request) -> None:
+        ip = request[CLIENT_IP] = self.client_ip(request)
         rule = self.ip_rules.get((request.method, request.path))
         if rule is not None:
-            ip = self.client_ip(request)
             if not self.exempt_ip(ip):
                 name, rate, burst = rule
                 await enforce(self.limiter, f"{name}:{ip}", rate, burst)

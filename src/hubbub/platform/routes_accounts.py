@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from hubbub.core.models import Tokens, User
+from hubbub.platform.limits import CLIENT_IP
 from hubbub.platform.routing import Ctx, route
 
 Name = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -15,8 +16,9 @@ Password = Annotated[str, Meta(max_length=256)]
 
 
 class RegisterBody(msgspec.Struct, kw_only=True):
-    #: The same rule as services/auth.py's USERNAME_RE, stated here so /openapi.json tells clients.
-    username: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+    #: The rule of services/names.py, stated here so /openapi.json tells clients; the service checks the
+    #: whole string (a JSON-schema ``$`` would let a trailing newline through).
+    username: Annotated[str, Meta(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
     password: Password
     nickname: Name | None = None
 
@@ -63,14 +65,15 @@ async def register(ctx: Ctx) -> Tokens:
 @route(
     "POST",
     "/api/v1/auth/login",
-    summary="Log in (rate limited per username)",
+    summary="Log in (rate limited per username and address, and per address)",
     body=LoginBody,
     response=Tokens,
     auth=False,
     tag="auth",
 )
 async def login(ctx: Ctx) -> Tokens:
-    return await ctx.s.auth.login(ctx.body.username, ctx.body.password)
+    address = ctx.request.get(CLIENT_IP) or ctx.request.remote or ""
+    return await ctx.s.auth.login(ctx.body.username, ctx.body.password, address)
 
 
 @route(
@@ -102,7 +105,7 @@ async def logout(ctx: Ctx) -> None:
 @route(
     "POST",
     "/api/v1/auth/password",
-    summary="Change password; every other session is revoked",
+    summary="Change password (rate limited per session and user); every other session is revoked",
     body=PasswordBody,
     status=204,
     tag="auth",

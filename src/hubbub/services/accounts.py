@@ -7,6 +7,7 @@ from typing import Any
 from hubbub.core.errors import invalid, not_found
 from hubbub.core.models import User
 from hubbub.engines.storage.base import Storage
+from hubbub.services.names import clean_nickname
 
 _LIMITS = {"nickname": (1, 64), "signature": (0, 256), "avatar": (0, 128)}
 
@@ -31,6 +32,9 @@ class AccountService:
                 continue
             if not isinstance(value, str):
                 raise invalid(name, "must be a string")
+            if name == "nickname":
+                fields[name] = clean_nickname(value)  # the registration rule (services/names.py)
+                continue
             value = value.strip()
             low, high = _LIMITS[name]
             if not low <= len(value) <= high:

@@ -14,14 +14,12 @@ friend, and nobody can log in as it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-from argon2 import PasswordHasher
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
@@ -33,13 +31,13 @@ from hubbub.engines.broker.base import Broker, Event, NodeLoad
 from hubbub.engines.storage.base import GroupChange, NewMessage, Storage, Stored, UserRecord
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.frames import MsgPush, encode
-from hubbub.services.auth import USERNAME_RE, check_password_shape
 from hubbub.services.groups import GroupService
+from hubbub.services.names import SERVER_NICKNAME, check_new_user
+from hubbub.services.passwords import Passwords, check_new_password
 from hubbub.services.words import WordFilter, normalize
 
 NOTICE_TYPE = "notice"
 SERVER_USERNAME = "~hubbub"
-SERVER_NICKNAME = "Hubbub"
 #: Recipients per storing transaction when a notice goes to everyone.
 NOTICE_BATCH = 500
 MAX_WORDS_PER_CALL = 1000
@@ -84,6 +82,7 @@ class AdminService:
         groups: GroupService,
         words: WordFilter,
         ids: MessageIds,
+        passwords: Passwords,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -91,9 +90,7 @@ class AdminService:
         self.groups = groups
         self.words = words
         self.ids = ids
-        self._hasher = PasswordHasher(
-            time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib, parallelism=1
-        )
+        self.passwords = passwords
         self._server_user: int | None = None
 
     async def require_admin(self, user_id: int) -> None:
@@ -131,13 +128,10 @@ class AdminService:
     async def create_user(
         self, username: str, password: str, nickname: str | None = None, *, admin: bool = False
     ) -> UserRecord:
-        if not USERNAME_RE.match(username):
-            raise invalid("username", "3 to 32 letters, digits, '_', '.' or '-'")
-        check_password_shape(password)
-        nick = (nickname or username).strip()
-        if not 1 <= len(nick) <= 64:
-            raise invalid("nickname", "1 to 64 characters")
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        """The same rules as registration (services/names.py, services/passwords.py)."""
+        nick = check_new_user(username, nickname)
+        check_new_password(password)
+        password_hash = await self.passwords.hash(password)
         user = await self.storage.create_user(username, nick, password_hash, now_ms())
         record = await self.storage.set_user_flags(user.id, is_admin=admin)
         assert record is not None
@@ -151,11 +145,15 @@ class AdminService:
 
     async def ban(self, user_id: int) -> UserRecord:
         """Ban: no more logins or refreshes, every session revoked, every connection closed (4403) on every
-        node — through the broker's node queues, so within a round trip, not at the next token expiry."""
-        record = await self.storage.set_user_flags(user_id, banned=True)
+        node — through the broker's node queues, so within a round trip, not at the next token expiry.
+
+        The flag and the revocations are one transaction, and a session is only ever created in a
+        transaction that finds the user not banned, so no login racing the ban keeps a session; a socket
+        that authenticated just before the ban is closed by the gateway's re-check after it registers
+        (docs/security.md, "Bans")."""
+        record = await self.storage.ban_user(user_id)
         if record is None:
             raise not_found("user")
-        await self.storage.revoke_sessions(user_id, keep_sid=None)
         await self.broker.disconnect(user_id, Close.REVOKED, "banned")
         return record
 

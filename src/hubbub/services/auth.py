@@ -7,31 +7,25 @@ the whole session: either the client is confused or someone replayed a stolen to
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 
 import jwt
 import msgspec
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
-from hubbub.core.errors import Code, HubbubError, invalid
+from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Tokens, User
 from hubbub.engines.broker.base import Broker
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.close_codes import Close
 from hubbub.services.limits import enforce
-
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
-MIN_PASSWORD = 8
-MAX_PASSWORD = 256
+from hubbub.services.names import check_new_user
+from hubbub.services.passwords import Passwords, check_new_password
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -43,33 +37,20 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def check_password_shape(password: str, field: str = "password") -> None:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise invalid(field, f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+def _banned() -> HubbubError:
+    return HubbubError(Code.FORBIDDEN, "this account is banned")
 
 
 class AuthService:
-    def __init__(self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter) -> None:
+    def __init__(
+        self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter, passwords: Passwords
+    ) -> None:
         self.config = config
         self.storage = storage
         self.broker = broker
         self.limiter = limiter
+        self.passwords = passwords
         self._secret = config.secret()
-        self._hasher = PasswordHasher(
-            time_cost=config.argon2_time_cost, memory_cost=config.argon2_memory_kib, parallelism=1
-        )
-        # Verifying against a real hash when the user does not exist keeps login timing uniform.
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
-
-    # -- passwords (argon2 is deliberately slow: off the event loop) ----------------------------------
-    async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
-
-    async def _verify(self, password_hash: str, password: str) -> bool:
-        try:
-            return await asyncio.to_thread(self._hasher.verify, password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
 
     # -- tokens -----------------------------------------------------------------------------------
     def _access_token(self, user_id: int, sid: str) -> str:
@@ -78,12 +59,17 @@ class AuthService:
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     async def _new_session(self, user: User) -> Tokens:
+        """A session for ``user``, refused if the user is banned by then: the storage checks the ban in
+        the transaction that creates the session, so a ban landing while a login is being checked either
+        makes the login fail or revokes the session it created (docs/security.md, "Bans")."""
         sid = secrets.token_hex(16)
         refresh = "r1." + secrets.token_urlsafe(32)
         now = now_ms()
-        await self.storage.create_session(
+        created = await self.storage.create_session(
             sid, user.id, _hash_token(refresh), now + self.config.refresh_token_ttl_s * 1000, now
         )
+        if not created:
+            raise _banned()
         return Tokens(
             user=user,
             access_token=self._access_token(user.id, sid),
@@ -114,30 +100,26 @@ class AuthService:
 
     # -- flows ------------------------------------------------------------------------------------
     async def register(self, username: str, password: str, nickname: str | None) -> Tokens:
-        if not USERNAME_RE.match(username):
-            raise invalid("username", "3 to 32 letters, digits, '_', '.' or '-'")
-        check_password_shape(password)
-        nick = (nickname or username).strip()
-        if not 1 <= len(nick) <= 64:
-            raise invalid("nickname", "1 to 64 characters")
+        nick = check_new_user(username, nickname)
+        check_new_password(password)
         if await self.storage.account_by_username(username) is not None:
             raise HubbubError(Code.USERNAME_TAKEN, f"username {username!r} is taken")
-        user = await self.storage.create_user(username, nick, await self._hash(password), now_ms())
+        user = await self.storage.create_user(username, nick, await self.passwords.hash(password), now_ms())
         return await self._new_session(user)
 
-    async def login(self, username: str, password: str) -> Tokens:
-        await enforce(
-            self.limiter,
-            f"login:{username.lower()}",
-            self.config.login_per_minute / 60.0,
-            self.config.login_burst,
-        )
+    async def login(self, username: str, password: str, address: str) -> Tokens:
+        """Limited per (username, client address): a stranger's wrong guesses use up the stranger's own
+        allowance, never the owner's (the per-address limit against spraying many names is at the edge,
+        platform/limits.py)."""
+        c = self.config
+        key = f"login:{username.lower()}:{address}"
+        await enforce(self.limiter, key, c.login_per_minute / 60.0, c.login_burst)
         account = await self.storage.account_by_username(username)
-        ok = await self._verify(account.password_hash if account else self._dummy_hash, password)
+        ok = await self.passwords.verify(account.password_hash if account else None, password)
         if account is None or not ok:
             raise HubbubError(Code.UNAUTHORIZED, "wrong username or password")
         if account.banned:
-            raise HubbubError(Code.FORBIDDEN, "this account is banned")
+            raise _banned()
         return await self._new_session(account.user)
 
     async def refresh(self, refresh_token: str) -> Tokens:
@@ -194,15 +176,26 @@ class AuthService:
         await self._end_session(found.user_id, found.sid)
 
     async def change_password(self, principal: Principal, old: str, new: str) -> None:
-        """Set a new password; this session stays, every other one is revoked and its sockets closed."""
-        check_password_shape(new, "new_password")
+        """Set a new password; this session stays, every other one is revoked and its sockets closed.
+
+        Limited per session and per user (twice the session's allowance) before any hashing, so guessing
+        the old password is slow and a burst of requests cannot queue up argon2 work for everyone else.
+        The new hash and the revocations are one transaction."""
+        c = self.config
+        rate = c.password_change_per_hour / 3600.0
+        await enforce(self.limiter, f"password-sid:{principal.sid}", rate, c.password_change_burst)
+        await enforce(self.limiter, f"password:{principal.user_id}", 2 * rate, 2 * c.password_change_burst)
+        check_new_password(new, "new_password")
         account = await self.storage.account(principal.user_id)
-        if account is None or not await self._verify(account.password_hash, old):
+        if account is None or not await self.passwords.verify(account.password_hash, old):
             raise HubbubError(Code.UNAUTHORIZED, "wrong password")
-        await self.storage.set_password_hash(principal.user_id, await self._hash(new))
-        revoked = await self.storage.revoke_sessions(principal.user_id, keep_sid=principal.sid)
+        new_hash = await self.passwords.hash(new)
+        revoked = await self.storage.set_password(principal.user_id, new_hash, keep_sid=principal.sid)
         for sid in revoked:
             await self.broker.disconnect(principal.user_id, Close.REVOKED, "password changed", sid=sid)
+
+    def close(self) -> None:
+        self.passwords.close()
 
     async def _end_session(self, user_id: int, sid: str) -> None:
         await self.storage.revoke_session(sid)

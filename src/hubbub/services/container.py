@@ -20,6 +20,7 @@ from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
+from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
 from hubbub.services.words import WordFilter
 
@@ -62,11 +63,12 @@ class Services:
         words = WordFilter(config, storage)
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot)
+        passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
         return cls(
             config=config,
             storage=storage,
             broker=broker,
-            auth=AuthService(config, storage, broker, limiter),
+            auth=AuthService(config, storage, broker, limiter, passwords),
             accounts=AccountService(storage),
             friends=friends,
             messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
@@ -76,5 +78,5 @@ class Services:
             presence=PresenceService(storage, broker),
             media=media,
             words=words,
-            admin=AdminService(config, storage, broker, groups, words, ids),
+            admin=AdminService(config, storage, broker, groups, words, ids, passwords),
         )

@@ -13,6 +13,8 @@ export interface User {
   nickname: string
   signature: string
   avatar: string | null
+  /** The server's own account (the sender of notices): shown with a badge; its name is reserved. */
+  system?: boolean
 }
 
 /** Known message types; anything else is rendered as a placeholder. */

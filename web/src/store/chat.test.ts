@@ -311,3 +311,17 @@ describe('chat store sync', () => {
     expect(store.displayName(3)).toBe('carol')
   })
 })
+
+describe('the server account', () => {
+  it('is badged by its system flag, and nobody else is', () => {
+    const { store } = setup()
+    store.state.me = ALICE
+    const server: User = { id: 9, username: '~hubbub', nickname: 'Hubbub', signature: '', avatar: null, system: true }
+    const faker: User = { id: 10, username: 'hubbubfan', nickname: 'Hubbub fan', signature: '', avatar: null, system: false }
+    store.state.users[9] = server
+    store.state.users[10] = faker
+    expect(store.isSystemConv('p:1:9')).toBe(true)
+    expect(store.isSystemConv('p:1:10')).toBe(false)
+    expect(store.isSystemConv('g:9')).toBe(false)
+  })
+})

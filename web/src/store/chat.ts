@@ -220,6 +220,13 @@ export function createChatStore(deps: StoreDeps) {
     return displayName(c?.peer ?? peerOf(conv, meId()))
   }
 
+  /** Whether a conversation is with the server's own account (notices): shown with a badge. */
+  function isSystemConv(conv: ConvId): boolean {
+    if (groupIdOf(conv) !== null) return false
+    const peer = state.convs[conv]?.peer ?? peerOf(conv, meId())
+    return peer !== null && !!state.users[peer]?.system
+  }
+
   /** The avatar upload id of a conversation (the peer's, or the group's). */
   function convAvatar(conv: ConvId): string | null {
     const gid = groupIdOf(conv)
@@ -1295,6 +1302,7 @@ export function createChatStore(deps: StoreDeps) {
     groupList,
     displayName,
     convTitle,
+    isSystemConv,
     convAvatar,
     senderName,
     myMember,

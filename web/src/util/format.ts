@@ -77,6 +77,8 @@ export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 're
       return t('msg.video') + caption
     case 'system':
       return names ? systemText(m, names) : t('msg.system')
+    case 'notice': // from the server account (admin notices): plain text
+      return String(b.text ?? '')
     default:
       return t('msg.unknown')
   }

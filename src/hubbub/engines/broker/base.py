@@ -1,8 +1,9 @@
 """The broker interface: where each user's connections live, and getting events to them.
 
 Contract (tests/contract/test_broker.py runs it against every implementation):
-- ``register`` makes the connection the holder of its (user, terminal) slot. A previous holder of that
-  slot, on any node, is closed with ``Close.REPLACED``.
+- ``register`` makes the connection the holder of its (user, terminal) slot, atomically: of two
+  registrations of one slot at once, the later one holds it and the earlier holder, on any node, is closed
+  with ``Close.REPLACED`` — also when it has not finished authenticating (the sink finds it by id).
 - ``unregister`` frees the slot only if this connection still holds it (a replaced connection that closes
   late must not log the new one out).
 - ``publish`` delivers each event's payload to every live connection of its recipients, except
@@ -71,7 +72,8 @@ class LocalSink(Protocol):
     def disconnect(
         self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
     ) -> None:
-        """Close the user's local connections: the one ``conn_id``, those of session ``sid``, or all."""
+        """Close the user's local connections: the one ``conn_id``, those of session ``sid``, or all —
+        including those still registering, so a close racing a login is never lost."""
 
     def news(self, items: Sequence[News]) -> None:
         """Hot-group news for this node to signal to its local members."""

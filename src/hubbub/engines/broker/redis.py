@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
@@ -129,6 +129,34 @@ class _Holder(msgspec.Struct, frozen=True):
     expires_ms: int
 
 
+class _SlotLocks:
+    """One lock per (user, terminal) with registrations in flight on this node, dropped when idle.
+
+    Two logins of one terminal on this node at once: the register script runs atomically in Redis, but the
+    replies can come back in either order over a connection pool, and ``_local`` must end up naming the
+    connection Redis kept (the other is closed 4409), or the survivor's entry is never renewed and expires.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: tuple[int, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 def _parse(value: bytes) -> _Holder | None:
     try:
         node, conn_id, expires = value.decode().split("\t")
@@ -185,6 +213,7 @@ class RedisBroker(Broker):
         self._sink: LocalSink | None = None
         #: This node's own registrations: user -> terminal -> conn id. Rewritten to Redis after it lost them.
         self._local: dict[int, dict[str, str]] = {}
+        self._slot_locks = _SlotLocks()
         self._alive_cache: dict[str, tuple[bool, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._resync_lock = asyncio.Lock()
@@ -275,14 +304,15 @@ class RedisBroker(Broker):
 
     async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered:
         now = _now_ms()
-        try:
-            raw = await self._register(
-                keys=[self._user_key(user_id)],
-                args=[terminal, self._value(conn_id, now), int(self.entry_ttl_s)],
-            )
-        except RedisError as exc:
-            raise HubbubError(Code.UNAVAILABLE, "the connection registry is unavailable") from exc
-        self._local.setdefault(user_id, {})[terminal] = conn_id
+        async with self._slot_locks.hold((user_id, terminal)):
+            try:
+                raw = await self._register(
+                    keys=[self._user_key(user_id)],
+                    args=[terminal, self._value(conn_id, now), int(self.entry_ttl_s)],
+                )
+            except RedisError as exc:
+                raise HubbubError(Code.UNAVAILABLE, "the connection registry is unavailable") from exc
+            self._local.setdefault(user_id, {})[terminal] = conn_id
         before_all = {t: _parse(v) for t, v in _pairs(raw).items()}
         live = await self._live_terminals(before_all, now)
         previous = before_all.get(terminal)

@@ -265,6 +265,11 @@ class AdminStorage(abc.ABC):
         """Set the flags given; None if there is no such user."""
 
     @abc.abstractmethod
+    async def ban_user(self, user_id: int) -> UserRecord | None:
+        """Set the banned flag and revoke every session of the user, in one transaction; None if there is no
+        such user."""
+
+    @abc.abstractmethod
     async def user_record(self, user_id: int) -> UserRecord | None: ...
 
     @abc.abstractmethod
@@ -324,7 +329,9 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
     async def update_profile(self, user_id: int, fields: dict[str, Any]) -> User | None: ...
 
     @abc.abstractmethod
-    async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+    async def set_password(self, user_id: int, password_hash: str, keep_sid: str | None) -> list[str]:
+        """Set the password hash and revoke every live session but ``keep_sid``, in one transaction;
+        return the revoked session ids."""
 
     @abc.abstractmethod
     async def search_users(self, prefix: str, limit: int) -> list[User]:
@@ -334,7 +341,10 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
     @abc.abstractmethod
     async def create_session(
         self, sid: str, user_id: int, token_hash: str, expires_at: int, now: int
-    ) -> None: ...
+    ) -> bool:
+        """Create a session with its first refresh token, unless the user is banned (or gone): False then.
+        The ban is read in the creating transaction, ordered against ``ban_user`` (a row lock where the
+        database has them), so a session never outlives a ban that committed before or during its creation."""
 
     @abc.abstractmethod
     async def refresh_token(self, token_hash: str) -> RefreshToken | None: ...

@@ -194,11 +194,12 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         return None if row is None else user_of(row)
 
     @unavailable
-    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+    async def set_password(self, user_id: int, password_hash: str, keep_sid: str | None) -> list[str]:
         async with self._tx() as conn:
             await conn.execute(
                 update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
             )
+            return await self._revoke_sessions(conn, user_id, keep_sid)
 
     @unavailable
     async def search_users(self, prefix: str, limit: int) -> list[User]:
@@ -221,8 +222,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
     @unavailable
     async def create_session(
         self, sid: str, user_id: int, token_hash: str, expires_at: int, now: int
-    ) -> None:
+    ) -> bool:
         async with self._tx() as conn:
+            # FOR SHARE on PostgreSQL: a ban (an UPDATE of this row) waits for this transaction or this
+            # waits for the ban and then reads it. SQLite's writer serialises the two transactions anyway.
+            banned = (
+                await conn.execute(
+                    select(t.users.c.banned).where(t.users.c.id == user_id).with_for_update(read=True)
+                )
+            ).scalar_one_or_none()
+            if banned is None or banned:
+                return False
             await conn.execute(
                 insert(t.sessions).values(sid=sid, user_id=user_id, revoked=False, created_at=now)
             )
@@ -231,6 +241,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     token_hash=token_hash, sid=sid, expires_at=expires_at, spent=False
                 )
             )
+        return True
 
     @unavailable
     async def refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -283,13 +294,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
     @unavailable
     async def revoke_sessions(self, user_id: int, keep_sid: str | None) -> list[str]:
         async with self._tx() as conn:
-            clause = and_(t.sessions.c.user_id == user_id, t.sessions.c.revoked.is_(False))
-            if keep_sid is not None:
-                clause = and_(clause, t.sessions.c.sid != keep_sid)
-            sids = list((await conn.execute(select(t.sessions.c.sid).where(clause))).scalars())
-            if sids:
-                await conn.execute(update(t.sessions).where(t.sessions.c.sid.in_(sids)).values(revoked=True))
-            return sids
+            return await self._revoke_sessions(conn, user_id, keep_sid)
+
+    @staticmethod
+    async def _revoke_sessions(conn: AsyncConnection, user_id: int, keep_sid: str | None) -> list[str]:
+        clause = and_(t.sessions.c.user_id == user_id, t.sessions.c.revoked.is_(False))
+        if keep_sid is not None:
+            clause = and_(clause, t.sessions.c.sid != keep_sid)
+        sids = list((await conn.execute(select(t.sessions.c.sid).where(clause))).scalars())
+        if sids:
+            await conn.execute(update(t.sessions).where(t.sessions.c.sid.in_(sids)).values(revoked=True))
+        return sids
 
     @unavailable
     async def session_active(self, sid: str) -> bool:

@@ -40,6 +40,22 @@ class SqlAdmin(SqlHost):
         return None if row is None else record_of(row)
 
     @unavailable
+    async def ban_user(self, user_id: int) -> UserRecord | None:
+        async with self._tx() as conn:
+            await conn.execute(update(t.users).where(t.users.c.id == user_id).values(banned=True))
+            row = (await conn.execute(select(*_RECORD_COLS).where(t.users.c.id == user_id))).first()
+            if row is None:
+                return None
+            # Every session, seen by a statement that runs after the row lock above: one created by a
+            # login that got in first is committed and revoked here (SqlStorage.create_session).
+            await conn.execute(
+                update(t.sessions)
+                .where(t.sessions.c.user_id == user_id, t.sessions.c.revoked.is_(False))
+                .values(revoked=True)
+            )
+        return record_of(row)
+
+    @unavailable
     async def user_record(self, user_id: int) -> UserRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(*_RECORD_COLS).where(t.users.c.id == user_id))).first()

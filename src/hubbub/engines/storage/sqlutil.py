@@ -40,7 +40,13 @@ def unavailable(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutin
 
 def user_of(row: Row[Any] | Any) -> User:
     return User(
-        id=row.id, username=row.username, nickname=row.nickname, signature=row.signature, avatar=row.avatar
+        id=row.id,
+        username=row.username,
+        nickname=row.nickname,
+        signature=row.signature,
+        avatar=row.avatar,
+        # Server accounts' names start with "~", which no username may (services/names.py).
+        system=row.username.startswith("~"),
     )
 
 
