@@ -134,6 +134,27 @@ describe('Connection', () => {
     expect(FakeWS.all).toHaveLength(2)
   })
 
+  it.each([4400, 4444, 4499])('%i, a terminal code it has no case for: stays closed until reconnectNow', async (code) => {
+    const env = make()
+    const ws = await connected(env)
+    ws.serverClose(code)
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(env.conn.status).toBe('stopped')
+    expect(FakeWS.all).toHaveLength(1)
+    env.conn.reconnectNow()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(FakeWS.all).toHaveLength(2)
+  })
+
+  it.each([4508, 4529, 4530, 4777, 1011])('%i, a reconnect code (seen or not): reconnects with backoff', async (code) => {
+    const env = make()
+    const ws = await connected(env)
+    ws.serverClose(code)
+    expect(env.conn.status).toBe('waiting')
+    await vi.advanceTimersByTimeAsync(500)
+    expect(FakeWS.all).toHaveLength(2)
+  })
+
   it('4401: refreshes the token then reconnects at once', async () => {
     const env = make()
     const ws = await connected(env)

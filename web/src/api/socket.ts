@@ -3,16 +3,18 @@
  * match replies to requests by `rid`, and reconnect after a drop with backoff (0.5 s doubling to 30 s, with
  * jitter).
  *
- * Close codes split into "reconnect" and "terminal":
+ * Close codes split by range into "terminal" (4000–4499) and "reconnect" (everything else):
  * - 4401: refresh the token, then reconnect; if the refresh fails the session is over.
  * - 4403: the session is over (`onEnded`).
  * - 4409: another tab or window of this terminal took over; stay closed until `reconnectNow()`.
+ * - any other code in 4000–4499 (4400, or one this client has never seen): stay closed (`stopped`) until
+ *   `reconnectNow()`, since reconnecting would repeat the refusal.
  * - anything else, or a silent socket: reconnect with backoff.
  *
  * The connection knows nothing about chat state: after each `auth_ok` it calls `onReady`, and the store runs
  * the sync algorithm from there; pushes go to `onPush`.
  */
-import { CloseCode } from './types'
+import { CloseCode, isTerminalClose } from './types'
 import type { AuthOkFrame, ClientFrame, PushFrame, ServerFrame, Terminal } from './types'
 
 export type ConnStatus =
@@ -21,6 +23,7 @@ export type ConnStatus =
   | 'online' // auth_ok received
   | 'waiting' // dropped, a reconnect is scheduled
   | 'replaced' // 4409: another tab took over
+  | 'stopped' // another terminal close code (4000–4499): stay closed until reconnectNow()
   | 'ended' // the session is over (4403, or 4401 and the refresh failed)
 
 export class WsError extends Error {
@@ -89,7 +92,7 @@ export class Connection {
   }
 
   start(): void {
-    if (this.status === 'idle' || this.status === 'replaced' || this.status === 'waiting') void this.open()
+    if (['idle', 'replaced', 'stopped', 'waiting'].includes(this.status)) void this.open()
   }
 
   /** Close for good (logout, page teardown). */
@@ -242,7 +245,8 @@ export class Connection {
         )
         return
       default:
-        this.scheduleReconnect(code)
+        if (isTerminalClose(code)) this.setStatus('stopped', { code })
+        else this.scheduleReconnect(code)
     }
   }
 

@@ -243,11 +243,20 @@ export const CloseCode = {
   protocol: 4400,
   unauthorized: 4401,
   revoked: 4403,
-  heartbeatTimeout: 4408,
+  heartbeatTimeout: 4508,
   replaced: 4409,
-  slowConsumer: 4429,
+  slowConsumer: 4529,
+  tooManyConnections: 4530,
   draining: 4503,
 } as const
+
+/**
+ * Close codes by range (protocol.md, "Close codes"): 4000–4499 are terminal (reconnecting would repeat the
+ * same refusal), everything else — 4500–4999, 1xxx, a code never seen before — means "reconnect with backoff".
+ */
+export function isTerminalClose(code: number): boolean {
+  return code >= 4000 && code <= 4499
+}
 
 export function privateConvId(a: UserId, b: UserId): ConvId {
   return a < b ? `p:${a}:${b}` : `p:${b}:${a}`

@@ -133,6 +133,8 @@ export function createChatStore(deps: StoreDeps) {
     me: null as User | null,
     status: 'idle' as ConnStatus,
     retryInMs: 0,
+    /** The close code behind the last `waiting` or `stopped` status, if any. */
+    closeCode: null as number | null,
     /** The first sync after login has completed: the conversation list is real. */
     synced: false,
     convs: {} as Record<ConvId, ConvState>,
@@ -446,6 +448,7 @@ export function createChatStore(deps: StoreDeps) {
       onStatus: (s, d) => {
         state.status = s
         state.retryInMs = d?.retryInMs ?? 0
+        state.closeCode = d?.code ?? null
       },
       onEnded: (reason) => endSession(reason),
     }
