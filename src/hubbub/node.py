@@ -19,6 +19,7 @@ from aiohttp import web
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
+from hubbub.core.stats import Reading
 from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker, NodeLoad
 from hubbub.engines.broker.memory import MemoryBroker
@@ -26,12 +27,13 @@ from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
+from hubbub.engines.redis_link import RedisLink
 from hubbub.engines.storage.base import Storage
 from hubbub.engines.storage.sql import SqlStorage
 from hubbub.gateway.hub import Hub
 from hubbub.gateway.server import Gateway
 from hubbub.gateway.signals import Signaller
-from hubbub.metrics import NodeMetrics
+from hubbub.metrics import BatcherStats, HotStats, HubStats, NodeMetrics
 from hubbub.platform.app import build_app
 from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
@@ -49,36 +51,45 @@ def build_storage(config: Config) -> Storage:
     )
 
 
-def build_broker(config: Config) -> Broker:
-    """In-process for one node; Redis (registry, presence, per-node streams) when ``--redis`` is given."""
+def build_broker(config: Config, link: RedisLink | None = None) -> Broker:
+    """In-process for one node; Redis (registry, presence, per-node streams) when ``--redis`` is given.
+    ``link``: shared by the node's Redis clients (commands counted, failures noticed: engines/redis_link.py)."""
     if config.redis:
         from hubbub.engines.broker.redis import RedisBroker
 
-        return RedisBroker(config.redis, config.effective_node_id)
+        return RedisBroker(config.redis, config.effective_node_id, link=link)
     return MemoryBroker(config.effective_node_id)
 
 
-def build_hot_state(config: Config) -> HotState:
+def build_hot_state(config: Config, link: RedisLink | None = None) -> HotState:
     """Offsets and recent messages of hot groups: in Redis for a cluster, else in-process."""
     if config.redis:
         import redis.asyncio as aioredis
 
         from hubbub.engines.hotgroups.redis import RedisHotState
+        from hubbub.engines.redis_link import watched_client
 
         # A blocking pool: a burst of pulls waits for a connection instead of failing for want of one.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            config.redis, max_connections=64, timeout=5, socket_connect_timeout=2, socket_timeout=5
+        client = watched_client(
+            config.redis,
+            link or RedisLink(),
+            pool_class=aioredis.BlockingConnectionPool,
+            max_connections=64,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
-        return RedisHotState(aioredis.Redis(connection_pool=pool), capacity=config.hot_cache_messages)
+        return RedisHotState(client, capacity=config.hot_cache_messages)
     return MemoryHotState(config.hot_cache_messages)
 
 
-def build_limiter(config: Config) -> RateLimiter:
+def build_limiter(config: Config, link: RedisLink | None = None) -> RateLimiter:
     """Token buckets shared by the cluster through Redis when ``--redis`` is given, else in-process."""
     if config.redis:
+        from hubbub.engines.broker.redis import connect
         from hubbub.engines.ratelimit.redis import RedisRateLimiter
 
-        return RedisRateLimiter(config.redis)
+        return RedisRateLimiter(config.redis, client=connect(config.redis, timeout=2.0, link=link))
     return MemoryRateLimiter()
 
 
@@ -109,9 +120,11 @@ class Node:
             )
         self.config = config
         self.storage = build_storage(config)
-        self.broker = build_broker(config)
-        self.limiter = build_limiter(config)
-        self.hot_state = build_hot_state(config)
+        #: The node's view of its Redis (cluster only): commands sent, and whether it answers.
+        self.redis_link = RedisLink() if config.redis else None
+        self.broker = build_broker(config, self.redis_link)
+        self.limiter = build_limiter(config, self.redis_link)
+        self.hot_state = build_hot_state(config, self.redis_link)
         self.blobs = build_blobs(config)
         self.services = Services.build(
             config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
@@ -120,7 +133,21 @@ class Node:
         self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
         self.hub.on_news = self.signaller.news
         self.metrics = NodeMetrics()
-        self.metrics.attach(self)
+        self.metrics.provide(
+            HubStats(self.hub),
+            BatcherStats(self.services.messages.batcher),
+            HotStats(self.services.hot, self.signaller),
+        )
+        if isinstance(storage := self.storage, SqlStorage):
+            self.metrics.provide(
+                Reading("db_queries", "counter", "SQL statements executed.", lambda: storage.queries)
+            )
+        if self.redis_link is not None:
+            from hubbub.engines.broker.redis import RedisBroker
+
+            self.metrics.provide(self.redis_link)
+            if isinstance(self.broker, RedisBroker):
+                self.metrics.provide(self.broker)  # its queue's lag
         self.services.messages.batcher.on_batch = self.metrics.batch_size.observe
         self.gateway = Gateway(self.services, self.hub, self.metrics)
         self.app = build_app(self.services, self.gateway, self.metrics)
@@ -129,19 +156,6 @@ class Node:
         self._stopped = False
         self._started_at = 0
         self._reporter: asyncio.Task[None] | None = None
-
-    def storage_queries(self) -> int:
-        return int(getattr(self.storage, "queries", 0))
-
-    def redis_commands(self) -> int:
-        """Commands this node sent to Redis, as far as the engines count them (0 on the embedded engines)."""
-        return sum(
-            int(getattr(engine, "commands", 0)) for engine in (self.broker, self.hot_state, self.limiter)
-        )
-
-    def stream_lag(self) -> int | None:
-        lag = getattr(self.broker, "lag", None)
-        return int(lag) if isinstance(lag, int) else None
 
     async def start(self) -> None:
         await self.storage.start()
