@@ -48,6 +48,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: Sends per user: a burst of ``send_burst`` then ``send_rate`` per second.
     send_rate: float = 50.0
     send_burst: int = 200
+    #: Reads per user (REST GETs, WebSocket sync/pull/history/receipts, one bucket): a burst of
+    #: ``read_burst`` then ``read_rate`` per second.
+    read_rate: float = 50.0
+    read_burst: int = 500
     #: Login attempts per username: burst, then per minute.
     login_burst: int = 10
     login_per_minute: float = 10.0

@@ -69,6 +69,48 @@ async def errors(
         return error_response(HubbubError(Code.INTERNAL, "internal error"))
 
 
+def web_app_csp(host: str) -> str:
+    """The web client's Content-Security-Policy: its own scripts and styles only (the built bundle has no
+    inline script, and Vue sets styles through the CSSOM, which CSP allows), images from uploads plus
+    ``data:``/``blob:`` (the favicon, previews of a file being sent), voice and video from uploads and
+    ``blob:`` (a recording played back before sending), and connections to this origin's API and WebSocket.
+    Nothing may frame it, and no ``<base>``, plugin or form may point elsewhere."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"media-src 'self' blob:; connect-src 'self' ws://{host} wss://{host}; font-src 'self'; "
+        "manifest-src 'self'; base-uri 'none'; form-action 'self'; object-src 'none'; frame-ancestors 'none'"
+    )
+
+
+#: On every response, the API's included (docs/security.md, "Headers").
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    # The web client records voice and video (and nothing else).
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()",
+}
+#: Anything else than the web client's page (JSON, the OpenAPI document, metrics) is never a document.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: The Host header goes into the web client's CSP: only a plain host[:port] does.
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def page_csp(request: web.Request) -> str:
+    """The web client's policy for this request's origin (a Host header that is not a plain host does not
+    reach the header)."""
+    return web_app_csp(request.host if _HOST.fullmatch(request.host) else "invalid.invalid")
+
+
+async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: runs for every response (files, streams, errors, the WebSocket upgrade).
+    A route that set its own policy keeps it: the web client's page, and a download's sandbox."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
+
+
 def count_errors(metrics: NodeMetrics) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -130,6 +172,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
 
     app.router.add_get("/openapi.json", openapi_json)
     app.middlewares.insert(0, access_log())  # outermost: sees every response, errors included
+    app.on_response_prepare.append(security_headers)
 
     async def livez(_request: web.Request) -> web.Response:
         return json_response({"status": "alive"})
@@ -175,12 +218,17 @@ def _add_webui(app: web.Application) -> None:
             if "/assets/" in str(candidate):
                 response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
             return response
+        # The page's policy is set here, not by content type: a revalidated page comes back as a 304 whose
+        # headers replace the cached ones, and it must carry the same policy.
         if index.is_file():
-            return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+            return web.FileResponse(
+                index, headers={"Cache-Control": "no-cache", "Content-Security-Policy": page_csp(request)}
+            )
         return web.Response(
             text="<!doctype html><title>Hubbub</title><p>Hubbub is running. The web client is not built: "
             "run <code>npm --prefix web ci && npm --prefix web run build</code>.</p>",
             content_type="text/html",
+            headers={"Content-Security-Policy": page_csp(request)},
         )
 
     # Not under /api/: a GET catch-all there would make every API path "allow" GET (405 Allow headers).
