@@ -141,6 +141,13 @@ class Config(msgspec.Struct, kw_only=True):
     #: that same successor again (a response lost on the way); later, or once the successor is used, the
     #: reuse revokes the session. 0 disables the grace.
     refresh_reuse_grace_s: float = 10.0
+    #: ``GET /metrics`` (docs/operations.md, "Metrics"). With ``metrics_listen`` (``host:port``) it is served
+    #: there only, on a listener of its own; with ``metrics_token`` it needs ``Authorization: Bearer <token>``
+    #: wherever it is served. With neither, the main port serves it to loopback clients only (not through a
+    #: proxy), so a scraper on the node's host works out of the box and nobody else sees it.
+    metrics_listen: str = ""
+    #: Never logged.
+    metrics_token: str = ""
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or
     #: "platform" (HTTP API only). Split roles need the cluster engines (Redis) to reach each other.

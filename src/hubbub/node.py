@@ -34,7 +34,7 @@ from hubbub.gateway.hub import Hub
 from hubbub.gateway.server import Gateway
 from hubbub.gateway.signals import Signaller
 from hubbub.metrics import BatcherStats, HotStats, HubStats, NodeMetrics
-from hubbub.platform.app import build_app
+from hubbub.platform.app import build_app, build_metrics_app
 from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
 
@@ -152,7 +152,10 @@ class Node:
         self.gateway = Gateway(self.services, self.hub, self.metrics)
         self.app = build_app(self.services, self.gateway, self.metrics)
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self.port = config.port
+        #: The port of ``metrics_listen`` once started (its own if it asked for port 0).
+        self.metrics_port: int | None = None
         self._stopped = False
         self._started_at = 0
         self._reporter: asyncio.Task[None] | None = None
@@ -181,6 +184,8 @@ class Node:
         await site.start()
         for address in self._runner.addresses:  # port 0: learn the one the OS chose
             self.port = int(address[1])
+        if self.config.metrics_listen:
+            await self._start_metrics_listener()
         log.info(
             "hubbub node %s listening on http://%s:%d",
             self.config.effective_node_id,
@@ -190,6 +195,18 @@ class Node:
         self._started_at = now_ms()
         await self.report_load()
         self._reporter = asyncio.get_running_loop().create_task(self._report_load_forever())
+
+    async def _start_metrics_listener(self) -> None:
+        host, _, port = self.config.metrics_listen.rpartition(":")
+        if not port.isdigit():
+            raise SystemExit(f"metrics_listen must be host:port, not {self.config.metrics_listen!r}")
+        self._metrics_runner = web.AppRunner(build_metrics_app(self.config, self.metrics), access_log=None)
+        await self._metrics_runner.setup()
+        site = web.TCPSite(self._metrics_runner, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True)
+        await site.start()
+        for address in self._metrics_runner.addresses:
+            self.metrics_port = int(address[1])
+        log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", self.metrics_port or 0)
 
     async def report_load(self) -> None:
         """Publish this node's load for ``hubbub admin nodes`` (and ``GET /api/v1/admin/nodes``)."""
@@ -235,6 +252,8 @@ class Node:
         await self.services.media.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         await self.blobs.close()
         await self.broker.close()
         await self.hot_state.close()

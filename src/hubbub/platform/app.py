@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -12,6 +14,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
 from hubbub.gateway.server import Gateway
 from hubbub.metrics import NodeMetrics
@@ -188,19 +191,58 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
             return error_response(HubbubError(Code.UNAVAILABLE, "draining"))
         return json_response({"status": "ok", "node": services.config.effective_node_id})
 
-    async def metrics_endpoint(_request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
     app.router.add_get("/healthz", readyz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/livez", livez)
-    app.router.add_get("/metrics", metrics_endpoint)
+    if not services.config.metrics_listen:
+        app.router.add_get("/metrics", metrics_handler(services.config, metrics, loopback_only=True))
+    else:  # served on its own listener; here it is nothing (not the web client's catch-all page)
+        app.router.add_get("/metrics", _not_here)
     if gateway is not None and services.config.role in ("all", "gateway"):
         app.router.add_get("/ws", edge.guard_ws(gateway.handle))
     if serve_api:
         _add_webui(app)
+    return app
+
+
+def metrics_handler(config: Config, metrics: NodeMetrics, *, loopback_only: bool) -> Handler:
+    """``GET /metrics``, guarded (config.py, ``metrics_*``): the bearer token when one is set; otherwise, on
+    the main port, only a loopback peer that is not a proxy forwarding someone else."""
+    token = config.metrics_token.encode()
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        if token:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+                raise HubbubError(Code.UNAUTHORIZED, "metrics need the bearer token (HUBBUB_METRICS_TOKEN)")
+        elif loopback_only and not _local_caller(request):
+            raise HubbubError(
+                Code.FORBIDDEN,
+                "metrics are served to this host only; set HUBBUB_METRICS_TOKEN or HUBBUB_METRICS_LISTEN",
+            )
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return serve_metrics
+
+
+async def _not_here(_request: web.Request) -> web.Response:
+    raise HubbubError(Code.NOT_FOUND, "no such route")
+
+
+def _local_caller(request: web.Request) -> bool:
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False  # a proxy on this host, forwarding someone who is not
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def build_metrics_app(config: Config, metrics: NodeMetrics) -> web.Application:
+    """The listener of ``metrics_listen``: ``/metrics`` only (with the token if one is set)."""
+    app = web.Application(middlewares=[errors])
+    app.router.add_get("/metrics", metrics_handler(config, metrics, loopback_only=False))
+    app.on_response_prepare.append(security_headers)
     return app
 
 

@@ -255,6 +255,7 @@ class RedisBroker(Broker):
             await self._reclaim()
         except RedisError as exc:
             raise SystemExit(f"cannot reach Redis for the broker: {exc}") from exc
+        await self._update_lag()  # the metric has its series from the first scrape
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._consume(), name=f"broker-consume-{self.node_id}"),
