@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -263,8 +264,18 @@ class Node:
         await self.storage.close()
         log.info("stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
-    async def run_forever(self) -> None:
+    @property
+    def url(self) -> str:
+        """Where a person on this machine reaches the node (an any-address listener is reached locally)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.config.host, self.config.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def run_forever(self, on_started: Callable[[], None] | None = None) -> None:
         await self.start()
+        if on_started is not None:
+            on_started()
         # Everything built at start-up lives as long as the process: move it out of the collector's sight,
         # and collect the young generation less eagerly, so a full collection over thousands of connections'
         # objects does not stall every socket for tens of milliseconds at a time.
