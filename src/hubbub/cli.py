@@ -87,7 +87,9 @@ def _port_in_use(cfg: config_mod.Config) -> NoReturn:
 def _announce(url: str, role: str) -> None:
     """One plain line for the person who started the server, besides the JSON log (which goes to stderr)."""
     if role == "gateway":
-        typer.echo(f"Hubbub gateway is running: WebSocket at {url.replace('http', 'ws', 1)}/ws (Ctrl-C stops it)")
+        typer.echo(
+            f"Hubbub gateway is running: WebSocket at {url.replace('http', 'ws', 1)}/ws (Ctrl-C stops it)"
+        )
     else:
         typer.echo(f"Hubbub is running: open {url} in a browser (Ctrl-C stops it)")
 

@@ -152,6 +152,7 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
 def _digits_only(path: str) -> str:
     """Integer path parameters match digits only, so ``DELETE /api/v1/friends/requests`` is an unknown method
     (405), not a friend removal of user "requests" (found by schemathesis); a non-number id is not_found."""
+
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
         return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[0-9]+}}"
@@ -220,7 +221,9 @@ def metrics_handler(config: Config, metrics: NodeMetrics, *, loopback_only: bool
                 Code.FORBIDDEN,
                 "metrics are served to this host only; set HUBBUB_METRICS_TOKEN or HUBBUB_METRICS_LISTEN",
             )
-        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     return serve_metrics
 
