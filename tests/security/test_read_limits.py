@@ -1,10 +1,12 @@
 """Reads are rate limited per user (issue 12.23): REST GETs and the WebSocket's sync/pull/history/receipts
-take from one bucket; over it, HTTP 429 / an error frame ``rate_limited`` with ``retry_after``."""
+take from one bucket (per node); over it, HTTP 429 / an error frame ``rate_limited`` with ``retry_after``."""
 
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
+from tests import servers
 from tests.conftest import PASSWORD, base_url
 
 
@@ -49,8 +51,14 @@ async def test_reads_share_one_bucket_per_user_over_rest_and_websocket(make_node
         assert (await _get_me(http, url, other))[0] == 200
 
 
-async def test_websocket_reads_alone_are_limited_too(make_node) -> None:
-    node = await make_node(read_burst=3, read_rate=0.01)
+@pytest.mark.parametrize("engines", ["embedded", "redis"])
+async def test_websocket_reads_alone_are_limited_too(make_node, engines: str, request: pytest.FixtureRequest) -> None:
+    options: dict = {"read_burst": 3, "read_rate": 0.01}
+    if engines == "redis":  # per node, in memory, whatever the engine of the cluster-wide limits
+        redis = servers.RedisServer().start()
+        request.addfinalizer(redis.stop)
+        options |= {"redis": redis.url, "jwt_secret": "read-limits-" + "x" * 32}
+    node = await make_node(**options)
     url = base_url(node)
     async with aiohttp.ClientSession() as http:
         token = await _register(http, url, "syncer")
