@@ -197,13 +197,15 @@ def create_user(
     ctx: typer.Context,
     username: str,
     password: Annotated[
-        str,
-        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Asked for if not given"),
-    ],
-    nickname: Annotated[str | None, typer.Option()] = None,
+        str | None,
+        typer.Option(help="The password; asked for (hidden, twice) when not given", show_default=False),
+    ] = None,
+    nickname: Annotated[str | None, typer.Option(help="Display name (default: the username)")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user a server administrator")] = False,
 ) -> None:
     """Create a user (an admin with --admin)."""
+    if password is None:  # asked here, not by the option: an option with a prompt is listed as "required"
+        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
     record = _run(ctx, lambda a: a.create_user(username, password, nickname, admin=admin))
     console.print(
         f"created user {record.user.id} ({record.user.username}){' as an admin' if record.is_admin else ''}"

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import errno
+import socket
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -14,6 +16,27 @@ from hubbub.admin_cli import admin_app, run_migrations
 
 app = typer.Typer(help="Hubbub: a self-hosted chat server.", no_args_is_help=True, add_completion=False)
 app.add_typer(admin_app, name="admin")
+
+#: Where every setting is listed (name, type, default, unit, meaning).
+SETTINGS_DOC = "docs/operations.md, Settings"
+
+
+def _version(value: bool) -> None:
+    if value:
+        import hubbub
+
+        typer.echo(hubbub.__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version_flag: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Hubbub: a self-hosted chat server."""
 
 
 def _run(coro: Any) -> None:
@@ -25,25 +48,74 @@ def _run(coro: Any) -> None:
         asyncio.run(coro)
 
 
-@app.command()
+def _setting(name: str, about: str, *flags: str, default: bool = True) -> Any:
+    """An option of ``serve`` whose --help shows its environment variable and default (the Config's)."""
+    shown = getattr(config_mod.Config(), name) if default else False
+    return typer.Option(
+        *flags,
+        help=about,
+        envvar=f"HUBBUB_{name.upper()}",
+        show_envvar=True,
+        show_default=str(shown) if shown not in ("", False) else False,
+    )
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Is something already listening there? (The node binds with SO_REUSEADDR too, so this predicts it.)"""
+    if port == 0:
+        return False
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return False  # the node reports a bad address itself
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
+
+
+def _port_in_use(cfg: config_mod.Config) -> NoReturn:
+    typer.echo(f"hubbub: port {cfg.port} is in use on {cfg.host}, try --port (or HUBBUB_PORT)", err=True)
+    raise typer.Exit(1)
+
+
+def _announce(url: str, role: str) -> None:
+    """One plain line for the person who started the server, besides the JSON log (which goes to stderr)."""
+    if role == "gateway":
+        typer.echo(
+            f"Hubbub gateway is running: WebSocket at {url.replace('http', 'ws', 1)}/ws (Ctrl-C stops it)"
+        )
+    else:
+        typer.echo(f"Hubbub is running: open {url} in a browser (Ctrl-C stops it)")
+
+
+@app.command(epilog=f"Every setting can also be set as HUBBUB_<NAME>; all of them: {SETTINGS_DOC}.")
 def serve(
-    host: Annotated[
-        str | None, typer.Option(help="Address to listen on [env HUBBUB_HOST; default 127.0.0.1]")
-    ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env HUBBUB_PORT; default 8080]")] = None,
+    host: Annotated[str | None, _setting("host", "Address to listen on (0.0.0.0: every interface)")] = None,
+    port: Annotated[int | None, _setting("port", "Port to listen on")] = None,
     data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="SQLite database, secret, files [env HUBBUB_DATA_DIR]")
+        str | None, _setting("data_dir", "SQLite database, token secret, uploads", "--data-dir")
     ] = None,
     database: Annotated[
-        str | None, typer.Option(help="PostgreSQL URL for a cluster [env HUBBUB_DATABASE]")
+        str | None, _setting("database", "PostgreSQL URL for a cluster (default: SQLite in --data-dir)")
     ] = None,
-    redis: Annotated[str | None, typer.Option(help="Redis URL for a cluster [env HUBBUB_REDIS]")] = None,
+    redis: Annotated[
+        str | None, _setting("redis", "Redis URL for a cluster (default: none, a single node)")
+    ] = None,
     node_id: Annotated[
-        str | None, typer.Option("--node-id", help="Unique node name [env HUBBUB_NODE_ID]")
+        str | None, _setting("node_id", "Unique node name (default: host:port)", "--node-id")
     ] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, warning, error")] = None,
+    log_level: Annotated[
+        str | None, _setting("log_level", "debug, info, warning or error", "--log-level")
+    ] = None,
     role: Annotated[
-        str | None, typer.Option(help="all (default), gateway (WebSocket only) or platform (HTTP API only)")
+        str | None,
+        _setting("role", "all, gateway (WebSocket only) or platform (HTTP API only)"),
     ] = None,
 ) -> None:
     """Run a node with every role (embedded SQLite and in-process routing unless told otherwise)."""
@@ -61,8 +133,16 @@ def serve(
             "role": role,
         }
     )
+    if _port_taken(cfg.host, cfg.port):
+        _port_in_use(cfg)
     logs.setup(cfg.log_level, cfg.effective_node_id)
-    _run(Node(cfg).run_forever())
+    node = Node(cfg)
+    try:
+        _run(node.run_forever(on_started=lambda: _announce(node.url, cfg.role)))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:  # taken between the check and the bind
+            raise
+        _port_in_use(cfg)
 
 
 @app.command()

@@ -14,7 +14,9 @@ import msgspec
 
 
 class Config(msgspec.Struct, kw_only=True):
+    #: Address to listen on; ``0.0.0.0`` (or ``::``) listens on every interface.
     host: str = "127.0.0.1"
+    #: Port of HTTP, WebSocket and the web client.
     port: int = 8080
     #: Holds the SQLite database, the generated JWT secret and (later) uploaded files.
     data_dir: str = "./hubbub-data"
@@ -30,7 +32,9 @@ class Config(msgspec.Struct, kw_only=True):
     #: HS256 secret for access tokens; empty means generated once into ``data_dir/jwt-secret``. A cluster
     #: must give every node the same one.
     jwt_secret: str = ""
+    #: How long an access token is accepted (clients refresh it before).
     access_token_ttl_s: int = 15 * 60
+    #: How long a refresh token stays usable: a session unused for this long ends.
     refresh_token_ttl_s: int = 30 * 24 * 3600
     #: Clients ping at this interval (seconds); a connection silent for 2.5x it is closed.
     heartbeat_s: int = 25
@@ -38,8 +42,11 @@ class Config(msgspec.Struct, kw_only=True):
     auth_timeout_s: float = 10.0
     #: Bytes a connection may have queued for sending before it is cut off as a slow consumer.
     max_send_buffer: int = 1024 * 1024
+    #: Largest WebSocket frame a client may send (a bigger one closes the connection with 1009).
     max_frame_bytes: int = 64 * 1024
+    #: Largest JSON request body (a bigger one is refused with 413 ``too_large``).
     max_body_bytes: int = 1024 * 1024
+    #: Longest text (and caption) of a message, in characters (Unicode code points).
     max_text_chars: int = 4000
     #: The sender may recall a message for this long (seconds).
     recall_window_s: int = 120
@@ -48,6 +55,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: Sends per user: a burst of ``send_burst`` then ``send_rate`` per second.
     send_rate: float = 50.0
     send_burst: int = 200
+    #: Reads per user (REST GETs, WebSocket sync/pull/history/receipts, one bucket): a burst of
+    #: ``read_burst`` then ``read_rate`` per second.
+    read_rate: float = 50.0
+    read_burst: int = 500
     #: Login attempts per username from one client address: burst, then per minute. Keyed on the pair so
     #: strangers guessing elsewhere never lock the owner out (the per-address limit is login_ip_*).
     login_burst: int = 10
@@ -69,7 +80,7 @@ class Config(msgspec.Struct, kw_only=True):
     group_create_per_hour: int = 20
     #: Largest batch of messages stored in one transaction.
     max_batch: int = 512
-    #: argon2 cost; lower only for tests.
+    #: argon2 password hashing: passes and memory per hash; lower only for tests.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     #: Threads hashing passwords at once (their own pool: the CPU and memory argon2 may take at a time).
@@ -111,7 +122,7 @@ class Config(msgspec.Struct, kw_only=True):
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
     s3_access_key: str = ""
-    #: Never logged.
+    #: The S3 secret key; never logged or printed.
     s3_secret_key: str = ""
     # -- abuse limits (docs/security.md) -------------------------------------------------------------
     #: Login attempts per client IP, whatever the username: a burst, then per minute.
@@ -143,6 +154,14 @@ class Config(msgspec.Struct, kw_only=True):
     #: that same successor again (a response lost on the way); later, or once the successor is used, the
     #: reuse revokes the session. 0 disables the grace.
     refresh_reuse_grace_s: float = 10.0
+    # Who may scrape ``GET /metrics`` (docs/operations.md, "Metrics"): with neither setting, the main port
+    # serves it to loopback clients only (not through a proxy), so a scraper on the node's host works out of
+    # the box and nobody else sees it.
+    #: ``host:port`` of a listener of its own that serves ``/metrics`` (and the main port then does not).
+    metrics_listen: str = ""
+    #: When set, ``/metrics`` needs ``Authorization: Bearer <token>`` wherever it is served; never logged.
+    metrics_token: str = ""
+    #: ``debug``, ``info``, ``warning`` or ``error``.
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or
     #: "platform" (HTTP API only). Split roles need the cluster engines (Redis) to reach each other.

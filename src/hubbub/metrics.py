@@ -1,9 +1,11 @@
 """Prometheus metrics for one node, served at ``GET /metrics``.
 
 Hot paths keep plain integer counters on the objects that own them (the hub, the batcher, the signaller,
-the storage engine); a custom collector reads them at scrape time. That costs nothing per frame, where a
-prometheus Counter would take a lock on every increment of a 1,000-socket fan-out. Histograms are observed
-once per batch or per request, never per delivered frame. What each metric means: docs/operations.md.
+the storage engine, the Redis link); each reports them through the stats interface (hubbub/core/stats.py),
+and the collector here asks every provider the node registered, at scrape time. That costs nothing per frame,
+where a prometheus Counter would take a lock on every increment of a 1,000-socket fan-out. Histograms are
+observed once per batch or per request, never per delivered frame. What each metric means:
+docs/operations.md (tests/e2e/test_metrics.py checks that every metric named there is exported and moves).
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hubbub.core.stats import Figure, StatsProvider
+
 if TYPE_CHECKING:
-    from hubbub.node import Node
+    from hubbub.gateway.hub import Hub
+    from hubbub.gateway.signals import Signaller
+    from hubbub.services.batcher import SendBatcher
+    from hubbub.services.hot import HotGroups
+
+PREFIX = "hubbub_"
 
 
 class NodeMetrics:
-    """The node's registry and the few metrics observed directly."""
+    """The node's registry, the few metrics observed directly, and the registered stats providers."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -40,87 +49,109 @@ class NodeMetrics:
         )
         self.errors: Counter[str] = Counter()
         self.started = time.time()
+        self.providers: list[StatsProvider] = [_Own(self)]
+        self.registry.register(_Providers(self.providers))
 
-    def attach(self, node: Node) -> None:
-        self.registry.register(_NodeCollector(node, self))
+    def provide(self, *providers: StatsProvider) -> None:
+        """Export these components' figures from now on."""
+        self.providers.extend(providers)
 
 
-class _NodeCollector(Collector):
-    def __init__(self, node: Node, metrics: NodeMetrics) -> None:
-        self.node = node
+class _Own:
+    """The figures NodeMetrics keeps itself: errors returned to clients, uptime."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
         self.metrics = metrics
 
+    def figures(self) -> Iterator[Figure]:
+        about = "Errors returned to clients, by code."
+        for code, count in sorted(self.metrics.errors.items()):
+            yield Figure("errors", "counter", about, count, (("code", code),))
+        if "internal" not in self.metrics.errors:  # a series from the start, for the alert on it
+            yield Figure("errors", "counter", about, 0, (("code", "internal"),))
+        yield Figure(
+            "uptime_seconds", "gauge", "Seconds since the node started.", time.time() - self.metrics.started
+        )
+
+
+class _Providers(Collector):
+    """Asks every provider for its figures; figures of the same name and labels are summed."""
+
+    def __init__(self, providers: list[StatsProvider]) -> None:
+        self.providers = providers
+
     def collect(self) -> Iterator[Metric]:
-        node, hub = self.node, self.node.hub
+        first: dict[str, Figure] = {}
+        series: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        for provider in self.providers:
+            for figure in provider.figures():
+                first.setdefault(figure.name, figure)
+                values = series.setdefault(figure.name, {})
+                values[figure.labels] = values.get(figure.labels, 0) + figure.value
+        for name, figure in first.items():
+            family_type = CounterMetricFamily if figure.kind == "counter" else GaugeMetricFamily
+            family = family_type(PREFIX + name, figure.help, labels=[key for key, _ in figure.labels])
+            for labels, value in sorted(series[name].items()):
+                family.add_metric([value for _, value in labels], value)
+            yield family
+
+
+class HubStats:
+    """This node's WebSocket connections and socket traffic."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def figures(self) -> Iterator[Figure]:
         by_terminal: Counter[str] = Counter()
         buffered = 0
         largest = 0
-        for conn in hub.by_id.values():
+        for conn in self.hub.by_id.values():
             by_terminal[conn.terminal or "unauthenticated"] += 1
             size = conn.transport.get_write_buffer_size()
             buffered += size
             largest = max(largest, size)
-        connections = GaugeMetricFamily(
-            "hubbub_connections", "Open WebSocket connections.", labels=["terminal"]
-        )
-        for terminal, count in sorted(by_terminal.items()):
-            connections.add_metric([terminal], count)
-        yield connections
-        yield GaugeMetricFamily(
-            "hubbub_online_users", "Users with a connection on this node.", value=len(hub.by_user)
-        )
-        yield GaugeMetricFamily(
-            "hubbub_send_buffer_bytes", "Bytes queued for sending, all connections together.", value=buffered
-        )
-        yield GaugeMetricFamily(
-            "hubbub_send_buffer_max_bytes", "The fullest connection's send buffer.", value=largest
-        )
-        yield CounterMetricFamily(
-            "hubbub_frames_out", "Frames written to sockets (pushes and signals).", value=hub.stats.frames_out
-        )
-        yield CounterMetricFamily(
-            "hubbub_bytes_out", "Bytes of frames written to sockets.", value=hub.stats.bytes_out
-        )
-        yield CounterMetricFamily(
-            "hubbub_frames_in", "Frames received from clients.", value=hub.stats.frames_in
-        )
-
-        batcher = node.services.messages.batcher
-        yield CounterMetricFamily("hubbub_store_batches", "Storing transactions.", value=batcher.batches)
-        stored = CounterMetricFamily("hubbub_messages_stored", "Messages stored, by type.", labels=["type"])
-        for kind, count in sorted(batcher.by_type.items()):
-            stored.add_metric([kind], count)
-        yield stored
-        yield CounterMetricFamily(
-            "hubbub_db_queries", "SQL statements executed.", value=node.storage_queries()
-        )
-        yield CounterMetricFamily(
-            "hubbub_redis_commands",
-            "Redis commands sent (0 on the embedded engines).",
-            value=node.redis_commands(),
-        )
-        errors = CounterMetricFamily("hubbub_errors", "Errors returned to clients, by code.", labels=["code"])
-        for code, count in sorted(self.metrics.errors.items()):
-            errors.add_metric([code], count)
-        yield errors
-
-        hot = node.services.hot
-        yield CounterMetricFamily(
-            "hubbub_hot_signals", "Hot-group news frames sent.", value=node.signaller.signals_sent
-        )
-        pulls = CounterMetricFamily(
-            "hubbub_hot_pulls", "Hot-group pulls, by where they were served from.", labels=["source"]
-        )
-        pulls.add_metric(["cache"], hot.cache_hits)
-        pulls.add_metric(["database"], hot.cache_misses)
-        yield pulls
-        lag = node.stream_lag()
-        if lag is not None:
-            yield GaugeMetricFamily(
-                "hubbub_node_stream_lag", "Entries waiting in this node's queue.", value=lag
+        for terminal, count in sorted(by_terminal.items()) or [("web", 0)]:
+            yield Figure(
+                "connections", "gauge", "Open WebSocket connections.", count, (("terminal", terminal),)
             )
-        yield GaugeMetricFamily(
-            "hubbub_uptime_seconds",
-            "Seconds since the node started.",
-            value=time.time() - self.metrics.started,
+        yield Figure("online_users", "gauge", "Users with a connection on this node.", len(self.hub.by_user))
+        yield Figure(
+            "send_buffer_bytes", "gauge", "Bytes queued for sending, all connections together.", buffered
         )
+        yield Figure("send_buffer_max_bytes", "gauge", "The fullest connection's send buffer.", largest)
+        wire = self.hub.stats
+        yield Figure(
+            "frames_out", "counter", "Frames written to sockets (pushes and signals).", wire.frames_out
+        )
+        yield Figure("bytes_out", "counter", "Bytes of frames written to sockets.", wire.bytes_out)
+        yield Figure("frames_in", "counter", "Frames received from clients.", wire.frames_in)
+
+
+class BatcherStats:
+    """The send batcher: storing transactions and the messages they stored."""
+
+    def __init__(self, batcher: SendBatcher) -> None:
+        self.batcher = batcher
+
+    def figures(self) -> Iterator[Figure]:
+        yield Figure("store_batches", "counter", "Storing transactions.", self.batcher.batches)
+        by_type = self.batcher.by_type
+        for kind in sorted({"text", *by_type}):  # text: a series from the start
+            yield Figure(
+                "messages_stored", "counter", "Messages stored, by type.", by_type[kind], (("type", kind),)
+            )
+
+
+class HotStats:
+    """Hot groups: news frames this node sent, and pulls by where they were served from."""
+
+    def __init__(self, hot: HotGroups, signaller: Signaller) -> None:
+        self.hot = hot
+        self.signaller = signaller
+
+    def figures(self) -> Iterator[Figure]:
+        yield Figure("hot_signals", "counter", "Hot-group news frames sent.", self.signaller.signals_sent)
+        about = "Hot-group pulls, by where they were served from."
+        yield Figure("hot_pulls", "counter", about, self.hot.cache_hits, (("source", "cache"),))
+        yield Figure("hot_pulls", "counter", about, self.hot.cache_misses, (("source", "database"),))

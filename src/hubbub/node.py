@@ -14,11 +14,13 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
+from hubbub.core.stats import Reading
 from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker, NodeLoad
 from hubbub.engines.broker.memory import MemoryBroker
@@ -26,13 +28,14 @@ from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
+from hubbub.engines.redis_link import RedisLink
 from hubbub.engines.storage.base import Storage
 from hubbub.engines.storage.sql import SqlStorage
 from hubbub.gateway.hub import Hub
 from hubbub.gateway.server import Gateway
 from hubbub.gateway.signals import Signaller
-from hubbub.metrics import NodeMetrics
-from hubbub.platform.app import build_app
+from hubbub.metrics import BatcherStats, HotStats, HubStats, NodeMetrics
+from hubbub.platform.app import build_app, build_metrics_app
 from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
 
@@ -49,36 +52,45 @@ def build_storage(config: Config) -> Storage:
     )
 
 
-def build_broker(config: Config) -> Broker:
-    """In-process for one node; Redis (registry, presence, per-node streams) when ``--redis`` is given."""
+def build_broker(config: Config, link: RedisLink | None = None) -> Broker:
+    """In-process for one node; Redis (registry, presence, per-node streams) when ``--redis`` is given.
+    ``link``: shared by the node's Redis clients (commands counted, failures noticed: engines/redis_link.py)."""
     if config.redis:
         from hubbub.engines.broker.redis import RedisBroker
 
-        return RedisBroker(config.redis, config.effective_node_id)
+        return RedisBroker(config.redis, config.effective_node_id, link=link)
     return MemoryBroker(config.effective_node_id)
 
 
-def build_hot_state(config: Config) -> HotState:
+def build_hot_state(config: Config, link: RedisLink | None = None) -> HotState:
     """Offsets and recent messages of hot groups: in Redis for a cluster, else in-process."""
     if config.redis:
         import redis.asyncio as aioredis
 
         from hubbub.engines.hotgroups.redis import RedisHotState
+        from hubbub.engines.redis_link import watched_client
 
         # A blocking pool: a burst of pulls waits for a connection instead of failing for want of one.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            config.redis, max_connections=64, timeout=5, socket_connect_timeout=2, socket_timeout=5
+        client = watched_client(
+            config.redis,
+            link or RedisLink(),
+            pool_class=aioredis.BlockingConnectionPool,
+            max_connections=64,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
-        return RedisHotState(aioredis.Redis(connection_pool=pool), capacity=config.hot_cache_messages)
+        return RedisHotState(client, capacity=config.hot_cache_messages)
     return MemoryHotState(config.hot_cache_messages)
 
 
-def build_limiter(config: Config) -> RateLimiter:
+def build_limiter(config: Config, link: RedisLink | None = None) -> RateLimiter:
     """Token buckets shared by the cluster through Redis when ``--redis`` is given, else in-process."""
     if config.redis:
+        from hubbub.engines.broker.redis import connect
         from hubbub.engines.ratelimit.redis import RedisRateLimiter
 
-        return RedisRateLimiter(config.redis)
+        return RedisRateLimiter(config.redis, client=connect(config.redis, timeout=2.0, link=link))
     return MemoryRateLimiter()
 
 
@@ -109,9 +121,11 @@ class Node:
             )
         self.config = config
         self.storage = build_storage(config)
-        self.broker = build_broker(config)
-        self.limiter = build_limiter(config)
-        self.hot_state = build_hot_state(config)
+        #: The node's view of its Redis (cluster only): commands sent, and whether it answers.
+        self.redis_link = RedisLink() if config.redis else None
+        self.broker = build_broker(config, self.redis_link)
+        self.limiter = build_limiter(config, self.redis_link)
+        self.hot_state = build_hot_state(config, self.redis_link)
         self.blobs = build_blobs(config)
         self.services = Services.build(
             config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
@@ -120,28 +134,32 @@ class Node:
         self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
         self.hub.on_news = self.signaller.news
         self.metrics = NodeMetrics()
-        self.metrics.attach(self)
+        self.metrics.provide(
+            HubStats(self.hub),
+            BatcherStats(self.services.messages.batcher),
+            HotStats(self.services.hot, self.signaller),
+        )
+        if isinstance(storage := self.storage, SqlStorage):
+            self.metrics.provide(
+                Reading("db_queries", "counter", "SQL statements executed.", lambda: storage.queries)
+            )
+        if self.redis_link is not None:
+            from hubbub.engines.broker.redis import RedisBroker
+
+            self.metrics.provide(self.redis_link)
+            if isinstance(self.broker, RedisBroker):
+                self.metrics.provide(self.broker)  # its queue's lag
         self.services.messages.batcher.on_batch = self.metrics.batch_size.observe
         self.gateway = Gateway(self.services, self.hub, self.metrics)
         self.app = build_app(self.services, self.gateway, self.metrics)
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self.port = config.port
+        #: The port of ``metrics_listen`` once started (its own if it asked for port 0).
+        self.metrics_port: int | None = None
         self._stopped = False
         self._started_at = 0
         self._reporter: asyncio.Task[None] | None = None
-
-    def storage_queries(self) -> int:
-        return int(getattr(self.storage, "queries", 0))
-
-    def redis_commands(self) -> int:
-        """Commands this node sent to Redis, as far as the engines count them (0 on the embedded engines)."""
-        return sum(
-            int(getattr(engine, "commands", 0)) for engine in (self.broker, self.hot_state, self.limiter)
-        )
-
-    def stream_lag(self) -> int | None:
-        lag = getattr(self.broker, "lag", None)
-        return int(lag) if isinstance(lag, int) else None
 
     async def start(self) -> None:
         await self.storage.start()
@@ -167,6 +185,8 @@ class Node:
         await site.start()
         for address in self._runner.addresses:  # port 0: learn the one the OS chose
             self.port = int(address[1])
+        if self.config.metrics_listen:
+            await self._start_metrics_listener()
         log.info(
             "hubbub node %s listening on http://%s:%d",
             self.config.effective_node_id,
@@ -176,6 +196,18 @@ class Node:
         self._started_at = now_ms()
         await self.report_load()
         self._reporter = asyncio.get_running_loop().create_task(self._report_load_forever())
+
+    async def _start_metrics_listener(self) -> None:
+        host, _, port = self.config.metrics_listen.rpartition(":")
+        if not port.isdigit():
+            raise SystemExit(f"metrics_listen must be host:port, not {self.config.metrics_listen!r}")
+        self._metrics_runner = web.AppRunner(build_metrics_app(self.config, self.metrics), access_log=None)
+        await self._metrics_runner.setup()
+        site = web.TCPSite(self._metrics_runner, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True)
+        await site.start()
+        for address in self._metrics_runner.addresses:
+            self.metrics_port = int(address[1])
+        log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", self.metrics_port or 0)
 
     async def report_load(self) -> None:
         """Publish this node's load for ``hubbub admin nodes`` (and ``GET /api/v1/admin/nodes``)."""
@@ -222,6 +254,8 @@ class Node:
         self.services.auth.close()  # the password hashing threads
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         await self.blobs.close()
         await self.broker.close()
         await self.hot_state.close()
@@ -231,8 +265,18 @@ class Node:
         await self.storage.close()
         log.info("stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
-    async def run_forever(self) -> None:
+    @property
+    def url(self) -> str:
+        """Where a person on this machine reaches the node (an any-address listener is reached locally)."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.config.host, self.config.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def run_forever(self, on_started: Callable[[], None] | None = None) -> None:
         await self.start()
+        if on_started is not None:
+            on_started()
         # Everything built at start-up lives as long as the process: move it out of the collector's sight,
         # and collect the young generation less eagerly, so a full collection over thousands of connections'
         # objects does not stall every socket for tens of milliseconds at a time.

@@ -170,6 +170,16 @@ def new_page(context: Any, errors: list[str]) -> Any:
     return page
 
 
+def wait_until(page: Any, function: str, arg: Any = None) -> None:
+    """``page.wait_for_function`` polls by evaluating the predicate as a string inside the page, which the web
+    client's CSP (no ``unsafe-eval``) refuses; ``evaluate`` goes through the debugging protocol, which it
+    does not."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not page.evaluate(function, arg):
+        assert time.monotonic() < deadline, f"not within {WAIT_MS} ms: {function}"
+        page.wait_for_timeout(50)
+
+
 def register(page: Any, url: str, username: str, nickname: str) -> None:
     page.goto(url)
     page.get_by_test_id("to-register").click()
@@ -396,9 +406,10 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
                 break
             before = len(seqs(page))
             listing.evaluate("el => { el.scrollTop = 0 }")
-            page.wait_for_function(
-                f"document.querySelectorAll('[data-testid=message][data-seq]').length > {before}"
-                " || !!document.querySelector('[data-testid=chat-start]')"
+            wait_until(
+                page,
+                f"() => document.querySelectorAll('[data-testid=message][data-seq]').length > {before}"
+                " || !!document.querySelector('[data-testid=chat-start]')",
             )
         expect(page.get_by_test_id("chat-start")).to_be_visible()
         assert seqs(page) == list(range(1, 131))
@@ -627,13 +638,11 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         for page in (b, c):
             thumb = page.locator("[data-testid=message-image] img").last
             expect(thumb).to_be_visible()
-            page.wait_for_function(
-                "el => el.complete && el.naturalWidth > 0", arg=thumb.element_handle(), timeout=WAIT_MS
-            )
+            wait_until(page, "el => el.complete && el.naturalWidth > 0", thumb.element_handle())
         b.get_by_test_id("image-thumb").last.click()
         viewer = b.get_by_test_id("viewer-image")
         expect(viewer).to_be_visible()
-        b.wait_for_function("el => el.complete && el.naturalWidth === 800", arg=viewer.element_handle())
+        wait_until(b, "el => el.complete && el.naturalWidth === 800", viewer.element_handle())
         shot(b, "07-image-viewer")
         b.get_by_test_id("viewer-close").click()
         expect(b.get_by_test_id("image-viewer")).to_have_count(0)

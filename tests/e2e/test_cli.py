@@ -62,6 +62,26 @@ async def test_hubbub_serve_runs_with_defaults(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out.decode()[-2000:]
+    # A plain line for the person who started it, besides the JSON log (issue 12, "First run").
+    assert f"Hubbub is running: open {url} in a browser" in out.decode()
+
+
+def test_a_taken_port_is_one_clear_line_not_a_traceback(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hubbub", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"port {port} is in use" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert len((done.stderr + done.stdout).strip().splitlines()) <= 2
 
 
 async def test_single_roles(make_node):

@@ -129,3 +129,33 @@ def test_admin_commands_need_a_current_schema(hubbub, tmp_path):
 
     sqlite3.connect(data / "hubbub.db").close()  # an empty database: nothing migrated
     assert "run `hubbub migrate` first" in hubbub("admin", "users", code=1)
+
+
+def test_version_and_help_for_a_first_run():
+    """Issue 12, "First run": ``--version`` works; ``serve --help`` shows defaults and environment names;
+    ``create-user --help`` does not call the optional --password required."""
+    import hubbub
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).output.strip() == hubbub.__version__
+    assert runner.invoke(app, ["version"]).output.strip() == hubbub.__version__
+    serve_help = runner.invoke(app, ["serve", "--help"], terminal_width=200).output
+    for shown in ("HUBBUB_PORT", "8080", "HUBBUB_HOST", "127.0.0.1", "HUBBUB_DATA_DIR", "HUBBUB_REDIS"):
+        assert shown in serve_help, shown
+    assert "docs/operations.md" in serve_help
+    create_help = runner.invoke(app, ["admin", "create-user", "--help"], terminal_width=200).output
+    password_line = next(line for line in create_help.splitlines() if "--password" in line)
+    assert "required" not in password_line and "*" not in password_line
+
+
+def test_create_user_asks_for_the_password_when_not_given(hubbub):
+    hubbub("migrate")
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["admin", "--data-dir", hubbub.data, "create-user", "asked"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        env=ENV,
+    )
+    assert result.exit_code == 0, result.output
+    assert "created user" in result.output

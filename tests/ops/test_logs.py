@@ -80,3 +80,29 @@ async def test_errors_carry_their_code(node, json_logs):
 def test_bad_level_is_refused():
     with pytest.raises(SystemExit):
         logs.setup("loud")
+
+
+async def test_downloads_name_who_downloaded(node, json_logs):
+    """Downloads authenticate themselves (the token may come as ``?access_token=``), so the route wrapper never
+    named their user for the access log (issue 12.23)."""
+    json_logs = json_logs()
+    client = HubbubClient(base_url(node))
+    try:
+        await client.register("log_dl", PASSWORD)
+        headers = {"Authorization": f"Bearer {client.access_token}"}
+        params = {"kind": "file", "name": "a.txt"}
+        async with client.http.post(
+            client.base_url + "/api/v1/uploads", data=b"hello\n", params=params, headers=headers
+        ) as resp:
+            assert resp.status in (200, 201)
+            upload_id = (await resp.json())["upload"]
+        for how in ({"headers": headers}, {"params": {"access_token": client.access_token}}):
+            async with client.http.get(f"{client.base_url}/api/v1/uploads/{upload_id}", **how) as resp:
+                assert resp.status == 200
+    finally:
+        await client.close()
+    downloads = [
+        line for line in json_logs() if line.get("route") == "/api/v1/uploads/{upload_id}" and line["method"] == "GET"
+    ]
+    assert [(d["status"], d["user"]) for d in downloads] == [(200, client.user_id)] * 2
+    assert client.access_token not in json.dumps(downloads)  # the query string is never logged

@@ -90,3 +90,42 @@ async def test_filter_unit(tmp_path):
     assert not await f.refresh()  # same version: no reload
     with pytest.raises(SystemExit):
         WordFilter(conftest.test_config(tmp_path, word_filter="shout"), Words())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("d\u200barn it", "*** it"),  # zero-width space inside the word
+        ("da\u00adrn", "***"),  # soft hyphen
+        ("d\u200da\u2060rn\ufe0f!", "***!"),  # joiner, word joiner, then a variation selector
+        ("\u202edarn\u202c", "\u202e***"),  # bidi controls: invisible ones right after a word go with it
+        ("ＤＡＲＮ and ｄａｒｎ", "*** and ***"),  # full-width letters (NFKC)
+        ("große GROSSE", "*** ***"),  # case folding: ß is ss
+        ("cafe\u0301 café", "*** ***"),  # decomposed and composed é
+        ("clean text, ok", "clean text, ok"),
+        ("日本語のdarnテキスト", "日本語の***テキスト"),
+    ],
+)
+def test_invisible_and_lookalike_spellings_are_caught(text: str, expected: str) -> None:
+    """Issue 12.23: the filter was a plain substring match, so a zero-width character inside a word passed."""
+    flt = WordFilter(conftest.test_config(conftest.Path("/tmp")), storage=None)  # type: ignore[arg-type]
+    flt._use(1, ["darn", "Große", "café"])
+    body = {"text": text}
+    flt.apply(body)
+    assert body["text"] == expected
+
+
+def test_reject_mode_sees_through_invisible_characters() -> None:
+    flt = WordFilter(conftest.test_config(conftest.Path("/tmp"), word_filter="reject"), storage=None)  # type: ignore[arg-type]
+    flt._use(1, ["darn"])
+    with pytest.raises(Exception, match="refuses"):
+        flt.apply({"text": "d\u200bar\u200cn"})
+    flt.apply({"caption": "fine"})
+
+
+async def test_a_zero_width_space_does_not_smuggle_a_word_past_the_filter(make_client):
+    admin, bob = await make_client("wz_admin"), await make_client("wz_bob")
+    await friends(admin, bob)
+    await admin.api("POST", "/api/v1/admin/words", {"add": ["darn"]})
+    await admin.send_text("oh d\u200ba\u200brn", to=bob.user_id)
+    assert (await bob.next_event("msg"))["msg"]["body"] == {"text": "oh ***"}

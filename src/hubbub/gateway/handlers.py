@@ -22,12 +22,15 @@ from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.frames import encode
 from hubbub.services.container import Services
+from hubbub.services.limits import enforce_reads
 from hubbub.services.messages import ack_of
 
 log = logging.getLogger(__name__)
 
 #: Requests a connection may have running at once; more is a client not waiting for replies.
 MAX_INFLIGHT = 16
+#: Requests that take from the user's read bucket (shared with REST GETs: services/limits.py).
+_READS = frozenset({frames.Sync, frames.Pull, frames.History, frames.Receipts})
 
 
 def error_frame(exc: HubbubError, rid: frames.Rid, metrics: NodeMetrics | None = None) -> bytes:
@@ -77,6 +80,8 @@ class Handlers:
     async def _run(self, conn: Connection, frame: frames.ClientFrame) -> None:
         rid = getattr(frame, "rid", None)
         try:
+            if type(frame) in _READS:
+                await enforce_reads(self.s.auth.limiter, self.s.config, conn.user_id)
             reply = await self._requests[type(frame)](conn, frame)
         except HubbubError as exc:
             reply = error_frame(exc, rid, self.metrics)

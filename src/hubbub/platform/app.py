@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -12,6 +14,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
 from hubbub.gateway.server import Gateway
 from hubbub.metrics import NodeMetrics
@@ -69,6 +72,48 @@ async def errors(
         return error_response(HubbubError(Code.INTERNAL, "internal error"))
 
 
+def web_app_csp(host: str) -> str:
+    """The web client's Content-Security-Policy: its own scripts and styles only (the built bundle has no
+    inline script, and Vue sets styles through the CSSOM, which CSP allows), images from uploads plus
+    ``data:``/``blob:`` (the favicon, previews of a file being sent), voice and video from uploads and
+    ``blob:`` (a recording played back before sending), and connections to this origin's API and WebSocket.
+    Nothing may frame it, and no ``<base>``, plugin or form may point elsewhere."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"media-src 'self' blob:; connect-src 'self' ws://{host} wss://{host}; font-src 'self'; "
+        "manifest-src 'self'; base-uri 'none'; form-action 'self'; object-src 'none'; frame-ancestors 'none'"
+    )
+
+
+#: On every response, the API's included (docs/security.md, "Headers").
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    # The web client records voice and video (and nothing else).
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()",
+}
+#: Anything else than the web client's page (JSON, the OpenAPI document, metrics) is never a document.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: The Host header goes into the web client's CSP: only a plain host[:port] does.
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def page_csp(request: web.Request) -> str:
+    """The web client's policy for this request's origin (a Host header that is not a plain host does not
+    reach the header)."""
+    return web_app_csp(request.host if _HOST.fullmatch(request.host) else "invalid.invalid")
+
+
+async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: runs for every response (files, streams, errors, the WebSocket upgrade).
+    A route that set its own policy keeps it: the web client's page, and a download's sandbox."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
+
+
 def count_errors(metrics: NodeMetrics) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -107,6 +152,7 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
 def _digits_only(path: str) -> str:
     """Integer path parameters match digits only, so ``DELETE /api/v1/friends/requests`` is an unknown method
     (405), not a friend removal of user "requests" (found by schemathesis); a non-number id is not_found."""
+
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
         return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[0-9]+}}"
@@ -130,6 +176,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
 
     app.router.add_get("/openapi.json", openapi_json)
     app.middlewares.insert(0, access_log())  # outermost: sees every response, errors included
+    app.on_response_prepare.append(security_headers)
 
     async def livez(_request: web.Request) -> web.Response:
         return json_response({"status": "alive"})
@@ -145,19 +192,60 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
             return error_response(HubbubError(Code.UNAVAILABLE, "draining"))
         return json_response({"status": "ok", "node": services.config.effective_node_id})
 
-    async def metrics_endpoint(_request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
     app.router.add_get("/healthz", readyz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/livez", livez)
-    app.router.add_get("/metrics", metrics_endpoint)
+    if not services.config.metrics_listen:
+        app.router.add_get("/metrics", metrics_handler(services.config, metrics, loopback_only=True))
+    else:  # served on its own listener; here it is nothing (not the web client's catch-all page)
+        app.router.add_get("/metrics", _not_here)
     if gateway is not None and services.config.role in ("all", "gateway"):
         app.router.add_get("/ws", edge.guard_ws(gateway.handle))
     if serve_api:
         _add_webui(app)
+    return app
+
+
+def metrics_handler(config: Config, metrics: NodeMetrics, *, loopback_only: bool) -> Handler:
+    """``GET /metrics``, guarded (config.py, ``metrics_*``): the bearer token when one is set; otherwise, on
+    the main port, only a loopback peer that is not a proxy forwarding someone else."""
+    token = config.metrics_token.encode()
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        if token:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+                raise HubbubError(Code.UNAUTHORIZED, "metrics need the bearer token (HUBBUB_METRICS_TOKEN)")
+        elif loopback_only and not _local_caller(request):
+            raise HubbubError(
+                Code.FORBIDDEN,
+                "metrics are served to this host only; set HUBBUB_METRICS_TOKEN or HUBBUB_METRICS_LISTEN",
+            )
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    return serve_metrics
+
+
+async def _not_here(_request: web.Request) -> web.Response:
+    raise HubbubError(Code.NOT_FOUND, "no such route")
+
+
+def _local_caller(request: web.Request) -> bool:
+    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        return False  # a proxy on this host, forwarding someone who is not
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+def build_metrics_app(config: Config, metrics: NodeMetrics) -> web.Application:
+    """The listener of ``metrics_listen``: ``/metrics`` only (with the token if one is set)."""
+    app = web.Application(middlewares=[errors])
+    app.router.add_get("/metrics", metrics_handler(config, metrics, loopback_only=False))
+    app.on_response_prepare.append(security_headers)
     return app
 
 
@@ -175,12 +263,17 @@ def _add_webui(app: web.Application) -> None:
             if "/assets/" in str(candidate):
                 response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
             return response
+        # The page's policy is set here, not by content type: a revalidated page comes back as a 304 whose
+        # headers replace the cached ones, and it must carry the same policy.
         if index.is_file():
-            return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+            return web.FileResponse(
+                index, headers={"Cache-Control": "no-cache", "Content-Security-Policy": page_csp(request)}
+            )
         return web.Response(
             text="<!doctype html><title>Hubbub</title><p>Hubbub is running. The web client is not built: "
             "run <code>npm --prefix web ci && npm --prefix web run build</code>.</p>",
             content_type="text/html",
+            headers={"Content-Security-Policy": page_csp(request)},
         )
 
     # Not under /api/: a GET catch-all there would make every API path "allow" GET (405 Allow headers).

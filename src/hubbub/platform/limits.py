@@ -2,9 +2,10 @@
 
 - **Per-IP token buckets** for the routes an attacker can drive without an account or cheaply with one:
   login (password guessing spread over many usernames), register (account farming) and uploads; plus a
-  **per-user** bucket for uploads. Per-user limits on sends, logins per (username, address), password
-  changes per session and user, and friend requests live in the services, next to the rule they protect;
-  the middleware leaves the client's address in ``request[CLIENT_IP]`` for them.
+  **per-user** bucket for uploads, and the per-user **read** bucket for every authenticated ``GET`` (shared
+  with the WebSocket's reads: services/limits.py). Per-user limits on sends, logins per (username, address),
+  password changes per session and user, and friend requests live in the services, next to the rule they
+  protect; the middleware leaves the client's address in ``request[CLIENT_IP]`` for them.
 - **WebSocket connections per IP**: counted from before the upgrade, refused with HTTP 429 ``rate_limited``
   so a flood of sockets never costs a handshake or a session. (Per-user caps are applied at ``auth``, in
   the gateway, which knows the user: close 4530.)
@@ -29,7 +30,7 @@ from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.services.auth import AuthService
-from hubbub.services.limits import enforce
+from hubbub.services.limits import enforce, enforce_reads
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -103,11 +104,18 @@ class EdgeLimits:
             if user_id is not None:
                 c = self.config
                 await enforce(self.limiter, f"upload:{user_id}", c.upload_per_minute / 60, c.upload_burst)
+        elif request.method == "GET":
+            user_id = self._user_of(request)
+            if user_id is not None:
+                await enforce_reads(self.limiter, self.config, user_id)
 
     def _user_of(self, request: web.Request) -> int | None:
-        """The caller's id from the token's signature alone (the route checks the session itself)."""
+        """The caller's id from the token's signature alone (the route checks the session itself). Downloads
+        may carry the token as ``?access_token=`` (for ``<img>``)."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            token = request.query.get("access_token", "") if request.path.startswith(_UPLOADS) else ""
+        if not token.strip():
             return None
         try:
             return self.auth.decode_access(token.strip()).user_id

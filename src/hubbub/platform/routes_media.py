@@ -15,6 +15,7 @@ from aiohttp import BodyPartReader, ClientPayloadError, web
 
 from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.engines.blobs.base import CHUNK, BlobNotFound
+from hubbub.platform.access_log import USER_KEY
 from hubbub.platform.routing import Ctx, route
 from hubbub.services.media import MULTIPART_SLACK, Download, UploadView, Usage
 
@@ -166,6 +167,7 @@ def _matches(header: str, etag: str) -> bool:
 async def _serve(ctx: Ctx, thumb: bool) -> web.StreamResponse:
     request = ctx.request
     principal = await ctx.s.auth.authenticate(_token(request))
+    request[USER_KEY] = principal.user_id  # the access log names who downloaded (the route authenticates itself)
     d: Download = await ctx.s.media.open_download(principal.user_id, request.match_info["upload_id"], thumb)
     etag = f'"{d.key}"'
     headers = {

@@ -13,3 +13,8 @@ import abc
 class RateLimiter(abc.ABC):
     @abc.abstractmethod
     async def take(self, key: str, rate: float, burst: int) -> float: ...
+
+    def local(self) -> RateLimiter:
+        """Buckets in this node's memory only, for limits that protect the node rather than the cluster and
+        are checked too often to pay a round trip each (reads: services/limits.py)."""
+        return self

@@ -59,5 +59,8 @@ class RedisRateLimiter(RateLimiter):
             return await self._fallback.take(key, rate, burst)
         return float(wait)
 
+    def local(self) -> RateLimiter:
+        return self._fallback
+
     async def close(self) -> None:
         await self.redis.aclose()

@@ -1,0 +1,124 @@
+"""What a node knows of its Redis: how many commands it sent, and whether Redis answers (docs/cluster.md,
+"Failure behaviour"; docs/operations.md, "Metrics").
+
+Every Redis client a node builds (broker, hot-group state, rate limits, the health probe) shares one
+``RedisLink``. Its clients' connections report to it where commands are packed for the wire and where
+sockets fail, so:
+
+- ``commands`` counts every command sent, one per command carried by a pipeline or a script call, retries
+  included (``hubbub_redis_commands_total``);
+- a connection failure or timeout on *any* command of any engine marks Redis down at once, instead of
+  whenever the next readiness probe happens to ask. Only the broker's health probe (a ``PING`` every
+  ``HEALTH_INTERVAL_S``, bounded by ``HEALTH_TIMEOUT_S``) marks it up again, so one lucky command in the
+  middle of an outage does not flap readiness.
+
+Hence the detection bound: Redis refusing connections is noticed by the next command or probe (at most
+``HEALTH_INTERVAL_S`` later); Redis hanging, at most ``HEALTH_INTERVAL_S + HEALTH_TIMEOUT_S`` (0.75 s) later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, Connection, ConnectionPool, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hubbub.core.stats import Figure
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two health probes of the broker, and the longest a probe may take (docs/cluster.md).
+HEALTH_INTERVAL_S = 0.25
+HEALTH_TIMEOUT_S = 0.5
+#: What counts as "Redis is not answering" (a command's own error, e.g. NOGROUP, does not).
+LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisLink:
+    """Shared by every Redis client of one node; read by readiness (``up``) and by the metrics."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.up = True
+        #: monotonic time Redis was marked down, for the log line when it is back.
+        self._down_at = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        if self.up:
+            self.up = False
+            self._down_at = time.monotonic()
+            log.warning("redis_down", extra={"error": str(exc) or type(exc).__name__})
+
+    def answered(self) -> None:
+        if not self.up:
+            self.up = True
+            log.warning("redis_up", extra={"down_s": round(time.monotonic() - self._down_at, 2)})
+
+    def figures(self) -> Iterator[Figure]:
+        yield Figure(
+            "redis_commands", "counter", "Redis commands sent (0 on the embedded engines).", self.commands
+        )
+        yield Figure(
+            "redis_up", "gauge", "1 while this node reaches Redis, 0 while it does not.", int(self.up)
+        )
+
+
+def _watched(base: type[AbstractConnection], link: RedisLink) -> type[AbstractConnection]:
+    """``base`` (plain, TLS or Unix socket, as the URL says) reporting its commands and failures to ``link``."""
+
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            link.commands += 1
+            return super().pack_command(*args)  # type: ignore[no-any-return]
+
+        def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+            commands = list(commands)
+            link.commands += len(commands)
+            return super().pack_commands(commands)  # type: ignore[no-any-return]
+
+        async def connect(self) -> None:  # redis-py < 5.3 connects here; later versions delegate below
+            try:
+                await super().connect()
+            except LINK_ERRORS as exc:
+                link.failed(exc)
+                raise
+
+        async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().connect_check_health(*args, **kwargs)
+            except LINK_ERRORS as exc:
+                link.failed(exc)
+                raise
+
+        async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().send_packed_command(*args, **kwargs)
+            except LINK_ERRORS as exc:
+                link.failed(exc)
+                raise
+
+        async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await super().read_response(*args, **kwargs)
+            except LINK_ERRORS as exc:
+                link.failed(exc)
+                raise
+
+    Watched.__name__ = Watched.__qualname__ = f"Watched{base.__name__}"
+    return Watched
+
+
+def watched_client(
+    url: str, link: RedisLink, *, pool_class: type[ConnectionPool] = ConnectionPool, **options: Any
+) -> aioredis.Redis:
+    """A client for ``url`` (what ``Redis.from_url`` builds, with the same options) whose connections
+    report to ``link``."""
+    url_options: dict[str, Any] = dict(parse_url(url))
+    base = url_options.pop("connection_class", Connection)
+    pool = pool_class(connection_class=_watched(base, link), **{**options, **url_options})
+    return aioredis.Redis.from_pool(pool)
