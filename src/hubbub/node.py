@@ -30,11 +30,12 @@ from hubbub.engines.storage.base import Storage
 from hubbub.engines.storage.sql import SqlStorage
 from hubbub.gateway.hub import Hub
 from hubbub.gateway.server import Gateway
-from hubbub.gateway.signals import Signaller
+from hubbub.gateway.signals import HubAudience
 from hubbub.metrics import NodeMetrics
 from hubbub.platform.app import build_app
 from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
+from hubbub.services.hot import HotPolicy
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def build_storage(config: Config) -> Storage:
         config.ensure_data_dir()
     return SqlStorage(
         config.database_url,
-        hot_threshold=config.hot_group_threshold,
+        is_hot=HotPolicy.of(config).group_is_hot,
         first_user_admin=config.first_user_admin,
     )
 
@@ -59,7 +60,7 @@ def build_broker(config: Config) -> Broker:
 
 
 def build_hot_state(config: Config) -> HotState:
-    """Offsets and recent messages of hot groups: in Redis for a cluster, else in-process."""
+    """Recent messages of hot groups: in Redis for a cluster, else in-process."""
     if config.redis:
         import redis.asyncio as aioredis
 
@@ -117,8 +118,9 @@ class Node:
             config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
         )
         self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
-        self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
-        self.hub.on_news = self.signaller.news
+        self.signaller = self.services.hot.signaller
+        self.signaller.attach(HubAudience(self.hub))
+        self.hub.on_news = self.services.hot.heard
         self.metrics = NodeMetrics()
         self.metrics.attach(self)
         self.services.messages.batcher.on_batch = self.metrics.batch_size.observe

@@ -50,14 +50,6 @@ async def test_append_is_idempotent(state: HotState) -> None:
     assert await state.recent("g:1", 0, 10) == [msg(1)[1], msg(2)[1], msg(3)[1]]
 
 
-async def test_offsets_only_rise_and_report_the_previous_value(state: HotState) -> None:
-    assert await state.raise_offsets("g:1", {7: 5, 8: 3}) == {7: 0, 8: 0}
-    assert await state.raise_offsets("g:1", {7: 4, 8: 9}) == {7: 5, 8: 3}
-    assert await state.raise_offsets("g:1", {7: 6, 8: 1}) == {7: 5, 8: 9}
-    assert await state.raise_offsets("g:2", {7: 1}) == {7: 0}
-    assert await state.raise_offsets("g:1", {}) == {}
-
-
 async def test_replace_swaps_only_a_cached_message(state: HotState) -> None:
     await state.append("g:1", [msg(1), msg(2)])
     await state.replace("g:1", 2, b'{"seq":2,"recalled":true}')

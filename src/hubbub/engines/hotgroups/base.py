@@ -6,9 +6,12 @@ Contract (tests/contract/test_hotgroups.py runs it against every implementation)
 - ``recent(conv, after_seq, limit)`` returns the cached messages after_seq + 1, after_seq + 2, ... ascending,
   at most ``limit``, stopping at the first seq it does not hold (the cache may have holes: older ranges are
   added as they are read from the database); None if it does not hold after_seq + 1.
-- ``raise_offsets`` only ever raises a member's offset (the highest seq they were signalled or read), and
-  returns for each member given the offset it had before the call (0 if none).
-- Nothing here is durable: losing it all (a Redis restart) costs at most extra signals and database reads.
+- ``replace`` swaps a cached message in place (a recall), and caches nothing that was not cached.
+- Nothing here is durable: losing it all (a Redis restart) costs at most database reads.
+
+Which terminal was signalled how far is not kept here but by the node that holds the terminal
+(services/hot/signals.py): only that node ever asks, and a mark shared across nodes hid signals from a
+member's terminal on another node.
 """
 
 from __future__ import annotations
@@ -30,10 +33,6 @@ class HotState(abc.ABC):
 
     @abc.abstractmethod
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None: ...
-
-    @abc.abstractmethod
-    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
-        """Set each member's offset to max(current, given); return the offsets as they were before."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

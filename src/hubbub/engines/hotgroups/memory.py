@@ -13,7 +13,6 @@ class MemoryHotState(HotState):
         self.capacity = capacity
         self._seqs: dict[str, list[int]] = {}
         self._items: dict[str, dict[int, bytes]] = {}
-        self._offsets: dict[str, dict[int, int]] = {}
 
     async def append(self, conv: str, items: Sequence[tuple[int, bytes]]) -> None:
         seqs = self._seqs.setdefault(conv, [])
@@ -42,15 +41,6 @@ class MemoryHotState(HotState):
             seq += 1
         return out
 
-    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
-        current = self._offsets.setdefault(conv, {})
-        before = {uid: current.get(uid, 0) for uid in offsets}
-        for uid, seq in offsets.items():
-            if seq > before[uid]:
-                current[uid] = seq
-        return before
-
     async def close(self) -> None:
         self._items.clear()
         self._seqs.clear()
-        self._offsets.clear()

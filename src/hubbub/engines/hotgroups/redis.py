@@ -1,7 +1,7 @@
-"""Hot-group state in Redis: a sorted set of recent messages and a hash of offsets per group.
+"""Hot-group state in Redis: a sorted set of recent messages per group.
 
 Nothing here is durable (see base.py), so a Redis error is never the client's problem: a failed read is a
-cache miss (the database answers), a failed offset update signals everyone, a failed append is skipped.
+cache miss (the database answers), a failed append is skipped.
 
 Keys share the group's hash tag (``{g:<id>}``), so one group's keys live on one Redis Cluster slot and each
 operation is a single round trip (a pipeline or a script).
@@ -20,20 +20,6 @@ from hubbub.engines.hotgroups.base import HotState
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] offsets hash; ARGV: ttl, then (user, seq) pairs. Raise each to max(old, new); return the old values.
-_RAISE = """
-local before = {}
-for i = 2, #ARGV, 2 do
-  local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-  before[#before + 1] = old
-  if tonumber(ARGV[i + 1]) > old then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return before
-"""
-
 # KEYS[1] recent set; ARGV: seq, new data. Swap the member at that score, only if there is one.
 _REPLACE = """
 if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then
@@ -43,16 +29,12 @@ end
 return 0
 """
 
-#: Offsets of a group nobody signals for a day are dropped; they are rebuilt as members come back.
-_OFFSETS_TTL_S = 24 * 3600
-
 
 class RedisHotState(HotState):
     def __init__(self, client: aioredis.Redis, prefix: str = "hubbub", capacity: int = 2000) -> None:
         self.redis = client
         self.prefix = prefix
         self.capacity = capacity
-        self._raise: Any = client.register_script(_RAISE)
         self._replace: Any = client.register_script(_REPLACE)
 
     def _key(self, conv: str, what: str) -> str:
@@ -96,21 +78,6 @@ class RedisHotState(HotState):
                 break  # a hole: what follows it is not contiguous with what the caller has
             out.append(data)
         return out or None
-
-    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
-        if not offsets:
-            return {}
-        key = self._key(conv, "offsets")
-        users = list(offsets)
-        args: list[Any] = [_OFFSETS_TTL_S]
-        for uid in users:
-            args += [uid, offsets[uid]]
-        try:
-            before = await self._raise(keys=[key], args=args)
-        except RedisError as exc:
-            log.warning("raising hot-group offsets failed: %s", exc)
-            return dict.fromkeys(users, 0)
-        return {uid: int(old) for uid, old in zip(users, before, strict=True)}
 
     async def close(self) -> None:
         await self.redis.aclose()
