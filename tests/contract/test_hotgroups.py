@@ -50,6 +50,13 @@ async def test_append_is_idempotent(state: HotState) -> None:
     assert await state.recent("g:1", 0, 10) == [msg(1)[1], msg(2)[1], msg(3)[1]]
 
 
+async def test_append_keeps_the_copy_it_holds(state: HotState) -> None:
+    """Another copy of a held seq (a recalled message read back from the database) is not a second entry."""
+    await state.append("g:1", [msg(1), msg(2)])
+    await state.append("g:1", [(2, b'{"seq":2,"other":1}'), msg(3)])
+    assert await state.recent("g:1", 0, 10) == [msg(1)[1], msg(2)[1], msg(3)[1]]
+
+
 async def test_replace_swaps_only_a_cached_message(state: HotState) -> None:
     await state.append("g:1", [msg(1), msg(2)])
     await state.replace("g:1", 2, b'{"seq":2,"recalled":true}')

@@ -20,6 +20,19 @@ from hubbub.engines.hotgroups.base import HotState
 
 log = logging.getLogger(__name__)
 
+# KEYS[1] recent set; ARGV: capacity, then (seq, data) pairs. Adds only seqs not held: members are the encoded
+# messages, so a plain ZADD NX of another copy of a seq (a recalled one, read from the database) would add a
+# second member at the same score instead of being a no-op.
+_APPEND = """
+for i = 2, #ARGV, 2 do
+  if redis.call('ZCOUNT', KEYS[1], ARGV[i], ARGV[i]) == 0 then
+    redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+return 0
+"""
+
 # KEYS[1] recent set; ARGV: seq, new data. Swap the member at that score, only if there is one.
 _REPLACE = """
 if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then
@@ -35,6 +48,7 @@ class RedisHotState(HotState):
         self.redis = client
         self.prefix = prefix
         self.capacity = capacity
+        self._append: Any = client.register_script(_APPEND)
         self._replace: Any = client.register_script(_REPLACE)
 
     def _key(self, conv: str, what: str) -> str:
@@ -43,12 +57,11 @@ class RedisHotState(HotState):
     async def append(self, conv: str, items: Sequence[tuple[int, bytes]]) -> None:
         if not items:
             return
-        key = self._key(conv, "recent")
+        args: list[Any] = [self.capacity]
+        for seq, data in items:
+            args += [seq, data]
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(key, {data: seq for seq, data in items}, nx=True)
-                pipe.zremrangebyrank(key, 0, -self.capacity - 1)
-                await pipe.execute()
+            await self._append(keys=[self._key(conv, "recent")], args=args)
         except RedisError as exc:
             log.warning("caching hot-group messages failed: %s", exc)
 
