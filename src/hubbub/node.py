@@ -225,6 +225,7 @@ class Node:
             await self._runner.cleanup()
         await self.blobs.close()
         await self.broker.close()
+        self.services.hot.close()  # pending signals: their terminals are gone
         await self.hot_state.close()
         close_limiter = getattr(self.limiter, "close", None)  # the Redis limiter holds a connection pool
         if close_limiter is not None:

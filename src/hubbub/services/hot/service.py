@@ -105,6 +105,9 @@ class HotGroups:
             return None
         return await self.pulls.serve(conv, max(after_seq, floor), limit)
 
+    def close(self) -> None:
+        self.signaller.close()
+
     # -- figures for metrics and benchmarks -------------------------------------------------------
     @property
     def cache_hits(self) -> int:

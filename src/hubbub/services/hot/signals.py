@@ -91,13 +91,21 @@ class Signaller:
                 log.exception("signalling %s failed", conv)
 
     async def _flush_later(self) -> None:
+        await asyncio.sleep(self.window_s)
         try:
-            await asyncio.sleep(self.window_s)
             await self.flush()
         finally:
             self._flusher = None
             if self._pending:
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    def close(self) -> None:
+        """Drop what is pending: signals are best effort, and a stopping node has no terminals left."""
+        self._pending.clear()
+        for task in (self._flusher, *self._urgent):
+            if task is not None:
+                task.cancel()
+        self._flusher = None
 
     async def _mention(self, n: News) -> None:
         try:
