@@ -83,8 +83,12 @@ class Rosters:
         if loading is None:
             loading = asyncio.ensure_future(self._load(conv))
             self._loading[conv] = loading
-            loading.add_done_callback(lambda _f: self._loading.pop(conv, None))
+            loading.add_done_callback(lambda done: self._loaded(conv, done))
         return await asyncio.shield(loading)
+
+    def _loaded(self, conv: str, done: asyncio.Future[Roster | None]) -> None:
+        if self._loading.get(conv) is done:  # not a newer load that started after a ``forget``
+            del self._loading[conv]
 
     def forget(self, conv: str) -> None:
         """The group changed: drop the roster, and any load still in flight is not kept."""
