@@ -75,16 +75,26 @@ class Rosters:
         return roster
 
     async def get(self, conv: str) -> Roster | None:
-        """The fresh roster, read from the database if need be; None if the group does not exist."""
+        """The fresh roster, read from the database if need be (one read for all callers); None if the group
+        does not exist. A read that a change overtook is read again; should changes keep overtaking it, the
+        last read is returned but not kept (``is_current`` tells)."""
         roster = self.cached(conv)
         if roster is not None:
             return roster
-        loading = self._loading.get(conv)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(conv))
-            self._loading[conv] = loading
-            loading.add_done_callback(lambda done: self._loaded(conv, done))
-        return await asyncio.shield(loading)
+        for _ in range(3):
+            loading = self._loading.get(conv)
+            if loading is None:
+                loading = asyncio.ensure_future(self._load(conv))
+                self._loading[conv] = loading
+                loading.add_done_callback(lambda done: self._loaded(conv, done))
+            roster = await asyncio.shield(loading)
+            if roster is None or self.is_current(conv, roster):
+                return roster
+        return roster
+
+    def is_current(self, conv: str, roster: Roster) -> bool:
+        """Is this the roster kept for the group (not one a change made stale)?"""
+        return self._rosters.get(conv) is roster
 
     def _loaded(self, conv: str, done: asyncio.Future[Roster | None]) -> None:
         if self._loading.get(conv) is done:  # not a newer load that started after a ``forget``

@@ -43,6 +43,8 @@ class HotGroups:
         self.rosters = Rosters(storage, self.policy, clock)
         self.pulls = Pulls(storage, state, clock)
         self.signaller = Signaller(self.rosters, config.hot_signal_window_ms / 1000)
+        #: Groups this node last heard to be push-pull: worth reading a roster for when a pull finds none.
+        self._push_pull: set[str] = set()
 
     # -- what this node hears ---------------------------------------------------------------------
     def heard(self, items: Sequence[News]) -> None:
@@ -50,6 +52,10 @@ class HotGroups:
         for n in items:
             if n.group_changed:
                 self.rosters.forget(n.conv)
+            if n.signal:
+                self._push_pull.add(n.conv)
+            else:
+                self._push_pull.discard(n.conv)
             self.pulls.advance(n.conv, n.seq)
         self.signaller.news(items)
 
@@ -95,9 +101,16 @@ class HotGroups:
         self, user_id: int, conv: str, after_seq: int, limit: int
     ) -> tuple[list[bytes], bool] | None:
         """Serve a pull of a hot group from the cache, or None: then the caller reads the database, which
-        also authorizes. Only a fresh roster of a push-pull group, naming the caller, serves here; a caller
-        the roster does not name (just invited, say) is left to the database, which knows."""
+        also authorizes. Only a current roster of a push-pull group, naming the caller, serves here; a caller
+        the roster does not name (just invited, say) is left to the database, which knows.
+
+        A group this node heard news of gets its roster read here if it has none (expired, say): one read
+        for all the pulls of the moment, where falling back to the database would cost two reads per pull."""
         roster = self.rosters.cached(conv)
+        if roster is None and conv in self._push_pull:
+            roster = await self.rosters.get(conv)
+            if roster is not None and not self.rosters.is_current(conv, roster):
+                return None  # changes kept overtaking the read: let the database decide
         if roster is None or not roster.hot:
             return None
         floor = roster.floors.get(user_id)
