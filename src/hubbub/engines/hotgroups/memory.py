@@ -27,8 +27,14 @@ class MemoryHotState(HotState):
 
     async def replace(self, conv: str, seq: int, data: bytes) -> None:
         held = self._items.get(conv)
-        if held is not None and seq in held:
-            held[seq] = data
+        if held is None:
+            return
+        if seq not in held:
+            bisect.insort(self._seqs[conv], seq)
+        held[seq] = data
+        seqs = self._seqs[conv]
+        while len(seqs) > self.capacity:
+            del held[seqs.pop(0)]
 
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
         held = self._items.get(conv)

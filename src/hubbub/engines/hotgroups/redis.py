@@ -33,11 +33,12 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
 return 0
 """
 
-# KEYS[1] recent set; ARGV: seq, new data. Swap the member at that score, only if there is one.
+# KEYS[1] recent set; ARGV: seq, new data, capacity. Set the member at that score, if the group has a cache.
 _REPLACE = """
-if redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then
+if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
 end
 return 0
 """
@@ -67,7 +68,7 @@ class RedisHotState(HotState):
 
     async def replace(self, conv: str, seq: int, data: bytes) -> None:
         try:
-            await self._replace(keys=[self._key(conv, "recent")], args=[seq, data])
+            await self._replace(keys=[self._key(conv, "recent")], args=[seq, data, self.capacity])
         except RedisError as exc:
             log.warning("replacing a cached hot-group message failed: %s", exc)
 
