@@ -133,7 +133,7 @@ class Cluster:
             stdout=subprocess.DEVNULL,
         )
         if setup is not None:
-            storage = SqlStorage("postgresql+asyncpg://" + database.split("://", 1)[1], hot_threshold=10**9)
+            storage = SqlStorage("postgresql+asyncpg://" + database.split("://", 1)[1])
             try:
                 await setup(storage)
             finally:

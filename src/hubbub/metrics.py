@@ -23,9 +23,9 @@ from hubbub.core.stats import Figure, StatsProvider
 
 if TYPE_CHECKING:
     from hubbub.gateway.hub import Hub
-    from hubbub.gateway.signals import Signaller
     from hubbub.services.batcher import SendBatcher
     from hubbub.services.hot import HotGroups
+    from hubbub.services.hot.signals import Signaller
 
 PREFIX = "hubbub_"
 

@@ -33,11 +33,12 @@ from hubbub.engines.storage.base import Storage
 from hubbub.engines.storage.sql import SqlStorage
 from hubbub.gateway.hub import Hub
 from hubbub.gateway.server import Gateway
-from hubbub.gateway.signals import Signaller
+from hubbub.gateway.signals import HubAudience
 from hubbub.metrics import BatcherStats, HotStats, HubStats, NodeMetrics
 from hubbub.platform.app import build_app, build_metrics_app
 from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
+from hubbub.services.hot import HotPolicy
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def build_storage(config: Config) -> Storage:
         config.ensure_data_dir()
     return SqlStorage(
         config.database_url,
-        hot_threshold=config.hot_group_threshold,
+        is_hot=HotPolicy.of(config).group_is_hot,
         first_user_admin=config.first_user_admin,
     )
 
@@ -63,7 +64,7 @@ def build_broker(config: Config, link: RedisLink | None = None) -> Broker:
 
 
 def build_hot_state(config: Config, link: RedisLink | None = None) -> HotState:
-    """Offsets and recent messages of hot groups: in Redis for a cluster, else in-process."""
+    """Recent messages of hot groups: in Redis for a cluster, else in-process."""
     if config.redis:
         import redis.asyncio as aioredis
 
@@ -131,8 +132,9 @@ class Node:
             config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
         )
         self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
-        self.signaller = Signaller(self.hub, self.services.hot, config.hot_signal_window_ms / 1000)
-        self.hub.on_news = self.signaller.news
+        self.signaller = self.services.hot.signaller
+        self.signaller.attach(HubAudience(self.hub))
+        self.hub.on_news = self.services.hot.heard
         self.metrics = NodeMetrics()
         self.metrics.provide(
             HubStats(self.hub),
@@ -258,6 +260,7 @@ class Node:
             await self._metrics_runner.cleanup()
         await self.blobs.close()
         await self.broker.close()
+        self.services.hot.close()  # pending signals: their terminals are gone
         await self.hot_state.close()
         close_limiter = getattr(self.limiter, "close", None)  # the Redis limiter holds a connection pool
         if close_limiter is not None:

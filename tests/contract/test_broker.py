@@ -199,9 +199,10 @@ async def test_cross_node_delivery_is_one_queue_write_per_node(
 async def test_announce_reaches_every_live_node_once(cluster: list[tuple[RedisBroker, FakeHub]]) -> None:
     (b1, h1), (b2, h2), (b3, h3) = cluster
     before = b1.xadds
-    await b1.announce([News("g:1", 5), News("g:2", 9, mentions=(3,))])
+    changed = News("g:3", 2, group_changed=True, signal=False)  # a pushed group's change: drop rosters
+    await b1.announce([News("g:1", 5), News("g:2", 9, mentions=(3,)), changed])
     assert b1.xadds - before == 2
-    assert [n.conv for n in h1.news_seen] == ["g:1", "g:2"]
+    assert [n.conv for n in h1.news_seen] == ["g:1", "g:2", "g:3"]
     await eventually(lambda: h2.news_seen == h1.news_seen and h3.news_seen == h1.news_seen)
 
 

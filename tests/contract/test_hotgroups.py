@@ -50,19 +50,23 @@ async def test_append_is_idempotent(state: HotState) -> None:
     assert await state.recent("g:1", 0, 10) == [msg(1)[1], msg(2)[1], msg(3)[1]]
 
 
-async def test_offsets_only_rise_and_report_the_previous_value(state: HotState) -> None:
-    assert await state.raise_offsets("g:1", {7: 5, 8: 3}) == {7: 0, 8: 0}
-    assert await state.raise_offsets("g:1", {7: 4, 8: 9}) == {7: 5, 8: 3}
-    assert await state.raise_offsets("g:1", {7: 6, 8: 1}) == {7: 5, 8: 9}
-    assert await state.raise_offsets("g:2", {7: 1}) == {7: 0}
-    assert await state.raise_offsets("g:1", {}) == {}
+async def test_append_keeps_the_copy_it_holds(state: HotState) -> None:
+    """Another copy of a held seq (a recalled message read back from the database) is not a second entry."""
+    await state.append("g:1", [msg(1), msg(2)])
+    await state.append("g:1", [(2, b'{"seq":2,"other":1}'), msg(3)])
+    assert await state.recent("g:1", 0, 10) == [msg(1)[1], msg(2)[1], msg(3)[1]]
 
 
-async def test_replace_swaps_only_a_cached_message(state: HotState) -> None:
+async def test_replace_sets_the_copy_in_a_groups_cache(state: HotState) -> None:
     await state.append("g:1", [msg(1), msg(2)])
     await state.replace("g:1", 2, b'{"seq":2,"recalled":true}')
-    await state.replace("g:1", 9, b"{}")  # not cached: nothing happens
     assert await state.recent("g:1", 0, 10) == [msg(1)[1], b'{"seq":2,"recalled":true}']
+    # Not held yet (a pull may be reading the old copy from the database): set, so that copy cannot follow.
+    await state.replace("g:1", 3, b'{"seq":3,"recalled":true}')
+    await state.append("g:1", [msg(3)])
+    assert (await state.recent("g:1", 2, 10) or [])[0] == b'{"seq":3,"recalled":true}'
+    await state.replace("g:9", 1, b"{}")  # a group with no cache gets none
+    assert await state.recent("g:9", 0, 10) is None
 
 
 async def test_recent_stops_at_a_hole(state: HotState) -> None:

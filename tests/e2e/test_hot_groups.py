@@ -159,3 +159,83 @@ async def test_recalled_message_is_not_served_from_the_cache(make_node):
     finally:
         for client in (owner, a, b):
             await client.close()
+
+
+async def pull(client: HubbubClient, conv: str) -> list[dict]:
+    page = await client.request({"type": "pull", "conv": conv, "after_seq": 0, "limit": 200})
+    return page["messages"]
+
+
+async def test_membership_is_current_after_a_group_stops_being_hot(make_node):
+    """Issue 12.1: a roster read while the group was hot must not outlive the switch back to push."""
+    node = await make_node(hot_signal_window_ms=100)
+    owner, kicked, quitter, late = await people(node, ["unhot_own", "unhot_k", "unhot_q", "unhot_late"])
+    try:
+        for client in (owner, kicked, quitter):
+            await client.connect()
+        group = await owner.api(
+            "POST", "/api/v1/groups", {"name": "g", "members": [kicked.user_id, quitter.user_id]}
+        )
+        gid, conv = group["id"], group["conv"]
+        marked = await owner.api("PATCH", f"/api/v1/groups/{gid}", {"hot": True})
+        assert marked["hot"] is True and marked["push_pull"] is True
+        await owner.send_text("while hot", conv=conv)
+        await kicked.next_event("news", where=lambda f: f["conv"] == conv)  # this node read the roster
+        assert "while hot" in [m["body"].get("text") for m in await pull(kicked, conv)]
+        await asyncio.sleep(0.3)  # a news window passes
+
+        unmarked = await owner.api("PATCH", f"/api/v1/groups/{gid}", {"hot": False})
+        assert unmarked["hot"] is False and unmarked["push_pull"] is False
+        await owner.api("DELETE", f"/api/v1/groups/{gid}/members/{kicked.user_id}")
+        await quitter.api("DELETE", f"/api/v1/groups/{gid}/members/{quitter.user_id}")
+        await owner.send_text("after the kick", conv=conv)
+
+        # Those who left cannot pull, on their connection or on a fresh one.
+        for gone in (kicked, quitter):
+            with pytest.raises(ApiError) as refused:
+                await pull(gone, conv)
+            assert refused.value.code == "forbidden"
+            await gone.disconnect()
+            await gone.connect()
+            with pytest.raises(ApiError) as refused:
+                await pull(gone, conv)
+            assert refused.value.code == "forbidden"
+
+        # A member invited after the switch can pull what follows their joining.
+        await owner.api("POST", f"/api/v1/groups/{gid}/members", {"users": [late.user_id]})
+        await owner.send_text("welcome", conv=conv)
+        await late.connect()
+        assert conv in {c["conv"] for c in await late.sync()}
+        texts = [m["body"].get("text") for m in await pull(late, conv)]
+        assert "welcome" in texts and "after the kick" not in texts
+    finally:
+        for client in (owner, kicked, quitter, late):
+            await client.close()
+
+
+async def test_membership_is_current_while_a_group_stays_hot(make_node):
+    node = await make_node(hot_group_threshold=3, hot_signal_window_ms=100)
+    owner, kicked, stays, late = await people(node, ["kh_own", "kh_k", "kh_s", "kh_late"])
+    try:
+        for client in (owner, kicked, stays):
+            await client.connect()
+        group = await owner.api(
+            "POST", "/api/v1/groups", {"name": "g", "members": [kicked.user_id, stays.user_id]}
+        )
+        gid, conv = group["id"], group["conv"]
+        assert group["hot"] is False and group["push_pull"] is True  # hot by size, not by the flag
+        await owner.send_text("one", conv=conv)
+        await kicked.next_event("news", where=lambda f: f["conv"] == conv)
+        await owner.api("DELETE", f"/api/v1/groups/{gid}/members/{kicked.user_id}")
+        await owner.api("POST", f"/api/v1/groups/{gid}/members", {"users": [late.user_id]})
+        await owner.send_text("two", conv=conv)
+        with pytest.raises(ApiError) as refused:
+            await pull(kicked, conv)
+        assert refused.value.code == "forbidden"
+        await late.connect()
+        assert "two" in [m["body"].get("text") for m in await pull(late, conv)]
+        listed = {g["id"]: g for g in (await owner.api("GET", "/api/v1/groups"))["groups"]}
+        assert listed[gid]["push_pull"] is True
+    finally:
+        for client in (owner, kicked, stays, late):
+            await client.close()

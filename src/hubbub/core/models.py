@@ -106,9 +106,12 @@ class Group(msgspec.Struct, kw_only=True):
     conv: str = ""
     #: The caller's own membership (role, mute, group nickname, do-not-disturb), where the reply is for one user.
     me: GroupMember | None = None
-    #: Marked hot by an admin. A group is delivered push-pull when marked or when its member count
-    #: reaches the server's ``hot_group_threshold``.
+    #: The owner's (or an admin's) flag: deliver push-pull whatever the size. Kept as it was set; what the
+    #: server actually does is ``push_pull``.
     hot: bool = False
+    #: The effective delivery mode: true when the group is flagged ``hot`` or its member count reaches the
+    #: server's ``hot_group_threshold`` (services/hot/policy.py).
+    push_pull: bool = False
     #: Frozen by a server admin: read-only, sends are refused with ``group_frozen``.
     frozen: bool = False
 

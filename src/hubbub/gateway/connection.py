@@ -43,6 +43,7 @@ class Connection:
         "max_buffer",
         "session",
         "sid",
+        "signalled",
         "stats",
         "terminal",
         "transport",
@@ -72,6 +73,8 @@ class Connection:
         #: The code this side closed with (the peer's echo may differ); None if the peer closed first.
         self.close_code: int | None = None
         self.inflight = 0
+        #: Per hot group, the newest seq this connection was signalled (services/hot/signals.py).
+        self.signalled: dict[str, int] = {}
 
     @property
     def user_id(self) -> int:

@@ -58,7 +58,7 @@ class GroupService:
         member = await self.storage.group_member(group_id, user_id) if group else None
         if group is None or member is None:
             raise not_found("group")
-        return group, member
+        return self.hot.policy.describe(group), member
 
     async def _acting(self, group_id: int, user_id: int, action: Action) -> tuple[Group, GroupMember]:
         """The group and the caller's membership, if the group's state allows ``action`` (group_rules.py).
@@ -77,7 +77,7 @@ class GroupService:
         return msgspec.structs.replace(group, me=member)
 
     async def my_groups(self, me: int) -> list[Group]:
-        return await self.storage.groups_of(me)
+        return [self.hot.policy.describe(group) for group in await self.storage.groups_of(me)]
 
     async def members(
         self, me: int, group_id: int, after: int, limit: int, prefix: str = ""
@@ -126,8 +126,9 @@ class GroupService:
         )
         clean = _check_fields(fields, required=("name",))
         invited = sorted(set(members) - {me})
-        if len(invited) + 1 > self.config.group_member_limit:
-            raise HubbubError(Code.CONFLICT, f"a group has at most {self.config.group_member_limit} members")
+        limit = self.hot.policy.max_members(None)
+        if len(invited) + 1 > limit:
+            raise HubbubError(Code.CONFLICT, f"a group has at most {limit} members")
         await self._check_invitable(me, invited)
         update = await self.storage.create_group(
             me,
@@ -146,8 +147,7 @@ class GroupService:
             raise invalid("users", "1 to 500 user ids")
         invited = sorted(set(users) - {me})
         await self._check_invitable(me, invited)
-        # Marking a group hot lifts the member limit: push-pull keeps the cost of a big group bounded.
-        limit = self.config.hot_group_member_limit if group.hot else self.config.group_member_limit
+        limit = self.hot.policy.max_members(group)  # only the owner's hot flag lifts the cap
         change = GroupChange(add=dict.fromkeys(invited, "member"), max_members=limit)
         return await self._apply(group_id, change, me, {"event": "joined", "users": invited}, Action.INVITE)
 
@@ -303,11 +303,13 @@ class GroupService:
         """The notice goes to members before and after the change: the kicked hear they were kicked.
 
         In a hot group the members get it like any hot message (news, then pull); only those who left get
-        it pushed, since they can no longer pull.
+        it pushed, since they can no longer pull. Every node hears of every change, hot group or not, so no
+        node keeps a roster that no longer holds (services/hot/rosters.py).
         """
         message = update.stored.message
-        if self.hot.is_hot(update.group.member_count, update.group.hot):
-            await self.hot.announce_change(message)
+        push_pull = self.hot.policy.describe(update.group).push_pull
+        await self.hot.group_changed(message, push_pull)
+        if push_pull:
             gone = sorted(set(update.before) - set(update.after))
             if gone:
                 await self.broker.publish([Event(gone, encode(MsgPush(msg=message)))])

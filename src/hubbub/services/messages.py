@@ -230,9 +230,11 @@ class MessageService:
     async def pull_encoded(
         self, user_id: int, conv: str, after_seq: int, limit: int
     ) -> tuple[list[bytes], bool]:
-        """``pull`` with each message already encoded: hot groups are served from their recent cache."""
-        if self.hot.knows(conv):
-            return await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
+        """``pull`` with each message already encoded: hot groups are served from their recent cache, for
+        members this node's roster names; every other pull is authorized and read by the database."""
+        served = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
+        if served is not None:
+            return served
         found, more = await self.pull(user_id, conv, after_seq, limit)
         return [encode(m) for m in found], more
 
@@ -277,8 +279,6 @@ class MessageService:
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
-        if self.hot.knows(conv):
-            await self.hot.state.raise_offsets(conv, {user_id: read_seq})
         await self.broker.publish(
             [Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
         )
@@ -344,9 +344,8 @@ class MessageService:
         if isinstance(result, Rejected):
             raise result.error
         if not result.duplicate:
-            if self.hot.knows(conv):
-                blanked = msgspec.structs.replace(target, recalled=True, body={})
-                await self.hot.recalled(blanked)
+            if group_id is not None:  # it may be cached from a time the group was hot, on any node
+                await self.hot.recalled(msgspec.structs.replace(target, recalled=True, body={}))
             await self._publish_stored([notice], [result])
         return result.message
 

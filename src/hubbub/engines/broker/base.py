@@ -32,14 +32,18 @@ class Event(msgspec.Struct, frozen=True):
 
 
 class News(msgspec.Struct, frozen=True):
-    """A hot group has messages up to ``seq``: every node signals its own online members (push-pull)."""
+    """A group has messages up to ``seq``: every node signals its own online members of a hot group
+    (push-pull), and drops its roster of a group that changed."""
 
     conv: str
     seq: int
     mentions: tuple[int, ...] = ()
     mention_all: bool = False
-    #: A membership or profile change: nodes drop their cached member list of the group.
-    system: bool = False
+    #: The group changed (members, roles, flag, profile): nodes drop their roster of it. Sent for every group,
+    #: hot or not, so no node keeps a roster read while a group was hot (services/hot/rosters.py).
+    group_changed: bool = False
+    #: Signal the members: the group is push-pull. False only for a change of a group that is pushed.
+    signal: bool = True
 
 
 class Registered(msgspec.Struct, frozen=True):

@@ -120,7 +120,8 @@ class _WireNews(msgspec.Struct, array_like=True):
     seq: int
     mentions: list[int]
     mention_all: bool
-    system: bool
+    group_changed: bool
+    signal: bool = True
 
 
 class _Envelope(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -500,7 +501,10 @@ class RedisBroker(Broker):
             members: set[Any] = await self.redis.smembers(self._nodes_key())  # type: ignore[misc]
             nodes = {n.decode() if isinstance(n, bytes) else str(n) for n in members}
             nodes.discard(self.node_id)
-            wire = [_WireNews(n.conv, n.seq, list(n.mentions), n.mention_all, n.system) for n in items]
+            wire = [
+                _WireNews(n.conv, n.seq, list(n.mentions), n.mention_all, n.group_changed, n.signal)
+                for n in items
+            ]
             await self._send({node: _Envelope(news=wire) for node in nodes})
         except RedisError as exc:
             log.warning("announcing hot-group news failed (%s); members catch up at the next signal", exc)
@@ -605,7 +609,10 @@ class RedisBroker(Broker):
             self._sink.disconnect(c.user_id, Close(c.code), c.reason, c.conn_id, c.sid)
         if envelope.news:
             self._sink.news(
-                [News(n.conv, n.seq, tuple(n.mentions), n.mention_all, n.system) for n in envelope.news]
+                [
+                    News(n.conv, n.seq, tuple(n.mentions), n.mention_all, n.group_changed, n.signal)
+                    for n in envelope.news
+                ]
             )
 
     # -- the node's queue -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""State for hot groups (push-pull delivery): members' offsets and a bounded cache of recent messages.
+"""State for hot groups (push-pull delivery): a bounded cache of recent messages per group.
 
 ``base.HotState`` is the interface; ``memory`` serves one process, ``redis`` a cluster. Docs:
 docs/architecture.md, "Hot groups".

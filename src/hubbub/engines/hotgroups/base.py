@@ -6,9 +6,13 @@ Contract (tests/contract/test_hotgroups.py runs it against every implementation)
 - ``recent(conv, after_seq, limit)`` returns the cached messages after_seq + 1, after_seq + 2, ... ascending,
   at most ``limit``, stopping at the first seq it does not hold (the cache may have holes: older ranges are
   added as they are read from the database); None if it does not hold after_seq + 1.
-- ``raise_offsets`` only ever raises a member's offset (the highest seq they were signalled or read), and
-  returns for each member given the offset it had before the call (0 if none).
-- Nothing here is durable: losing it all (a Redis restart) costs at most extra signals and database reads.
+- ``replace`` sets a message's copy in a group's cache (a recall), whether that seq was held or not; a group
+  with no cache gets none.
+- Nothing here is durable: losing it all (a Redis restart) costs at most database reads.
+
+Which terminal was signalled how far is not kept here but by the node that holds the terminal
+(services/hot/signals.py): only that node ever asks, and a mark shared across nodes hid signals from a
+member's terminal on another node.
 """
 
 from __future__ import annotations
@@ -26,14 +30,12 @@ class HotState(abc.ABC):
 
     @abc.abstractmethod
     async def replace(self, conv: str, seq: int, data: bytes) -> None:
-        """Swap the cached copy of message ``seq`` (a recall blanks it), if it is cached at all."""
+        """Set the cached copy of message ``seq`` (a recall blanks it) if the group has a cache, held or not:
+        a pull that read the old copy from the database just before the recall then cannot add it after
+        (``append`` adds only seqs not held)."""
 
     @abc.abstractmethod
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None: ...
-
-    @abc.abstractmethod
-    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
-        """Set each member's offset to max(current, given); return the offsets as they were before."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

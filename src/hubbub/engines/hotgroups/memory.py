@@ -13,7 +13,6 @@ class MemoryHotState(HotState):
         self.capacity = capacity
         self._seqs: dict[str, list[int]] = {}
         self._items: dict[str, dict[int, bytes]] = {}
-        self._offsets: dict[str, dict[int, int]] = {}
 
     async def append(self, conv: str, items: Sequence[tuple[int, bytes]]) -> None:
         seqs = self._seqs.setdefault(conv, [])
@@ -28,8 +27,14 @@ class MemoryHotState(HotState):
 
     async def replace(self, conv: str, seq: int, data: bytes) -> None:
         held = self._items.get(conv)
-        if held is not None and seq in held:
-            held[seq] = data
+        if held is None:
+            return
+        if seq not in held:
+            bisect.insort(self._seqs[conv], seq)
+        held[seq] = data
+        seqs = self._seqs[conv]
+        while len(seqs) > self.capacity:
+            del held[seqs.pop(0)]
 
     async def recent(self, conv: str, after_seq: int, limit: int) -> list[bytes] | None:
         held = self._items.get(conv)
@@ -42,15 +47,6 @@ class MemoryHotState(HotState):
             seq += 1
         return out
 
-    async def raise_offsets(self, conv: str, offsets: dict[int, int]) -> dict[int, int]:
-        current = self._offsets.setdefault(conv, {})
-        before = {uid: current.get(uid, 0) for uid in offsets}
-        for uid, seq in offsets.items():
-            if seq > before[uid]:
-                current[uid] = seq
-        return before
-
     async def close(self) -> None:
         self._items.clear()
         self._seqs.clear()
-        self._offsets.clear()

@@ -7,7 +7,7 @@ whatever the batch size — one seq allocation for all its conversations, one in
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.core.errors import Code, HubbubError, not_found
-from hubbub.core.models import Account, FriendRequest, Message, User
+from hubbub.core.models import Account, FriendRequest, Group, Message, User
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     Admit,
@@ -49,13 +49,19 @@ NOT_UNREAD_TYPES = ("system", "recall")
 
 class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
     def __init__(
-        self, url: str, *, echo: bool = False, hot_threshold: int = 500, first_user_admin: bool = False
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        is_hot: Callable[[Group], bool] | None = None,
+        first_user_admin: bool = False,
     ) -> None:
         self.url = url
         #: The first account created (server accounts aside) becomes an admin (docs/operations.md).
         self.first_user_admin = first_user_admin
-        #: Groups with at least this many members are hot: their sends do not read the member list.
-        self.hot_threshold = hot_threshold
+        #: The services' rule for push-pull groups (services/hot/policy.py), given the group as read in the
+        #: storing transaction: a hot group's sends do not read its member list. Without it, none is hot.
+        self.is_hot: Callable[[Group], bool] = is_hot or _never_hot
         kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("postgresql"):
             # Reads wait for a connection rather than fail; 20 keeps PostgreSQL busy without thrashing it.
@@ -839,6 +845,10 @@ def _quiet(facts: GroupFacts) -> tuple[int, ...]:
 
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def _never_hot(_group: Group) -> bool:
+    return False
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

@@ -58,13 +58,14 @@ class SqlGroups(SqlHost):
         self, conn: AsyncConnection, senders: dict[str, set[int]]
     ) -> dict[str, GroupFacts]:
         """Groups and members for a batch's group messages. A hot group's full member list is not read:
-        only the senders' rows, since its members are signalled, not pushed to (bounded database reads)."""
+        only the senders' rows, since its members are signalled, not pushed to (bounded database reads).
+        Which groups are hot is the services' rule (``is_hot``), applied to the group row read here."""
         ids = [int(c[2:]) for c in senders]
         groups = {
             row.id: group_of(row)
             for row in await conn.execute(select(t.groups).where(t.groups.c.id.in_(ids)))
         }
-        hot = {gid for gid, g in groups.items() if g.hot or g.member_count >= self.hot_threshold}
+        hot = {gid for gid, g in groups.items() if self.is_hot(g)}
         members: dict[int, dict[int, MemberFacts]] = {gid: {} for gid in groups}
         gm = t.group_members
         cols = (gm.c.group_id, gm.c.user_id, gm.c.role, gm.c.muted_until, gm.c.dnd)

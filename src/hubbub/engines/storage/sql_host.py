@@ -6,20 +6,21 @@ for the type checker: at run time the class is empty, so a mixin can never call 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
-    from hubbub.core.models import Message
+    from hubbub.core.models import Group, Message
     from hubbub.engines.storage.base import NewMessage
 
 
 class SqlHost:
     engine: AsyncEngine
     dialect: str
-    hot_threshold: int
+    is_hot: Callable[[Group], bool]
 
     if TYPE_CHECKING:
 
