@@ -360,6 +360,46 @@ async def test_quota(make_node: Callable[..., Awaitable[Node]]) -> None:
         assert leftovers(node) == []
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_parallel_uploads_cannot_pass_the_quota(make_node: Callable[..., Awaitable[Node]], chunked: bool) -> None:
+    """Issue 12.9: twelve 1 MB uploads at once against a 4 MB quota stored 12 MB; each upload checked the
+    quota against what was stored before it started. Now each holds a reservation before it streams."""
+    quota, size = 4_000_000, 1_000_000
+    node = await make_node(upload_quota_bytes=quota, upload_burst=100, upload_ip_burst=100)
+    async with HubbubClient(base_url(node)) as alice:
+        await alice.register("parallel-quota", "correct-horse-battery")
+
+        async def body(fill: bytes) -> AsyncIterator[bytes]:
+            for _ in range(size // 50_000):
+                yield fill * 50_000
+                await asyncio.sleep(0.01)  # every upload is mid-stream at the same time
+
+        async def one(i: int) -> tuple[int, str]:
+            fill = bytes([65 + i])  # distinct bytes: no deduplication to hide a bypass
+            data: Any = body(fill) if chunked else fill * size
+            async with alice.http.post(
+                alice.base_url + "/api/v1/uploads", params={"kind": "file"}, data=data, headers=auth(alice)
+            ) as resp:
+                answer = await resp.json()
+                return resp.status, answer["error"]["code"] if resp.status != 201 else "created"
+
+        results = await asyncio.gather(*(one(i) for i in range(12)))
+        created = [r for r in results if r == (201, "created")]
+        refused = [r for r in results if r != (201, "created")]
+        assert all(r == (413, "quota_exceeded") for r in refused), results
+        used = await usage(alice)
+        assert used == len(created) * size <= quota
+        if not chunked:
+            assert len(created) == 4  # the announced length is reserved whole: exactly the quota is used
+        # Nothing is left reserved: the refused uploads' reservations are gone, the quota is usable again.
+        assert (await alice.api("GET", "/api/v1/uploads/usage"))["used"] == used
+        rest = quota - used
+        if rest:
+            await upload(alice, "file", b"z" * rest)
+        assert await error_of(upload(alice, "file", b"y")) == ("quota_exceeded", 413)
+        assert leftovers(node) == []
+
+
 async def test_truncated_uploads_leave_nothing(make_client: MakeClient, node: Node) -> None:
     alice = await make_client()
     # The client announces 200 kB, sends 100 kB and hangs up.

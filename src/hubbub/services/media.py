@@ -50,6 +50,11 @@ MULTIPART_SLACK = 64 * 1024
 _CAPTION_MAX = 1024
 #: Spool files older than this at start-up were left by a crash.
 _STALE_SPOOL_S = 3600
+#: A quota reservation grows ahead of the body by this much: one SQL statement per step.
+_RESERVE_STEP = 4 * 1024 * 1024
+#: A reservation not grown for this long is ignored and deleted (its node crashed mid-upload); a live upload
+#: refreshes it at every step, and the processing after the last step takes far less.
+_RESERVATION_TTL_S = _STALE_SPOOL_S
 
 
 class Thumb(msgspec.Struct, kw_only=True):
@@ -171,16 +176,14 @@ class MediaService:
         length when the client announced it (refused at once if over the limit or quota)."""
         self.check_declared(kind, declared)
         limit = self.limits[kind]
-        remaining = self.config.upload_quota_bytes - await self.storage.upload_usage(owner)
-        if declared is not None and declared > remaining:
-            raise HubbubError(
-                Code.QUOTA_EXCEEDED, f"this upload needs {declared} bytes; {max(remaining, 0)} are left"
-            )
         token = secrets.token_hex(16)
+        quota = _Quota(self.storage, token, owner, self.config.upload_quota_bytes)
         spool = self.spool / token
         extra: list[Path] = [spool, self.spool / f"{token}.clean"]
         try:
-            size, head = await self._spool(source, spool, limit, remaining)
+            if declared is not None:
+                await quota.hold(declared)  # before any body byte is read
+            size, head = await self._spool(source, spool, limit, quota)
             if declared is not None and size != declared:
                 raise HubbubError(
                     Code.BAD_REQUEST, f"the body has {size} bytes, not the {declared} announced"
@@ -191,10 +194,11 @@ class MediaService:
             record = await self._store(owner, kind, name, mime, spool, extra[1], token)
         finally:
             await asyncio.to_thread(_unlink_all, extra)
+            await quota.release()
         return view_of(record)
 
     async def _spool(
-        self, source: AsyncIterator[bytes], path: Path, limit: int, remaining: int
+        self, source: AsyncIterator[bytes], path: Path, limit: int, quota: _Quota
     ) -> tuple[int, bytes]:
         """Copy the body to ``path``, stopping as soon as it passes the limit or the quota."""
         f = await asyncio.to_thread(path.open, "xb")
@@ -207,10 +211,8 @@ class MediaService:
                 size += len(chunk)
                 if size > limit:
                     raise HubbubError(Code.TOO_LARGE, f"this kind of upload may be at most {limit} bytes")
-                if size > remaining:
-                    raise HubbubError(
-                        Code.QUOTA_EXCEEDED, f"the upload passes your quota ({remaining} bytes left)"
-                    )
+                if size > quota.held:
+                    await quota.hold(min(max(size, quota.held + _RESERVE_STEP), limit), least=size)
                 if len(head) < probe.HEAD_BYTES:
                     head += chunk[: probe.HEAD_BYTES - len(head)]
                 batch.append(chunk)
@@ -263,7 +265,8 @@ class MediaService:
             meta=meta,
             created_at=now_ms(),
         )
-        await self.storage.create_upload(record)
+        if not await self.storage.create_upload(record, token, self.config.upload_quota_bytes):
+            raise _over_quota(self.config.upload_quota_bytes)
         return record
 
     async def _put_blob(self, key: str, size: int, path: Path) -> None:
@@ -382,6 +385,45 @@ class MediaService:
             if len(keys) < batch:
                 break
         return report
+
+
+class _Quota:
+    """The reservation of one upload in progress against its owner's quota (``MediaStorage.reserve_quota``).
+
+    It grows ahead of the body by ``_RESERVE_STEP`` (one statement per step, not per chunk) and, when the
+    step does not fit, by exactly what has arrived, so an upload that fits is never refused for the step.
+    """
+
+    def __init__(self, storage: Storage, token: str, owner: int, quota: int) -> None:
+        self.storage = storage
+        self.token = token
+        self.owner = owner
+        self.quota = quota
+        #: Bytes reserved so far.
+        self.held = 0
+
+    async def hold(self, size: int, least: int | None = None) -> None:
+        """Reserve ``size`` bytes in all or, if that does not fit, ``least``; QUOTA_EXCEEDED if neither."""
+        for amount in (size,) if least is None or least >= size else (size, least):
+            now = now_ms()
+            expires = now + _RESERVATION_TTL_S * 1000
+            if await self.storage.reserve_quota(self.token, self.owner, amount, self.quota, now, expires):
+                self.held = amount
+                return
+        raise _over_quota(self.quota)
+
+    async def release(self) -> None:
+        """Drop what is left of the reservation (nothing once the upload is stored). Best effort: if the
+        database is unreachable the reservation expires by itself."""
+        with contextlib.suppress(HubbubError):
+            await self.storage.release_quota(self.token)
+
+
+def _over_quota(quota: int) -> HubbubError:
+    return HubbubError(
+        Code.QUOTA_EXCEEDED,
+        f"this upload would pass your quota of {quota} bytes (counting your uploads in progress)",
+    )
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
