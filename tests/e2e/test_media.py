@@ -245,8 +245,10 @@ async def test_avatars_are_public_to_logged_in_users(make_client: MakeClient) ->
     assert (await fetch(stranger, f"/api/v1/uploads/{avatar['upload']}"))[0] == 200
     assert (await fetch(stranger, f"/api/v1/uploads/{avatar['upload']}/thumb"))[0] == 200
     assert (await fetch(stranger, f"/api/v1/uploads/{private['upload']}"))[0] == 404
-    # Naming someone else's upload as your avatar does not publish it.
-    await stranger.api("PATCH", "/api/v1/me", {"avatar": private["upload"]})
+    # Naming someone else's upload as your avatar is refused (and published nothing before either).
+    with pytest.raises(ApiError) as info:
+        await stranger.api("PATCH", "/api/v1/me", {"avatar": private["upload"]})
+    assert info.value.code == "not_found"
     assert (await fetch(stranger, f"/api/v1/uploads/{private['upload']}"))[0] == 404
     # No token at all: 401; the token in the query (for <img src>) works.
     async with alice.http.get(f"{alice.base_url}/api/v1/uploads/{avatar['upload']}") as resp:
@@ -254,6 +256,61 @@ async def test_avatars_are_public_to_logged_in_users(make_client: MakeClient) ->
     url = f"{alice.base_url}/api/v1/uploads/{avatar['upload']}?access_token={stranger.access_token}"
     async with alice.http.get(url) as resp:
         assert resp.status == 200
+
+
+async def test_avatars_must_be_image_uploads_the_editor_may_read(make_client: MakeClient) -> None:
+    """Issue 12.10: avatars took any string, and another user's recalled image set as a group avatar became
+    downloadable by anyone."""
+    owner, member, outsider = await make_client(), await make_client(), await make_client()
+    await friends(owner, member)
+    group = await owner.api("POST", "/api/v1/groups", {"name": "avatars", "members": [member.user_id]})
+    gpath = f"/api/v1/groups/{group['id']}"
+    secret = await upload(outsider, "image", png((40, 40)))
+    document = await upload(owner, "file", b"%PDF-1.4 not an image")
+    bad = {
+        "javascript:alert(1)": "invalid_field",
+        "https://evil.example/a.png": "invalid_field",
+        "../../etc/passwd": "invalid_field",
+        "0" * 32: "not_found",  # well formed, no such upload
+        secret["upload"]: "not_found",  # someone else's, not visible to the editor
+        document["upload"]: "invalid_field",  # the editor's own, but not an image
+    }
+    for value, code in bad.items():
+        for method, path, body in (
+            ("PATCH", "/api/v1/me", {"avatar": value}),
+            ("PATCH", gpath, {"avatar": value}),
+            ("POST", "/api/v1/groups", {"name": "g", "avatar": value, "members": []}),
+        ):
+            with pytest.raises(ApiError) as info:
+                await owner.api(method, path, body)
+            assert info.value.code == code, (value, path)
+    assert (await owner.api("GET", "/api/v1/me"))["avatar"] is None
+    assert (await owner.api("GET", gpath))["avatar"] is None
+
+    # The reported attack: a member's image, recalled, set by the owner as the group's avatar.
+    photo = await upload(member, "image", png((50, 50)))
+    ack = await member.send({"msg_type": "image", "body": {"upload": photo["upload"]}}, conv=group["conv"])
+    assert (await fetch(owner, f"/api/v1/uploads/{photo['upload']}"))[0] == 200
+    await member.api("POST", f"/api/v1/conversations/{group['conv']}/messages/{ack['seq']}/recall")
+    with pytest.raises(ApiError) as info:
+        await owner.api("PATCH", gpath, {"avatar": photo["upload"]})
+    assert info.value.code == "not_found"
+    assert (await fetch(outsider, f"/api/v1/uploads/{photo['upload']}"))[0] == 404
+
+    # A visible image someone else uploaded may be named, but that publishes nothing.
+    shown = await upload(member, "image", png((51, 51)))
+    await member.send({"msg_type": "image", "body": {"upload": shown["upload"]}}, conv=group["conv"])
+    assert (await owner.api("PATCH", gpath, {"avatar": shown["upload"]}))["avatar"] == shown["upload"]
+    assert (await fetch(outsider, f"/api/v1/uploads/{shown['upload']}"))[0] == 404
+    # The uploader's own avatar is public, for a user and for a group.
+    mine = await upload(owner, "image", png((52, 52)))
+    assert (await owner.api("PATCH", gpath, {"avatar": mine["upload"]}))["avatar"] == mine["upload"]
+    assert (await fetch(outsider, f"/api/v1/uploads/{mine['upload']}"))[0] == 200
+    face = await upload(member, "image", png((53, 53)))
+    assert (await member.api("PATCH", "/api/v1/me", {"avatar": face["upload"]}))["avatar"] == face["upload"]
+    assert (await fetch(outsider, f"/api/v1/uploads/{face['upload']}"))[0] == 200
+    assert (await member.api("PATCH", "/api/v1/me", {"avatar": None}))["avatar"] is None
+    assert (await fetch(outsider, f"/api/v1/uploads/{face['upload']}"))[0] == 404
 
 
 async def test_ranges_and_caching(make_client: MakeClient) -> None:

@@ -311,6 +311,24 @@ class MediaService:
     def stream(self, download: Download, start: int, end: int) -> AsyncIterator[bytes]:
         return self.blobs.get(download.key, start, end)
 
+    # -- avatars ---------------------------------------------------------------------------------------
+    async def check_avatar(self, editor: int, value: Any) -> str | None:
+        """The upload id to store as a user's or group's avatar, or None to clear it (``null`` or ``""``).
+
+        An avatar must be an image upload ``editor`` may read; anything else (a URL, ``javascript:``, an
+        unknown id, someone else's upload not visible to the editor, a file) is refused. Only the uploader's
+        own avatars make an upload public (``MediaStorage.upload_is_avatar``): naming another's upload as an
+        avatar shows it only to those who could read it anyway.
+        """
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise invalid("avatar", "the id of an image upload (POST /api/v1/uploads?kind=image), or null")
+        record = await self._referable(editor, value, "avatar")
+        if record.kind != "image":
+            raise invalid("avatar", f"is a {record.kind} upload, not an image")
+        return record.id
+
     # -- messages --------------------------------------------------------------------------------------
     async def attach(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
         """Validate a message of an upload type and fill in the upload's metadata (through ContentRules).

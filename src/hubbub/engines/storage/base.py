@@ -226,7 +226,8 @@ class MediaStorage(abc.ABC):
 
     @abc.abstractmethod
     async def upload_is_avatar(self, upload_id: str) -> bool:
-        """Whether the upload is its owner's avatar, or the avatar of a group its owner belongs to."""
+        """Whether the upload is its owner's avatar, or the avatar of a group its owner belongs to and set
+        it on (``groups.avatar_by``): an avatar someone else named publishes nothing."""
 
     @abc.abstractmethod
     async def settle_upload_refs(self, cutoff: int, types: tuple[str, ...], limit: int) -> tuple[int, int]:

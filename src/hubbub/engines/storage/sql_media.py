@@ -178,7 +178,7 @@ class SqlMedia(SqlHost):
         group = (
             select(literal(1))
             .select_from(
-                u.join(groups, groups.c.avatar == u.c.id).join(
+                u.join(groups, and_(groups.c.avatar == u.c.id, groups.c.avatar_by == u.c.owner_id)).join(
                     gm, and_(gm.c.group_id == groups.c.id, gm.c.user_id == u.c.owner_id)
                 )
             )
@@ -224,11 +224,12 @@ class SqlMedia(SqlHost):
     @staticmethod
     def _unused_upload() -> Any:
         u, g, gm = t.uploads, t.groups, t.group_members
-        # The same notion of avatar as upload_is_avatar: the owner's own, or a group's the owner is in.
+        # The same notion of avatar as upload_is_avatar: the owner's own, or one the owner set on a group
+        # they are in.
         group_avatar = (
             select(literal(1))
             .select_from(g.join(gm, and_(gm.c.group_id == g.c.id, gm.c.user_id == u.c.owner_id)))
-            .where(g.c.avatar == u.c.id)
+            .where(g.c.avatar == u.c.id, g.c.avatar_by == u.c.owner_id)
         )
         return and_(
             ~exists(select(literal(1)).where(t.upload_refs.c.upload_id == u.c.id)),
