@@ -23,10 +23,11 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -38,6 +39,7 @@ from hubbub.engines.storage.base import Storage, UploadRecord
 from hubbub.services import media_probe as probe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KINDS = ("image", "file", "voice", "video")
 #: Message types that carry an upload (the same names as the upload kinds).
@@ -130,6 +132,15 @@ class MediaService:
             "video": config.max_video_bytes,
         }
         self._gc_task: asyncio.Task[None] | None = None
+        # Their own bounded pools, not the default executor (which password hashing shares): N hostile
+        # uploads wait for these threads instead of taking every thread the node has.
+        self._images = ThreadPoolExecutor(config.image_decode_threads, thread_name_prefix="hubbub-image")
+        self._probes = ThreadPoolExecutor(config.media_probe_threads, thread_name_prefix="hubbub-probe")
+        self.image_limits = probe.ImageLimits(
+            config.max_image_pixels, config.max_image_pixels_per_byte, config.thumb_px
+        )
+        #: What the media parsers have done on this node, in all (for tests, benchmarks and metrics).
+        self.probe_work = probe.Work()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -151,6 +162,11 @@ class MediaService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gc_task
             self._gc_task = None
+        self._images.shutdown(wait=False, cancel_futures=True)
+        self._probes.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     # -- upload ----------------------------------------------------------------------------------------
     def check_declared(self, kind: str | None, declared: int | None, slack: int = 0) -> None:
@@ -183,7 +199,7 @@ class MediaService:
         try:
             if declared is not None:
                 await quota.hold(declared)  # before any body byte is read
-            size, head = await self._spool(source, spool, limit, quota)
+            size, head, digest = await self._spool(source, spool, limit, quota)
             if declared is not None and size != declared:
                 raise HubbubError(
                     Code.BAD_REQUEST, f"the body has {size} bytes, not the {declared} announced"
@@ -191,7 +207,7 @@ class MediaService:
             if size == 0:
                 raise invalid("body", "the upload is empty")
             mime = probe.kind_mime(kind, probe.sniff(head))
-            record = await self._store(owner, kind, name, mime, spool, extra[1], token)
+            record = await self._store(owner, kind, name, mime, spool, extra[1], token, digest)
         finally:
             await asyncio.to_thread(_unlink_all, extra)
             await quota.release()
@@ -199,9 +215,11 @@ class MediaService:
 
     async def _spool(
         self, source: AsyncIterator[bytes], path: Path, limit: int, quota: _Quota
-    ) -> tuple[int, bytes]:
-        """Copy the body to ``path``, stopping as soon as it passes the limit or the quota."""
+    ) -> tuple[int, bytes, str]:
+        """Copy the body to ``path``, stopping as soon as it passes the limit or the quota; its size, first
+        bytes and SHA-256 (hashed as it is written, in the writing thread: the file is not read again)."""
         f = await asyncio.to_thread(path.open, "xb")
+        sha = hashlib.sha256()
         try:
             size = 0
             head = b""
@@ -218,34 +236,44 @@ class MediaService:
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= _WRITE_BATCH:
-                    await asyncio.to_thread(f.write, b"".join(batch))
+                    await asyncio.to_thread(_write, f, sha, b"".join(batch))
                     batch, batched = [], 0
             if batch:
-                await asyncio.to_thread(f.write, b"".join(batch))
-            return size, head
+                await asyncio.to_thread(_write, f, sha, b"".join(batch))
+            return size, head, sha.hexdigest()
         finally:
             f.close()
 
     async def _store(
-        self, owner: int, kind: str, name: str | None, mime: str, spool: Path, clean: Path, token: str
+        self,
+        owner: int,
+        kind: str,
+        name: str | None,
+        mime: str,
+        spool: Path,
+        clean: Path,
+        token: str,
+        digest: str,
     ) -> UploadRecord:
         meta: dict[str, Any] = {}
-        original = spool
+        original, key = spool, digest
+        size = (await asyncio.to_thread(spool.stat)).st_size
         thumb: tuple[bytes, str] | None = None
         if kind == "image":
-            image = await asyncio.to_thread(
-                probe.process_image, spool, clean, self.config.max_image_pixels, self.config.thumb_px
-            )
-            original, mime = image.path, image.mime
+            image = await self._run(self._images, probe.process_image, spool, clean, self.image_limits)
+            self.probe_work.add(image.work)
+            original, mime, key, size = image.path, image.mime, image.sha256, image.size
             meta.update(width=image.width, height=image.height)
             meta["thumb"] = {"width": image.thumb_width, "height": image.thumb_height}
             thumb = (image.thumb, hashlib.sha256(image.thumb).hexdigest())
         elif kind in ("voice", "video"):
-            seconds = await asyncio.to_thread(probe.duration, spool, mime)
+            work = probe.Work()
+            try:
+                seconds = await self._run(self._probes, probe.duration, spool, mime, work)
+            finally:
+                self.probe_work.add(work)
             if seconds is not None:
                 meta["duration"] = seconds
-        key = await asyncio.to_thread(probe.sha256_file, original)
-        size = (await asyncio.to_thread(original.stat)).st_size
         await self._put_blob(key, size, original)
         if thumb is not None:
             data, thumb_key = thumb
@@ -446,6 +474,11 @@ def _over_quota(quota: int) -> HubbubError:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _write(f: Any, sha: Any, data: bytes) -> None:
+    sha.update(data)
+    f.write(data)
 
 
 def _unlink_all(paths: list[Path]) -> None:
