@@ -114,6 +114,70 @@ def png_bomb(side: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
 
 
+#: Marks planted in every kind of metadata: none may come back from the server.
+SECRETS = (b"GPSSECRET", b"XMPSECRET", b"IPTCSECRET", b"COMMENTSECRET", b"TEXTSECRET", b"TestCam")
+
+
+def gps_exif(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 17.0, 40.0)
+    gps[27] = "GPSSECRET"  # GPSProcessingMethod
+    return exif
+
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description exif:GPSLatitude="48,51N">XMPSECRET</rdf:Description></x:xmpmeta>'
+
+
+def photo(mode: str = "RGB", size: tuple[int, int] = (120, 80)) -> Image.Image:
+    image = Image.new(mode, size, (200, 30, 30) if mode == "RGB" else (200, 30, 30, 255))
+    image.paste((30, 30, 200) if mode == "RGB" else (30, 30, 200, 255), (0, 0, size[0] // 2, size[1] // 2))
+    return image
+
+
+def jpeg_with_everything(orientation: int = 1) -> bytes:
+    out = io.BytesIO()
+    photo().save(out, "JPEG", exif=gps_exif(orientation), comment=b"COMMENTSECRET", xmp=XMP, quality=90)
+    data = out.getvalue()
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0e\x1c\x02\x78\x00\x0aIPTCSECRET"
+    app13 = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
+    return data[:2] + app13 + data[2:]
+
+
+def png_with_everything(orientation: int | None = 1) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "TEXTSECRET")
+    info.add_text("Software", "TestCam", zip=True)
+    if orientation is not None:  # text chunks alone: the old rule kept them (no EXIF or XMP to strip)
+        info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+    out = io.BytesIO()
+    exif = {} if orientation is None else {"exif": gps_exif(orientation)}
+    photo("RGBA").save(out, "PNG", pnginfo=info, **exif)
+    return out.getvalue()
+
+
+def gif_with_everything() -> bytes:
+    out = io.BytesIO()
+    frames = [photo().convert("P"), photo().rotate(180).convert("P")]
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], comment=b"COMMENTSECRET", loop=0)
+    data = out.getvalue()
+    flags = data[10]
+    at = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
+    # XMP as Adobe writes it into GIFs: raw bytes, then a "magic trailer" that ends any sub-block walk.
+    xmp = b"\x21\xff\x0bXMP DataXMP" + XMP + b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+    return data[:at] + xmp + data[at:]
+
+
+def webp_with_everything(orientation: int = 1) -> bytes:
+    out = io.BytesIO()
+    photo().save(out, "WEBP", exif=gps_exif(orientation), xmp=XMP, quality=90)
+    return out.getvalue()
+
+
 # -- helpers ----------------------------------------------------------------------------------------
 def auth(client: HubbubClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {client.access_token}"}
@@ -353,6 +417,45 @@ async def test_names_are_sanitized_and_dispositions_safe(make_client: MakeClient
     html = await upload(alice, "file", b"<html><script>alert(1)</script></html>", "x.html")
     _, headers, _ = await fetch(alice, f"/api/v1/uploads/{html['upload']}")
     assert headers["Content-Type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("make", "mime", "size"),
+    [
+        (jpeg_with_everything, "image/jpeg", (120, 80)),
+        (lambda: jpeg_with_everything(orientation=6), "image/jpeg", (80, 120)),
+        (png_with_everything, "image/png", (120, 80)),
+        (lambda: png_with_everything(orientation=None), "image/png", (120, 80)),
+        (lambda: png_with_everything(orientation=8), "image/png", (80, 120)),
+        (gif_with_everything, "image/gif", (120, 80)),
+        (webp_with_everything, "image/webp", (120, 80)),
+        (lambda: webp_with_everything(orientation=6), "image/webp", (80, 120)),
+    ],
+    ids=["jpeg", "jpeg-rotated", "png", "png-text-only", "png-rotated", "gif-animated", "webp", "webp-rotated"],
+)
+async def test_metadata_is_stripped_from_stored_originals(
+    make_client: MakeClient, make: Callable[[], bytes], mime: str, size: tuple[int, int]
+) -> None:
+    """Issue 12.17: GIF XMP with GPS, JPEG IPTC and comments, PNG text chunks came back unchanged. Every
+    kind of metadata is planted; the stored original keeps none of it, and its orientation is applied."""
+    alice = await make_client()
+    data = make()
+    assert any(secret in data for secret in SECRETS)
+    up = await upload(alice, "image", data, "planted")
+    assert up["mime"] == mime and (up["width"], up["height"]) == size
+    status, _, stored = await fetch(alice, f"/api/v1/uploads/{up['upload']}")
+    assert status == 200 and len(stored) == up["size"]
+    assert [secret for secret in SECRETS if secret in stored] == []
+    assert b"Exif\0\0" not in stored and b"xmpmeta" not in stored and b"8BIM" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == size
+        assert not image.getexif()
+        assert not {"exif", "xmp", "XML:com.adobe.xmp", "comment", "Comment", "Software"} & set(image.info)
+        if mime == "image/gif":
+            assert image.n_frames == 2 and image.info.get("loop") == 0  # the animation survives
+        image.convert("RGB").load()  # and it still decodes
+    status, _, thumb = await fetch(alice, f"/api/v1/uploads/{up['upload']}/thumb")
+    assert status == 200 and not [secret for secret in SECRETS if secret in thumb]
 
 
 async def test_multipart_upload(make_client: MakeClient) -> None:
