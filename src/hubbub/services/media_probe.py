@@ -424,20 +424,16 @@ def _strip_jpeg(data: bytes, work: Work) -> _Stripped:
             out.append(data[pos - 2 : pos + length])
         pos += length
         if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker that is not RSTn
-            end = pos
-            while True:
-                work.element()
-                end = data.find(b"\xff", end)
-                if end < 0 or end + 1 >= n:
-                    raise _malformed("the JPEG ends inside a scan")
-                following = data[end + 1]
-                if following == 0 or 0xD0 <= following <= 0xD7 or following == 0xFF:
-                    end += 1
-                    continue
-                break
-            out.append(data[pos:end])
-            pos = end
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                raise _malformed("the JPEG ends inside a scan")
+            out.append(data[pos : found.start()])
+            pos = found.start()
     raise _malformed("the JPEG has no end-of-image marker")
+
+
+#: A marker after entropy-coded data: 0xFF then neither a stuffed 0x00, a restart marker nor a fill byte.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 def _keep_jpeg_segment(marker: int, payload: bytes) -> bool:
