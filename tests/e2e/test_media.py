@@ -104,6 +104,38 @@ def webm(seconds: float = 2.5) -> bytes:
     return header + _ebml(0x18538067, info + _ebml(0x1F43B675, b"\0" * 32))
 
 
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def _ogg_page(packet: bytes, granule: int, sequence: int, flags: int) -> bytes:
+    lacing = bytes([255] * (len(packet) // 255) + [len(packet) % 255])
+    header = b"OggS\0" + bytes([flags]) + struct.pack("<qIII", granule, 0x1234, sequence, 0) + bytes([len(lacing)])
+    page = header + lacing + packet
+    return page[:22] + struct.pack("<I", _ogg_crc(page)) + page[26:]
+
+
+def ogg(seconds: float, codec: str = "opus") -> bytes:
+    """An Ogg Opus or Vorbis stream: its identification header, tags, and a last page whose granule position
+    says how long it is (no real audio: enough for the duration)."""
+    if codec == "opus":
+        ident, rate, skip = b"OpusHead\x01\x01" + struct.pack("<HIhB", 312, 48_000, 0, 0), 48_000, 312
+        tags = b"OpusTags" + struct.pack("<I", 4) + b"test" + struct.pack("<I", 0)
+    else:
+        ident = b"\x01vorbis" + struct.pack("<IBIiii", 0, 1, 44_100, 0, 0, 0) + b"\xb8\x01"
+        rate, skip, tags = 44_100, 0, b"\x03vorbis" + struct.pack("<I", 4) + b"test" + struct.pack("<I", 0) + b"\x01"
+    return (
+        _ogg_page(ident, 0, 0, 2)
+        + _ogg_page(tags, 0, 1, 0)
+        + _ogg_page(b"\0" * 200, int(seconds * rate) + skip, 2, 4)
+    )
+
+
 def png_bomb(side: int = 100_000) -> bytes:
     """A tiny file announcing 10^10 pixels."""
 
@@ -283,6 +315,13 @@ async def test_every_kind_through_http_and_the_sdk(clients: list[HubbubClient]) 
     assert status == 200 and headers["Content-Type"] == "image/webp"
     assert Image.open(io.BytesIO(thumb)).size == (192, 256)
     assert (await fetch(carol, f"/api/v1/uploads/{image}/thumb"))[0] == 404
+
+
+@pytest.mark.parametrize("codec", ["opus", "vorbis"])
+async def test_ogg_voice_durations(make_client: MakeClient, codec: str) -> None:
+    alice = await make_client()
+    up = await upload(alice, "voice", ogg(2.25, codec), f"memo-{codec}.ogg")
+    assert up["mime"] == "audio/ogg" and up["duration"] == 2.25
 
 
 async def test_group_members_can_download_and_others_cannot(

@@ -16,9 +16,9 @@ Docs: docs/media.md.
   it is not "upright", applied by decoding and re-encoding. Decompression bombs are refused from the
   header's dimensions before any pixel is decoded: at most ``max_pixels`` in all, and at most
   ``pixels_per_byte`` per compressed byte above :data:`FREE_PIXELS` (a 160 KB PNG of 7000x7000 is refused).
-- Durations: MP4/MOV from the ``mvhd`` box, WebM/Matroska from the EBML ``Info`` element, WAV and FLAC from
-  their headers, MP3, AAC and Ogg through mutagen's stream readers behind a counting file (the MP3 reader
-  skips an ID3 tag by its size rather than parsing it).
+- Durations: MP4/MOV from the ``mvhd`` box, WebM/Matroska from the EBML ``Info`` element, WAV, FLAC and Ogg
+  (Opus, Vorbis) from their headers and last page, MP3 and AAC through mutagen's stream readers behind a
+  counting file (both skip an ID3 tag by its size rather than parsing it; no tags are ever parsed).
 - Video posters need a video decoder: the server makes none (PyAV was measured and not adopted, see
   docs/media.md); a client may upload a frame as an image and name it as the message's ``poster``.
 """
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import mutagen
+import mutagen.aac
 import mutagen.mp3
 from PIL import Image
 
@@ -577,11 +578,12 @@ def duration(path: Path, mime: str, work: Work) -> float | None:
                 return _wav_duration(f, work)
             if mime == "audio/flac":
                 return _flac_duration(f)
+            if mime == "audio/ogg":
+                return _ogg_duration(f)
             if mime == "audio/mpeg":
                 length = mutagen.mp3.MPEGInfo(f).length  # skips an ID3 tag by its size
-            else:
-                audio = mutagen.File(f)  # type: ignore[attr-defined]
-                length = audio.info.length if audio is not None and audio.info is not None else 0
+            else:  # audio/aac: ADTS frames (an ID3 tag skipped by its size)
+                length = mutagen.aac.AACInfo(f).length
     except HubbubError:
         raise
     except (mutagen.MutagenError, OSError, ValueError, struct.error, EOFError, IndexError) as exc:
@@ -715,6 +717,38 @@ def _wav_duration(f: _Counted, work: Work) -> float:
         else:
             f.seek(size + (size & 1), 1)
     raise ValueError("no data chunk")
+
+
+#: How far from its end an Ogg file's last page of the first stream is looked for (a page is at most ~64 KiB).
+_OGG_TAIL = 128 * 1024
+
+
+def _ogg_duration(f: _Counted) -> float | None:
+    """From the first stream's identification header (Opus: 48 kHz less the pre-skip; Vorbis: its rate) and
+    the granule position of its last page, found in the file's last 128 KiB: two reads, whatever the file
+    holds (tags are never parsed). None when the stream's last page is not there (a multiplexed file)."""
+    first = _read(f, 27)
+    if first[:4] != b"OggS":
+        raise ValueError("not an Ogg page")
+    serial = first[14:18]
+    f.seek(27 + first[26])  # past the segment table: the first packet starts here
+    packet = f.read(64)
+    if packet.startswith(b"OpusHead") and len(packet) >= 12:
+        rate, skip = 48_000, int.from_bytes(packet[10:12], "little")
+    elif packet.startswith(b"\x01vorbis") and len(packet) >= 16:
+        rate, skip = int.from_bytes(packet[12:16], "little"), 0
+    else:
+        raise HubbubError(Code.BAD_MEDIA, "an Ogg file that is neither Opus nor Vorbis")
+    total = _size(f)
+    f.seek(max(0, total - _OGG_TAIL))
+    tail = f.read(_OGG_TAIL)
+    at = len(tail)
+    while (at := tail.rfind(b"OggS", 0, at)) >= 0:
+        if tail[at + 14 : at + 18] == serial:
+            granule = int.from_bytes(tail[at + 6 : at + 14], "little", signed=True)
+            if granule > skip and rate > 0:
+                return round((granule - skip) / rate, 3)
+    return None
 
 
 def _flac_duration(f: _Counted) -> float:
