@@ -3,11 +3,14 @@
 Docs: docs/media.md. The rules:
 - An upload is streamed to a spool file with a running SHA-256, never held in memory, and refused as soon as it
   passes its kind's size limit or the owner's quota (before any byte is read when Content-Length says so).
-- Its type is sniffed from its bytes (``media_probe``); images are decoded, oriented, stripped of EXIF/XMP and
-  thumbnailed; voice and video get a duration.
+  The quota is reserved before the body streams (:class:`_Quota`), so parallel uploads cannot pass it.
+- Its type is sniffed from its bytes (``media_probe``); images are stripped of all metadata, oriented and
+  thumbnailed in the image pool, voice and video get a duration in the probe pool: both pools are this
+  service's own, bounded, and apart from the default executor that password hashing uses.
 - Blobs are content-addressed (SHA-256 of the stored bytes), stored once whoever uploads them; each upload is a
   row naming its blob. A failed upload leaves no blob, no row and no spool file.
-- Who may download: the uploader; anyone logged in for an avatar; otherwise a member of a conversation in which
+- An avatar is an image upload its editor may read (:meth:`MediaService.check_avatar`).
+- Who may download: the uploader; anyone logged in for an avatar its uploader set; otherwise a member of a conversation in which
   a message naming the upload was stored (from the point they joined). Everyone else gets 404, as for an
   unknown id, so ids cannot be probed.
 - The collector (every ``blob_gc_interval_s``) settles message references, deletes uploads no message or
