@@ -109,6 +109,15 @@ class Config(msgspec.Struct, kw_only=True):
     upload_quota_bytes: int = 1024 * 1024 * 1024
     #: Images with more pixels than this are refused as decompression bombs.
     max_image_pixels: int = 50_000_000
+    #: Above 12 megapixels, an image may have at most this many pixels per byte of its file (photos have a
+    #: few; a 160 KB PNG of 7000x7000 has 300 and is refused as a decompression bomb).
+    max_image_pixels_per_byte: float = 64.0
+    #: Threads that decode images, each holding up to ``max_image_pixels`` x 4 bytes: they bound the memory
+    #: and CPU uploads of images can take at once (the rest wait their turn).
+    image_decode_threads: int = 2
+    #: Threads that read audio and video containers. Image decoding, media probing and password hashing
+    #: each have their own threads, so hostile media cannot delay logins.
+    media_probe_threads: int = 1
     #: Longest side of a thumbnail, in pixels.
     thumb_px: int = 256
     #: The blob collector runs this often (seconds; 0 disables it) and spares anything younger than the grace.

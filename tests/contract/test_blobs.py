@@ -239,3 +239,34 @@ async def test_media_storage(media_storage: SqlStorage) -> None:
     assert not await s.delete_blob_row(orphan, now)  # touched since the cutoff
     assert await s.delete_blob_row(orphan, later)
     assert await s.unreferenced_blobs(later, 100) == []
+
+
+async def test_quota_reservations_are_atomic(media_storage: SqlStorage) -> None:
+    """Issue 12.9: concurrent reservations of one owner never hold more than the quota together (the
+    PostgreSQL half runs them on separate connections: READ COMMITTED alone would let them all through)."""
+    s = media_storage
+    now = 1_764_000_000_000
+    a = (await s.create_user("quota_a", "A", "x", now)).id
+    b = (await s.create_user("quota_b", "B", "x", now)).id
+    blob = "ef" * 32
+    await s.touch_blob(blob, 10, now)
+    await s.create_upload(record("3" * 32, a, blob, now, size=30))
+    later = now + 60_000
+    granted = await asyncio.gather(
+        *(s.reserve_quota(f"{i:032x}", a, 20, 100, now, later) for i in range(10))
+    )
+    assert granted.count(True) == 3  # 30 stored + 3 x 20 reserved <= 100
+    assert await s.reserve_quota("f" * 32, b, 100, 100, now, later)  # another owner's quota is their own
+    held = [f"{i:032x}" for i, ok in enumerate(granted) if ok]
+    # Growing a reservation counts it once; passing the quota changes nothing.
+    assert await s.reserve_quota(held[0], a, 30, 100, now, later)
+    assert not await s.reserve_quota(held[0], a, 31, 100, now, later)
+    # Converting: the upload replaces its reservation in one transaction, checked against the quota.
+    assert not await s.create_upload(record(held[1], a, blob, now, size=41), held[1], 100)
+    assert await s.create_upload(record(held[1], a, blob, now, size=20), held[1], 100)
+    assert await s.upload_usage(a) == 50
+    await s.release_quota(held[2])
+    assert await s.reserve_quota("e" * 32, a, 20, 100, now, later)  # 50 + 30 + 20
+    assert not await s.reserve_quota("d" * 32, a, 1, 100, now, later)
+    # Expired reservations (a crashed node's) no longer count.
+    assert await s.reserve_quota("d" * 32, a, 50, 100, later, later + 1)

@@ -104,6 +104,38 @@ def webm(seconds: float = 2.5) -> bytes:
     return header + _ebml(0x18538067, info + _ebml(0x1F43B675, b"\0" * 32))
 
 
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def _ogg_page(packet: bytes, granule: int, sequence: int, flags: int) -> bytes:
+    lacing = bytes([255] * (len(packet) // 255) + [len(packet) % 255])
+    header = b"OggS\0" + bytes([flags]) + struct.pack("<qIII", granule, 0x1234, sequence, 0) + bytes([len(lacing)])
+    page = header + lacing + packet
+    return page[:22] + struct.pack("<I", _ogg_crc(page)) + page[26:]
+
+
+def ogg(seconds: float, codec: str = "opus") -> bytes:
+    """An Ogg Opus or Vorbis stream: its identification header, tags, and a last page whose granule position
+    says how long it is (no real audio: enough for the duration)."""
+    if codec == "opus":
+        ident, rate, skip = b"OpusHead\x01\x01" + struct.pack("<HIhB", 312, 48_000, 0, 0), 48_000, 312
+        tags = b"OpusTags" + struct.pack("<I", 4) + b"test" + struct.pack("<I", 0)
+    else:
+        ident = b"\x01vorbis" + struct.pack("<IBIiii", 0, 1, 44_100, 0, 0, 0) + b"\xb8\x01"
+        rate, skip, tags = 44_100, 0, b"\x03vorbis" + struct.pack("<I", 4) + b"test" + struct.pack("<I", 0) + b"\x01"
+    return (
+        _ogg_page(ident, 0, 0, 2)
+        + _ogg_page(tags, 0, 1, 0)
+        + _ogg_page(b"\0" * 200, int(seconds * rate) + skip, 2, 4)
+    )
+
+
 def png_bomb(side: int = 100_000) -> bytes:
     """A tiny file announcing 10^10 pixels."""
 
@@ -112,6 +144,70 @@ def png_bomb(side: int = 100_000) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+
+
+#: Marks planted in every kind of metadata: none may come back from the server.
+SECRETS = (b"GPSSECRET", b"XMPSECRET", b"IPTCSECRET", b"COMMENTSECRET", b"TEXTSECRET", b"TestCam")
+
+
+def gps_exif(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (48.0, 51.0, 29.0), "E", (2.0, 17.0, 40.0)
+    gps[27] = "GPSSECRET"  # GPSProcessingMethod
+    return exif
+
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description exif:GPSLatitude="48,51N">XMPSECRET</rdf:Description></x:xmpmeta>'
+
+
+def photo(mode: str = "RGB", size: tuple[int, int] = (120, 80)) -> Image.Image:
+    image = Image.new(mode, size, (200, 30, 30) if mode == "RGB" else (200, 30, 30, 255))
+    image.paste((30, 30, 200) if mode == "RGB" else (30, 30, 200, 255), (0, 0, size[0] // 2, size[1] // 2))
+    return image
+
+
+def jpeg_with_everything(orientation: int = 1) -> bytes:
+    out = io.BytesIO()
+    photo().save(out, "JPEG", exif=gps_exif(orientation), comment=b"COMMENTSECRET", xmp=XMP, quality=90)
+    data = out.getvalue()
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x0e\x1c\x02\x78\x00\x0aIPTCSECRET"
+    app13 = b"\xff\xed" + struct.pack(">H", len(iptc) + 2) + iptc
+    return data[:2] + app13 + data[2:]
+
+
+def png_with_everything(orientation: int | None = 1) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "TEXTSECRET")
+    info.add_text("Software", "TestCam", zip=True)
+    if orientation is not None:  # text chunks alone: the old rule kept them (no EXIF or XMP to strip)
+        info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+    out = io.BytesIO()
+    exif = {} if orientation is None else {"exif": gps_exif(orientation)}
+    photo("RGBA").save(out, "PNG", pnginfo=info, **exif)
+    return out.getvalue()
+
+
+def gif_with_everything() -> bytes:
+    out = io.BytesIO()
+    frames = [photo().convert("P"), photo().rotate(180).convert("P")]
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], comment=b"COMMENTSECRET", loop=0)
+    data = out.getvalue()
+    flags = data[10]
+    at = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
+    # XMP as Adobe writes it into GIFs: raw bytes, then a "magic trailer" that ends any sub-block walk.
+    xmp = b"\x21\xff\x0bXMP DataXMP" + XMP + b"\x01" + bytes(range(255, -1, -1)) + b"\x00"
+    return data[:at] + xmp + data[at:]
+
+
+def webp_with_everything(orientation: int = 1) -> bytes:
+    out = io.BytesIO()
+    photo().save(out, "WEBP", exif=gps_exif(orientation), xmp=XMP, quality=90)
+    return out.getvalue()
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -221,6 +317,13 @@ async def test_every_kind_through_http_and_the_sdk(clients: list[HubbubClient]) 
     assert (await fetch(carol, f"/api/v1/uploads/{image}/thumb"))[0] == 404
 
 
+@pytest.mark.parametrize("codec", ["opus", "vorbis"])
+async def test_ogg_voice_durations(make_client: MakeClient, codec: str) -> None:
+    alice = await make_client()
+    up = await upload(alice, "voice", ogg(2.25, codec), f"memo-{codec}.ogg")
+    assert up["mime"] == "audio/ogg" and up["duration"] == 2.25
+
+
 async def test_group_members_can_download_and_others_cannot(
     make_client: MakeClient, node: Node
 ) -> None:
@@ -245,8 +348,10 @@ async def test_avatars_are_public_to_logged_in_users(make_client: MakeClient) ->
     assert (await fetch(stranger, f"/api/v1/uploads/{avatar['upload']}"))[0] == 200
     assert (await fetch(stranger, f"/api/v1/uploads/{avatar['upload']}/thumb"))[0] == 200
     assert (await fetch(stranger, f"/api/v1/uploads/{private['upload']}"))[0] == 404
-    # Naming someone else's upload as your avatar does not publish it.
-    await stranger.api("PATCH", "/api/v1/me", {"avatar": private["upload"]})
+    # Naming someone else's upload as your avatar is refused (and published nothing before either).
+    with pytest.raises(ApiError) as info:
+        await stranger.api("PATCH", "/api/v1/me", {"avatar": private["upload"]})
+    assert info.value.code == "not_found"
     assert (await fetch(stranger, f"/api/v1/uploads/{private['upload']}"))[0] == 404
     # No token at all: 401; the token in the query (for <img src>) works.
     async with alice.http.get(f"{alice.base_url}/api/v1/uploads/{avatar['upload']}") as resp:
@@ -254,6 +359,61 @@ async def test_avatars_are_public_to_logged_in_users(make_client: MakeClient) ->
     url = f"{alice.base_url}/api/v1/uploads/{avatar['upload']}?access_token={stranger.access_token}"
     async with alice.http.get(url) as resp:
         assert resp.status == 200
+
+
+async def test_avatars_must_be_image_uploads_the_editor_may_read(make_client: MakeClient) -> None:
+    """Issue 12.10: avatars took any string, and another user's recalled image set as a group avatar became
+    downloadable by anyone."""
+    owner, member, outsider = await make_client(), await make_client(), await make_client()
+    await friends(owner, member)
+    group = await owner.api("POST", "/api/v1/groups", {"name": "avatars", "members": [member.user_id]})
+    gpath = f"/api/v1/groups/{group['id']}"
+    secret = await upload(outsider, "image", png((40, 40)))
+    document = await upload(owner, "file", b"%PDF-1.4 not an image")
+    bad = {
+        "javascript:alert(1)": "invalid_field",
+        "https://evil.example/a.png": "invalid_field",
+        "../../etc/passwd": "invalid_field",
+        "0" * 32: "not_found",  # well formed, no such upload
+        secret["upload"]: "not_found",  # someone else's, not visible to the editor
+        document["upload"]: "invalid_field",  # the editor's own, but not an image
+    }
+    for value, code in bad.items():
+        for method, path, body in (
+            ("PATCH", "/api/v1/me", {"avatar": value}),
+            ("PATCH", gpath, {"avatar": value}),
+            ("POST", "/api/v1/groups", {"name": "g", "avatar": value, "members": []}),
+        ):
+            with pytest.raises(ApiError) as info:
+                await owner.api(method, path, body)
+            assert info.value.code == code, (value, path)
+    assert (await owner.api("GET", "/api/v1/me"))["avatar"] is None
+    assert (await owner.api("GET", gpath))["avatar"] is None
+
+    # The reported attack: a member's image, recalled, set by the owner as the group's avatar.
+    photo = await upload(member, "image", png((50, 50)))
+    ack = await member.send({"msg_type": "image", "body": {"upload": photo["upload"]}}, conv=group["conv"])
+    assert (await fetch(owner, f"/api/v1/uploads/{photo['upload']}"))[0] == 200
+    await member.api("POST", f"/api/v1/conversations/{group['conv']}/messages/{ack['seq']}/recall")
+    with pytest.raises(ApiError) as info:
+        await owner.api("PATCH", gpath, {"avatar": photo["upload"]})
+    assert info.value.code == "not_found"
+    assert (await fetch(outsider, f"/api/v1/uploads/{photo['upload']}"))[0] == 404
+
+    # A visible image someone else uploaded may be named, but that publishes nothing.
+    shown = await upload(member, "image", png((51, 51)))
+    await member.send({"msg_type": "image", "body": {"upload": shown["upload"]}}, conv=group["conv"])
+    assert (await owner.api("PATCH", gpath, {"avatar": shown["upload"]}))["avatar"] == shown["upload"]
+    assert (await fetch(outsider, f"/api/v1/uploads/{shown['upload']}"))[0] == 404
+    # The uploader's own avatar is public, for a user and for a group.
+    mine = await upload(owner, "image", png((52, 52)))
+    assert (await owner.api("PATCH", gpath, {"avatar": mine["upload"]}))["avatar"] == mine["upload"]
+    assert (await fetch(outsider, f"/api/v1/uploads/{mine['upload']}"))[0] == 200
+    face = await upload(member, "image", png((53, 53)))
+    assert (await member.api("PATCH", "/api/v1/me", {"avatar": face["upload"]}))["avatar"] == face["upload"]
+    assert (await fetch(outsider, f"/api/v1/uploads/{face['upload']}"))[0] == 200
+    assert (await member.api("PATCH", "/api/v1/me", {"avatar": None}))["avatar"] is None
+    assert (await fetch(outsider, f"/api/v1/uploads/{face['upload']}"))[0] == 404
 
 
 async def test_ranges_and_caching(make_client: MakeClient) -> None:
@@ -296,6 +456,45 @@ async def test_names_are_sanitized_and_dispositions_safe(make_client: MakeClient
     html = await upload(alice, "file", b"<html><script>alert(1)</script></html>", "x.html")
     _, headers, _ = await fetch(alice, f"/api/v1/uploads/{html['upload']}")
     assert headers["Content-Type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("make", "mime", "size"),
+    [
+        (jpeg_with_everything, "image/jpeg", (120, 80)),
+        (lambda: jpeg_with_everything(orientation=6), "image/jpeg", (80, 120)),
+        (png_with_everything, "image/png", (120, 80)),
+        (lambda: png_with_everything(orientation=None), "image/png", (120, 80)),
+        (lambda: png_with_everything(orientation=8), "image/png", (80, 120)),
+        (gif_with_everything, "image/gif", (120, 80)),
+        (webp_with_everything, "image/webp", (120, 80)),
+        (lambda: webp_with_everything(orientation=6), "image/webp", (80, 120)),
+    ],
+    ids=["jpeg", "jpeg-rotated", "png", "png-text-only", "png-rotated", "gif-animated", "webp", "webp-rotated"],
+)
+async def test_metadata_is_stripped_from_stored_originals(
+    make_client: MakeClient, make: Callable[[], bytes], mime: str, size: tuple[int, int]
+) -> None:
+    """Issue 12.17: GIF XMP with GPS, JPEG IPTC and comments, PNG text chunks came back unchanged. Every
+    kind of metadata is planted; the stored original keeps none of it, and its orientation is applied."""
+    alice = await make_client()
+    data = make()
+    assert any(secret in data for secret in SECRETS)
+    up = await upload(alice, "image", data, "planted")
+    assert up["mime"] == mime and (up["width"], up["height"]) == size
+    status, _, stored = await fetch(alice, f"/api/v1/uploads/{up['upload']}")
+    assert status == 200 and len(stored) == up["size"]
+    assert [secret for secret in SECRETS if secret in stored] == []
+    assert b"Exif\0\0" not in stored and b"xmpmeta" not in stored and b"8BIM" not in stored
+    with Image.open(io.BytesIO(stored)) as image:
+        assert image.size == size
+        assert not image.getexif()
+        assert not {"exif", "xmp", "XML:com.adobe.xmp", "comment", "Comment", "Software"} & set(image.info)
+        if mime == "image/gif":
+            assert image.n_frames == 2 and image.info.get("loop") == 0  # the animation survives
+        image.convert("RGB").load()  # and it still decodes
+    status, _, thumb = await fetch(alice, f"/api/v1/uploads/{up['upload']}/thumb")
+    assert status == 200 and not [secret for secret in SECRETS if secret in thumb]
 
 
 async def test_multipart_upload(make_client: MakeClient) -> None:
@@ -357,6 +556,46 @@ async def test_quota(make_node: Callable[..., Awaitable[Node]]) -> None:
         await upload(alice, "file", b"a" * 100_000)
         assert await error_of(upload(alice, "file", b"b" * 100_000)) == ("quota_exceeded", 413)
         assert await alice.api("GET", "/api/v1/uploads/usage") == {"used": 100_000, "quota": 150_000}
+        assert leftovers(node) == []
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_parallel_uploads_cannot_pass_the_quota(make_node: Callable[..., Awaitable[Node]], chunked: bool) -> None:
+    """Issue 12.9: twelve 1 MB uploads at once against a 4 MB quota stored 12 MB; each upload checked the
+    quota against what was stored before it started. Now each holds a reservation before it streams."""
+    quota, size = 4_000_000, 1_000_000
+    node = await make_node(upload_quota_bytes=quota, upload_burst=100, upload_ip_burst=100)
+    async with HubbubClient(base_url(node)) as alice:
+        await alice.register("parallel-quota", "correct-horse-battery")
+
+        async def body(fill: bytes) -> AsyncIterator[bytes]:
+            for _ in range(size // 50_000):
+                yield fill * 50_000
+                await asyncio.sleep(0.01)  # every upload is mid-stream at the same time
+
+        async def one(i: int) -> tuple[int, str]:
+            fill = bytes([65 + i])  # distinct bytes: no deduplication to hide a bypass
+            data: Any = body(fill) if chunked else fill * size
+            async with alice.http.post(
+                alice.base_url + "/api/v1/uploads", params={"kind": "file"}, data=data, headers=auth(alice)
+            ) as resp:
+                answer = await resp.json()
+                return resp.status, answer["error"]["code"] if resp.status != 201 else "created"
+
+        results = await asyncio.gather(*(one(i) for i in range(12)))
+        created = [r for r in results if r == (201, "created")]
+        refused = [r for r in results if r != (201, "created")]
+        assert all(r == (413, "quota_exceeded") for r in refused), results
+        used = await usage(alice)
+        assert used == len(created) * size <= quota
+        if not chunked:
+            assert len(created) == 4  # the announced length is reserved whole: exactly the quota is used
+        # Nothing is left reserved: the refused uploads' reservations are gone, the quota is usable again.
+        assert (await alice.api("GET", "/api/v1/uploads/usage"))["used"] == used
+        rest = quota - used
+        if rest:
+            await upload(alice, "file", b"z" * rest)
+        assert await error_of(upload(alice, "file", b"y")) == ("quota_exceeded", 413)
         assert leftovers(node) == []
 
 

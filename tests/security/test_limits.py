@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import struct
+import threading
 import time
+import zlib
 
 import aiohttp
 import pytest
@@ -302,3 +305,116 @@ async def test_slow_body_gets_408(make_node):
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5 * TIMEOUT_FACTOR)
     assert head.startswith(b"HTTP/1.1 408"), head
     writer.close()
+
+
+# -- hostile media (issues 12.13, 12.14) ------------------------------------------------------------
+def _ebml(ident: int, payload: bytes) -> bytes:
+    id_bytes = ident.to_bytes((ident.bit_length() + 7) // 8, "big")
+    return id_bytes + (0x0100000000000000 | len(payload)).to_bytes(8, "big") + payload
+
+
+def crafted_webm(megabytes: int, inside_info: bool) -> bytes:
+    """A Segment of unknown size full of empty 2-byte Void elements (at the top, or inside Info)."""
+    filler = b"\xec\x80" * (megabytes * 1024 * 1024 // 2)
+    segment = b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff"
+    body = _ebml(0x1549A966, filler) if inside_info else filler
+    return _ebml(0x1A45DFA3, _ebml(0x4282, b"webm")) + segment + body
+
+
+def crafted_mp4(megabytes: int) -> bytes:
+    """A movie box full of empty 8-byte boxes and no movie header."""
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    empties = box(b"free", b"") * (megabytes * 1024 * 1024 // 8)
+    return box(b"ftyp", b"isom\0\0\x02\0isomiso2mp41") + box(b"moov", empties)
+
+
+def png_of(width: int, height: int, exif: bytes = b"") -> bytes:
+    """A greyscale PNG of one colour, compressed row by row (never held decoded in the test)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    squeeze = zlib.compressobj(9)
+    row = b"\0" * (width + 1)
+    idat = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    extra = chunk(b"eXIf", exif) if exif else b""
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+async def raw_upload(client: HubbubClient, kind: str, data: bytes) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {client.access_token}"}
+    async with client.http.post(
+        client.base_url + "/api/v1/uploads", data=data, params={"kind": kind}, headers=headers
+    ) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+@pytest.mark.parametrize(
+    "data", [crafted_webm(5, False), crafted_webm(5, True), crafted_mp4(5)], ids=["webm", "webm-info", "mp4"]
+)
+async def test_crafted_containers_cost_a_bounded_amount_of_work(make_node, data: bytes):
+    """Issue 12.13: a 5 MB WebM of empty 2-byte elements cost ~1 s of CPU per MB in the duration reader.
+    The reader now counts its steps and bytes: the work is bounded whatever the file's size (asserted on
+    the count, not on wall time)."""
+    from hubbub.services.media_probe import MAX_PROBE_STEPS, MAX_READ_BYTES
+
+    node = await make_node(**RELAXED)
+    alice = await registered(base_url(node), "crafter")
+    try:
+        work = node.services.media.probe_work
+        before = (work.elements, work.bytes_read)
+        status, body = await raw_upload(alice, "video", data)
+        assert (status, body["error"]["code"]) == (422, "bad_media"), body
+        elements, read = work.elements - before[0], work.bytes_read - before[1]
+        assert 0 < elements <= MAX_PROBE_STEPS + 1 and read <= MAX_READ_BYTES
+        assert elements < len(data) // 100  # the old reader took a step per 2 bytes
+    finally:
+        await alice.close()
+
+
+async def test_decompression_bombs_are_refused_by_pixels_per_byte(make_node):
+    """Issue 12.14: a ~160 KB PNG of 7000x7000 with an EXIF orientation decoded for 2-3 s and ~380 MB. Above
+    12 megapixels an image may have at most 64 pixels per byte of its file: refused before any decoding."""
+    node = await make_node(**RELAXED)
+    alice = await registered(base_url(node), "bomber")
+    try:
+        exif = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0"  # orientation 6
+        bomb = png_of(7000, 7000, exif)
+        assert len(bomb) < 200_000
+        work = node.services.media.probe_work
+        before = work.elements
+        status, body = await raw_upload(alice, "image", bomb)
+        assert (status, body["error"]["code"]) == (413, "too_large"), body
+        assert "pixels" in body["error"]["message"]
+        assert work.elements - before <= 10  # stripped chunk by chunk, refused before a pixel was decoded
+        # Under the free pixel count, a well-compressed image is fine whatever its ratio.
+        status, body = await raw_upload(alice, "image", png_of(2000, 1500, exif))
+        assert status == 201 and (body["width"], body["height"]) == (1500, 2000), body
+    finally:
+        await alice.close()
+
+
+async def test_media_work_has_its_own_bounded_threads(make_node):
+    """Issue 12.13: media probing shared the default thread pool with password hashing, so six uploads made
+    logins wait 30 s. With every media thread busy, logins are still answered at once."""
+    node = await make_node(**RELAXED, image_decode_threads=1, media_probe_threads=1)
+    url = base_url(node)
+    alice = await registered(url, "poolside")
+    release = threading.Event()
+    media = node.services.media
+    busy = [asyncio.get_running_loop().run_in_executor(pool, release.wait) for pool in (media._images, media._probes)]
+    try:
+        waiting = asyncio.ensure_future(raw_upload(alice, "image", png_of(64, 64)))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # queued behind the busy image thread, not run on another pool
+        status, body = await asyncio.wait_for(
+            post(url, "/api/v1/auth/login", {"username": "poolside", "password": PASSWORD}), 10 * TIMEOUT_FACTOR
+        )
+        assert status == 200, body
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+    assert (await waiting)[0] == 201
+    await alice.close()

@@ -7,14 +7,16 @@ from typing import Any
 from hubbub.core.errors import invalid, not_found
 from hubbub.core.models import User
 from hubbub.engines.storage.base import Storage
+from hubbub.services.media import MediaService
 from hubbub.services.names import clean_nickname
 
 _LIMITS = {"nickname": (1, 64), "signature": (0, 256), "avatar": (0, 128)}
 
 
 class AccountService:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, media: MediaService) -> None:
         self.storage = storage
+        self.media = media
 
     async def user(self, user_id: int) -> User:
         found = (await self.storage.users([user_id])).get(user_id)
@@ -27,8 +29,8 @@ class AccountService:
         for name, value in changes.items():
             if name not in _LIMITS:
                 raise invalid(name, "not an editable profile field")
-            if value is None and name == "avatar":
-                fields[name] = None
+            if name == "avatar":  # an image upload the user may read (MediaService.check_avatar)
+                fields[name] = await self.media.check_avatar(user_id, value)
                 continue
             if not isinstance(value, str):
                 raise invalid(name, "must be a string")

@@ -62,14 +62,14 @@ class Services:
         media = MediaService(config, storage, blobs)
         words = WordFilter(config, storage)
         rules = content.ContentRules(config, media, words)
-        groups = GroupService(config, storage, broker, limiter, friends, ids, hot)
+        groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
         return cls(
             config=config,
             storage=storage,
             broker=broker,
             auth=AuthService(config, storage, broker, limiter, passwords),
-            accounts=AccountService(storage),
+            accounts=AccountService(storage, media),
             friends=friends,
             messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
             groups=groups,

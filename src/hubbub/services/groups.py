@@ -26,6 +26,7 @@ from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
+from hubbub.services.media import MediaService
 
 SYSTEM_TYPE = "system"
 MAX_MUTE_S = 30 * 24 * 3600
@@ -42,7 +43,9 @@ class GroupService:
         friends: FriendService,
         ids: MessageIds,
         hot: HotGroups,
+        media: MediaService,
     ) -> None:
+        self.media = media
         self.config = config
         self.hot = hot
         self.storage = storage
@@ -124,7 +127,7 @@ class GroupService:
             self.config.group_create_per_hour / 3600,
             self.config.group_create_per_hour,
         )
-        clean = _check_fields(fields, required=("name",))
+        clean = await self._check_avatar(me, _check_fields(fields, required=("name",)))
         invited = sorted(set(members) - {me})
         limit = self.hot.policy.max_members(None)
         if len(invited) + 1 > limit:
@@ -235,12 +238,13 @@ class GroupService:
             return group
         if not allowed(action, member.role):
             raise HubbubError(Code.FORBIDDEN, "only the owner and admins can edit the group")
-        clean = _check_fields(fields)
-        changed = {k: v for k, v in clean.items() if getattr(group, k) != v}
+        clean = await self._check_avatar(me, _check_fields(fields))
+        changed = {k: v for k, v in clean.items() if k != "avatar_by" and getattr(group, k) != v}
         if not changed:
             return group
+        stored = {**changed, "avatar_by": clean["avatar_by"]} if "avatar" in changed else changed
         return await self._apply(
-            group_id, GroupChange(fields=changed), me, {"event": "edited", "changes": changed}, action
+            group_id, GroupChange(fields=stored), me, {"event": "edited", "changes": changed}, action
         )
 
     async def set_prefs(self, me: int, group_id: int, fields: dict[str, Any]) -> GroupMember:
@@ -266,6 +270,14 @@ class GroupService:
         return updated
 
     # -- helpers ----------------------------------------------------------------------------------
+    async def _check_avatar(self, me: int, clean: dict[str, Any]) -> dict[str, Any]:
+        """An avatar must be an image upload ``me`` may read; who set it is kept (``avatar_by``), since only
+        an avatar its uploader set makes the upload public (docs/media.md)."""
+        if "avatar" in clean:
+            clean["avatar"] = await self.media.check_avatar(me, clean["avatar"])
+            clean["avatar_by"] = me if clean["avatar"] is not None else None
+        return clean
+
     async def _check_invitable(self, me: int, users: list[int]) -> None:
         """Only existing users who are the inviter's friends (no pulling strangers into groups)."""
         if not users:

@@ -3,11 +3,14 @@
 Docs: docs/media.md. The rules:
 - An upload is streamed to a spool file with a running SHA-256, never held in memory, and refused as soon as it
   passes its kind's size limit or the owner's quota (before any byte is read when Content-Length says so).
-- Its type is sniffed from its bytes (``media_probe``); images are decoded, oriented, stripped of EXIF/XMP and
-  thumbnailed; voice and video get a duration.
+  The quota is reserved before the body streams (:class:`_Quota`), so parallel uploads cannot pass it.
+- Its type is sniffed from its bytes (``media_probe``); images are stripped of all metadata, oriented and
+  thumbnailed in the image pool, voice and video get a duration in the probe pool: both pools are this
+  service's own, bounded, and apart from the default executor that password hashing uses.
 - Blobs are content-addressed (SHA-256 of the stored bytes), stored once whoever uploads them; each upload is a
   row naming its blob. A failed upload leaves no blob, no row and no spool file.
-- Who may download: the uploader; anyone logged in for an avatar; otherwise a member of a conversation in which
+- An avatar is an image upload its editor may read (:meth:`MediaService.check_avatar`).
+- Who may download: the uploader; anyone logged in for an avatar its uploader set; otherwise a member of a conversation in which
   a message naming the upload was stored (from the point they joined). Everyone else gets 404, as for an
   unknown id, so ids cannot be probed.
 - The collector (every ``blob_gc_interval_s``) settles message references, deletes uploads no message or
@@ -23,10 +26,11 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -38,6 +42,7 @@ from hubbub.engines.storage.base import Storage, UploadRecord
 from hubbub.services import media_probe as probe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KINDS = ("image", "file", "voice", "video")
 #: Message types that carry an upload (the same names as the upload kinds).
@@ -50,6 +55,11 @@ MULTIPART_SLACK = 64 * 1024
 _CAPTION_MAX = 1024
 #: Spool files older than this at start-up were left by a crash.
 _STALE_SPOOL_S = 3600
+#: A quota reservation grows ahead of the body by this much: one SQL statement per step.
+_RESERVE_STEP = 4 * 1024 * 1024
+#: A reservation not grown for this long is ignored and deleted (its node crashed mid-upload); a live upload
+#: refreshes it at every step, and the processing after the last step takes far less.
+_RESERVATION_TTL_S = _STALE_SPOOL_S
 
 
 class Thumb(msgspec.Struct, kw_only=True):
@@ -125,6 +135,15 @@ class MediaService:
             "video": config.max_video_bytes,
         }
         self._gc_task: asyncio.Task[None] | None = None
+        # Their own bounded pools, not the default executor (which password hashing shares): N hostile
+        # uploads wait for these threads instead of taking every thread the node has.
+        self._images = ThreadPoolExecutor(config.image_decode_threads, thread_name_prefix="hubbub-image")
+        self._probes = ThreadPoolExecutor(config.media_probe_threads, thread_name_prefix="hubbub-probe")
+        self.image_limits = probe.ImageLimits(
+            config.max_image_pixels, config.max_image_pixels_per_byte, config.thumb_px
+        )
+        #: What the media parsers have done on this node, in all (for tests, benchmarks and metrics).
+        self.probe_work = probe.Work()
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -146,6 +165,11 @@ class MediaService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gc_task
             self._gc_task = None
+        self._images.shutdown(wait=False, cancel_futures=True)
+        self._probes.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     # -- upload ----------------------------------------------------------------------------------------
     def check_declared(self, kind: str | None, declared: int | None, slack: int = 0) -> None:
@@ -171,16 +195,14 @@ class MediaService:
         length when the client announced it (refused at once if over the limit or quota)."""
         self.check_declared(kind, declared)
         limit = self.limits[kind]
-        remaining = self.config.upload_quota_bytes - await self.storage.upload_usage(owner)
-        if declared is not None and declared > remaining:
-            raise HubbubError(
-                Code.QUOTA_EXCEEDED, f"this upload needs {declared} bytes; {max(remaining, 0)} are left"
-            )
         token = secrets.token_hex(16)
+        quota = _Quota(self.storage, token, owner, self.config.upload_quota_bytes)
         spool = self.spool / token
         extra: list[Path] = [spool, self.spool / f"{token}.clean"]
         try:
-            size, head = await self._spool(source, spool, limit, remaining)
+            if declared is not None:
+                await quota.hold(declared)  # before any body byte is read
+            size, head, digest = await self._spool(source, spool, limit, quota)
             if declared is not None and size != declared:
                 raise HubbubError(
                     Code.BAD_REQUEST, f"the body has {size} bytes, not the {declared} announced"
@@ -188,16 +210,19 @@ class MediaService:
             if size == 0:
                 raise invalid("body", "the upload is empty")
             mime = probe.kind_mime(kind, probe.sniff(head))
-            record = await self._store(owner, kind, name, mime, spool, extra[1], token)
+            record = await self._store(owner, kind, name, mime, spool, extra[1], token, digest)
         finally:
             await asyncio.to_thread(_unlink_all, extra)
+            await quota.release()
         return view_of(record)
 
     async def _spool(
-        self, source: AsyncIterator[bytes], path: Path, limit: int, remaining: int
-    ) -> tuple[int, bytes]:
-        """Copy the body to ``path``, stopping as soon as it passes the limit or the quota."""
+        self, source: AsyncIterator[bytes], path: Path, limit: int, quota: _Quota
+    ) -> tuple[int, bytes, str]:
+        """Copy the body to ``path``, stopping as soon as it passes the limit or the quota; its size, first
+        bytes and SHA-256 (hashed as it is written, in the writing thread: the file is not read again)."""
         f = await asyncio.to_thread(path.open, "xb")
+        sha = hashlib.sha256()
         try:
             size = 0
             head = b""
@@ -207,43 +232,51 @@ class MediaService:
                 size += len(chunk)
                 if size > limit:
                     raise HubbubError(Code.TOO_LARGE, f"this kind of upload may be at most {limit} bytes")
-                if size > remaining:
-                    raise HubbubError(
-                        Code.QUOTA_EXCEEDED, f"the upload passes your quota ({remaining} bytes left)"
-                    )
+                if size > quota.held:
+                    await quota.hold(min(max(size, quota.held + _RESERVE_STEP), limit), least=size)
                 if len(head) < probe.HEAD_BYTES:
                     head += chunk[: probe.HEAD_BYTES - len(head)]
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= _WRITE_BATCH:
-                    await asyncio.to_thread(f.write, b"".join(batch))
+                    await asyncio.to_thread(_write, f, sha, b"".join(batch))
                     batch, batched = [], 0
             if batch:
-                await asyncio.to_thread(f.write, b"".join(batch))
-            return size, head
+                await asyncio.to_thread(_write, f, sha, b"".join(batch))
+            return size, head, sha.hexdigest()
         finally:
             f.close()
 
     async def _store(
-        self, owner: int, kind: str, name: str | None, mime: str, spool: Path, clean: Path, token: str
+        self,
+        owner: int,
+        kind: str,
+        name: str | None,
+        mime: str,
+        spool: Path,
+        clean: Path,
+        token: str,
+        digest: str,
     ) -> UploadRecord:
         meta: dict[str, Any] = {}
-        original = spool
+        original, key = spool, digest
+        size = (await asyncio.to_thread(spool.stat)).st_size
         thumb: tuple[bytes, str] | None = None
         if kind == "image":
-            image = await asyncio.to_thread(
-                probe.process_image, spool, clean, self.config.max_image_pixels, self.config.thumb_px
-            )
-            original, mime = image.path, image.mime
+            image = await self._run(self._images, probe.process_image, spool, clean, self.image_limits)
+            self.probe_work.add(image.work)
+            original, mime, key, size = image.path, image.mime, image.sha256, image.size
             meta.update(width=image.width, height=image.height)
             meta["thumb"] = {"width": image.thumb_width, "height": image.thumb_height}
             thumb = (image.thumb, hashlib.sha256(image.thumb).hexdigest())
         elif kind in ("voice", "video"):
-            seconds = await asyncio.to_thread(probe.duration, spool, mime)
+            work = probe.Work()
+            try:
+                seconds = await self._run(self._probes, probe.duration, spool, mime, work)
+            finally:
+                self.probe_work.add(work)
             if seconds is not None:
                 meta["duration"] = seconds
-        key = await asyncio.to_thread(probe.sha256_file, original)
-        size = (await asyncio.to_thread(original.stat)).st_size
         await self._put_blob(key, size, original)
         if thumb is not None:
             data, thumb_key = thumb
@@ -263,7 +296,8 @@ class MediaService:
             meta=meta,
             created_at=now_ms(),
         )
-        await self.storage.create_upload(record)
+        if not await self.storage.create_upload(record, token, self.config.upload_quota_bytes):
+            raise _over_quota(self.config.upload_quota_bytes)
         return record
 
     async def _put_blob(self, key: str, size: int, path: Path) -> None:
@@ -307,6 +341,24 @@ class MediaService:
 
     def stream(self, download: Download, start: int, end: int) -> AsyncIterator[bytes]:
         return self.blobs.get(download.key, start, end)
+
+    # -- avatars ---------------------------------------------------------------------------------------
+    async def check_avatar(self, editor: int, value: Any) -> str | None:
+        """The upload id to store as a user's or group's avatar, or None to clear it (``null`` or ``""``).
+
+        An avatar must be an image upload ``editor`` may read; anything else (a URL, ``javascript:``, an
+        unknown id, someone else's upload not visible to the editor, a file) is refused. Only the uploader's
+        own avatars make an upload public (``MediaStorage.upload_is_avatar``): naming another's upload as an
+        avatar shows it only to those who could read it anyway.
+        """
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise invalid("avatar", "the id of an image upload (POST /api/v1/uploads?kind=image), or null")
+        record = await self._referable(editor, value, "avatar")
+        if record.kind != "image":
+            raise invalid("avatar", f"is a {record.kind} upload, not an image")
+        return record.id
 
     # -- messages --------------------------------------------------------------------------------------
     async def attach(self, sender: int, msg_type: str, body: dict[str, Any], in_group: bool) -> None:
@@ -384,8 +436,52 @@ class MediaService:
         return report
 
 
+class _Quota:
+    """The reservation of one upload in progress against its owner's quota (``MediaStorage.reserve_quota``).
+
+    It grows ahead of the body by ``_RESERVE_STEP`` (one statement per step, not per chunk) and, when the
+    step does not fit, by exactly what has arrived, so an upload that fits is never refused for the step.
+    """
+
+    def __init__(self, storage: Storage, token: str, owner: int, quota: int) -> None:
+        self.storage = storage
+        self.token = token
+        self.owner = owner
+        self.quota = quota
+        #: Bytes reserved so far.
+        self.held = 0
+
+    async def hold(self, size: int, least: int | None = None) -> None:
+        """Reserve ``size`` bytes in all or, if that does not fit, ``least``; QUOTA_EXCEEDED if neither."""
+        for amount in (size,) if least is None or least >= size else (size, least):
+            now = now_ms()
+            expires = now + _RESERVATION_TTL_S * 1000
+            if await self.storage.reserve_quota(self.token, self.owner, amount, self.quota, now, expires):
+                self.held = amount
+                return
+        raise _over_quota(self.quota)
+
+    async def release(self) -> None:
+        """Drop what is left of the reservation (nothing once the upload is stored). Best effort: if the
+        database is unreachable the reservation expires by itself."""
+        with contextlib.suppress(HubbubError):
+            await self.storage.release_quota(self.token)
+
+
+def _over_quota(quota: int) -> HubbubError:
+    return HubbubError(
+        Code.QUOTA_EXCEEDED,
+        f"this upload would pass your quota of {quota} bytes (counting your uploads in progress)",
+    )
+
+
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _write(f: Any, sha: Any, data: bytes) -> None:
+    sha.update(data)
+    f.write(data)
 
 
 def _unlink_all(paths: list[Path]) -> None:

@@ -194,6 +194,11 @@ class MediaStorage(abc.ABC):
     Contract: ``touch_blob`` and ``create_upload`` together make a blob safe from the collector: a blob is only
     deleted by ``delete_blob_row`` if it is untouched since the cutoff and no upload names it, checked in one
     transaction, so an upload racing the collector keeps its blob.
+
+    Quota: an upload in progress holds a reservation (``reserve_quota``), raised as its body streams. Every
+    check of an owner's total (``reserve_quota``, ``create_upload`` with a quota) runs in one transaction
+    serialized with every other check of that owner (SQLite's single writer; a PostgreSQL advisory lock on the
+    owner), so concurrent uploads together never hold more than the quota, on one node or many.
     """
 
     @abc.abstractmethod
@@ -201,7 +206,24 @@ class MediaStorage(abc.ABC):
         """Record (or refresh) a blob about to be referenced."""
 
     @abc.abstractmethod
-    async def create_upload(self, record: UploadRecord) -> None: ...
+    async def reserve_quota(
+        self, reservation: str, owner: int, size: int, quota: int, now: int, expires_at: int
+    ) -> bool:
+        """Set the reservation to ``size`` bytes (creating it) if the owner's uploads, their other unexpired
+        reservations and ``size`` fit in ``quota``; False, changing nothing, if they do not. The owner's
+        expired reservations (left by a crashed node) are deleted on the way."""
+
+    @abc.abstractmethod
+    async def release_quota(self, reservation: str) -> None:
+        """Drop a reservation (the upload failed or was stored); nothing if there is none."""
+
+    @abc.abstractmethod
+    async def create_upload(
+        self, record: UploadRecord, reservation: str | None = None, quota: int | None = None
+    ) -> bool:
+        """Store the record, converting ``reservation`` (deleted in the same transaction). With ``quota``,
+        only if the owner's uploads, their other unexpired reservations and this one fit in it: False, storing
+        nothing, if not (a re-encoded image can be larger than the bytes it reserved)."""
 
     @abc.abstractmethod
     async def upload(self, upload_id: str) -> UploadRecord | None: ...
@@ -221,7 +243,8 @@ class MediaStorage(abc.ABC):
 
     @abc.abstractmethod
     async def upload_is_avatar(self, upload_id: str) -> bool:
-        """Whether the upload is its owner's avatar, or the avatar of a group its owner belongs to."""
+        """Whether the upload is its owner's avatar, or the avatar of a group its owner belongs to and set
+        it on (``groups.avatar_by``): an avatar someone else named publishes nothing."""
 
     @abc.abstractmethod
     async def settle_upload_refs(self, cutoff: int, types: tuple[str, ...], limit: int) -> tuple[int, int]:

@@ -131,6 +131,8 @@ groups = Table(
     Column("hot", Boolean, nullable=False, server_default=false()),
     # Frozen by a server admin: read-only, every send is refused with ``group_frozen``.
     Column("frozen", Boolean, nullable=False, server_default=false()),
+    # Who set ``avatar``: the avatar is public only when its uploader set it (docs/media.md).
+    Column("avatar_by", Integer, nullable=True),
 )
 
 group_members = Table(
@@ -189,6 +191,19 @@ upload_refs = Table(
     Column("confirmed", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("upload_id", "sender"),
+)
+
+# Bytes an upload in progress holds against its owner's quota: taken, and raised as the body streams, only
+# while the owner's uploads plus their live reservations fit (one locked transaction); deleted in the
+# transaction that stores the upload, or when the upload fails; ignored once expired (a crashed node's).
+upload_reservations = Table(
+    "upload_reservations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_upload_reservations_owner", "owner_id"),
 )
 
 # Avatars are upload ids: anyone logged in may fetch them, found through these indexes.

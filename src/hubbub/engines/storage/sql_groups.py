@@ -32,6 +32,8 @@ from hubbub.engines.storage.sqlutil import USER_COLS, like_prefix, unavailable, 
 _GROUP_FIELDS = frozenset(
     {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot", "frozen"}
 )
+#: Who set the avatar (only an avatar its uploader set is public, docs/media.md): stored, never shown.
+_GROUP_FIELDS = _GROUP_FIELDS | {"avatar_by"}
 
 
 def group_of(row: Row[Any] | Any) -> Group:
@@ -108,6 +110,7 @@ class SqlGroups(SqlHost):
                     .values(
                         name=fields["name"],
                         avatar=fields.get("avatar"),
+                        avatar_by=fields.get("avatar_by"),
                         notice=fields.get("notice", ""),
                         owner_id=owner,
                         invite_policy=fields.get("invite_policy", "members"),

@@ -12,11 +12,15 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import UploadRecord
 from hubbub.engines.storage.sql_host import SqlHost
 from hubbub.engines.storage.sqlutil import json_decode, json_encode, unavailable
+
+#: The first key of the PostgreSQL advisory lock that serializes one owner's quota checks ("qu").
+_QUOTA_LOCK = 0x7175
 
 
 def upload_of(row: Row[Any]) -> UploadRecord:
@@ -49,9 +53,59 @@ class SqlMedia(SqlHost):
         async with self._tx() as conn:
             await conn.execute(stmt)
 
+    async def _lock_owner(self, conn: AsyncConnection, owner: int) -> None:
+        """Serialize quota checks per owner: on SQLite the single writer (BEGIN IMMEDIATE) already does; on
+        PostgreSQL two READ COMMITTED transactions would each miss the other's uncommitted reservation."""
+        if self.dialect == "postgresql":
+            await conn.execute(select(func.pg_advisory_xact_lock(_QUOTA_LOCK, owner)))
+
+    async def _held(self, conn: AsyncConnection, owner: int, now: int, besides: str | None) -> int:
+        """Bytes the owner's uploads and unexpired reservations (other than ``besides``) hold."""
+        u, r = t.uploads, t.upload_reservations
+        stored = await conn.scalar(select(func.coalesce(func.sum(u.c.size), 0)).where(u.c.owner_id == owner))
+        reserved_where = [r.c.owner_id == owner, r.c.expires_at > now]
+        if besides is not None:
+            reserved_where.append(r.c.id != besides)
+        reserved = await conn.scalar(select(func.coalesce(func.sum(r.c.bytes), 0)).where(*reserved_where))
+        return int(stored or 0) + int(reserved or 0)
+
     @unavailable
-    async def create_upload(self, record: UploadRecord) -> None:
+    async def reserve_quota(
+        self, reservation: str, owner: int, size: int, quota: int, now: int, expires_at: int
+    ) -> bool:
+        r = t.upload_reservations
         async with self._tx() as conn:
+            await self._lock_owner(conn, owner)
+            await conn.execute(delete(r).where(r.c.owner_id == owner, r.c.expires_at <= now))
+            if await self._held(conn, owner, now, reservation) + size > quota:
+                return False
+            dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            stmt = dialect_insert(r).values(id=reservation, owner_id=owner, bytes=size, expires_at=expires_at)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"], set_={"bytes": size, "expires_at": expires_at}
+                )
+            )
+        return True
+
+    @unavailable
+    async def release_quota(self, reservation: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(delete(t.upload_reservations).where(t.upload_reservations.c.id == reservation))
+
+    @unavailable
+    async def create_upload(
+        self, record: UploadRecord, reservation: str | None = None, quota: int | None = None
+    ) -> bool:
+        async with self._tx() as conn:
+            if quota is not None:
+                await self._lock_owner(conn, record.owner)
+                if await self._held(conn, record.owner, record.created_at, reservation) + record.size > quota:
+                    return False
+            if reservation is not None:
+                await conn.execute(
+                    delete(t.upload_reservations).where(t.upload_reservations.c.id == reservation)
+                )
             await conn.execute(
                 insert(t.uploads).values(
                     id=record.id,
@@ -66,6 +120,7 @@ class SqlMedia(SqlHost):
                     created_at=record.created_at,
                 )
             )
+        return True
 
     @unavailable
     async def upload(self, upload_id: str) -> UploadRecord | None:
@@ -123,7 +178,7 @@ class SqlMedia(SqlHost):
         group = (
             select(literal(1))
             .select_from(
-                u.join(groups, groups.c.avatar == u.c.id).join(
+                u.join(groups, and_(groups.c.avatar == u.c.id, groups.c.avatar_by == u.c.owner_id)).join(
                     gm, and_(gm.c.group_id == groups.c.id, gm.c.user_id == u.c.owner_id)
                 )
             )
@@ -169,11 +224,12 @@ class SqlMedia(SqlHost):
     @staticmethod
     def _unused_upload() -> Any:
         u, g, gm = t.uploads, t.groups, t.group_members
-        # The same notion of avatar as upload_is_avatar: the owner's own, or a group's the owner is in.
+        # The same notion of avatar as upload_is_avatar: the owner's own, or one the owner set on a group
+        # they are in.
         group_avatar = (
             select(literal(1))
             .select_from(g.join(gm, and_(gm.c.group_id == g.c.id, gm.c.user_id == u.c.owner_id)))
-            .where(g.c.avatar == u.c.id)
+            .where(g.c.avatar == u.c.id, g.c.avatar_by == u.c.owner_id)
         )
         return and_(
             ~exists(select(literal(1)).where(t.upload_refs.c.upload_id == u.c.id)),
