@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -59,7 +59,11 @@ def options(
 def _config(ctx: typer.Context) -> config_mod.Config:
     overrides = dict(ctx.obj) if isinstance(ctx.obj, dict) else {}
     # The CLI is nobody's node: its own id keeps it out of the way of the nodes' registry entries.
-    cfg = config_mod.load({**overrides, "node_id": f"admin-cli-{os.getpid()}"})
+    try:
+        cfg = config_mod.load({**overrides, "node_id": f"admin-cli-{os.getpid()}"})
+    except config_mod.ConfigError as exc:
+        errors.print(f"[red]configuration error[/red] {exc}")
+        raise typer.Exit(2) from exc
     if not cfg.jwt_secret:
         # The CLI issues no tokens; a throwaway secret keeps it from writing one into a data directory.
         cfg.jwt_secret = secrets.token_urlsafe(32)
@@ -67,39 +71,29 @@ def _config(ctx: typer.Context) -> config_mod.Config:
 
 
 # -- plumbing -------------------------------------------------------------------------------------
+# A new command: decorate a function with ``@admin_app.command(...)`` (or a sub-app's), do its work in an
+# ``async def work(a: AdminService)`` and call ``_run(ctx, work)``: the composition root builds the admin
+# service for it (hubbub/root.py), and errors become one red line and exit status 1.
 @contextlib.asynccontextmanager
 async def _admin(cfg: config_mod.Config) -> AsyncIterator[AdminService]:
-    from hubbub.engines.hotgroups.memory import MemoryHotState
-    from hubbub.engines.ratelimit.memory import MemoryRateLimiter
     from hubbub.migrations import runner
-    from hubbub.node import build_blobs, build_broker, build_storage
-    from hubbub.services.container import Services
+    from hubbub.root import Root
 
-    storage = build_storage(cfg)
-    broker = build_broker(cfg)
+    root = Root(cfg, tool=True)
     try:
-        async with storage.engine.connect() as conn:  # type: ignore[attr-defined]
-            have = await conn.run_sync(runner.current)
+        have = await root.get_storage().schema_revision()
         if have != runner.head():
             raise _Fail(
                 f"the database schema is at {have or 'nothing'}, this Hubbub needs {runner.head()}: "
                 "run `hubbub migrate` first"
             )
-        services = Services.build(
-            cfg,
-            storage,
-            broker,
-            MemoryRateLimiter(),
-            MemoryHotState(cfg.hot_cache_messages),
-            build_blobs(cfg),
-        )
-        number = await broker.lease_node_number()
+        admin = root.get_admin()
+        number = await root.get_cluster().lease_node_number()
         if number is not None:
-            services.ids.set_number(number)
-        yield services.admin
+            root.get_ids().set_number(number)
+        yield admin
     finally:
-        await broker.close()
-        await storage.close()
+        await root.close()
 
 
 class _Fail(Exception):
@@ -152,37 +146,38 @@ async def run_migrations(cfg: config_mod.Config) -> None:
     """Apply the pending migrations one by one under a progress bar, in one transaction: all or nothing."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hubbub.engines.storage.sql import SqlStorage
     from hubbub.migrations import runner
-    from hubbub.node import build_storage
+    from hubbub.root import Root
 
-    storage = build_storage(cfg)
-    assert isinstance(storage, SqlStorage)
+    root = Root(cfg, tool=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=console)
+    task = progress.add_task("migrating", total=None)
+    started = 0
+
+    def pending(todo: list[tuple[str, str]]) -> None:
+        if todo:
+            progress.update(task, total=len(todo))
+            progress.start()
+
+    def step(revision: str, doc: str) -> None:
+        nonlocal started
+        if started:
+            progress.advance(task)  # the previous one is done
+        started += 1
+        progress.update(task, description=f"{revision} {doc[:60]}")
+
     try:
-        async with storage.writer.begin() as conn:
-            todo = await conn.run_sync(runner.pending)
-            if not todo:
-                console.print(f"database is at the newest schema ({runner.head()})")
-                return
-            columns = (
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=console) as progress:
-                task = progress.add_task("migrating", total=len(todo))
-
-                def apply(sync_conn: Any) -> None:
-                    for revision, doc in todo:
-                        progress.update(task, description=f"{revision} {doc[:60]}")
-                        runner.upgrade(sync_conn, revision)
-                        progress.advance(task)
-
-                await conn.run_sync(apply)
-        console.print(f"database is at the newest schema ({runner.head()}): applied {len(todo)} migration(s)")
+        applied = await root.get_storage().migrate(pending, step)
+        if applied:
+            progress.advance(task)
     finally:
-        await storage.close()
+        progress.stop()
+        await root.close()
+    if not applied:
+        console.print(f"database is at the newest schema ({runner.head()})")
+    else:
+        console.print(f"database is at the newest schema ({runner.head()}): applied {applied} migration(s)")
 
 
 @admin_app.command("migrate")
@@ -375,7 +370,12 @@ def show_config(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The effective configuration (defaults, environment, options), secrets masked."""
     from hubbub.services.admin import masked_config
 
-    values = masked_config(config_mod.load(dict(ctx.obj) if isinstance(ctx.obj, dict) else {}))
+    try:
+        loaded = config_mod.load(dict(ctx.obj) if isinstance(ctx.obj, dict) else {})
+    except config_mod.ConfigError as exc:
+        errors.print(f"[red]configuration error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    values = masked_config(loaded)
     if as_json:
         console.print_json(json.dumps(values))
         return

@@ -17,6 +17,9 @@ from hubbub.admin_cli import admin_app, run_migrations
 app = typer.Typer(help="Hubbub: a self-hosted chat server.", no_args_is_help=True, add_completion=False)
 app.add_typer(admin_app, name="admin")
 
+#: Exit status for a configuration that cannot work (a usage error, as for a bad option).
+CONFIG_EXIT = 2
+
 #: Where every setting is listed (name, type, default, unit, meaning).
 SETTINGS_DOC = "docs/operations.md, Settings"
 
@@ -84,6 +87,12 @@ def _port_in_use(cfg: config_mod.Config) -> NoReturn:
     raise typer.Exit(1)
 
 
+def config_failed(exc: config_mod.ConfigError) -> NoReturn:
+    """A configuration that cannot work: one clear line and exit status 2, never a traceback."""
+    typer.echo(f"hubbub: configuration error: {exc}", err=True)
+    raise typer.Exit(CONFIG_EXIT) from exc
+
+
 def _announce(url: str, role: str) -> None:
     """One plain line for the person who started the server, besides the JSON log (which goes to stderr)."""
     if role == "gateway":
@@ -119,20 +128,24 @@ def serve(
     ] = None,
 ) -> None:
     """Run a node with every role (embedded SQLite and in-process routing unless told otherwise)."""
+    from hubbub.core.errors import HubbubError
     from hubbub.node import Node
 
-    cfg = config_mod.load(
-        {
-            "host": host,
-            "port": port,
-            "data_dir": data_dir,
-            "database": database,
-            "redis": redis,
-            "node_id": node_id,
-            "log_level": log_level,
-            "role": role,
-        }
-    )
+    try:
+        cfg = config_mod.load(
+            {
+                "host": host,
+                "port": port,
+                "data_dir": data_dir,
+                "database": database,
+                "redis": redis,
+                "node_id": node_id,
+                "log_level": log_level,
+                "role": role,
+            }
+        ).validate_node()
+    except config_mod.ConfigError as exc:
+        config_failed(exc)
     if _port_taken(cfg.host, cfg.port):
         _port_in_use(cfg)
     logs.setup(cfg.log_level, cfg.effective_node_id)
@@ -143,6 +156,9 @@ def serve(
         if exc.errno != errno.EADDRINUSE:  # taken between the check and the bind
             raise
         _port_in_use(cfg)
+    except HubbubError as exc:  # a backend missing at start (Redis not reachable): say so, no traceback
+        typer.echo(f"hubbub: cannot start: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -151,7 +167,10 @@ def migrate(
     database: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Bring the database schema to the newest version (serve also does this on start)."""
-    cfg = config_mod.load({"data_dir": data_dir, "database": database})
+    try:
+        cfg = config_mod.load({"data_dir": data_dir, "database": database})
+    except config_mod.ConfigError as exc:
+        config_failed(exc)
     asyncio.run(run_migrations(cfg))
 
 

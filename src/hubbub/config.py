@@ -1,16 +1,28 @@
 """Typed configuration. Every option has a default that works, so ``hubbub serve`` needs no config at all.
 
 Sources, later wins: defaults, environment variables ``HUBBUB_<FIELD>`` (upper case), CLI flags.
+
+A setting that cannot work is a ``ConfigError``, raised here (``load`` and ``Config.validate``) and nowhere
+deeper: components trust a validated config. The CLI prints the error and exits with status 2 (issue 13.8).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
+#: Values ``log_level`` and ``word_filter`` accept (hubbub/logs.py, services/words.py).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+WORD_FILTER_MODES = ("replace", "reject", "off")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work, with a message that names it and says what would."""
 
 
 class Config(msgspec.Struct, kw_only=True):
@@ -188,6 +200,33 @@ class Config(msgspec.Struct, kw_only=True):
     def effective_node_id(self) -> str:
         return self.node_id or f"{self.host}:{self.port}"
 
+    def validate(self) -> Config:
+        """Raise ``ConfigError`` for a setting that cannot work; the config itself when all can."""
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.word_filter not in WORD_FILTER_MODES:
+            raise ConfigError(
+                f"word_filter must be one of {', '.join(WORD_FILTER_MODES)}, not {self.word_filter!r}"
+            )
+        if self.metrics_listen:
+            _host, _, port = self.metrics_listen.rpartition(":")
+            if not port.isdigit():
+                raise ConfigError(f"metrics_listen must be host:port, not {self.metrics_listen!r}")
+        if not -1 <= self.node_number <= 1023:
+            raise ConfigError(f"node_number must be -1 (leased) or 0-1023, not {self.node_number}")
+        return self
+
+    def validate_node(self) -> Config:
+        """``validate``, plus what only a serving node needs (a tool such as ``hubbub admin`` issues no
+        tokens, so it needs no shared secret)."""
+        self.validate()
+        if self.redis and not self.jwt_secret:
+            raise ConfigError(
+                "a cluster node needs the cluster's shared token secret: set HUBBUB_JWT_SECRET (the same on "
+                "every node), or each node would reject the others' tokens"
+            )
+        return self
+
     def ensure_data_dir(self) -> Path:
         path = Path(self.data_dir)
         path.mkdir(parents=True, exist_ok=True)
@@ -206,6 +245,7 @@ class Config(msgspec.Struct, kw_only=True):
 
 
 def load(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """The config from the environment and ``overrides``, validated (``ConfigError`` if it cannot work)."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for field in msgspec.structs.fields(Config):
@@ -213,4 +253,10 @@ def load(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None
         if raw is not None:
             values[field.name] = raw
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return msgspec.convert(values, Config, strict=False)
+    try:
+        config = msgspec.convert(values, Config, strict=False)
+    except msgspec.ValidationError as exc:  # "Expected `int`, got `str` - at `$.port`"
+        found = re.search(r"\$\.(\w+)", str(exc))
+        where = f"{found[1]} (HUBBUB_{found[1].upper()}): " if found else ""
+        raise ConfigError(f"{where}{exc}") from exc
+    return config.validate()

@@ -14,7 +14,9 @@ from typing import Any, TextIO
 
 import structlog
 
-LEVELS = ("debug", "info", "warning", "error")
+from hubbub.config import LOG_LEVELS, ConfigError
+
+LEVELS = LOG_LEVELS
 
 
 def _with_node(node_id: str) -> Any:
@@ -31,7 +33,7 @@ def setup(
     """Route every logger through one handler on ``stream`` (stderr). ``json`` defaults to "stderr is not a
     terminal"."""
     if level.lower() not in LEVELS:
-        raise SystemExit(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
+        raise ConfigError(f"log_level must be one of {', '.join(LEVELS)}, not {level!r}")
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()

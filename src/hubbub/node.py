@@ -1,7 +1,8 @@
-"""Composition root: builds one node's engines and services from its config, and runs it.
+"""A running node: starts what the composition root (``hubbub/root.py``) built for its role, serves HTTP
+and WebSocket, reports its load, and drains on SIGTERM.
 
-No module-level singletons: everything a node uses hangs off its ``Node``, so a test can run two nodes in one
-process. Engines are chosen here and nowhere else (embedded by default; Redis/PostgreSQL when configured).
+No module-level singletons: everything a node uses hangs off its ``Root``, so a test can run two nodes in one
+process. What is built and started for each role is decided in ``root.py``.
 """
 
 from __future__ import annotations
@@ -20,140 +21,34 @@ from aiohttp import web
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
-from hubbub.core.stats import Reading
-from hubbub.engines.blobs.base import BlobStore
-from hubbub.engines.broker.base import Broker, NodeLoad
-from hubbub.engines.broker.memory import MemoryBroker
-from hubbub.engines.hotgroups.base import HotState
-from hubbub.engines.hotgroups.memory import MemoryHotState
-from hubbub.engines.ratelimit.base import RateLimiter
-from hubbub.engines.ratelimit.memory import MemoryRateLimiter
-from hubbub.engines.redis_link import RedisLink
-from hubbub.engines.storage.base import Storage
-from hubbub.engines.storage.sql import SqlStorage
-from hubbub.gateway.hub import Hub
-from hubbub.gateway.server import Gateway
-from hubbub.gateway.signals import HubAudience
-from hubbub.metrics import BatcherStats, HotStats, HubStats, NodeMetrics
-from hubbub.platform.app import build_app, build_metrics_app
+from hubbub.core.periodic import Periodic
+from hubbub.engines.cluster.base import NodeLoad
+from hubbub.platform.app import build_metrics_app
 from hubbub.platform.limits import server_options
-from hubbub.services.container import Services
-from hubbub.services.hot import HotPolicy
+from hubbub.root import Root
 
 log = logging.getLogger(__name__)
 
 
-def build_storage(config: Config) -> Storage:
-    if not config.database:
-        config.ensure_data_dir()
-    return SqlStorage(
-        config.database_url,
-        is_hot=HotPolicy.of(config).group_is_hot,
-        first_user_admin=config.first_user_admin,
-    )
-
-
-def build_broker(config: Config, link: RedisLink | None = None) -> Broker:
-    """In-process for one node; Redis (registry, presence, per-node streams) when ``--redis`` is given.
-    ``link``: shared by the node's Redis clients (commands counted, failures noticed: engines/redis_link.py)."""
-    if config.redis:
-        from hubbub.engines.broker.redis import RedisBroker
-
-        return RedisBroker(config.redis, config.effective_node_id, link=link)
-    return MemoryBroker(config.effective_node_id)
-
-
-def build_hot_state(config: Config, link: RedisLink | None = None) -> HotState:
-    """Recent messages of hot groups: in Redis for a cluster, else in-process."""
-    if config.redis:
-        import redis.asyncio as aioredis
-
-        from hubbub.engines.hotgroups.redis import RedisHotState
-        from hubbub.engines.redis_link import watched_client
-
-        # A blocking pool: a burst of pulls waits for a connection instead of failing for want of one.
-        client = watched_client(
-            config.redis,
-            link or RedisLink(),
-            pool_class=aioredis.BlockingConnectionPool,
-            max_connections=64,
-            timeout=5,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-        )
-        return RedisHotState(client, capacity=config.hot_cache_messages)
-    return MemoryHotState(config.hot_cache_messages)
-
-
-def build_limiter(config: Config, link: RedisLink | None = None) -> RateLimiter:
-    """Token buckets shared by the cluster through Redis when ``--redis`` is given, else in-process."""
-    if config.redis:
-        from hubbub.engines.broker.redis import connect
-        from hubbub.engines.ratelimit.redis import RedisRateLimiter
-
-        return RedisRateLimiter(config.redis, client=connect(config.redis, timeout=2.0, link=link))
-    return MemoryRateLimiter()
-
-
-def build_blobs(config: Config) -> BlobStore:
-    """Uploaded files: an S3-compatible bucket when ``s3_bucket`` is set, else a local directory."""
-    if config.s3_bucket:
-        from hubbub.engines.blobs.s3 import S3BlobStore
-
-        return S3BlobStore(
-            endpoint=config.s3_endpoint,
-            bucket=config.s3_bucket,
-            access_key=config.s3_access_key,
-            secret_key=config.s3_secret_key,
-            region=config.s3_region,
-            prefix=config.s3_prefix,
-        )
-    from hubbub.engines.blobs.local import LocalBlobStore
-
-    return LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
-
-
 class Node:
     def __init__(self, config: Config) -> None:
-        if config.redis and not config.jwt_secret:
-            raise SystemExit(
-                "a cluster node needs the cluster's shared token secret: set HUBBUB_JWT_SECRET (the same on "
-                "every node), or each node would reject the others' tokens"
-            )
-        self.config = config
-        self.storage = build_storage(config)
-        #: The node's view of its Redis (cluster only): commands sent, and whether it answers.
-        self.redis_link = RedisLink() if config.redis else None
-        self.broker = build_broker(config, self.redis_link)
-        self.limiter = build_limiter(config, self.redis_link)
-        self.hot_state = build_hot_state(config, self.redis_link)
-        self.blobs = build_blobs(config)
-        self.services = Services.build(
-            config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
-        )
-        self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
+        self.root = root = Root(config)
+        self.config = root.config
+        self.storage = root.get_storage()
+        self.redis_link = root.get_redis_link()
+        self.cluster = root.get_cluster()
+        self.registry = root.get_registry()
+        self.routing = root.get_routing()
+        self.limiter = root.get_limiter()
+        self.hot_state = root.get_hot_state()
+        self.blobs = root.get_blobs()
+        self.services = root.get_services()
+        self.hub = root.get_hub()
         self.signaller = self.services.hot.signaller
-        self.signaller.attach(HubAudience(self.hub))
-        self.hub.on_news = self.services.hot.heard
-        self.metrics = NodeMetrics()
-        self.metrics.provide(
-            HubStats(self.hub),
-            BatcherStats(self.services.messages.batcher),
-            HotStats(self.services.hot, self.signaller),
-        )
-        if isinstance(storage := self.storage, SqlStorage):
-            self.metrics.provide(
-                Reading("db_queries", "counter", "SQL statements executed.", lambda: storage.queries)
-            )
-        if self.redis_link is not None:
-            from hubbub.engines.broker.redis import RedisBroker
-
-            self.metrics.provide(self.redis_link)
-            if isinstance(self.broker, RedisBroker):
-                self.metrics.provide(self.broker)  # its queue's lag
-        self.services.messages.batcher.on_batch = self.metrics.batch_size.observe
-        self.gateway = Gateway(self.services, self.hub, self.metrics)
-        self.app = build_app(self.services, self.gateway, self.metrics)
+        self.metrics = root.get_metrics()
+        #: None on a platform-only node (no ``/ws``).
+        self.gateway = root.get_gateway()
+        self.app = root.get_app()
         self._runner: web.AppRunner | None = None
         self._metrics_runner: web.AppRunner | None = None
         self.port = config.port
@@ -161,7 +56,7 @@ class Node:
         self.metrics_port: int | None = None
         self._stopped = False
         self._started_at = 0
-        self._reporter: asyncio.Task[None] | None = None
+        self._reporter = Periodic("load-report", config.load_report_s, self.report_load, jitter=0.1)
 
     async def start(self) -> None:
         await self.storage.start()
@@ -169,12 +64,15 @@ class Node:
         await self.services.media.start()
         await self.services.words.load()
         self.services.words.start()
-        await self.broker.start(self.hub)
+        await self.cluster.start()
+        await self.routing.start(self.hub)
         if self.config.node_number >= 0:
             self.services.ids.set_number(self.config.node_number)
-        elif (number := await self.broker.lease_node_number()) is not None:
+        elif (number := await self.cluster.lease_node_number()) is not None:
             self.services.ids.set_number(number)
-        self.hub.start()
+        if self.root.serves_websocket:  # nothing to renew or sweep on a node without connections
+            await self.registry.start(self.hub)
+            self.hub.start()
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,
@@ -197,15 +95,15 @@ class Node:
         )
         self._started_at = now_ms()
         await self.report_load()
-        self._reporter = asyncio.get_running_loop().create_task(self._report_load_forever())
+        self._reporter.start()
 
     async def _start_metrics_listener(self) -> None:
         host, _, port = self.config.metrics_listen.rpartition(":")
-        if not port.isdigit():
-            raise SystemExit(f"metrics_listen must be host:port, not {self.config.metrics_listen!r}")
         self._metrics_runner = web.AppRunner(build_metrics_app(self.config, self.metrics), access_log=None)
         await self._metrics_runner.setup()
-        site = web.TCPSite(self._metrics_runner, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True)
+        site = web.TCPSite(
+            self._metrics_runner, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True
+        )
         await site.start()
         for address in self._metrics_runner.addresses:
             self.metrics_port = int(address[1])
@@ -213,26 +111,16 @@ class Node:
 
     async def report_load(self) -> None:
         """Publish this node's load for ``hubbub admin nodes`` (and ``GET /api/v1/admin/nodes``)."""
-        await self.broker.report_load(
+        await self.cluster.report_load(
             NodeLoad(
                 node=self.config.effective_node_id,
                 connections=len(self.hub.by_id),
                 users=len(self.hub.by_user),
                 started_at=self._started_at,
                 reported_at=now_ms(),
-                draining=not self.gateway.accepting,
+                draining=self.gateway is not None and not self.gateway.accepting,
             )
         )
-
-    async def _report_load_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.load_report_s)
-            try:
-                await self.report_load()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("load report failed")
 
     async def stop(self) -> None:
         """Drain and stop (docs/operations.md, "Draining"): refuse new connections, store and acknowledge
@@ -245,33 +133,25 @@ class Node:
         budget = self.config.drain_timeout_s
         started = time.monotonic()
         log.info("draining", extra={"connections": len(self.hub.by_id), "budget_s": budget})
-        await self.gateway.drain(timeout=budget / 2)
-        if self._reporter is not None:
-            self._reporter.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.report_load(), 1)  # shown as draining until it is gone
-        await self.services.words.close()
+        if self.gateway is not None:
+            await self.gateway.drain(timeout=budget / 2)
+        await self._reporter.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.report_load(), 1)  # shown as draining until it is gone
         await self.services.messages.close()  # sends that came over HTTP meanwhile
-        await self.services.media.close()
-        self.services.auth.close()  # the password hashing threads
         if self._runner is not None:
             await self._runner.cleanup()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
-        await self.blobs.close()
-        await self.broker.close()
-        self.services.hot.close()  # pending signals: their terminals are gone
-        await self.hot_state.close()
-        close_limiter = getattr(self.limiter, "close", None)  # the Redis limiter holds a connection pool
-        if close_limiter is not None:
-            await close_limiter()
-        await self.storage.close()
+        await self.root.close()  # services, then engines (root.py)
         log.info("stopped", extra={"seconds": round(time.monotonic() - started, 2)})
 
     @property
     def url(self) -> str:
         """Where a person on this machine reaches the node (an any-address listener is reached locally)."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.config.host, self.config.host)
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(
+            self.config.host, self.config.host
+        )
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"

@@ -13,7 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hubbub.engines.broker.redis import RedisBroker
+from hubbub.engines.cluster.redis import RedisCluster
+from hubbub.engines.redis_keys import QUEUE_GROUP, Keys
+from hubbub.engines.redis_link import RedisLink, connect
 from hubbub.node import Node
 from tests import servers
 from tests.conftest import TIMEOUT_FACTOR, base_url
@@ -101,14 +103,17 @@ async def _is(http: aiohttp.ClientSession, node: Node, status: int) -> bool:
 
 
 async def test_stream_lag_counts_unread_queue_entries(redis_server: servers.RedisServer) -> None:
-    broker = RedisBroker(redis_server.url, "lagging", prefix="lag:")
+    """The lag is read by the cluster membership's probe, of the queue the routing engine reads."""
+    keys = Keys("lag:")
+    client = connect(redis_server.url, RedisLink())
+    cluster = RedisCluster(client, "lagging", url=redis_server.url, link=RedisLink(), keys=keys)
     try:
-        await broker._ensure_group()
+        await client.xgroup_create(keys.queue("lagging"), QUEUE_GROUP, id="$", mkstream=True)
         for _ in range(3):
-            await broker.redis.xadd(broker._queue_key("lagging"), {"d": b""})
-        await broker._update_lag()
-        assert broker.lag == 3
-        assert [f.value for f in broker.figures() if f.name == "node_stream_lag"] == [3]
+            await client.xadd(keys.queue("lagging"), {"d": b""})
+        await cluster._update_lag()
+        assert cluster.lag == 3
+        assert [f.value for f in cluster.figures() if f.name == "node_stream_lag"] == [3]
     finally:
-        await broker.redis.aclose()
-        await broker._probe.aclose()
+        await cluster.close()
+        await client.aclose()

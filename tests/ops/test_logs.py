@@ -11,6 +11,7 @@ import pytest
 
 from hubbub import logs
 from hubbub.client import HubbubClient
+from hubbub.config import ConfigError
 from tests.conftest import PASSWORD, base_url, friends
 
 
@@ -78,7 +79,7 @@ async def test_errors_carry_their_code(node, json_logs):
 
 
 def test_bad_level_is_refused():
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="log_level"):
         logs.setup("loud")
 
 

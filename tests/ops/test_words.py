@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from hubbub.client import ApiError, HubbubClient
+from hubbub.config import ConfigError
 from hubbub.services.words import WordFilter
 from tests import conftest
 from tests.conftest import PASSWORD, base_url, friends
@@ -88,8 +89,8 @@ async def test_filter_unit(tmp_path):
     f.apply(caption)
     assert caption == {"upload": "u1", "caption": "***"}
     assert not await f.refresh()  # same version: no reload
-    with pytest.raises(SystemExit):
-        WordFilter(conftest.test_config(tmp_path, word_filter="shout"), Words())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="word_filter"):  # refused by validation, before any component
+        conftest.test_config(tmp_path, word_filter="shout").validate()
 
 
 @pytest.mark.parametrize(

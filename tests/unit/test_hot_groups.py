@@ -16,11 +16,11 @@ import pytest
 
 from hubbub.config import Config
 from hubbub.core.models import Group, Message
-from hubbub.engines.broker.base import News
-from hubbub.engines.broker.memory import MemoryBroker
 from hubbub.engines.hotgroups.memory import MemoryHotState
+from hubbub.engines.routing.memory import MemoryRouting
 from hubbub.engines.storage.base import Storage
 from hubbub.services.hot import HotGroups, HotPolicy
+from hubbub.services.hot.news import News
 from hubbub.services.hot.rosters import ROSTER_TTL_S
 
 CONV = "g:1"
@@ -110,10 +110,10 @@ def node(
     storage: FakeStorage, state: MemoryHotState, clock: FakeClock, audience: FakeAudience | None = None
 ) -> HotGroups:
     """One node's hot groups (nodes of a test share storage and the cache, as a cluster's share PostgreSQL
-    and Redis). Its broker only loops news back to it: tests hand news to other nodes with ``heard``, and
+    and Redis). Its routing only loops news back to it: tests hand news to other nodes with ``heard``, and
     flush signals themselves (the window is long enough never to end during a test)."""
     config = Config(hot_group_threshold=500, hot_signal_window_ms=60_000)
-    hot = HotGroups(config, cast(Storage, storage), MemoryBroker(), state, clock)
+    hot = HotGroups(config, cast(Storage, storage), MemoryRouting(), state, clock)
     if audience is not None:
         hot.signaller.attach(audience)
     _nodes.append(hot)

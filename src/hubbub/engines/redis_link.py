@@ -25,6 +25,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, Connection, ConnectionPool, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -122,3 +124,17 @@ def watched_client(
     base = url_options.pop("connection_class", Connection)
     pool = pool_class(connection_class=_watched(base, link), **{**options, **url_options})
     return aioredis.Redis.from_pool(pool)
+
+
+def connect(url: str, link: RedisLink, timeout: float = 5.0) -> aioredis.Redis:
+    """The client a node's cluster engines share: it retries a command a few times on a broken connection
+    (a restarted Redis), briefly, and reports its commands and failures to ``link``."""
+    return watched_client(
+        url,
+        link,
+        socket_connect_timeout=2,
+        socket_timeout=timeout,
+        health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )

@@ -1,4 +1,4 @@
-"""This node's live connections, and delivery of broker events to them."""
+"""This node's live connections, and delivery of routed events to them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 
-from hubbub.engines.broker.base import Event, News
+from hubbub.core.periodic import Periodic
+from hubbub.engines.routing.base import Event
 from hubbub.gateway.connection import Connection, WireStats
 from hubbub.gateway.wire import text_frame
 from hubbub.protocol.close_codes import Close
@@ -14,7 +15,8 @@ from hubbub.protocol.session import State
 
 
 class Hub:
-    """Implements the broker's ``LocalSink``: the broker hands it events, it writes them to sockets."""
+    """Implements routing's ``LocalSink`` (routing hands it events, it writes them to sockets) and the
+    registry's ``LocalCloser``."""
 
     def __init__(self, heartbeat_s: float, auth_timeout_s: float) -> None:
         self.by_id: dict[str, Connection] = {}
@@ -25,10 +27,10 @@ class Hub:
         self.joining: dict[int, list[Connection]] = {}
         self.heartbeat_s = heartbeat_s
         self.auth_timeout_s = auth_timeout_s
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("hub-sweeper", min(1.0, heartbeat_s / 5), self._sweep)
         self.stats = WireStats()
-        #: Set by the node: receives hot-group news (gateway/signals.py).
-        self.on_news: Callable[[Sequence[News]], None] | None = None
+        #: Set by the composition root: receives node broadcasts (today, the hot groups' news).
+        self.on_broadcast: Callable[[bytes], None] | None = None
 
     # -- membership -------------------------------------------------------------------------------
     def add(self, conn: Connection) -> None:
@@ -63,9 +65,9 @@ class Hub:
                     if conn.conn_id != event.exclude_conn:
                         conn.write(frame)
 
-    def news(self, items: Sequence[News]) -> None:
-        if self.on_news is not None:
-            self.on_news(items)
+    def broadcast(self, payload: bytes) -> None:
+        if self.on_broadcast is not None:
+            self.on_broadcast(payload)
 
     def disconnect(
         self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
@@ -84,28 +86,30 @@ class Hub:
 
     # -- timeouts ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        """Start the sweeper (a node that serves WebSocket connections; the composition root decides)."""
+        self._sweeper.start()
 
     async def _sweep(self) -> None:
         """One task for all connections (not a timer each): close the silent and the unauthenticated."""
         silent_after = self.heartbeat_s * 2.5
-        while True:
-            await asyncio.sleep(min(1.0, self.heartbeat_s / 5))
-            now = time.monotonic()
-            for conn in list(self.by_id.values()):
-                if conn.closing:
-                    continue
-                # Only a client that has not *sent* auth in time: one whose auth the server is still checking
-                # (a slow database after a failover) must not get a terminal 4401 for the server's slowness.
-                awaiting = conn.session.state is State.AWAITING_AUTH
-                if awaiting and now - conn.connected_at > self.auth_timeout_s:
-                    conn.close(Close.UNAUTHORIZED, "authentication timed out")
-                elif now - conn.last_seen > silent_after:
-                    conn.close(Close.HEARTBEAT_TIMEOUT, "no heartbeat")
+        now = time.monotonic()
+        for conn in list(self.by_id.values()):
+            if conn.closing:
+                continue
+            # Only a client that has not *sent* auth in time: one whose auth the server is still checking
+            # (a slow database after a failover) must not get a terminal 4401 for the server's slowness.
+            awaiting = conn.session.state is State.AWAITING_AUTH
+            if awaiting and now - conn.connected_at > self.auth_timeout_s:
+                conn.close(Close.UNAUTHORIZED, "authentication timed out")
+            elif now - conn.last_seen > silent_after:
+                conn.close(Close.HEARTBEAT_TIMEOUT, "no heartbeat")
+
+    @property
+    def sweeping(self) -> bool:
+        return self._sweeper.running
 
     async def close_all(self, code: Close, reason: str) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        await self._sweeper.stop()
         conns = list(self.by_id.values())
         for conn in conns:
             conn.close(code, reason)

@@ -185,7 +185,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
         """Ready only when storage (and, in a cluster, Redis) answer: load balancers route by this."""
         try:
             await services.storage.ping()
-            await services.broker.ping()
+            await services.cluster.ping()
         except HubbubError as exc:
             return error_response(exc)
         if gateway is not None and not gateway.accepting:

@@ -10,7 +10,7 @@ from msgspec import Meta
 
 from hubbub.core.errors import invalid
 from hubbub.core.models import Group
-from hubbub.engines.broker.base import NodeLoad
+from hubbub.engines.cluster.base import NodeLoad
 from hubbub.engines.storage.base import UserRecord
 from hubbub.platform.routing import Ctx, route
 

@@ -27,7 +27,8 @@ from hubbub.core.convs import group_conv, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Group
-from hubbub.engines.broker.base import Broker, Event, NodeLoad
+from hubbub.engines.cluster.base import Cluster, NodeLoad
+from hubbub.engines.routing.base import Event, Routing
 from hubbub.engines.storage.base import GroupChange, NewMessage, Storage, Stored, UserRecord
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.frames import MsgPush, encode
@@ -78,7 +79,8 @@ class AdminService:
         self,
         config: Config,
         storage: Storage,
-        broker: Broker,
+        routing: Routing,
+        cluster: Cluster,
         groups: GroupService,
         words: WordFilter,
         ids: MessageIds,
@@ -86,7 +88,8 @@ class AdminService:
     ) -> None:
         self.config = config
         self.storage = storage
-        self.broker = broker
+        self.routing = routing
+        self.cluster = cluster
         self.groups = groups
         self.words = words
         self.ids = ids
@@ -145,7 +148,7 @@ class AdminService:
 
     async def ban(self, user_id: int) -> UserRecord:
         """Ban: no more logins or refreshes, every session revoked, every connection closed (4403) on every
-        node — through the broker's node queues, so within a round trip, not at the next token expiry.
+        node — through the nodes' queues (routing), so within a round trip, not at the next token expiry.
 
         The flag and the revocations are one transaction, and a session is only ever created in a
         transaction that finds the user not banned, so no login racing the ban keeps a session; a socket
@@ -154,7 +157,7 @@ class AdminService:
         record = await self.storage.ban_user(user_id)
         if record is None:
             raise not_found("user")
-        await self.broker.disconnect(user_id, Close.REVOKED, "banned")
+        await self.routing.disconnect(user_id, Close.REVOKED, "banned")
         return record
 
     async def unban(self, user_id: int) -> UserRecord:
@@ -250,7 +253,7 @@ class AdminService:
             for uid, r in zip(recipients, results, strict=True)
             if isinstance(r, Stored) and not r.duplicate
         ]
-        await self.broker.publish(events)
+        await self.routing.publish(events)
         return len(batch)
 
     # -- words ------------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ class AdminService:
 
     # -- cluster ----------------------------------------------------------------------------------
     async def nodes(self) -> list[NodeLoad]:
-        return await self.broker.nodes()
+        return await self.cluster.nodes()
 
     def config_view(self) -> dict[str, Any]:
         return masked_config(self.config)

@@ -19,8 +19,8 @@ from hubbub.config import Config
 from hubbub.core.clock import now_ms
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Tokens, User
-from hubbub.engines.broker.base import Broker
 from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.close_codes import Close
 from hubbub.services.limits import enforce
@@ -43,11 +43,11 @@ def _banned() -> HubbubError:
 
 class AuthService:
     def __init__(
-        self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter, passwords: Passwords
+        self, config: Config, storage: Storage, routing: Routing, limiter: RateLimiter, passwords: Passwords
     ) -> None:
         self.config = config
         self.storage = storage
-        self.broker = broker
+        self.routing = routing
         self.limiter = limiter
         self.passwords = passwords
         self._secret = config.secret()
@@ -192,11 +192,11 @@ class AuthService:
         new_hash = await self.passwords.hash(new)
         revoked = await self.storage.set_password(principal.user_id, new_hash, keep_sid=principal.sid)
         for sid in revoked:
-            await self.broker.disconnect(principal.user_id, Close.REVOKED, "password changed", sid=sid)
+            await self.routing.disconnect(principal.user_id, Close.REVOKED, "password changed", sid=sid)
 
     def close(self) -> None:
         self.passwords.close()
 
     async def _end_session(self, user_id: int, sid: str) -> None:
         await self.storage.revoke_session(sid)
-        await self.broker.disconnect(user_id, Close.REVOKED, "session ended", sid=sid)
+        await self.routing.disconnect(user_id, Close.REVOKED, "session ended", sid=sid)

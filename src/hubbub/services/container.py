@@ -1,4 +1,9 @@
-"""The services of one node, built together by the composition root (``hubbub.node``)."""
+"""``Services``: a read-only bag of one node's services, for the routes and the gateway to reach them by name.
+
+It builds nothing: the composition root (``hubbub/root.py``) builds every service with exactly what it uses
+and fills the bag. Services never take the bag themselves (a service that could reach everything would hide
+what it depends on).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,10 @@ from dataclasses import dataclass
 
 from hubbub.config import Config
 from hubbub.core.ids import MessageIds
-from hubbub.engines.blobs.base import BlobStore
-from hubbub.engines.broker.base import Broker
-from hubbub.engines.hotgroups.base import HotState
-from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.cluster.base import Cluster
+from hubbub.engines.registry.base import Registry
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
-from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
@@ -20,7 +23,6 @@ from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
-from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
 from hubbub.services.words import WordFilter
 
@@ -29,7 +31,9 @@ from hubbub.services.words import WordFilter
 class Services:
     config: Config
     storage: Storage
-    broker: Broker
+    routing: Routing
+    registry: Registry
+    cluster: Cluster
     auth: AuthService
     accounts: AccountService
     friends: FriendService
@@ -41,42 +45,3 @@ class Services:
     media: MediaService
     words: WordFilter
     admin: AdminService
-
-    @classmethod
-    def build(
-        cls,
-        config: Config,
-        storage: Storage,
-        broker: Broker,
-        limiter: RateLimiter,
-        hot_state: HotState,
-        blobs: BlobStore | None = None,
-    ) -> Services:
-        friends = FriendService(config, storage, broker, limiter)
-        ids = MessageIds(config.effective_node_id)
-        hot = HotGroups(config, storage, broker, hot_state)
-        if blobs is None:
-            from hubbub.engines.blobs.local import LocalBlobStore
-
-            blobs = LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
-        media = MediaService(config, storage, blobs)
-        words = WordFilter(config, storage)
-        rules = content.ContentRules(config, media, words)
-        groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
-        passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
-        return cls(
-            config=config,
-            storage=storage,
-            broker=broker,
-            auth=AuthService(config, storage, broker, limiter, passwords),
-            accounts=AccountService(storage, media),
-            friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
-            groups=groups,
-            hot=hot,
-            ids=ids,
-            presence=PresenceService(storage, broker),
-            media=media,
-            words=words,
-            admin=AdminService(config, storage, broker, groups, words, ids, passwords),
-        )

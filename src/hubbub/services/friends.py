@@ -10,8 +10,9 @@ from hubbub.config import Config
 from hubbub.core.clock import now_ms
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.models import Friend, FriendRequest
-from hubbub.engines.broker.base import Broker, Event
 from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.registry.base import Registry
+from hubbub.engines.routing.base import Event, Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.frames import FriendPush, encode
 from hubbub.services.limits import enforce
@@ -23,10 +24,13 @@ _CACHE_MAX = 200_000
 
 
 class FriendService:
-    def __init__(self, config: Config, storage: Storage, broker: Broker, limiter: RateLimiter) -> None:
+    def __init__(
+        self, config: Config, storage: Storage, routing: Routing, registry: Registry, limiter: RateLimiter
+    ) -> None:
         self.config = config
         self.storage = storage
-        self.broker = broker
+        self.routing = routing
+        self.registry = registry
         self.limiter = limiter
         self._friends_cache: dict[tuple[int, int], float] = {}
         self._checking: dict[tuple[int, int], asyncio.Future[bool]] = {}
@@ -79,7 +83,7 @@ class FriendService:
             raise HubbubError(Code.CONFLICT, "this request was already answered")
         await self.storage.add_friendship(request.from_user.id, request.to_user.id, now_ms())
         accepted = _with_status(request, "accepted")
-        await self.broker.publish(
+        await self.routing.publish(
             [
                 Event(
                     [request.from_user.id],
@@ -106,7 +110,7 @@ class FriendService:
             raise not_found("friend")
         self._friends_cache.pop((min(me, friend_id), max(me, friend_id)), None)
         people = await self.storage.users([me, friend_id])
-        await self.broker.publish(
+        await self.routing.publish(
             [
                 Event([me], encode(FriendPush(event="removed", user=people.get(friend_id)))),
                 Event([friend_id], encode(FriendPush(event="removed", user=people.get(me)))),
@@ -115,7 +119,7 @@ class FriendService:
 
     async def friends(self, me: int) -> list[Friend]:
         pairs = await self.storage.friends(me)
-        online = await self.broker.presence([u.id for u, _ in pairs])
+        online = await self.registry.presence([u.id for u, _ in pairs])
         return [Friend(user=user, since=since, online=user.id in online) for user, since in pairs]
 
     async def requests(self, me: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
@@ -132,7 +136,7 @@ class FriendService:
         return request
 
     async def _tell(self, users: list[int], frame: FriendPush) -> None:
-        await self.broker.publish([Event(users, encode(frame))])
+        await self.routing.publish([Event(users, encode(frame))])
 
 
 def _with_status(request: FriendRequest, status: str) -> FriendRequest:

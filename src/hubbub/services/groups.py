@@ -18,8 +18,9 @@ from hubbub.core.convs import group_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Group, GroupMember
-from hubbub.engines.broker.base import Broker, Event
 from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.registry.base import Registry
+from hubbub.engines.routing.base import Event, Routing
 from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, Storage
 from hubbub.protocol.frames import MsgPush, encode
 from hubbub.services.friends import FriendService
@@ -38,7 +39,8 @@ class GroupService:
         self,
         config: Config,
         storage: Storage,
-        broker: Broker,
+        routing: Routing,
+        registry: Registry,
         limiter: RateLimiter,
         friends: FriendService,
         ids: MessageIds,
@@ -49,7 +51,8 @@ class GroupService:
         self.config = config
         self.hot = hot
         self.storage = storage
-        self.broker = broker
+        self.routing = routing
+        self.registry = registry
         self.limiter = limiter
         self.friends = friends
         self.ids = ids
@@ -100,7 +103,7 @@ class GroupService:
         await self._member(group_id, me)
         limit = max(1, min(limit, 200))
         page = await self.storage.group_members(group_id, after, limit)
-        online = await self.broker.presence([m.user.id for m in page])
+        online = await self.registry.presence([m.user.id for m in page])
         return online, page[-1].user.id if len(page) == limit else None
 
     async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:
@@ -324,9 +327,9 @@ class GroupService:
         if push_pull:
             gone = sorted(set(update.before) - set(update.after))
             if gone:
-                await self.broker.publish([Event(gone, encode(MsgPush(msg=message)))])
+                await self.routing.publish([Event(gone, encode(MsgPush(msg=message)))])
             return
-        await self.broker.publish([Event(update.stored.recipients, encode(MsgPush(msg=message)))])
+        await self.routing.publish([Event(update.stored.recipients, encode(MsgPush(msg=message)))])
 
 
 def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:

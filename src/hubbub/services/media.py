@@ -37,6 +37,7 @@ import msgspec
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
+from hubbub.core.periodic import Periodic
 from hubbub.engines.blobs.base import BlobNotFound, BlobStore
 from hubbub.engines.storage.base import Storage, UploadRecord
 from hubbub.services import media_probe as probe
@@ -134,7 +135,7 @@ class MediaService:
             "voice": config.max_voice_bytes,
             "video": config.max_video_bytes,
         }
-        self._gc_task: asyncio.Task[None] | None = None
+        self._gc = Periodic("blob-gc", max(config.blob_gc_interval_s, 1.0), self._gc_round, jitter=0.1)
         # Their own bounded pools, not the default executor (which password hashing shares): N hostile
         # uploads wait for these threads instead of taking every thread the node has.
         self._images = ThreadPoolExecutor(config.image_decode_threads, thread_name_prefix="hubbub-image")
@@ -149,7 +150,7 @@ class MediaService:
     async def start(self) -> None:
         await asyncio.to_thread(self._prepare_spool)
         if self.config.blob_gc_interval_s > 0:
-            self._gc_task = asyncio.create_task(self._gc_loop(), name="blob-gc")
+            self._gc.start()
 
     def _prepare_spool(self) -> None:
         self.spool.mkdir(parents=True, exist_ok=True)
@@ -160,11 +161,7 @@ class MediaService:
                     entry.unlink()
 
     async def close(self) -> None:
-        if self._gc_task is not None:
-            self._gc_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
-            self._gc_task = None
+        await self._gc.stop()
         self._images.shutdown(wait=False, cancel_futures=True)
         self._probes.shutdown(wait=False, cancel_futures=True)
 
@@ -401,17 +398,11 @@ class MediaService:
             ) from exc
 
     # -- garbage collection ----------------------------------------------------------------------------
-    async def _gc_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.blob_gc_interval_s)
-            try:
-                report = await self.gc_once()
-                if report.uploads or report.blobs:
-                    log.info("blob gc: %s", report)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("blob gc failed; retrying at the next interval")
+    async def _gc_round(self) -> None:
+        """One round of the collector (``Periodic`` logs a failure and retries at the next interval)."""
+        report = await self.gc_once()
+        if report.uploads or report.blobs:
+            log.info("blob gc: %s", report)
 
     async def gc_once(self, now: int | None = None, batch: int = 500) -> GcReport:
         cutoff = (now if now is not None else now_ms()) - int(self.config.blob_gc_grace_s * 1000)

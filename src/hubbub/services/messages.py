@@ -21,8 +21,8 @@ from hubbub.core.convs import parse_group, parse_private, peer_of, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Ack, Conversation, Message
-from hubbub.engines.broker.base import Broker, Event
 from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.engines.routing.base import Event, Routing
 from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
 from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
 from hubbub.services import content
@@ -91,7 +91,7 @@ class MessageService:
         self,
         config: Config,
         storage: Storage,
-        broker: Broker,
+        routing: Routing,
         limiter: RateLimiter,
         friends: FriendService,
         ids: MessageIds,
@@ -102,7 +102,7 @@ class MessageService:
         self.hot = hot
         self.content = rules
         self.storage = storage
-        self.broker = broker
+        self.routing = routing
         self.limiter = limiter
         self.friends = friends
         self.ids = ids
@@ -207,7 +207,7 @@ class MessageService:
                 if not recipients:
                     continue
             events.append(Event(recipients, payload, origin))
-        await self.broker.publish(events)
+        await self.routing.publish(events)
         if hot:
             await self.hot.publish(hot)
 
@@ -279,7 +279,7 @@ class MessageService:
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
-        await self.broker.publish(
+        await self.routing.publish(
             [Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
         )
         return read_seq
@@ -298,7 +298,7 @@ class MessageService:
         private = await self._private_conv(user_id, None, conv)
         peer = peer_of(private, user_id)
         if peer is not None:
-            await self.broker.publish([Event([peer], encode(TypingPush(conv=private, user=user_id)))])
+            await self.routing.publish([Event([peer], encode(TypingPush(conv=private, user=user_id)))])
 
     # -- recall -----------------------------------------------------------------------------------
     async def recall(self, user_id: int, conv: str, seq: int) -> Message:

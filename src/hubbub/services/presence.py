@@ -1,29 +1,39 @@
-"""Online status, derived from the broker's registry and pushed to friends when it changes."""
+"""Online status, derived from the connection registry and pushed to friends when it changes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubbub.engines.broker.base import Broker, Event, Registered
+from hubbub.engines.registry.base import Registered, Registry
+from hubbub.engines.routing.base import Event, Routing
 from hubbub.engines.storage.base import Storage
+from hubbub.protocol.close_codes import Close
 from hubbub.protocol.frames import PresencePush, encode
 
 
 class PresenceService:
-    def __init__(self, storage: Storage, broker: Broker) -> None:
+    def __init__(self, storage: Storage, registry: Registry, routing: Routing) -> None:
         self.storage = storage
-        self.broker = broker
+        self.registry = registry
+        self.routing = routing
 
     async def connected(self, user_id: int, terminal: str, conn_id: str) -> None:
-        await self._announce(user_id, await self.broker.register(user_id, terminal, conn_id))
+        """Take the terminal's slot. The connection it replaces, on any node, is sent its 4409 before this
+        returns (and so before the new one hears ``auth_ok``)."""
+        change = await self.registry.register(user_id, terminal, conn_id)
+        if (old := change.replaced) is not None:
+            await self.routing.disconnect(
+                user_id, Close.REPLACED, "replaced by a newer login", conn_id=old.conn_id, node=old.node
+            )
+        await self._announce(user_id, change)
 
     async def disconnected(self, user_id: int, terminal: str, conn_id: str) -> None:
-        change = await self.broker.unregister(user_id, terminal, conn_id)
+        change = await self.registry.unregister(user_id, terminal, conn_id)
         if change is not None:
             await self._announce(user_id, change)
 
     async def online(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-        return await self.broker.presence(user_ids)
+        return await self.registry.presence(user_ids)
 
     async def _announce(self, user_id: int, change: Registered) -> None:
         if change.before == change.after:
@@ -31,4 +41,4 @@ class PresenceService:
         friends = await self.storage.friend_ids(user_id)
         if friends:
             frame = PresencePush(user=user_id, online=bool(change.after), terminals=list(change.after))
-            await self.broker.publish([Event(friends, encode(frame))])
+            await self.routing.publish([Event(friends, encode(frame))])

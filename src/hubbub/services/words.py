@@ -18,7 +18,6 @@ is itself, lower-cased); any other is folded once, and mapped back to the origin
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -26,13 +25,14 @@ import sys
 import unicodedata
 from typing import Any
 
-from hubbub.config import Config
+from hubbub.config import WORD_FILTER_MODES, Config
 from hubbub.core.errors import Code, HubbubError, invalid
+from hubbub.core.periodic import Periodic
 from hubbub.engines.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
-MODES = ("replace", "reject", "off")
+MODES = WORD_FILTER_MODES
 REPLACEMENT = "***"
 MAX_WORD_CHARS = 64
 #: Fields of a message body the filter reads: the text, and the caption of an image, file or video.
@@ -90,15 +90,14 @@ def normalize(word: str) -> str:
 
 class WordFilter:
     def __init__(self, config: Config, storage: Storage) -> None:
-        if config.word_filter not in MODES:
-            raise SystemExit(f"word_filter must be one of {', '.join(MODES)}, not {config.word_filter!r}")
         self.mode = config.word_filter
         self.storage = storage
         self.refresh_s = config.word_refresh_s
         self.version = -1
         self.words: tuple[str, ...] = ()
         self._pattern: re.Pattern[str] | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Its own log line on failure (the event name operators grep for), so never a failure for Periodic.
+        self._refresher = Periodic("word-filter", self.refresh_s, self._keep_fresh)
 
     # -- the cached list --------------------------------------------------------------------------
     async def load(self) -> None:
@@ -125,23 +124,17 @@ class WordFilter:
         return True
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._keep_fresh(), name="word-filter")
+        self._refresher.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        await self._refresher.stop()
 
     async def _keep_fresh(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_s)
-            try:
-                if await self.refresh():
-                    log.info("word_list_reloaded", extra={"words": len(self.words), "version": self.version})
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database is down: keep filtering with the list we have
-                log.warning("word_list_refresh_failed", extra={"error": str(exc)})
+        try:
+            if await self.refresh():
+                log.info("word_list_reloaded", extra={"words": len(self.words), "version": self.version})
+        except Exception as exc:  # the database is down: keep filtering with the list we have
+            log.warning("word_list_refresh_failed", extra={"error": str(exc)})
 
     # -- checking ---------------------------------------------------------------------------------
     def find(self, text: str) -> list[str]:

@@ -15,9 +15,9 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from hubbub.engines.broker.redis import connect
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
+from hubbub.engines.redis_link import RedisLink, connect
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ return tostring(wait)
 class RedisRateLimiter(RateLimiter):
     def __init__(self, url: str, *, prefix: str = "hubbub:", client: aioredis.Redis | None = None) -> None:
         self.prefix = prefix
-        self.redis: aioredis.Redis = client or connect(url, timeout=2.0)
+        self.redis: aioredis.Redis = client or connect(url, RedisLink(), timeout=2.0)
         self._take = self.redis.register_script(_TAKE)
         self._fallback = MemoryRateLimiter()
         self._down_until = 0.0

@@ -334,6 +334,17 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
     async def ping(self) -> None:
         """Raise UNAVAILABLE unless the database answers a trivial query."""
 
+    @abc.abstractmethod
+    async def schema_revision(self) -> str | None:
+        """The database's migration revision; None for an empty database (``hubbub admin`` checks it)."""
+
+    @abc.abstractmethod
+    async def migrate(
+        self, pending: Callable[[list[tuple[str, str]]], None], step: Callable[[str, str], None]
+    ) -> int:
+        """Apply the pending migrations in one transaction (all or nothing): ``pending`` is told them
+        (revision, description) first, ``step`` each before it runs. Returns how many were applied."""
+
     # -- accounts -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:

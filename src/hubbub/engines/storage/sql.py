@@ -103,6 +103,30 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         async with self.writer.begin() as conn:
             await conn.run_sync(upgrade)
 
+    async def schema_revision(self) -> str | None:
+        from hubbub.migrations.runner import current
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(current)
+
+    async def migrate(
+        self, pending: Callable[[list[tuple[str, str]]], None], step: Callable[[str, str], None]
+    ) -> int:
+        from hubbub.migrations import runner
+
+        async with self.writer.begin() as conn:
+            todo = await conn.run_sync(runner.pending)
+            pending(todo)
+
+            def apply(sync_conn: Any) -> None:
+                for revision, doc in todo:
+                    step(revision, doc)
+                    runner.upgrade(sync_conn, revision)
+
+            if todo:
+                await conn.run_sync(apply)
+        return len(todo)
+
     async def close(self) -> None:
         if self._batch_writer is not None:
             self._batch_writer.close()

@@ -1,5 +1,6 @@
 """Hot groups (push-pull delivery), in one place: what makes a group hot, who may pull, whom to signal.
 
+- ``news``: what a node tells every node about a group, encoded as an opaque node broadcast;
 - ``policy``: the one definition of hot (the owner's flag or the member count) and the member cap;
 - ``rosters``: this node's cache of hot groups' members, dropped by every group change on every node;
 - ``pulls``: serving pulls from the recent-message cache, then the database;
@@ -7,8 +8,8 @@
   only writes the bytes);
 - ``service``: ``HotGroups``, the entry point the other services and the node use.
 
-The engines underneath are ``engines/hotgroups`` (the recent-message cache) and ``Broker.announce`` (news to
-every node). Docs: docs/architecture.md, "Hot groups".
+The engines underneath are ``engines/hotgroups`` (the recent-message cache) and ``Routing.broadcast`` (news to
+every node, as opaque bytes). Docs: docs/architecture.md, "Hot groups".
 """
 
 from hubbub.services.hot.policy import HotPolicy

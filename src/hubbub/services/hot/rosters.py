@@ -10,7 +10,7 @@ its invalidation. Three rules keep it current:
 2. **A load that raced a change is not kept.** Each drop bumps the group's generation; a load that started
    before the drop finishes into a newer generation and is discarded, so a roster read just before a kick
    cannot be installed after it.
-3. **Nothing is kept long.** News travels at most once (``Broker.announce``): should a drop be lost (Redis
+3. **Nothing is kept long.** News travels at most once (``Routing.broadcast``): should a drop be lost (Redis
    restarting), the roster is still reloaded ``ttl_s`` after it was read. That bounds how stale a roster can
    be on a node that missed a change; normally it is the milliseconds the news takes.
 

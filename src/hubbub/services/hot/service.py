@@ -2,7 +2,8 @@
 
 A message to a hot group is stored once as usual. Then, instead of one push per member:
 1. its encoded JSON goes into a bounded cache of the group's recent messages (``HotState``);
-2. one small ``News(conv, seq)`` goes to every node (``Broker.announce``: a queue write per node);
+2. one small ``News(conv, seq)`` goes to every node (``Routing.broadcast`` of the encoded news: a queue write
+   per node);
 3. each node's ``Signaller`` coalesces news over a short window and writes a tiny ``news`` frame only to its
    live terminals of current members that are behind; mentioned members get one at once;
 4. clients pull the batch they miss; pulls are served from the cache (then the database), off the read loop.
@@ -13,19 +14,25 @@ Every group change, hot or not, is announced to every node too, so each drops it
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from hubbub.config import Config
 from hubbub.core.models import Message
-from hubbub.engines.broker.base import Broker, News
 from hubbub.engines.hotgroups.base import HotState
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import NewMessage, Storage, Stored
 from hubbub.protocol.frames import encode
+from hubbub.services.hot.news import News, decode_news, encode_news
 from hubbub.services.hot.policy import HotPolicy
 from hubbub.services.hot.pulls import Pulls
 from hubbub.services.hot.rosters import Rosters
 from hubbub.services.hot.signals import Signaller
+
+log = logging.getLogger(__name__)
 
 
 class HotGroups:
@@ -33,11 +40,11 @@ class HotGroups:
         self,
         config: Config,
         storage: Storage,
-        broker: Broker,
+        routing: Routing,
         state: HotState,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.broker = broker
+        self.routing = routing
         self.state = state
         self.policy = HotPolicy.of(config)
         self.rosters = Rosters(storage, self.policy, clock)
@@ -47,6 +54,15 @@ class HotGroups:
         self._push_pull: set[str] = set()
 
     # -- what this node hears ---------------------------------------------------------------------
+    def heard_broadcast(self, payload: bytes) -> None:
+        """A node broadcast arrived (the hub hands every one here): the news it carries."""
+        try:
+            items = decode_news(payload)
+        except msgspec.DecodeError:
+            log.error("dropping a node broadcast that is not hot-group news")
+            return
+        self.heard(items)
+
     def heard(self, items: Sequence[News]) -> None:
         """News from any node (this one included): drop what it made stale, then queue the signals."""
         for n in items:
@@ -78,16 +94,19 @@ class HotGroups:
             )
         for conv, items in per_conv.items():
             await self.state.append(conv, items)
-        await self.broker.announce(_coalesce(news))
+        await self._announce(_coalesce(news))
 
     async def group_changed(self, message: Message, push_pull: bool) -> None:
         """A group change (its system message ``message``) was stored: every node drops its roster of the
         group, whatever the group's mode. In a push-pull group the members are signalled of it as well."""
         if push_pull:
             await self.state.append(message.conv, [(message.seq, encode(message))])
-        await self.broker.announce(
-            [News(conv=message.conv, seq=message.seq, group_changed=True, signal=push_pull)]
-        )
+        await self._announce([News(conv=message.conv, seq=message.seq, group_changed=True, signal=push_pull)])
+
+    async def _announce(self, items: Sequence[News]) -> None:
+        """To every node, this one included (one queue write per node, whatever the group's size)."""
+        if items:
+            await self.routing.broadcast(encode_news(items))
 
     async def recalled(self, message: Message) -> None:
         """A recalled group message must not be served from the cache with its old body. Done whether or not

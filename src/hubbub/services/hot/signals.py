@@ -25,8 +25,8 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from hubbub.engines.broker.base import News
 from hubbub.protocol.frames import NewsPush, encode
+from hubbub.services.hot.news import News
 from hubbub.services.hot.rosters import Rosters
 
 log = logging.getLogger(__name__)

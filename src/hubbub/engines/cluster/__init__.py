@@ -1,0 +1,1 @@
+"""Cluster membership: which nodes are alive, their load, node numbers, whether the shared backend answers."""

@@ -1,0 +1,1 @@
+"""The connection registry: which connection holds each (user, terminal) slot, and presence derived from it."""

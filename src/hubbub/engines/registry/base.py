@@ -1,0 +1,84 @@
+"""The connection registry interface: who holds each (user, terminal) slot, and presence derived from it.
+
+Contract (tests/contract/test_registry.py runs it against every implementation):
+- ``register`` makes the connection the holder of its (user, terminal) slot, **atomically**: of two
+  registrations of one slot at once, on any nodes, the later one holds it, and each earlier holder is named
+  as ``Registered.replaced`` of exactly one call. The caller must close that connection (with
+  ``Close.REPLACED``, through ``Routing.disconnect(..., node=replaced.node)``), or two terminals of one slot
+  stay open. A node's own record of what it holds (what it renews) always names the connection the registry
+  kept.
+- ``unregister`` frees the slot only if this connection still holds it (a replaced connection that closes
+  late must not log the new one out); None otherwise.
+- **Expiry.** Entries must expire if not renewed: a node renews its own entries (every ``refresh_s`` on
+  Redis), so the entries of a node that died vanish by themselves, from presence as soon as the node counts
+  as dead (``Cluster.is_alive``). A renewal that finds its slot taken by another live connection does not
+  overwrite it: it closes its own connection as replaced, through the ``LocalCloser`` given to ``start``.
+- ``presence`` is derived from the registry: a user is online while any terminal is held by a connection of
+  a live node. Users with none are left out.
+- ``locate`` names the nodes that hold the users' connections, for routing: one round trip for any number
+  of users.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from hubbub.protocol.close_codes import Close
+
+
+class Holder(msgspec.Struct, frozen=True):
+    """A connection holding a slot: where it is."""
+
+    node: str
+    conn_id: str
+
+
+class Registered(msgspec.Struct, frozen=True):
+    #: The user's terminals before and after this registration.
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    #: The connection this registration took the slot from, still open: the caller closes it.
+    replaced: Holder | None = None
+
+
+class LocalCloser(Protocol):
+    """What the registry calls to close a connection of this node (the gateway's hub)."""
+
+    def disconnect(
+        self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
+    ) -> None: ...
+
+
+class Registry(abc.ABC):
+    node_id: str
+
+    @abc.abstractmethod
+    async def start(self, closer: LocalCloser) -> None:
+        """Begin renewing this node's entries; ``closer`` closes a local connection whose slot was taken."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop renewing and free every slot this node holds."""
+
+    @abc.abstractmethod
+    async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered: ...
+
+    @abc.abstractmethod
+    async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:
+        """None if the connection no longer held its slot."""
+
+    @abc.abstractmethod
+    async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """Online terminals per user; users with none are left out."""
+
+    @abc.abstractmethod
+    async def locate(
+        self, user_ids: Sequence[int], *, conn_id: str | None = None, stale: bool = False
+    ) -> dict[int, set[str]]:
+        """The nodes holding each user's connections (only ``conn_id``'s, if given); users with none are left
+        out. Entries past their expiry count only with ``stale`` (a close must reach a node that failed to
+        renew; a push need not). The answer may name a node that just died: routing skips dead nodes."""
