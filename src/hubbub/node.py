@@ -64,8 +64,9 @@ class Node:
         await self.services.media.start()
         await self.services.words.load()
         self.services.words.start()
-        await self.cluster.start()
+        # The queue first: membership reads its lag as it starts, so the gauge is there from the first scrape.
         await self.routing.start(self.hub)
+        await self.cluster.start()
         if self.config.node_number >= 0:
             self.services.ids.set_number(self.config.node_number)
         elif (number := await self.cluster.lease_node_number()) is not None:

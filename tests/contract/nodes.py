@@ -112,8 +112,8 @@ async def start_redis_engines(url: str, node_id: str, prefix: str, *, hub: FakeH
     registry = RedisRegistry(client, node_id, cluster, keys=keys, refresh_s=0.3, alive_ttl_s=1)
     routing = RedisRouting(client, node_id, registry, cluster, keys=keys)
     engines = Engines(node_id, cluster, registry, routing, hub or FakeHub(), client)
-    await cluster.start()
     await routing.start(engines.hub)
+    await cluster.start()
     await registry.start(engines.hub)
     return engines
 
