@@ -3,6 +3,8 @@ then what only Redis can show: other nodes, dead nodes, node numbers."""
 
 from __future__ import annotations
 
+import re
+
 from hubbub.core.clock import now_ms
 from hubbub.engines.cluster.base import NodeLoad
 from tests.contract.nodes import MakeEngines, make_engines, redis_only
@@ -48,3 +50,21 @@ async def test_other_nodes_and_dead_ones(make_engines: MakeEngines) -> None:
     assert listed == {"n1": True, "n2": True}  # n3 left the node set when found dead (it never reported)
     await n2.cluster.close()
     assert [load.node for load in await n1.cluster.nodes()] == ["n1"]
+
+
+async def test_every_key_is_hash_tagged(make_engines: MakeEngines) -> None:
+    """Redis Cluster safe (docs/architecture.md, "Cluster"): every key the three engines write carries a hash
+    tag, so each script's keys, and each node's or user's keys, stay in one slot."""
+    redis_only(make_engines, "no keys in one process")
+    n1, n2 = await make_engines("n1"), await make_engines("n2")
+    await n1.connect(1, "web", "n1/1")
+    await n2.connect(1, "web", "n2/1")  # a takeover across nodes
+    await n1.cluster.report_load(NodeLoad(node="n1", reported_at=now_ms()))
+    await n1.cluster.lease_node_number()
+    await n1.routing.broadcast(b"x")
+    prefix = make_engines.prefix  # type: ignore[attr-defined]
+    assert n1.client is not None
+    keys = [k.decode() async for k in n1.client.scan_iter(match=f"{prefix}*")]
+    assert len(keys) >= 7, keys  # user hash, 2 alive, 2 queues, node set, load, numbers
+    untagged = [k for k in keys if not re.fullmatch(rf"{re.escape(prefix)}\{{[^{{}}]+\}}(:\w+)?", k)]
+    assert not untagged, untagged
