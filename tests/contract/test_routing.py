@@ -7,7 +7,10 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from hubbub.engines.redis_keys import QUEUE_GROUP
+from hubbub.engines.cluster.redis import RedisCluster
+from hubbub.engines.redis_keys import QUEUE_GROUP, Keys
+from hubbub.engines.redis_link import RedisLink, connect
+from hubbub.engines.registry.redis import RedisRegistry
 from hubbub.engines.routing.base import Event
 from hubbub.engines.routing.redis import RedisRouting
 from hubbub.protocol.close_codes import Close
@@ -187,3 +190,29 @@ def _try_publish(node: Engines, hub: FakeHub) -> bool:
         return True
     asyncio.get_running_loop().create_task(node.routing.publish([Event((2,), b"after")]))
     return False
+
+
+async def test_a_process_that_is_no_node_still_reaches_the_nodes(make_engines: MakeEngines) -> None:
+    """``hubbub admin`` routes without joining (no sink, no queue): its pushes, closes and broadcasts still
+    reach the nodes. Its broadcasts used to go nowhere (the broker returned early without a sink), so a group
+    dismissed or frozen from the CLI left every node's roster of it standing until it expired."""
+    redis_only(make_engines, "in one process there is no other node to reach")
+    n1 = await make_engines("n1")
+    await n1.connect(1, "web", "n1/1")
+    # what Root(tool=True) builds for the admin CLI: the three engines, none of them started
+    keys = Keys(make_engines.prefix)  # type: ignore[attr-defined]
+    client = connect(make_engines.url, RedisLink())  # type: ignore[attr-defined]
+    cluster = RedisCluster(client, "admin-cli", url=make_engines.url, link=RedisLink(), keys=keys)  # type: ignore[attr-defined]
+    cli = RedisRouting(
+        client, "admin-cli", RedisRegistry(client, "admin-cli", cluster, keys=keys), cluster, keys=keys
+    )
+    await cli.publish([Event((1,), b"notice")])
+    await cli.broadcast(b"group changed")
+    await cli.disconnect(1, Close.REVOKED, "banned")
+    await eventually(
+        lambda: n1.hub.broadcasts == [b"group changed"] and (1, Close.REVOKED, "n1/1") in n1.hub.closed
+    )
+    assert n1.hub.received["n1/1"] == [b"notice"]
+    await cli.close()
+    await cluster.close()
+    await client.aclose()
