@@ -12,7 +12,8 @@ use, from the config and the other getters, and returns the same object afterwar
   ``Services`` bag, so each can be built in a test from memory engines alone.
 - **No module-level state**: a test builds two roots in one process and gets two independent nodes.
 
-The role decides what runs, not only which routes are mounted (docs/architecture.md, "Roles"):
+The role decides what runs, not only which routes are mounted (docs/architecture.md, "Roles and the
+composition root"):
 
 ==============================  =====  =======  ========  =====
 what                            all    gateway  platform  admin
