@@ -105,11 +105,14 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
 
 
 def _digits_only(path: str) -> str:
-    """Integer path parameters match digits only, so ``DELETE /api/v1/friends/requests`` is an unknown method
-    (405), not a friend removal of user "requests" (found by schemathesis); a non-number id is not_found."""
+    """Integer path parameters match only a segment with a digit in it, so ``DELETE /api/v1/friends/requests``
+    is an unknown method (405), not a friend removal of user "requests" (found by schemathesis). A segment
+    with a digit that is not an id's one spelling ("007", "+7", "７") reaches ``Ctx.path_int``: ``invalid_id``.
+    One with no digit at all names no route: ``not_found``."""
+
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[0-9]+}}"
+        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[^/]*\\d[^/]*}}"
 
     return re.sub(r"{(\w+)}", param, path)
 

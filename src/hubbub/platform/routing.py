@@ -13,7 +13,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from hubbub.core.errors import Code, HubbubError
+from hubbub.core.convs import validate
+from hubbub.core.errors import Code, HubbubError, invalid_id
+from hubbub.core.ids import MAX_SEQ, parse_id, parse_number, parse_seq
 from hubbub.services.auth import Principal
 from hubbub.services.container import Services
 
@@ -72,22 +74,37 @@ class Ctx:
         assert self.principal is not None
         return self.principal.user_id
 
-    def path_int(self, name: str) -> int:
+    def path_int(self, name: str, *, seq: bool = False) -> int:
+        """A user, group or request id (or with ``seq``, a seq) from the path, spelled canonically
+        (core/ids.py); anything else is ``invalid_id``, so "007", "+7" or "７" never reach a service."""
         raw = self.request.match_info[name]
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # "²".isdigit() is True
-            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be a positive integer")
-        return int(raw)
+        value = parse_seq(raw) if seq else parse_id(raw)
+        if value is None:
+            raise invalid_id(name, "a seq" if seq else "an id")
+        return value
+
+    def path_conv(self, name: str = "conv") -> str:
+        """A conversation id from the path, in its canonical form (``invalid_id`` otherwise)."""
+        return validate(self.request.match_info[name], name)
+
+    def query_seq(self, name: str, high: int = MAX_SEQ) -> int | None:
+        """A seq or an id cursor from the query (0 to ``high``, canonical), None when absent."""
+        raw = self.request.query.get(name)
+        if raw is None or raw == "":
+            return None
+        value = parse_seq(raw, high)
+        if value is None:
+            raise invalid_id(name, f"a number from 0 to {high}")
+        return value
 
     def query_int(self, name: str, default: int | None, low: int = 0, high: int = 2**53) -> int | None:
+        """A count (a page size) from the query; ``invalid_field`` unless a number from low to high."""
         raw = self.request.query.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be an integer") from exc
-        if not low <= value <= high:
-            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be between {low} and {high}")
+        value = parse_number(raw, high)
+        if value is None or value < low:
+            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be an integer from {low} to {high}")
         return value
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hubbub.core.convs import is_canonical, not_a_conversation
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Message, User
 from hubbub.engines.storage import schema as t
@@ -474,7 +475,10 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             for m in batch:
                 if (m.sender, m.cmid) not in seen:
                     seen.add((m.sender, m.cmid))
-                    fresh.append(m)
+                    if is_canonical(m.conv):
+                        fresh.append(m)
+                    else:  # the edges refuse these; one that got past them fails alone, not its batch
+                        rejected[(m.sender, m.cmid)] = Rejected(not_a_conversation())
 
             group_convs = sorted({m.conv for m in fresh if m.conv.startswith("g:")})
             if group_convs:

@@ -16,6 +16,7 @@ import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
+from hubbub.core.convs import parse_private
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Message
 from hubbub.engines.storage.base import NewMessage, Stored
@@ -41,7 +42,8 @@ class SqliteBatchWriter:
 
     @staticmethod
     def handles(batch: list[NewMessage]) -> bool:
-        return all(m.conv.startswith("p:") for m in batch)
+        """Private conversations only, in their canonical spelling (the general path refuses the others)."""
+        return all(parse_private(m.conv) is not None for m in batch)
 
     async def store(self, batch: list[NewMessage]) -> list[Stored]:
         try:
