@@ -11,7 +11,7 @@ import pytest
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import NewMessage, Storage
+from hubbub.engines.storage.base import GroupChange, NewMessage, Storage
 from hubbub.engines.storage.sql import SqlStorage
 from tests import servers
 
@@ -169,6 +169,27 @@ async def test_store_is_idempotent_on_sender_and_cmid(storage: Storage) -> None:
     assert [(s.message.seq, s.duplicate) for s in batch] == [(3, False), (3, True), (4, False)]
     assert batch[0].message == batch[1].message
     assert [m.cmid for m in await storage.messages_after(conv, 0, 100)] == ["same", "same", "twin", "z"]
+
+
+async def test_a_duplicate_names_who_should_hear_of_it_now(storage: Storage) -> None:
+    """A resend is pushed again (the first try may have died before pushing): storage says to whom, from the
+    stored message, never from the resend, and not to members who joined after it (issue 12.5)."""
+    a, b, conv = await two_users(storage)
+    c = (await storage.create_user("cleo", "Cleo", "h", NOW)).id
+    await storage.store_messages([new(conv, a, "p1")])
+    # the resend names another conversation: still the stored one, and its pair
+    (again,) = await storage.store_messages([new(f"p:{min(a, c)}:{max(a, c)}", a, "p1")])
+    assert again.duplicate and again.message.conv == conv and set(again.recipients) == {a, b}
+
+    notice = NewMessage(id=next(_ids), conv="", sender=a, cmid="~created", type="system", body={}, ts=NOW)
+    group = (await storage.create_group(a, {"name": "g"}, [b], notice)).group
+    gconv = f"g:{group.id}"
+    (first,) = await storage.store_messages([new(gconv, b, "g1", members=(0,))])
+    join = NewMessage(id=next(_ids), conv=gconv, sender=a, cmid="~join", type="system", body={}, ts=NOW)
+    await storage.change_group(group.id, GroupChange(add={c: "member"}), join)
+    (resent,) = await storage.store_messages([new(gconv, b, "g1", members=(0,))])
+    assert resent.duplicate and resent.message == first.message and not resent.hot
+    assert set(resent.recipients) == {a, b}  # not c, who joined after it
 
 
 async def test_concurrent_batches_from_two_instances(make_storage: MakeStorage) -> None:

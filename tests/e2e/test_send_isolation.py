@@ -14,6 +14,9 @@ import aiohttp
 import pytest
 
 from hubbub.client import ApiError, HubbubClient
+from hubbub.core.clock import now_ms
+from hubbub.core.ids import MessageIds
+from hubbub.engines.storage.base import NewMessage
 from tests.conftest import PASSWORD, base_url, friends
 
 
@@ -124,3 +127,19 @@ async def test_out_of_range_user_ids_in_json_are_invalid_field(make_client, to):
     with pytest.raises(ApiError) as refused:
         await alice.api("POST", "/api/v1/friends/requests", {"to": to})
     assert refused.value.code == "invalid_field"
+
+
+async def test_a_resend_pushes_its_stored_message_again_embedded(node, make_client):
+    """Issue 12.5 on the embedded default (SQLite's one-call writer): a message stored without being pushed
+    (its node died in between; here stored straight through the storage engine) is pushed on its resend.
+    The cluster version is tests/cluster/test_republish.py."""
+    alice, bob = await make_client(), await make_client()
+    await friends(alice, bob)
+    a, b = sorted((alice.user_id, bob.user_id))
+    item = NewMessage(id=MessageIds("gone").next(), conv=f"p:{a}:{b}", sender=alice.user_id, cmid="resend-1",
+                      type="text", body={"text": "late"}, ts=now_ms(), members=(a, b))
+    (stored,) = await node.storage.store_messages([item])
+    ack = await alice.send_text("late", to=bob.user_id, cmid="resend-1")
+    assert ack["id"] == stored.message.id
+    frame = await bob.next_event("msg", timeout=5, where=lambda f: f["msg"]["id"] == ack["id"])
+    assert frame["msg"]["seq"] == 1

@@ -11,6 +11,7 @@ Guarantees (docs/architecture.md, "Conversations, sequences, sync"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import msgspec
@@ -185,17 +186,26 @@ class MessageService:
         return ack_of(stored.message)
 
     async def _publish_stored(self, items: list[NewMessage], results: list[Stored | Rejected]) -> None:
+        """Push what a batch stored. A resend's message (``duplicate``) is pushed again, to the recipients
+        storage names for the stored message (never the resend's own ``to``/``conv``): its first try may
+        have stored it on a node that died before publishing, and recipients drop a seq they hold."""
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
+        published: set[str] = set()
         for item, result in zip(items, results, strict=True):
             origin = self._origin.pop((item.sender, item.cmid), None)
-            if isinstance(result, Rejected) or result.duplicate:
-                continue
+            if isinstance(result, Rejected) or result.message.id in published:
+                continue  # (the same cmid twice in one batch: one push)
+            published.add(result.message.id)
+            if result.duplicate:
+                item = _as_stored(item, result.message)
             if result.hot:
                 hot.append((item, result))
                 continue
             payload = encode(MsgPush(msg=result.message))
-            events.append(Event(result.recipients or item.members, payload, origin))
+            recipients = result.recipients if result.duplicate else result.recipients or item.members
+            if recipients:
+                events.append(Event(recipients, payload, origin))
         await self.broker.publish(events)
         if hot:
             await self.hot.publish(hot)
@@ -328,6 +338,19 @@ class MessageService:
 
 def ack_of(message: Message) -> Ack:
     return Ack(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
+
+
+def _as_stored(item: NewMessage, message: Message) -> NewMessage:
+    """A resend, described by the message it resends: its mentions are those the stored body carries (they
+    were checked when it was stored), not whatever the resend claims."""
+    mentions: tuple[int, ...] = ()
+    mention_all = False
+    if parse_group(message.conv) is not None:
+        with contextlib.suppress(HubbubError):  # a body stored before a rule changed: no mention, still a push
+            mentions, mention_all = content.mentions_of(message.body)
+    return msgspec.structs.replace(
+        item, conv=message.conv, body=message.body, mentions=mentions, mention_all=mention_all
+    )
 
 
 def _members_of(conv: str) -> tuple[int, ...]:

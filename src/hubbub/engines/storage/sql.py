@@ -16,13 +16,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from hubbub.core.convs import is_canonical, not_a_conversation
+from hubbub.core.convs import is_canonical, not_a_conversation, parse_private
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Message, User
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base import (
     Admit,
     ConvState,
+    GroupFacts,
     NewMessage,
     RefreshToken,
     Rejected,
@@ -481,14 +482,26 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                         rejected[(m.sender, m.cmid)] = Rejected(not_a_conversation())
 
             group_convs = sorted({m.conv for m in fresh if m.conv.startswith("g:")})
+            # A resend is told who should hear of its message now, as a new message is, and republished:
+            # the first try may have stored it and died before publishing (issue 12.5).
+            dup_groups = {e.conv for e in existing.values() if e.conv.startswith("g:")}
+            senders: dict[str, set[int]] = {}
+            for prior in existing.values():
+                senders.setdefault(prior.conv, set()).add(prior.sender)
+            for m in fresh:
+                senders.setdefault(m.conv, set()).add(m.sender)
+            facts: dict[str, GroupFacts] = {}
+            readers: dict[str, dict[int, int]] = {}
             if group_convs:
                 # Lock first, then read the members: a kick committed before our lock is seen; one after
                 # it waits for us. Either way the message and the membership agree.
                 await self._lock_conversations(conn, group_convs)
-                senders: dict[str, set[int]] = {}
-                for m in fresh:
-                    senders.setdefault(m.conv, set()).add(m.sender)
-                facts = await self._group_facts(conn, {c: senders[c] for c in group_convs})
+            if group_convs or dup_groups:
+                every = sorted({*group_convs, *dup_groups})
+                facts = await self._group_facts(conn, {c: senders[c] for c in every})
+            if dup_groups:
+                readers = await self._readers(conn, [c for c in dup_groups if c in facts and not facts[c].hot])
+            if group_convs:
                 admitted = []
                 for m in fresh:
                     if m.conv in facts:
@@ -512,7 +525,16 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         for m in batch:
             key = (m.sender, m.cmid)
             if key in existing:
-                results.append(Stored(message=existing[key], duplicate=True))
+                found = existing[key]
+                pair = parse_private(found.conv)
+                if pair is not None:
+                    results.append(Stored(message=found, duplicate=True, recipients=pair))
+                elif found.conv in facts and facts[found.conv].hot:
+                    results.append(Stored(message=found, duplicate=True, hot=True))
+                else:  # members who may read it: not those who joined after it (their floor is above)
+                    floors = readers.get(found.conv, {})
+                    who = tuple(user for user, floor in floors.items() if floor < found.seq)
+                    results.append(Stored(message=found, duplicate=True, recipients=who))
             elif key in rejected:
                 results.append(rejected[key])
             else:
@@ -527,6 +549,16 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 )
                 first_seen.add(key)
         return results
+
+    async def _readers(self, conn: AsyncConnection, convs: list[str]) -> dict[str, dict[int, int]]:
+        """conv -> member -> floor (a member reads the messages above it), for the given conversations."""
+        cm = t.conv_members
+        found: dict[str, dict[int, int]] = {}
+        if convs:
+            rows = await conn.execute(select(cm.c.conv, cm.c.user_id, cm.c.min_seq).where(cm.c.conv.in_(convs)))
+            for row in rows:
+                found.setdefault(row.conv, {})[row.user_id] = row.min_seq
+        return found
 
     async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[tuple[int, str], Message]:
         """Give new messages their seqs and insert them (and their mentions), inside ``conn``'s transaction."""

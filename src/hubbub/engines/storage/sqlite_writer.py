@@ -145,8 +145,9 @@ class SqliteBatchWriter:
         first_seen: set[tuple[int, str]] = set()
         for m in batch:
             key = (m.sender, m.cmid)
-            if key in existing:
-                results.append(Stored(message=existing[key], duplicate=True))
+            if key in existing:  # republished to the pair, as a resend is (SqlStorage._store_messages)
+                pair = parse_private(existing[key].conv) or ()
+                results.append(Stored(message=existing[key], duplicate=True, recipients=pair))
             else:
                 results.append(Stored(message=stored[key], duplicate=key in first_seen, recipients=m.members))
                 first_seen.add(key)
