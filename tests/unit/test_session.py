@@ -62,7 +62,9 @@ def test_bad_frames_are_classified(raw, code):
 
 
 @pytest.mark.parametrize(
-    "conv", ["g:07", "p:2:1", "p:1:1", "p:01:2", "g:+7", "g: 7", "g:\uff17", "g:\u00b2", "g:" + "9" * 20]
+    "conv",
+    ["g:07", "p:2:1", "p:1:1", "p:01:2", "g:+7", "g: 7", "g:\uff17", "g:\u00b2", "g:" + "9" * 20, "g:" + "9" * 90,
+     "", "g:", "p::", "nonsense"],
 )
 @pytest.mark.parametrize("kind", ["pull", "history", "read", "recall", "typing", "receipts", "send"])
 def test_non_canonical_conversation_ids_are_invalid_id(kind, conv):

@@ -8,8 +8,17 @@ client's conversation id; the rest of the server can then compare ids as strings
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
+
 from hubbub.core.errors import HubbubError, invalid_id
 from hubbub.core.ids import parse_id
+
+#: A conversation id in a body or frame. Its spelling is checked by :func:`validate` (``invalid_id``), not by
+#: a length or pattern here, which would refuse some non-canonical spellings as ``invalid_field`` instead:
+#: one code for every bad id.
+ConvField = Annotated[str, Meta(description="a conversation id, canonical: p:<low>:<high> or g:<id>")]
 
 
 def private_conv(a: int, b: int) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from hubbub.core.convs import validate
+from hubbub.core.convs import ConvField, validate
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.ids import IdField, SeqField
 from hubbub.core.models import Ack, Conversation, Message
@@ -19,7 +19,7 @@ class SendBody(msgspec.Struct, kw_only=True):
     body: dict[str, Any]
     type: Annotated[str, Meta(max_length=16)] = "text"
     to: IdField | None = None
-    conv: Annotated[str, Meta(min_length=3, max_length=48)] | None = None
+    conv: ConvField | None = None
 
 
 class ReadBody(msgspec.Struct, kw_only=True):

@@ -13,13 +13,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from hubbub.core.convs import validate
+from hubbub.core.convs import ConvField, validate
 from hubbub.core.ids import IdField, SeqField
 from hubbub.core.models import Conversation, Message, Terminal, User
 
 Rid = str | int | None
 Cmid = Annotated[str, Meta(min_length=1, max_length=64)]
-ConvId = Annotated[str, Meta(min_length=3, max_length=48)]
+ConvId = ConvField  # checked in ClientFrame.__post_init__
 Seq = SeqField
 Limit = Annotated[int, Meta(ge=1, le=200)]
 UserId = IdField
