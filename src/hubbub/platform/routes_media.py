@@ -60,7 +60,10 @@ async def upload(ctx: Ctx) -> UploadView:
     except ValueError as exc:  # "multipart/form-data" without a boundary (found by schemathesis)
         raise HubbubError(Code.BAD_REQUEST, f"malformed multipart body: {exc}") from exc
     while True:
-        part = await reader.next()
+        try:
+            part = await reader.next()
+        except ValueError as exc:  # a body that does not start with the boundary (found by test_fuzz headers)
+            raise HubbubError(Code.BAD_REQUEST, f"malformed multipart body: {exc}") from exc
         if part is None:
             raise invalid("file", "the multipart body has no 'file' part")
         if not isinstance(part, BodyPartReader):
