@@ -26,7 +26,7 @@ from hubbub.platform import (  # noqa: F401
 )
 from hubbub.platform.access_log import USER_KEY, access_log
 from hubbub.platform.limits import EdgeLimits
-from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
+from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body, ids_in_path
 from hubbub.services.container import Services
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,6 +92,7 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
             # Before the body is read: a non-admin learns nothing of these routes, not even their schemas
             # (a 422 for a bad body would tell them the route takes one). Found by the authorization matrix.
             await services.admin.require_admin(principal.user_id)
+        ids_in_path(request)  # a bad id is invalid_id whatever the body (read next) holds
         body = await decode_body(request, r.body) if r.body is not None else None
         result = await r.handler(Ctx(services, request, principal, body))
         if isinstance(result, web.StreamResponse):  # a download, already streamed

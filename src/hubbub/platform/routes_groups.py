@@ -279,6 +279,6 @@ async def prefs(ctx: Ctx) -> GroupMember:
     tag="groups",
 )
 async def receipts(ctx: Ctx) -> Receipts:
-    group_id, seq = ctx.path_int("group_id"), ctx.path_int("seq", seq=True)
+    group_id, seq = ctx.path_int("group_id"), ctx.path_int("seq")
     read, total, readers = await ctx.s.groups.receipts(ctx.me, group_id, seq)
     return Receipts(conv=group_conv(group_id), seq=seq, read=read, total=total, readers=readers)

@@ -113,4 +113,4 @@ async def read(ctx: Ctx) -> ReadResult:
 )
 async def recall(ctx: Ctx) -> Message:
     conv = ctx.path_conv()
-    return await ctx.s.messages.recall(ctx.me, conv, ctx.path_int("seq", seq=True))
+    return await ctx.s.messages.recall(ctx.me, conv, ctx.path_int("seq"))

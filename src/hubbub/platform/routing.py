@@ -74,14 +74,11 @@ class Ctx:
         assert self.principal is not None
         return self.principal.user_id
 
-    def path_int(self, name: str, *, seq: bool = False) -> int:
-        """A user, group or request id (or with ``seq``, a seq) from the path, spelled canonically
-        (core/ids.py); anything else is ``invalid_id``, so "007", "+7" or "７" never reach a service."""
-        raw = self.request.match_info[name]
-        value = parse_seq(raw) if seq else parse_id(raw)
-        if value is None:
-            raise invalid_id(name, "a seq" if seq else "an id")
-        return value
+    def path_int(self, name: str) -> int:
+        """A user, group or request id (a seq when the parameter is ``seq``) from the path, spelled
+        canonically (core/ids.py); anything else is ``invalid_id``, so "007", "+7" or "７" never reach a
+        service."""
+        return _path_number(name, self.request.match_info[name])
 
     def path_conv(self, name: str = "conv") -> str:
         """A conversation id from the path, in its canonical form (``invalid_id`` otherwise)."""
@@ -106,6 +103,23 @@ class Ctx:
         if value is None or value < low:
             raise HubbubError(Code.INVALID_FIELD, f"{name}: must be an integer from {low} to {high}")
         return value
+
+
+def ids_in_path(request: web.Request) -> None:
+    """Refuse a request whose path holds an id that is not canonical (``invalid_id``), before its body is
+    read, so a bad id is reported as such whatever else is wrong with the request."""
+    for name, raw in request.match_info.items():
+        if name == "conv":
+            validate(raw, name)
+        elif name != "upload_id":
+            _path_number(name, raw)
+
+
+def _path_number(name: str, raw: str) -> int:
+    value = parse_seq(raw) if name == "seq" else parse_id(raw)
+    if value is None:
+        raise invalid_id(name, "a seq" if name == "seq" else "an id")
+    return value
 
 
 async def decode_body(request: web.Request, body_type: type[msgspec.Struct]) -> Any:
