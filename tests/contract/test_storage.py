@@ -7,12 +7,14 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import GroupChange, NewMessage, Storage
+from hubbub.engines.storage.base import GroupChange, NewMessage, Rejected, Storage, Stored
 from hubbub.engines.storage.sql import SqlStorage
+from hubbub.services.batcher import SendBatcher
 from tests import servers
 
 _ids = itertools.count(1_000_000)
@@ -190,6 +192,33 @@ async def test_a_duplicate_names_who_should_hear_of_it_now(storage: Storage) -> 
     (resent,) = await storage.store_messages([new(gconv, b, "g1", members=(0,))])
     assert resent.duplicate and resent.message == first.message and not resent.hot
     assert set(resent.recipients) == {a, b}  # not c, who joined after it
+
+
+async def test_a_value_the_database_refuses_fails_only_its_message(storage: Storage) -> None:
+    """PostgreSQL refuses a NUL in text and an integer past an ``integer`` column (SQLSTATE class 22); that
+    once failed the whole batch as ``unavailable``. Through the batcher, only that message fails, with
+    ``invalid_field`` (SQLite stores both: it has neither limit)."""
+    a, b, conv = await two_users(storage)
+    published: list[str] = []
+
+    async def on_stored(items: list[NewMessage], results: list[Stored | Rejected]) -> None:
+        published.extend(r.message.cmid for r in results if isinstance(r, Stored))
+
+    batcher = SendBatcher(storage, on_stored)
+    bad = [new(conv, a, "nul\x00"), msgspec.structs.replace(new(conv, a, "far"), mentions=(2**40,))]
+    good = [new(conv, b, f"ok{i}") for i in range(6)]
+    futures = [batcher.submit(m) for m in [good[0], bad[0], *good[1:3], bad[1], *good[3:]]]
+    await batcher.close()
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for item, result in zip([good[0], bad[0], *good[1:3], bad[1], *good[3:]], results, strict=True):
+        if item in good:
+            assert isinstance(result, Stored), result
+        else:
+            refused = isinstance(result, HubbubError) and result.code is Code.INVALID_FIELD
+            assert isinstance(result, Stored) or refused, result
+    stored = [m.cmid for m in await storage.messages_after(conv, 0, 100)]
+    assert [c for c in stored if c.startswith("ok")] == [f"ok{i}" for i in range(6)]
+    assert published == stored
 
 
 async def test_concurrent_batches_from_two_instances(make_storage: MakeStorage) -> None:

@@ -143,3 +143,22 @@ async def test_a_resend_pushes_its_stored_message_again_embedded(node, make_clie
     assert ack["id"] == stored.message.id
     frame = await bob.next_event("msg", timeout=5, where=lambda f: f["msg"]["id"] == ack["id"])
     assert frame["msg"]["seq"] == 1
+
+
+async def test_values_postgresql_cannot_store_are_refused_at_the_edge(make_client):
+    """A NUL in a cmid and a mention past 2^31 - 1 reached PostgreSQL and failed their whole batch as
+    ``unavailable`` (503); they are bad fields of the one send that carries them."""
+    alice, bob = await make_client(), await make_client()
+    await friends(alice, bob)
+    group = await alice.api("POST", "/api/v1/groups", {"name": "g", "members": [bob.user_id]})
+    bad_sends = [
+        {"cmid": "nul\x00", "to": bob.user_id, "msg_type": "text", "body": {"text": "x"}},
+        {"cmid": "tab\t", "to": bob.user_id, "msg_type": "text", "body": {"text": "x"}},
+        {"cmid": "far", "conv": group["conv"], "msg_type": "text", "body": {"text": "x", "mentions": [2**40]}},
+    ]
+    for frame in bad_sends:
+        with pytest.raises(ApiError) as refused:
+            await alice.request({"type": "send", **frame})
+        assert refused.value.code == "invalid_field", frame
+    ack = await alice.send_text("fine", conv=group["conv"])
+    assert ack["seq"] >= 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import msgspec
@@ -34,6 +35,7 @@ from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
 RECALL_TYPE = "recall"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 #: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
 SYSTEM_CMID_PREFIX = "~"
 
@@ -113,8 +115,10 @@ class MessageService:
         self, sender: int, *, to: int | None, conv: str | None, cmid: str, msg_type: str, body: dict[str, Any]
     ) -> SendCommand:
         """Check everything about a send that needs no storing. Raises the error the client should see."""
-        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX):
-            raise invalid("cmid", f"1 to 64 characters, not starting with {SYSTEM_CMID_PREFIX!r}")
+        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX) or _CONTROL.search(cmid):
+            # (PostgreSQL refuses a NUL in text: once a 503 for the whole batch the cmid was sent in.)
+            rule = f"1 to 64 characters, no control characters, not starting with {SYSTEM_CMID_PREFIX!r}"
+            raise invalid("cmid", rule)
         if to is not None and conv is not None:
             raise invalid("to", "give either 'to' or 'conv', not both")
         in_group = conv is not None and parse_group(conv) is not None
@@ -346,7 +350,7 @@ def _as_stored(item: NewMessage, message: Message) -> NewMessage:
     mentions: tuple[int, ...] = ()
     mention_all = False
     if parse_group(message.conv) is not None:
-        with contextlib.suppress(HubbubError):  # a body stored before a rule changed: no mention, still a push
+        with contextlib.suppress(HubbubError):  # stored before a rule changed: no mention, still a push
             mentions, mention_all = content.mentions_of(message.body)
     return msgspec.structs.replace(
         item, conv=message.conv, body=message.body, mentions=mentions, mention_all=mention_all

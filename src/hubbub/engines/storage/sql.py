@@ -445,9 +445,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 if attempt == 2:
                     raise
             except DBAPIError as exc:
+                state = _sqlstate(exc) or ""
+                if state.startswith("22"):  # data exception: a value of one message, not the database
+                    if len(batch) == 1:
+                        why = "this message holds a value that cannot be stored"
+                        return [Rejected(HubbubError(Code.INVALID_FIELD, why))]
+                    # Not UNAVAILABLE (the whole batch would fail for one message): the batcher stores its
+                    # messages one by one, and this one is refused alone.
+                    raise UnstorableBatch(state) from exc
                 # Rows are locked in one order, so deadlocks should not happen; a serialization failure or
                 # deadlock rolled everything back, and trying again is safe.
-                if attempt == 2 or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                if attempt == 2 or state not in _RETRYABLE_SQLSTATES:
                     raise
         raise AssertionError("unreachable")
 
@@ -500,7 +508,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 every = sorted({*group_convs, *dup_groups})
                 facts = await self._group_facts(conn, {c: senders[c] for c in every})
             if dup_groups:
-                readers = await self._readers(conn, [c for c in dup_groups if c in facts and not facts[c].hot])
+                pushed = [c for c in dup_groups if c in facts and not facts[c].hot]
+                readers = await self._readers(conn, pushed)
             if group_convs:
                 admitted = []
                 for m in fresh:
@@ -555,7 +564,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         cm = t.conv_members
         found: dict[str, dict[int, int]] = {}
         if convs:
-            rows = await conn.execute(select(cm.c.conv, cm.c.user_id, cm.c.min_seq).where(cm.c.conv.in_(convs)))
+            query = select(cm.c.conv, cm.c.user_id, cm.c.min_seq).where(cm.c.conv.in_(convs))
+            rows = await conn.execute(query)
             for row in rows:
                 found.setdefault(row.conv, {})[row.user_id] = row.min_seq
         return found
@@ -789,6 +799,12 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
 
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+class UnstorableBatch(Exception):
+    """A batch holds a value the database refuses (SQLSTATE class 22, e.g. a NUL in text, an integer out of
+    its column's range): nothing was stored. Deliberately not a database error, so it is not reported as
+    ``unavailable``: the caller stores the messages one at a time to find which one."""
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
