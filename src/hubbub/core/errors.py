@@ -17,6 +17,7 @@ class Code(StrEnum):
     BAD_REQUEST = "bad_request"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_FIELD = "invalid_field"
+    INVALID_ID = "invalid_id"
     UNKNOWN_TYPE = "unknown_type"
     TOO_LARGE = "too_large"
     UNAUTHORIZED = "unauthorized"
@@ -47,6 +48,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.BAD_REQUEST: 400,
     Code.METHOD_NOT_ALLOWED: 405,
     Code.INVALID_FIELD: 422,
+    Code.INVALID_ID: 400,
     Code.UNKNOWN_TYPE: 400,
     Code.TOO_LARGE: 413,
     Code.UNAUTHORIZED: 401,
@@ -100,3 +102,8 @@ def not_found(what: str) -> HubbubError:
 
 def invalid(field: str, why: str) -> HubbubError:
     return HubbubError(Code.INVALID_FIELD, f"{field}: {why}")
+
+
+def invalid_id(field: str, what: str) -> HubbubError:
+    """``field`` does not spell ``what`` canonically (core/ids.py): the same code on REST and WebSocket."""
+    return HubbubError(Code.INVALID_ID, f"{field}: not {what} in canonical form (docs/protocol.md, Ids)")

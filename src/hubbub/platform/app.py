@@ -29,7 +29,7 @@ from hubbub.platform import (  # noqa: F401
 )
 from hubbub.platform.access_log import USER_KEY, access_log
 from hubbub.platform.limits import EdgeLimits
-from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
+from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body, ids_in_path
 from hubbub.services.container import Services
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -137,6 +137,7 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
             # Before the body is read: a non-admin learns nothing of these routes, not even their schemas
             # (a 422 for a bad body would tell them the route takes one). Found by the authorization matrix.
             await services.admin.require_admin(principal.user_id)
+        ids_in_path(request)  # a bad id is invalid_id whatever the body (read next) holds
         body = await decode_body(request, r.body) if r.body is not None else None
         result = await r.handler(Ctx(services, request, principal, body))
         if isinstance(result, web.StreamResponse):  # a download, already streamed
@@ -150,12 +151,14 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
 
 
 def _digits_only(path: str) -> str:
-    """Integer path parameters match digits only, so ``DELETE /api/v1/friends/requests`` is an unknown method
-    (405), not a friend removal of user "requests" (found by schemathesis); a non-number id is not_found."""
+    """Integer path parameters match only a segment with a digit in it, so ``DELETE /api/v1/friends/requests``
+    is an unknown method (405), not a friend removal of user "requests" (found by schemathesis). A segment
+    with a digit that is not an id's one spelling ("007", "+7", "７") reaches ``Ctx.path_int``: ``invalid_id``.
+    One with no digit at all names no route: ``not_found``."""
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[0-9]+}}"
+        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[^/]*\\d[^/]*}}"
 
     return re.sub(r"{(\w+)}", param, path)
 

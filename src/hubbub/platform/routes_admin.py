@@ -9,12 +9,13 @@ import msgspec
 from msgspec import Meta
 
 from hubbub.core.errors import invalid
+from hubbub.core.ids import MAX_ID, IdField
 from hubbub.core.models import Group
 from hubbub.engines.broker.base import NodeLoad
 from hubbub.engines.storage.base import UserRecord
 from hubbub.platform.routing import Ctx, route
 
-UserId = Annotated[int, Meta(ge=1, le=2**31)]
+UserId = IdField
 Word = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
@@ -84,7 +85,8 @@ def _not_me(ctx: Ctx, user_id: int, what: str) -> None:
 async def users(ctx: Ctx) -> UserList:
     await _admin(ctx)
     limit = ctx.query_int("limit", 50, 1, 200) or 50
-    found = await ctx.s.admin.users(ctx.request.query.get("q", ""), ctx.query_int("after", 0) or 0, limit)
+    after = ctx.query_seq("after", MAX_ID) or 0
+    found = await ctx.s.admin.users(ctx.request.query.get("q", ""), after, limit)
     return UserList(users=found, next_after=found[-1].user.id if len(found) == limit else None)
 
 

@@ -8,10 +8,11 @@ import msgspec
 from msgspec import Meta
 
 from hubbub.core.convs import group_conv
+from hubbub.core.ids import MAX_ID, IdField
 from hubbub.core.models import Group, GroupMember
 from hubbub.platform.routing import Ctx, route
 
-UserId = Annotated[int, Meta(ge=1, le=2**31)]
+UserId = IdField
 
 
 class CreateBody(msgspec.Struct, kw_only=True):
@@ -148,7 +149,7 @@ async def dismiss(ctx: Ctx) -> None:
 )
 async def members(ctx: Ctx) -> MemberPage:
     limit = ctx.query_int("limit", 100, 1, 200) or 100
-    after = ctx.query_int("after", 0) or 0
+    after = ctx.query_seq("after", MAX_ID) or 0
     page = await ctx.s.groups.members(
         ctx.me, ctx.path_int("group_id"), after, limit, ctx.request.query.get("q", "")
     )
@@ -165,7 +166,7 @@ async def members(ctx: Ctx) -> MemberPage:
 )
 async def online(ctx: Ctx) -> OnlinePage:
     limit = ctx.query_int("limit", 200, 1, 200) or 200
-    after = ctx.query_int("after", 0) or 0
+    after = ctx.query_seq("after", MAX_ID) or 0
     found, next_after = await ctx.s.groups.online(ctx.me, ctx.path_int("group_id"), after, limit)
     return OnlinePage(
         online=[OnlineMember(user=uid, terminals=list(terms)) for uid, terms in sorted(found.items())],

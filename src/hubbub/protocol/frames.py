@@ -1,7 +1,9 @@
 """Every WebSocket frame, both directions, as msgspec Structs tagged by ``type``.
 
 Client frames are decoded straight into these (validation included) by one compiled decoder; server
-frames are encoded from them. Field limits here are the protocol's limits.
+frames are encoded from them. Field limits here are the protocol's limits. Ids are checked as they are
+decoded: a ``conv`` that is not a canonical conversation id raises ``invalid_id`` (a HubbubError, which
+msgspec lets through) out of the decoder, so no handler ever sees one.
 """
 
 from __future__ import annotations
@@ -11,18 +13,23 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from hubbub.core.convs import ConvField, validate
+from hubbub.core.ids import IdField, SeqField
 from hubbub.core.models import Conversation, Message, Terminal, User
 
 Rid = str | int | None
 Cmid = Annotated[str, Meta(min_length=1, max_length=64)]
-ConvId = Annotated[str, Meta(min_length=3, max_length=48)]
-Seq = Annotated[int, Meta(ge=0, le=2**53)]
+ConvId = ConvField  # checked in ClientFrame.__post_init__
+Seq = SeqField
 Limit = Annotated[int, Meta(ge=1, le=200)]
-UserId = Annotated[int, Meta(ge=1, le=2**31)]
+UserId = IdField
 
 
 class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=False):
-    pass
+    def __post_init__(self) -> None:
+        conv = getattr(self, "conv", None)
+        if conv is not None:
+            validate(conv)
 
 
 class Auth(ClientFrame, tag="auth"):

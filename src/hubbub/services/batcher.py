@@ -6,6 +6,11 @@ which is where the throughput comes from (docs/architecture.md, "Send path").
 
 Order: submissions are stored in the order they were submitted, and ``on_stored`` is called once per batch,
 in order, before any submitter is woken, so pushes leave in seq order.
+
+Isolation: one sender's message must never fail another's. A batch whose transaction raises something
+unexpected (a bug, a driver error tied to one row) is stored again one message at a time, in order, so only
+the message that raises again fails. A :class:`HubbubError` (storage unavailable) is about the storage, not
+a message: the whole batch fails with it, nothing stored.
 """
 
 from __future__ import annotations
@@ -55,33 +60,60 @@ class SendBatcher:
                 except HubbubError as exc:
                     _fail(batch, exc)
                     continue
-                except Exception as exc:  # a bug or an unexpected driver error: fail loudly, store nothing
-                    _fail(batch, HubbubError(Code.INTERNAL, "message could not be stored"))
-                    asyncio.get_running_loop().call_exception_handler(
-                        {"message": "store_messages failed", "exception": exc}
-                    )
-                    continue
-                self.batches += 1
-                self.messages += len(items)
-                for item in items:
-                    self.by_type[item.type] += 1
-                if self.on_batch is not None:
-                    self.on_batch(len(items))
-                try:
-                    await self.on_stored(items, results)
-                except Exception as exc:  # pushes are best effort; the messages are stored, acks must go out
-                    asyncio.get_running_loop().call_exception_handler(
-                        {"message": "publishing stored messages failed", "exception": exc}
-                    )
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
+                except Exception as exc:  # a bug or a driver error: isolate it, and report it
+                    _report("store_messages failed; storing its messages one by one", exc)
+                    batch, results = await self._one_by_one(batch)
+                    if not batch:
                         continue
-                    if isinstance(result, Rejected):
-                        future.set_exception(result.error)
-                    else:
-                        future.set_result(result)
+                    items = [item for item, _ in batch]
+                await self._stored(batch, items, results)
         finally:
             self._flusher = None
+
+    async def _one_by_one(
+        self, batch: list[tuple[NewMessage, asyncio.Future[Stored]]]
+    ) -> tuple[list[tuple[NewMessage, asyncio.Future[Stored]]], list[Stored | Rejected]]:
+        """Store each message of a failed batch in its own transaction; fail only those that fail alone.
+        Returns the messages that have a result (stored, duplicate or rejected) with their results."""
+        kept: list[tuple[NewMessage, asyncio.Future[Stored]]] = []
+        results: list[Stored | Rejected] = []
+        for item, future in batch:
+            try:
+                result = (await self.storage.store_messages([item], self.admit))[0]
+            except HubbubError as exc:
+                _fail([(item, future)], exc)
+                continue
+            except Exception as exc:  # this message alone fails
+                _report(f"message {item.sender}/{item.cmid!r} could not be stored", exc)
+                _fail([(item, future)], HubbubError(Code.INTERNAL, "message could not be stored"))
+                continue
+            kept.append((item, future))
+            results.append(result)
+        return kept, results
+
+    async def _stored(
+        self,
+        batch: list[tuple[NewMessage, asyncio.Future[Stored]]],
+        items: list[NewMessage],
+        results: list[Stored | Rejected],
+    ) -> None:
+        self.batches += 1
+        self.messages += len(items)
+        for item in items:
+            self.by_type[item.type] += 1
+        if self.on_batch is not None:
+            self.on_batch(len(items))
+        try:
+            await self.on_stored(items, results)
+        except Exception as exc:  # pushes are best effort; the messages are stored, acks must go out
+            _report("publishing stored messages failed", exc)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Rejected):
+                future.set_exception(result.error)
+            else:
+                future.set_result(result)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -92,3 +124,7 @@ def _fail(batch: list[tuple[NewMessage, asyncio.Future[Stored]]], exc: HubbubErr
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)
+
+
+def _report(message: str, exc: BaseException) -> None:
+    asyncio.get_running_loop().call_exception_handler({"message": message, "exception": exc})

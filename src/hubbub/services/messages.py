@@ -11,6 +11,8 @@ Guarantees (docs/architecture.md, "Conversations, sequences, sync"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from typing import Any
 
 import msgspec
@@ -33,6 +35,7 @@ from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
 RECALL_TYPE = "recall"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 #: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
 SYSTEM_CMID_PREFIX = "~"
 
@@ -115,8 +118,10 @@ class MessageService:
         self, sender: int, *, to: int | None, conv: str | None, cmid: str, msg_type: str, body: dict[str, Any]
     ) -> SendCommand:
         """Check everything about a send that needs no storing. Raises the error the client should see."""
-        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX):
-            raise invalid("cmid", f"1 to 64 characters, not starting with {SYSTEM_CMID_PREFIX!r}")
+        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX) or _CONTROL.search(cmid):
+            # (PostgreSQL refuses a NUL in text: once a 503 for the whole batch the cmid was sent in.)
+            rule = f"1 to 64 characters, no control characters, not starting with {SYSTEM_CMID_PREFIX!r}"
+            raise invalid("cmid", rule)
         if to is not None and conv is not None:
             raise invalid("to", "give either 'to' or 'conv', not both")
         in_group = conv is not None and parse_group(conv) is not None
@@ -188,25 +193,31 @@ class MessageService:
         return ack_of(stored.message)
 
     async def _publish_stored(self, items: list[NewMessage], results: list[Stored | Rejected]) -> None:
+        """Push what a batch stored. A resend's message (``duplicate``) is pushed again, to the recipients
+        storage names for the stored message (never the resend's own ``to``/``conv``): its first try may
+        have stored it on a node that died before publishing, and recipients drop a seq they hold."""
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
+        published: set[str] = set()
         for item, result in zip(items, results, strict=True):
             origin = self._origin.pop((item.sender, item.cmid), None)
-            if isinstance(result, Rejected) or result.duplicate:
-                continue
+            if isinstance(result, Rejected) or result.message.id in published:
+                continue  # (the same cmid twice in one batch: one push)
+            published.add(result.message.id)
+            if result.duplicate:
+                item = _as_stored(item, result.message)
             if result.hot:
                 hot.append((item, result))
                 continue
             payload = encode(MsgPush(msg=result.message))
-            recipients = result.recipients or item.members
+            recipients = result.recipients if result.duplicate else result.recipients or item.members
             silent = _silenced(item, result.quiet)
             if silent:
                 # Do not disturb: the same message, marked silent, to members not mentioned by it.
                 events.append(Event(silent, encode(MsgPush(msg=result.message, silent=True)), origin))
                 recipients = tuple(uid for uid in recipients if uid not in silent)
-                if not recipients:
-                    continue
-            events.append(Event(recipients, payload, origin))
+            if recipients:
+                events.append(Event(recipients, payload, origin))
         await self.broker.publish(events)
         if hot:
             await self.hot.publish(hot)
@@ -373,6 +384,19 @@ def _silenced(item: NewMessage, quiet: tuple[int, ...]) -> tuple[int, ...]:
         return ()
     mentioned = set(item.mentions)
     return tuple(uid for uid in quiet if uid not in mentioned)
+
+
+def _as_stored(item: NewMessage, message: Message) -> NewMessage:
+    """A resend, described by the message it resends: its mentions are those the stored body carries (they
+    were checked when it was stored), not whatever the resend claims."""
+    mentions: tuple[int, ...] = ()
+    mention_all = False
+    if parse_group(message.conv) is not None:
+        with contextlib.suppress(HubbubError):  # stored before a rule changed: no mention, still a push
+            mentions, mention_all = content.mentions_of(message.body)
+    return msgspec.structs.replace(
+        item, conv=message.conv, body=message.body, mentions=mentions, mention_all=mention_all
+    )
 
 
 def _members_of(conv: str) -> tuple[int, ...]:

@@ -5,7 +5,10 @@ Contract (tests/contract/test_storage.py runs it against SQLite and PostgreSQL):
   increasing inside the same transaction that stores the rows: a seq is never taken for a message that was
   not stored, and never reused, whatever happens to Redis or to a node.
 - ``store_messages`` is idempotent on (sender, cmid): a message already stored is returned as it was, never
-  stored twice, even when the duplicate is in the same call.
+  stored twice, even when the duplicate is in the same call. A duplicate also says who should hear of the
+  stored message now (``recipients``/``hot``, as for a new one, less members who joined after it), so the
+  service can push it again: its first try may have been stored by a node that died before pushing.
+- A message whose conversation id is not canonical (core/convs.py) is rejected alone, never its batch.
 - Any failure to reach the database raises ``HubbubError(Code.UNAVAILABLE)``: nothing was stored.
 """
 

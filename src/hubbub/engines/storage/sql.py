@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hubbub.core.convs import is_canonical, not_a_conversation, parse_private
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Group, Message, User
 from hubbub.engines.storage import schema as t
@@ -466,9 +467,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 if attempt == 2:
                     raise
             except DBAPIError as exc:
+                state = _sqlstate(exc) or ""
+                if state.startswith("22"):  # data exception: a value of one message, not the database
+                    if len(batch) == 1:
+                        why = "this message holds a value that cannot be stored"
+                        return [Rejected(HubbubError(Code.INVALID_FIELD, why))]
+                    # Not UNAVAILABLE (the whole batch would fail for one message): the batcher stores its
+                    # messages one by one, and this one is refused alone.
+                    raise UnstorableBatch(state) from exc
                 # Rows are locked in one order, so deadlocks should not happen; a serialization failure or
                 # deadlock rolled everything back, and trying again is safe.
-                if attempt == 2 or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                if attempt == 2 or state not in _RETRYABLE_SQLSTATES:
                     raise
         raise AssertionError("unreachable")
 
@@ -498,17 +507,33 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             for m in batch:
                 if (m.sender, m.cmid) not in seen:
                     seen.add((m.sender, m.cmid))
-                    fresh.append(m)
+                    if is_canonical(m.conv):
+                        fresh.append(m)
+                    else:  # the edges refuse these; one that got past them fails alone, not its batch
+                        rejected[(m.sender, m.cmid)] = Rejected(not_a_conversation())
 
             group_convs = sorted({m.conv for m in fresh if m.conv.startswith("g:")})
+            # A resend is told who should hear of its message now, as a new message is, and republished:
+            # the first try may have stored it and died before publishing (issue 12.5).
+            dup_groups = {e.conv for e in existing.values() if e.conv.startswith("g:")}
+            senders: dict[str, set[int]] = {}
+            for prior in existing.values():
+                senders.setdefault(prior.conv, set()).add(prior.sender)
+            for m in fresh:
+                senders.setdefault(m.conv, set()).add(m.sender)
+            facts: dict[str, GroupFacts] = {}
+            readers: dict[str, dict[int, int]] = {}
             if group_convs:
                 # Lock first, then read the members: a kick committed before our lock is seen; one after
                 # it waits for us. Either way the message and the membership agree.
                 await self._lock_conversations(conn, group_convs)
-                senders: dict[str, set[int]] = {}
-                for m in fresh:
-                    senders.setdefault(m.conv, set()).add(m.sender)
-                facts = await self._group_facts(conn, {c: senders[c] for c in group_convs})
+            if group_convs or dup_groups:
+                every = sorted({*group_convs, *dup_groups})
+                facts = await self._group_facts(conn, {c: senders[c] for c in every})
+            if dup_groups:
+                pushed = [c for c in dup_groups if c in facts and not facts[c].hot]
+                readers = await self._readers(conn, pushed)
+            if group_convs:
                 admitted = []
                 for m in fresh:
                     if m.conv in facts:
@@ -533,7 +558,18 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         for m in batch:
             key = (m.sender, m.cmid)
             if key in existing:
-                results.append(Stored(message=existing[key], duplicate=True))
+                found = existing[key]
+                pair = parse_private(found.conv)
+                if pair is not None:
+                    results.append(Stored(message=found, duplicate=True, recipients=pair))
+                elif found.conv in facts and facts[found.conv].hot:
+                    results.append(Stored(message=found, duplicate=True, hot=True))
+                else:  # members who may read it: not those who joined after it (their floor is above)
+                    floors = readers.get(found.conv, {})
+                    who = tuple(user for user, floor in floors.items() if floor < found.seq)
+                    quiet_now = _quiet(facts[found.conv]) if found.conv in facts else ()
+                    quiet_who = tuple(u for u in quiet_now if u in who)
+                    results.append(Stored(message=found, duplicate=True, recipients=who, quiet=quiet_who))
             elif key in rejected:
                 results.append(rejected[key])
             else:
@@ -549,6 +585,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 )
                 first_seen.add(key)
         return results
+
+    async def _readers(self, conn: AsyncConnection, convs: list[str]) -> dict[str, dict[int, int]]:
+        """conv -> member -> floor (a member reads the messages above it), for the given conversations."""
+        cm = t.conv_members
+        found: dict[str, dict[int, int]] = {}
+        if convs:
+            query = select(cm.c.conv, cm.c.user_id, cm.c.min_seq).where(cm.c.conv.in_(convs))
+            rows = await conn.execute(query)
+            for row in rows:
+                found.setdefault(row.conv, {})[row.user_id] = row.min_seq
+        return found
 
     async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[tuple[int, str], Message]:
         """Give new messages their seqs and insert them (and their mentions), inside ``conn``'s transaction."""
@@ -849,6 +896,12 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, d
 
 def _never_hot(_group: Group) -> bool:
     return False
+
+
+class UnstorableBatch(Exception):
+    """A batch holds a value the database refuses (SQLSTATE class 22, e.g. a NUL in text, an integer out of
+    its column's range): nothing was stored. Deliberately not a database error, so it is not reported as
+    ``unavailable``: the caller stores the messages one at a time to find which one."""
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

@@ -16,6 +16,7 @@ import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
+from hubbub.core.convs import parse_private
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Message
 from hubbub.engines.storage.base import NewMessage, Stored
@@ -41,7 +42,8 @@ class SqliteBatchWriter:
 
     @staticmethod
     def handles(batch: list[NewMessage]) -> bool:
-        return all(m.conv.startswith("p:") for m in batch)
+        """Private conversations only, in their canonical spelling (the general path refuses the others)."""
+        return all(parse_private(m.conv) is not None for m in batch)
 
     async def store(self, batch: list[NewMessage]) -> list[Stored]:
         try:
@@ -143,8 +145,9 @@ class SqliteBatchWriter:
         first_seen: set[tuple[int, str]] = set()
         for m in batch:
             key = (m.sender, m.cmid)
-            if key in existing:
-                results.append(Stored(message=existing[key], duplicate=True))
+            if key in existing:  # republished to the pair, as a resend is (SqlStorage._store_messages)
+                pair = parse_private(existing[key].conv) or ()
+                results.append(Stored(message=existing[key], duplicate=True, recipients=pair))
             else:
                 results.append(Stored(message=stored[key], duplicate=key in first_seen, recipients=m.members))
                 first_seen.add(key)
