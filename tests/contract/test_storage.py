@@ -176,6 +176,23 @@ async def test_friends(storage: Storage) -> None:
     assert not await storage.remove_friendship(a, b)
 
 
+async def test_accepting_a_request_befriends_both_in_the_same_transaction(storage: Storage) -> None:
+    a, b, _ = await two_users(storage)
+    request = await storage.create_friend_request(a, b, "", NOW)
+    assert await storage.accept_friend_request(request.id, NOW)
+    assert await storage.are_friends(a, b) and await storage.are_friends(b, a)
+    found = await storage.friend_request(request.id)
+    assert found is not None and found.status == "accepted"
+    assert not await storage.accept_friend_request(request.id, NOW + 1)  # answered: nothing changes
+    assert [(u.id, since) for u, since in await storage.friends(a)] == [(b, NOW)]
+    # A declined request befriends nobody when accepted late.
+    c = (await storage.create_user("carl", "Carl", "h", NOW)).id
+    late = await storage.create_friend_request(c, a, "", NOW)
+    assert await storage.answer_friend_request(late.id, "declined")
+    assert not await storage.accept_friend_request(late.id, NOW)
+    assert not await storage.are_friends(a, c)
+
+
 # -- messages -----------------------------------------------------------------------------------------
 async def test_store_assigns_gap_free_seqs_per_conversation(storage: Storage) -> None:
     a, b, conv = await two_users(storage)

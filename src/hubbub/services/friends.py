@@ -75,9 +75,10 @@ class FriendService:
 
     async def accept(self, me: int, request_id: int) -> FriendRequest:
         request = await self._pending_for(me, request_id)
-        if not await self.storage.answer_friend_request(request_id, "accepted"):
+        # One transaction: a failure between answering and befriending used to leave the request accepted
+        # and the two users strangers.
+        if not await self.storage.accept_friend_request(request_id, now_ms()):
             raise HubbubError(Code.CONFLICT, "this request was already answered")
-        await self.storage.add_friendship(request.from_user.id, request.to_user.id, now_ms())
         accepted = _with_status(request, "accepted")
         await self.broker.publish(
             [

@@ -420,6 +420,11 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
         """Move a pending request to ``status``; False if it was no longer pending (lost a race)."""
 
     @abc.abstractmethod
+    async def accept_friend_request(self, request_id: int, now: int) -> bool:
+        """Mark a pending request accepted and make its two users friends, in one transaction: either both
+        or neither. False, changing nothing, if it was no longer pending (lost a race)."""
+
+    @abc.abstractmethod
     async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
         """Pending (incoming, outgoing) requests."""
 

@@ -441,6 +441,27 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             return result.rowcount == 1
 
     @unavailable
+    async def accept_friend_request(self, request_id: int, now: int) -> bool:
+        fr = t.friend_requests
+        async with self._tx() as conn:
+            pair = (
+                await conn.execute(
+                    update(fr)
+                    .where(fr.c.id == request_id, fr.c.status == "pending")
+                    .values(status="accepted")
+                    .returning(fr.c.from_id, fr.c.to_id)
+                )
+            ).first()
+            if pair is None:
+                return False
+            a, b = pair
+            await conn.execute(
+                self._insert_ignore(t.friendships),
+                [{"user_id": a, "friend_id": b, "since": now}, {"user_id": b, "friend_id": a, "since": now}],
+            )
+        return True
+
+    @unavailable
     async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
         pending = t.friend_requests.c.status == "pending"
         async with self.engine.connect() as conn:
