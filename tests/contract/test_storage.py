@@ -12,9 +12,10 @@ import pytest
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
+from hubbub.core.models import Message
 from hubbub.engines.storage.base import GroupChange, NewMessage, Rejected, Storage, Stored
 from hubbub.engines.storage.sql import SqlStorage
-from hubbub.services.batcher import SendBatcher
+from hubbub.services.batcher import Queued, SendBatcher
 from tests import servers
 
 _ids = itertools.count(1_000_000)
@@ -250,21 +251,21 @@ async def test_a_value_the_database_refuses_fails_only_its_message(storage: Stor
     a, b, conv = await two_users(storage)
     published: list[str] = []
 
-    async def on_stored(items: list[NewMessage], results: list[Stored | Rejected]) -> None:
+    async def on_stored(batch: list[Queued], results: list[Stored | Rejected]) -> None:
         published.extend(r.message.cmid for r in results if isinstance(r, Stored))
 
     batcher = SendBatcher(storage, on_stored)
     bad = [new(conv, a, "nul\x00"), msgspec.structs.replace(new(conv, a, "far"), mentions=(2**40,))]
     good = [new(conv, b, f"ok{i}") for i in range(6)]
-    futures = [batcher.submit(m) for m in [good[0], bad[0], *good[1:3], bad[1], *good[3:]]]
+    futures = [batcher.submit(Queued(m)) for m in [good[0], bad[0], *good[1:3], bad[1], *good[3:]]]
     await batcher.close()
     results = await asyncio.gather(*futures, return_exceptions=True)
     for item, result in zip([good[0], bad[0], *good[1:3], bad[1], *good[3:]], results, strict=True):
         if item in good:
-            assert isinstance(result, Stored), result
+            assert isinstance(result, Message), result
         else:
             refused = isinstance(result, HubbubError) and result.code is Code.INVALID_FIELD
-            assert isinstance(result, Stored) or refused, result
+            assert isinstance(result, Message) or refused, result
     stored = [m.cmid for m in await storage.messages_after(conv, 0, 100)]
     assert [c for c in stored if c.startswith("ok")] == [f"ok{i}" for i in range(6)]
     assert published == stored
