@@ -12,9 +12,10 @@ import pytest
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
+from hubbub.core.models import Message
 from hubbub.engines.storage.base import GroupChange, NewMessage, Rejected, Storage, Stored
 from hubbub.engines.storage.sql import SqlStorage
-from hubbub.services.batcher import SendBatcher
+from hubbub.services.batcher import Queued, SendBatcher
 from tests import servers
 
 _ids = itertools.count(1_000_000)
@@ -176,6 +177,23 @@ async def test_friends(storage: Storage) -> None:
     assert not await storage.remove_friendship(a, b)
 
 
+async def test_accepting_a_request_befriends_both_in_the_same_transaction(storage: Storage) -> None:
+    a, b, _ = await two_users(storage)
+    request = await storage.create_friend_request(a, b, "", NOW)
+    assert await storage.accept_friend_request(request.id, NOW)
+    assert await storage.are_friends(a, b) and await storage.are_friends(b, a)
+    found = await storage.friend_request(request.id)
+    assert found is not None and found.status == "accepted"
+    assert not await storage.accept_friend_request(request.id, NOW + 1)  # answered: nothing changes
+    assert [(u.id, since) for u, since in await storage.friends(a)] == [(b, NOW)]
+    # A declined request befriends nobody when accepted late.
+    c = (await storage.create_user("carl", "Carl", "h", NOW)).id
+    late = await storage.create_friend_request(c, a, "", NOW)
+    assert await storage.answer_friend_request(late.id, "declined")
+    assert not await storage.accept_friend_request(late.id, NOW)
+    assert not await storage.are_friends(a, c)
+
+
 # -- messages -----------------------------------------------------------------------------------------
 async def test_store_assigns_gap_free_seqs_per_conversation(storage: Storage) -> None:
     a, b, conv = await two_users(storage)
@@ -233,21 +251,21 @@ async def test_a_value_the_database_refuses_fails_only_its_message(storage: Stor
     a, b, conv = await two_users(storage)
     published: list[str] = []
 
-    async def on_stored(items: list[NewMessage], results: list[Stored | Rejected]) -> None:
+    async def on_stored(batch: list[Queued], results: list[Stored | Rejected]) -> None:
         published.extend(r.message.cmid for r in results if isinstance(r, Stored))
 
     batcher = SendBatcher(storage, on_stored)
     bad = [new(conv, a, "nul\x00"), msgspec.structs.replace(new(conv, a, "far"), mentions=(2**40,))]
     good = [new(conv, b, f"ok{i}") for i in range(6)]
-    futures = [batcher.submit(m) for m in [good[0], bad[0], *good[1:3], bad[1], *good[3:]]]
+    futures = [batcher.submit(Queued(m)) for m in [good[0], bad[0], *good[1:3], bad[1], *good[3:]]]
     await batcher.close()
     results = await asyncio.gather(*futures, return_exceptions=True)
     for item, result in zip([good[0], bad[0], *good[1:3], bad[1], *good[3:]], results, strict=True):
         if item in good:
-            assert isinstance(result, Stored), result
+            assert isinstance(result, Message), result
         else:
             refused = isinstance(result, HubbubError) and result.code is Code.INVALID_FIELD
-            assert isinstance(result, Stored) or refused, result
+            assert isinstance(result, Message) or refused, result
     stored = [m.cmid for m in await storage.messages_after(conv, 0, 100)]
     assert [c for c in stored if c.startswith("ok")] == [f"ok{i}" for i in range(6)]
     assert published == stored

@@ -17,6 +17,7 @@ from hubbub.client import ApiError, HubbubClient
 from hubbub.core.clock import now_ms
 from hubbub.core.ids import MessageIds
 from hubbub.engines.storage.base import NewMessage
+from hubbub.protocol.session import MAX_CONSECUTIVE_ERRORS
 from tests.conftest import PASSWORD, base_url, friends
 
 
@@ -35,9 +36,9 @@ async def test_a_non_canonical_id_fails_alone_while_another_user_sends_100(make_
         bad_conv = f"g:0{group['id']}"
 
         async def bad_sends() -> list[str]:
-            # 19, not 20: the 20th undecodable frame in a row closes the socket with 4400 (protocol.md).
             codes = []
-            for i in range(19):
+            # One fewer than the gateway's cut for bad frames in a row (4400, terminal: the SDK stays closed).
+            for i in range(MAX_CONSECUTIVE_ERRORS - 1):
                 frame = {"type": "send", "cmid": f"bad-{i}", "conv": bad_conv, "msg_type": "text",
                          "body": {"text": "x"}}
                 try:
@@ -51,7 +52,7 @@ async def test_a_non_canonical_id_fails_alone_while_another_user_sends_100(make_
         sends = [alice.send_text(f"m{i}", to=carol.user_id, cmid=f"iso-{i}", timeout=20) for i in range(100)]
         *acks, codes = await asyncio.gather(*sends, bad_sends())
 
-        assert codes == ["invalid_id"] * 19
+        assert codes == ["invalid_id"] * (MAX_CONSECUTIVE_ERRORS - 1)
         assert sorted(a["seq"] for a in acks) == list(range(1, 101))
         await carol.wait_until(lambda: carol.convs.get(acks[0]["conv"]) is not None
                                and carol.convs[acks[0]["conv"]].have == 100, timeout=15)

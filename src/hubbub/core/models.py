@@ -54,6 +54,11 @@ class Ack(msgspec.Struct, kw_only=True):
     seq: int
     ts: int
 
+    @classmethod
+    def of(cls, message: Message) -> Ack:
+        """The ack of a stored message (for a resend: of the first one)."""
+        return cls(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
+
 
 class FriendRequest(msgspec.Struct, kw_only=True):
     id: int

@@ -16,14 +16,13 @@ from typing import Any
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import Stored
+from hubbub.core.models import Message
 from hubbub.gateway.connection import Connection
 from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.frames import encode
 from hubbub.services.container import Services
 from hubbub.services.limits import enforce_reads
-from hubbub.services.messages import ack_of
 
 log = logging.getLogger(__name__)
 
@@ -93,40 +92,35 @@ class Handlers:
 
     # -- send -------------------------------------------------------------------------------------
     async def _send(self, conn: Connection, frame: frames.Send) -> None:
+        """Queue the send on the read loop (so one connection's sends keep their order); the ack, or the
+        error, is written when it is stored."""
         try:
-            command = await self.s.messages.prepare(
+            stored = await self.s.messages.enqueue(
                 conn.user_id,
                 to=frame.to,
                 conv=frame.conv,
                 cmid=frame.cmid,
                 msg_type=frame.msg_type,
                 body=frame.body,
+                origin=conn.conn_id,
             )
         except HubbubError as exc:
             conn.send(error_frame(exc, frame.rid, self.metrics))
             return
-        future = self.s.messages.submit(command, conn.conn_id)
         rid = frame.rid
         received = time.monotonic()
 
-        def acknowledge(done: asyncio.Future[Stored]) -> None:
+        def acknowledge(done: asyncio.Future[Message]) -> None:
             exc = done.exception()
             if exc is None:
                 self.metrics.ack_latency.observe(time.monotonic() - received)
-                ack = ack_of(done.result().message)
-                conn.send(
-                    encode(
-                        frames.AckFrame(
-                            cmid=ack.cmid, id=ack.id, conv=ack.conv, seq=ack.seq, ts=ack.ts, rid=rid
-                        )
-                    )
-                )
+                conn.send(encode(frames.AckFrame.of(done.result(), rid)))
             elif isinstance(exc, HubbubError):
                 conn.send(error_frame(exc, rid, self.metrics))
             else:
                 conn.send(error_frame(HubbubError(Code.INTERNAL, "internal error"), rid, self.metrics))
 
-        future.add_done_callback(acknowledge)
+        stored.add_done_callback(acknowledge)
 
     # -- requests ---------------------------------------------------------------------------------
     async def _sync(self, conn: Connection, frame: frames.Sync) -> bytes:
@@ -134,14 +128,10 @@ class Handlers:
         return encode(frames.SyncResult(conversations=convs, rid=frame.rid))
 
     async def _pull(self, conn: Connection, frame: frames.Pull) -> bytes:
-        found, more = await self.s.messages.pull_encoded(
+        found, more = await self.s.messages.pull_for_wire(
             conn.user_id, frame.conv, frame.after_seq, frame.limit
         )
-        # The messages are already JSON (hot groups keep them encoded): splice them into the reply.
-        head = encode(frames.Messages(conv=frame.conv, messages=[], has_more=more, rid=frame.rid))
-        marker = b'"messages":[]'
-        at = head.index(marker) + len(marker) - 1
-        return head[:at] + b",".join(found) + head[at:]
+        return encode(frames.Messages(conv=frame.conv, messages=found, has_more=more, rid=frame.rid))
 
     async def _history(self, conn: Connection, frame: frames.History) -> bytes:
         found, more = await self.s.messages.history(conn.user_id, frame.conv, frame.before_seq, frame.limit)

@@ -51,7 +51,10 @@ class MessagePage(msgspec.Struct):
 async def send(ctx: Ctx) -> Ack:
     b: SendBody = ctx.body
     conv = validate(b.conv) if b.conv is not None else None
-    return await ctx.s.messages.send(ctx.me, to=b.to, conv=conv, cmid=b.cmid, msg_type=b.type, body=b.body)
+    stored = await ctx.s.messages.enqueue(
+        ctx.me, to=b.to, conv=conv, cmid=b.cmid, msg_type=b.type, body=b.body
+    )
+    return Ack.of(await stored)
 
 
 @route(

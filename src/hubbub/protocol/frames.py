@@ -8,6 +8,7 @@ msgspec lets through) out of the decoder, so no handler ever sees one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -130,6 +131,13 @@ class AckFrame(ServerFrame, tag="ack"):
     ts: int
     rid: Rid = None
 
+    @classmethod
+    def of(cls, message: Message, rid: Rid) -> AckFrame:
+        """The ack of a stored message (for a resend: of the first one) to the send ``rid``."""
+        return cls(
+            cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts, rid=rid
+        )
+
 
 class SyncResult(ServerFrame, tag="sync_result"):
     conversations: list[Conversation]
@@ -138,7 +146,9 @@ class SyncResult(ServerFrame, tag="sync_result"):
 
 class Messages(ServerFrame, tag="messages"):
     conv: str
-    messages: list[Message]
+    #: A message may be given already encoded (``msgspec.Raw``: a hot group's cache holds JSON), and is
+    #: written into the frame as it is.
+    messages: Sequence[Message | msgspec.Raw]
     has_more: bool
     rid: Rid = None
 

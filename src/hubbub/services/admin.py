@@ -7,7 +7,8 @@ one that also sends notices.
 
 Notices: a notice is a message of type ``notice`` (``body: {"text"}``) from the server account, stored in
 the private conversation between that account and each recipient, then pushed as a ``msg`` frame to those
-online. So it is durable (an offline user finds it at their next sync, as any message, and it counts as
+online — through the message service's storing path (``MessageService.post``), as any message. So it is
+durable (an offline user finds it at their next sync, as any message, and it counts as
 unread) and needs no new frame or conversation kind. Nobody can reply: the server account is nobody's
 friend, and nobody can log in as it.
 """
@@ -27,11 +28,11 @@ from hubbub.core.convs import group_conv, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Group
-from hubbub.engines.broker.base import Broker, Event, NodeLoad
-from hubbub.engines.storage.base import GroupChange, NewMessage, Storage, Stored, UserRecord
+from hubbub.engines.broker.base import Broker, NodeLoad
+from hubbub.engines.storage.base import GroupChange, NewMessage, Storage, UserRecord
 from hubbub.protocol.close_codes import Close
-from hubbub.protocol.frames import MsgPush, encode
 from hubbub.services.groups import GroupService
+from hubbub.services.messages import MessageService
 from hubbub.services.names import SERVER_NICKNAME, check_new_user
 from hubbub.services.passwords import Passwords, check_new_password
 from hubbub.services.words import WordFilter, normalize
@@ -83,11 +84,13 @@ class AdminService:
         words: WordFilter,
         ids: MessageIds,
         passwords: Passwords,
+        messages: MessageService,
     ) -> None:
         self.config = config
         self.storage = storage
         self.broker = broker
         self.groups = groups
+        self.messages = messages
         self.words = words
         self.ids = ids
         self.passwords = passwords
@@ -207,7 +210,7 @@ class AdminService:
         """Send a notice to one user or to every user who is not banned; returns how many got it.
 
         Idempotent per call in batches: each recipient's copy has its own cmid, so a batch retried after a
-        failure does not store a second copy.
+        failure does not store a second copy (and pushes the one stored, as a resent message is).
         """
         text = text.strip()
         if not 1 <= len(text) <= self.config.max_text_chars:
@@ -244,13 +247,7 @@ class AdminService:
             )
             for uid in recipients
         ]
-        results = await self.storage.store_messages(batch)
-        events = [
-            Event((uid,), encode(MsgPush(msg=r.message)))
-            for uid, r in zip(recipients, results, strict=True)
-            if isinstance(r, Stored) and not r.duplicate
-        ]
-        await self.broker.publish(events)
+        await self.messages.post(batch)
         return len(batch)
 
     # -- words ------------------------------------------------------------------------------------

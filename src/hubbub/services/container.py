@@ -64,6 +64,7 @@ class Services:
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
+        messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules)
         return cls(
             config=config,
             storage=storage,
@@ -71,12 +72,12 @@ class Services:
             auth=AuthService(config, storage, broker, limiter, passwords),
             accounts=AccountService(storage, media),
             friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
+            messages=messages,
             groups=groups,
             hot=hot,
             ids=ids,
             presence=PresenceService(storage, broker),
             media=media,
             words=words,
-            admin=AdminService(config, storage, broker, groups, words, ids, passwords),
+            admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages),
         )

@@ -1,6 +1,6 @@
 """What a message body may contain, per message type: the one place content is validated.
 
-``prepare`` in the message service calls ``ContentRules.validate``; a new message type registers a validator
+``MessageService.enqueue`` calls ``ContentRules.validate``; a new message type registers a validator
 there rather than adding branches elsewhere. Validators run before storing and may be async
 (for instance to check that a referenced upload exists and belongs to the sender).
 """

@@ -18,10 +18,10 @@ from hubbub.core.convs import group_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Group, GroupMember
-from hubbub.engines.broker.base import Broker, Event
+from hubbub.engines.broker.base import Broker
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, Storage
-from hubbub.protocol.frames import MsgPush, encode
+from hubbub.services import pushes
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
@@ -324,9 +324,9 @@ class GroupService:
         if push_pull:
             gone = sorted(set(update.before) - set(update.after))
             if gone:
-                await self.broker.publish([Event(gone, encode(MsgPush(msg=message)))])
+                await self.broker.publish(pushes.message(message, gone))
             return
-        await self.broker.publish([Event(update.stored.recipients, encode(MsgPush(msg=message)))])
+        await self.broker.publish(pushes.message(message, update.stored.recipients))
 
 
 def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:

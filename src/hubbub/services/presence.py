@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubbub.engines.broker.base import Broker, Event, Registered
+from hubbub.engines.broker.base import Broker, Registered
 from hubbub.engines.storage.base import Storage
-from hubbub.protocol.frames import PresencePush, encode
+from hubbub.services import pushes
 
 
 class PresenceService:
@@ -30,5 +30,4 @@ class PresenceService:
             return
         friends = await self.storage.friend_ids(user_id)
         if friends:
-            frame = PresencePush(user=user_id, online=bool(change.after), terminals=list(change.after))
-            await self.broker.publish([Event(friends, encode(frame))])
+            await self.broker.publish([pushes.presence(user_id, change.after, friends)])

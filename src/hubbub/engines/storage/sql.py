@@ -16,10 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from hubbub.core.convs import is_canonical, not_a_conversation, parse_private
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Group, Message, User
 from hubbub.engines.storage import schema as t
+from hubbub.engines.storage import write_plan as plan
 from hubbub.engines.storage.base import (
     Admit,
     ConvState,
@@ -441,6 +441,27 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             return result.rowcount == 1
 
     @unavailable
+    async def accept_friend_request(self, request_id: int, now: int) -> bool:
+        fr = t.friend_requests
+        async with self._tx() as conn:
+            pair = (
+                await conn.execute(
+                    update(fr)
+                    .where(fr.c.id == request_id, fr.c.status == "pending")
+                    .values(status="accepted")
+                    .returning(fr.c.from_id, fr.c.to_id)
+                )
+            ).first()
+            if pair is None:
+                return False
+            a, b = pair
+            await conn.execute(
+                self._insert_ignore(t.friendships),
+                [{"user_id": a, "friend_id": b, "since": now}, {"user_id": b, "friend_id": a, "since": now}],
+            )
+        return True
+
+    @unavailable
     async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
         pending = t.friend_requests.c.status == "pending"
         async with self.engine.connect() as conn:
@@ -482,109 +503,42 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         raise AssertionError("unreachable")
 
     async def _store_messages(self, batch: list[NewMessage], admit: Admit | None) -> list[Stored | Rejected]:
+        """Execute the batch's plan (write_plan.py) with SQLAlchemy Core, in one transaction."""
         msgs = t.messages
-        rejected: dict[tuple[int, str], Rejected] = {}
-        recipients: dict[str, tuple[int, ...]] = {}
-        quiet: dict[str, tuple[int, ...]] = {}
-        hot: set[str] = set()
         async with self._tx() as conn:
-            existing: dict[tuple[int, str], Message] = {}
-            by_sender: dict[int, set[str]] = {}
-            for m in batch:
-                by_sender.setdefault(m.sender, set()).add(m.cmid)
+            existing: dict[plan.Key, Message] = {}
             # One "sender = ? AND cmid IN (...)" per sender: both engines use the (sender, cmid) index for
             # that, where SQLite scans the whole table for a row-value "(sender, cmid) IN (...)".
-            lookups = list(by_sender.items())
+            lookups = list(plan.lookups(batch).items())
             for start in range(0, len(lookups), 100):
                 clause = or_(
                     *(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups[start : start + 100])
                 )
                 rows = await conn.execute(select(msgs).where(clause))
                 existing.update({(row.sender, row.cmid): message_of(row) for row in rows})
+            fresh, rejected = plan.split(batch, existing)
 
-            fresh: list[NewMessage] = []
-            seen: set[tuple[int, str]] = set(existing)
-            for m in batch:
-                if (m.sender, m.cmid) not in seen:
-                    seen.add((m.sender, m.cmid))
-                    if is_canonical(m.conv):
-                        fresh.append(m)
-                    else:  # the edges refuse these; one that got past them fails alone, not its batch
-                        rejected[(m.sender, m.cmid)] = Rejected(not_a_conversation())
-
-            group_convs = sorted({m.conv for m in fresh if m.conv.startswith("g:")})
+            group_convs = plan.group_convs(fresh)
             # A resend is told who should hear of its message now, as a new message is, and republished:
             # the first try may have stored it and died before publishing (issue 12.5).
-            dup_groups = {e.conv for e in existing.values() if e.conv.startswith("g:")}
-            senders: dict[str, set[int]] = {}
-            for prior in existing.values():
-                senders.setdefault(prior.conv, set()).add(prior.sender)
-            for m in fresh:
-                senders.setdefault(m.conv, set()).add(m.sender)
+            dup_groups = plan.duplicate_groups(existing)
             facts: dict[str, GroupFacts] = {}
-            readers: dict[str, dict[int, int]] = {}
+            floors: dict[str, dict[int, int]] = {}
+            fanout = None
             if group_convs:
                 # Lock first, then read the members: a kick committed before our lock is seen; one after
                 # it waits for us. Either way the message and the membership agree.
                 await self._lock_conversations(conn, group_convs)
             if group_convs or dup_groups:
+                senders = plan.senders_by_conv(fresh, existing)
                 every = sorted({*group_convs, *dup_groups})
                 facts = await self._group_facts(conn, {c: senders[c] for c in every})
             if dup_groups:
-                pushed = [c for c in dup_groups if c in facts and not facts[c].hot]
-                readers = await self._readers(conn, pushed)
+                floors = await self._readers(conn, plan.pushed_groups(dup_groups, facts))
             if group_convs:
-                admitted = []
-                for m in fresh:
-                    if m.conv in facts:
-                        error = admit(m, facts[m.conv]) if admit is not None else None
-                        if error is not None:
-                            rejected[(m.sender, m.cmid)] = Rejected(error)
-                            continue
-                        if facts[m.conv].hot:
-                            hot.add(m.conv)
-                        elif m.conv not in recipients:
-                            recipients[m.conv] = tuple(facts[m.conv].members)
-                            quiet[m.conv] = _quiet(facts[m.conv])
-                    elif m.conv in group_convs:
-                        rejected[(m.sender, m.cmid)] = Rejected(not_found("group"))
-                        continue
-                    admitted.append(m)
-                fresh = admitted
+                fresh, fanout = plan.admit_groups(fresh, facts, group_convs, admit, rejected)
             stored = await self._append(conn, fresh) if fresh else {}
-
-        results: list[Stored | Rejected] = []
-        first_seen: set[tuple[int, str]] = set()
-        for m in batch:
-            key = (m.sender, m.cmid)
-            if key in existing:
-                found = existing[key]
-                pair = parse_private(found.conv)
-                if pair is not None:
-                    results.append(Stored(message=found, duplicate=True, recipients=pair))
-                elif found.conv in facts and facts[found.conv].hot:
-                    results.append(Stored(message=found, duplicate=True, hot=True))
-                else:  # members who may read it: not those who joined after it (their floor is above)
-                    floors = readers.get(found.conv, {})
-                    who = tuple(user for user, floor in floors.items() if floor < found.seq)
-                    quiet_now = _quiet(facts[found.conv]) if found.conv in facts else ()
-                    quiet_who = tuple(u for u in quiet_now if u in who)
-                    results.append(Stored(message=found, duplicate=True, recipients=who, quiet=quiet_who))
-            elif key in rejected:
-                results.append(rejected[key])
-            else:
-                message = stored[key]
-                results.append(
-                    Stored(
-                        message=message,
-                        duplicate=key in first_seen,
-                        recipients=recipients.get(message.conv, m.members),
-                        hot=message.conv in hot,
-                        quiet=quiet.get(message.conv, ()),
-                    )
-                )
-                first_seen.add(key)
-        return results
+        return plan.results(batch, existing, rejected, stored, fanout, facts, floors)
 
     async def _readers(self, conn: AsyncConnection, convs: list[str]) -> dict[str, dict[int, int]]:
         """conv -> member -> floor (a member reads the messages above it), for the given conversations."""
@@ -597,44 +551,30 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 found.setdefault(row.conv, {})[row.user_id] = row.min_seq
         return found
 
-    async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[tuple[int, str], Message]:
+    async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[plan.Key, Message]:
         """Give new messages their seqs and insert them (and their mentions), inside ``conn``'s transaction."""
-        per_conv: dict[str, list[NewMessage]] = {}
-        for m in fresh:
-            per_conv.setdefault(m.conv, []).append(m)
+        per_conv = plan.by_conversation(fresh)
         await self._ensure_conversations(conn, per_conv)
         top = await self._allocate_seqs(conn, {c: len(ms) for c, ms in per_conv.items()}, fresh[-1].ts)
-        stored: dict[tuple[int, str], Message] = {}
+        stored = plan.number(per_conv, top)
         values: list[dict[str, Any]] = []
-        for conv, ms in per_conv.items():
-            first = top[conv] - len(ms) + 1
-            for offset, m in enumerate(ms):
-                message = Message(
-                    id=str(m.id),
-                    conv=conv,
-                    seq=first + offset,
-                    sender=m.sender,
-                    type=m.type,
-                    body=m.body,
-                    ts=m.ts,
-                    cmid=m.cmid,
-                )
-                stored[(m.sender, m.cmid)] = message
-                values.append(
-                    {
-                        "conv": conv,
-                        "seq": message.seq,
-                        "id": m.id,
-                        "sender": m.sender,
-                        "cmid": m.cmid,
-                        "type": m.type,
-                        "body": json_encode(m.body).decode(),
-                        "ts": m.ts,
-                        "recalled": False,
-                    }
-                )
-                if m.mentions or m.mention_all:
-                    await self._record_mention(conn, m, message.seq)
+        for m in (m for ms in per_conv.values() for m in ms):
+            message = stored[(m.sender, m.cmid)]
+            values.append(
+                {
+                    "conv": message.conv,
+                    "seq": message.seq,
+                    "id": m.id,
+                    "sender": m.sender,
+                    "cmid": m.cmid,
+                    "type": m.type,
+                    "body": json_encode(m.body).decode(),
+                    "ts": m.ts,
+                    "recalled": False,
+                }
+            )
+            if m.mentions or m.mention_all:
+                await self._record_mention(conn, m, message.seq)
         await conn.execute(insert(t.messages), values)
         return stored
 
@@ -766,7 +706,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     return Rejected(refused)
                 hot = facts.hot
                 recipients = () if hot else tuple(facts.members)
-                quiet = () if hot else _quiet(facts)
+                quiet = () if hot else plan.quiet_of(facts)
             await conn.execute(
                 update(msgs).where(msgs.c.conv == conv, msgs.c.seq == seq).values(recalled=True, body="{}")
             )
@@ -884,11 +824,6 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 .where(mine.c.user_id == user_id, theirs.c.user_id != user_id, mine.c.conv.like("p:%"))
             )
             return {conv: seq for conv, seq in rows}
-
-
-def _quiet(facts: GroupFacts) -> tuple[int, ...]:
-    """The members who set do-not-disturb on the group."""
-    return tuple(uid for uid, member in facts.members.items() if member.dnd)
 
 
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected

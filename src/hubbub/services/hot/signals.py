@@ -26,7 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from hubbub.engines.broker.base import News
-from hubbub.protocol.frames import NewsPush, encode
+from hubbub.services import pushes
 from hubbub.services.hot.rosters import Rosters
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,6 @@ class Signaller:
                     targets.append(terminal)
         if not targets:
             return 0
-        sent = self.audience.send(targets, encode(NewsPush(conv=conv, seq=seq, mention=mention)))
+        sent = self.audience.send(targets, pushes.news(conv, seq, mention))
         self.signals_sent += sent
         return sent
