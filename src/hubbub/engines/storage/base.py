@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
+from hubbub.engines.storage.lifecycle import LifecycleStorage
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -119,6 +120,8 @@ class ConvState(msgspec.Struct, kw_only=True):
     mention_seq: int = 0
     #: A group the user set do-not-disturb on.
     dnd: bool = False
+    #: Retention removed every message at or below this seq.
+    purged_seq: int = 0
 
 
 class GroupStorage(abc.ABC):
@@ -319,7 +322,7 @@ class AdminStorage(abc.ABC):
         """The id of the server's own account (created on first use, with no usable password)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage):
+class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------
