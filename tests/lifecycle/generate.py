@@ -14,7 +14,9 @@ from pathlib import Path
 from hubbub.engines.storage.sql import SqlStorage
 
 
-def generate(data_dir: Path, messages: int, users: int = 200, groups: int = 20, files: int = 60) -> dict[str, int]:
+def generate(
+    data_dir: Path, messages: int, users: int = 200, groups: int = 20, files: int = 60
+) -> dict[str, int]:
     data_dir.mkdir(parents=True, exist_ok=True)
     db = data_dir / "hubbub.db"
 
@@ -34,9 +36,10 @@ def generate(data_dir: Path, messages: int, users: int = 200, groups: int = 20, 
     )
     pairs = sorted({tuple(sorted(rnd.sample(range(1, users + 1), 2))) for _ in range(users * 2)})
     conn.executemany(
-        "INSERT INTO friendships VALUES (?, ?, ?)", [(a, b, now) for a, b in pairs] + [(b, a, now) for a, b in pairs]
+        "INSERT INTO friendships VALUES (?, ?, ?)",
+        [(a, b, now) for a, b in pairs] + [(b, a, now) for a, b in pairs],
     )
-    convs: dict[str, list[int]] = {f"p:{a}:{b}": [a, b] for a, b in pairs[: users]}
+    convs: dict[str, list[int]] = {f"p:{a}:{b}": [a, b] for a, b in pairs[:users]}
     for g in range(1, groups + 1):
         members = rnd.sample(range(1, users + 1), rnd.randint(3, 60))
         conn.execute(
@@ -87,11 +90,19 @@ def generate(data_dir: Path, messages: int, users: int = 200, groups: int = 20, 
             rows.clear()
     conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)", rows)
     conn.executemany(
-        "INSERT INTO conversations (conv, max_seq, updated_at) VALUES (?, ?, ?)", [(c, tops[c], now) for c in names]
+        "INSERT INTO conversations (conv, max_seq, updated_at) VALUES (?, ?, ?)",
+        [(c, tops[c], now) for c in names],
     )
     conn.executemany(
         "INSERT INTO conv_members (user_id, conv, read_seq, min_seq, mention_seq) VALUES (?, ?, 0, 0, 0)",
-        [(uid, c, ) for c in names for uid in convs[c]],
+        [
+            (
+                uid,
+                c,
+            )
+            for c in names
+            for uid in convs[c]
+        ],
     )
     conn.commit()
     conn.close()

@@ -29,7 +29,9 @@ async def upload(client: HubbubClient, data: bytes, name: str = "notes.txt") -> 
         return dict(await resp.json())
 
 
-async def raw(client: HubbubClient | None, node: Node, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+async def raw(
+    client: HubbubClient | None, node: Node, method: str, path: str, **kwargs: Any
+) -> tuple[int, Any]:
     """A request whose refusal is the point: (status, JSON or bytes)."""
     import aiohttp
 

@@ -100,7 +100,8 @@ async def test_backup_under_traffic_then_restore(make_node, tmp_path):
     page = await again.api("GET", f"/api/v1/conversations/{group['conv']}/messages", limit=1)
     assert page["messages"][-1]["seq"] == len(seqs[group["conv"]])
     async with again.http.get(
-        f"{again.base_url}/api/v1/uploads/{up['upload']}", headers={"Authorization": f"Bearer {again.access_token}"}
+        f"{again.base_url}/api/v1/uploads/{up['upload']}",
+        headers={"Authorization": f"Bearer {again.access_token}"},
     ) as resp:
         assert await resp.read() == b"a file that must survive the restore\n"
     for client in (a, b, c, again):
@@ -111,7 +112,9 @@ def test_damaged_or_foreign_backups_are_refused(tmp_path):
     with pytest.raises(ToolError, match="not a Hubbub backup"):
         restore_sqlite(tmp_path, tmp_path / "data")
     runner = CliRunner()
-    out = runner.invoke(app, ["admin", "--data-dir", str(tmp_path / "nothing"), "backup", str(tmp_path / "b")])
+    out = runner.invoke(
+        app, ["admin", "--data-dir", str(tmp_path / "nothing"), "backup", str(tmp_path / "b")]
+    )
     assert out.exit_code == 1 and "no database" in out.output
     assert not (tmp_path / "b").exists()
 
@@ -124,11 +127,15 @@ async def test_cli_backup_and_restore_and_a_damaged_copy(make_node, tmp_path):
     await a.send_text("kept", to=b.user_id)
     runner = CliRunner()
     env = {"HUBBUB_JWT_SECRET": "x" * 32}
-    out = runner.invoke(app, ["admin", "--data-dir", node.config.data_dir, "backup", str(tmp_path / "bk")], env=env)
+    out = runner.invoke(
+        app, ["admin", "--data-dir", node.config.data_dir, "backup", str(tmp_path / "bk")], env=env
+    )
     assert out.exit_code == 0, out.output
     assert "backed up the sqlite database" in out.output
     target = tmp_path / "fresh"
-    out = runner.invoke(app, ["admin", "--data-dir", node.config.data_dir, "restore", str(tmp_path / "bk")], env=env)
+    out = runner.invoke(
+        app, ["admin", "--data-dir", node.config.data_dir, "restore", str(tmp_path / "bk")], env=env
+    )
     assert out.exit_code == 1 and "not empty" in out.output and "--force" in out.output
     out = runner.invoke(app, ["admin", "--data-dir", str(target), "restore", str(tmp_path / "bk")], env=env)
     assert out.exit_code == 0, out.output
@@ -137,7 +144,9 @@ async def test_cli_backup_and_restore_and_a_damaged_copy(make_node, tmp_path):
     with (tmp_path / "bad" / "hubbub.db").open("r+b") as f:
         f.seek(200)
         f.write(b"\xff" * 16)
-    out = runner.invoke(app, ["admin", "--data-dir", str(tmp_path / "other"), "restore", str(tmp_path / "bad")], env=env)
+    out = runner.invoke(
+        app, ["admin", "--data-dir", str(tmp_path / "other"), "restore", str(tmp_path / "bad")], env=env
+    )
     assert out.exit_code == 1 and "damaged" in out.output
     assert not (tmp_path / "other").exists()
     for client in (a, b):
@@ -160,17 +169,28 @@ async def test_postgres_backup_and_restore(make_node, tmp_path, postgres_server)
     assert report.engine == "postgresql" and report.blobs == 1
     restore_to = postgres_server.create_database("rs")
     pg_restore = servers._pg_binary("pg_restore")
-    done = await asyncio.to_thread(restore_postgres, tmp_path / "pgb", restore_to, tmp_path / "rblobs", False, pg_restore)
+    done = await asyncio.to_thread(
+        restore_postgres, tmp_path / "pgb", restore_to, tmp_path / "rblobs", False, pg_restore
+    )
     assert done.blobs == 1
     with pytest.raises(ToolError, match="already has Hubbub tables"):
         restore_postgres(tmp_path / "pgb", restore_to, None, False, pg_restore)
-    rows = postgres_server.psql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM messages", database=restore_to.rsplit("/", 1)[1])
+    rows = postgres_server.psql(
+        "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM messages", database=restore_to.rsplit("/", 1)[1]
+    )
     assert rows.strip() == ",".join(str(s) for s in range(1, acks[-1]["seq"] + 1))
-    twin = await make_node(**LIFE, database=restore_to, blob_dir=str(tmp_path / "rblobs"), data_dir=str(tmp_path / "twin"), jwt_secret="")
+    twin = await make_node(
+        **LIFE,
+        database=restore_to,
+        blob_dir=str(tmp_path / "rblobs"),
+        data_dir=str(tmp_path / "twin"),
+        jwt_secret="",
+    )
     again = HubbubClient(base_url(twin))
     await again.login(b.user["username"], PASSWORD)  # type: ignore[index]
     async with again.http.get(
-        f"{again.base_url}/api/v1/uploads/{up['upload']}", headers={"Authorization": f"Bearer {again.access_token}"}
+        f"{again.base_url}/api/v1/uploads/{up['upload']}",
+        headers={"Authorization": f"Bearer {again.access_token}"},
     ) as resp:
         assert await resp.read() == b"pg blob\n"
     for client in (a, b, again):

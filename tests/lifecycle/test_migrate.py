@@ -4,7 +4,6 @@ interrupted, resumed by running the command again, verified; then a node on Post
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -26,7 +25,9 @@ async def test_migrate_100k_messages_resumes_and_verifies(make_node, tmp_path, p
     blobs = LocalBlobStore(data / "blobs")
     # A first run stops part way, as a crash would.
     try:
-        await migrate(sqlite_url, target.replace("postgresql://", "postgresql+asyncpg://"), blobs, None, stop_after=5)
+        await migrate(
+            sqlite_url, target.replace("postgresql://", "postgresql+asyncpg://"), blobs, None, stop_after=5
+        )
     except ToolError as exc:
         assert "stopped after 5" in str(exc)
     else:
@@ -48,12 +49,15 @@ async def test_migrate_100k_messages_resumes_and_verifies(make_node, tmp_path, p
     assert again.exit_code == 1 and "already holds users" in again.output
 
     # The cluster's first node, on the new database and the same blob directory.
-    node = await make_node(database=target, blob_dir=str(data / "blobs"), data_dir=str(tmp_path / "node"), retention_interval_s=0)
+    node = await make_node(
+        database=target, blob_dir=str(data / "blobs"), data_dir=str(tmp_path / "node"), retention_interval_s=0
+    )
     import aiohttp
 
     async with aiohttp.ClientSession() as http:
         created = await http.post(
-            base_url(node) + "/api/v1/auth/register", json={"username": "newcomer", "password": "correct-horse-battery"}
+            base_url(node) + "/api/v1/auth/register",
+            json={"username": "newcomer", "password": "correct-horse-battery"},
         )
         body = await created.json()
         assert created.status == 201, body

@@ -27,7 +27,9 @@ async def test_purge_moves_the_floor_and_readers_start_above_it(make_node, engin
     conv = acks[0]["conv"]
 
     # Bad input first: a negative policy is refused and nothing changes.
-    status, body = await raw(a, node, "PUT", f"/api/v1/admin/conversations/{conv}/retention", json={"days": -1})
+    status, body = await raw(
+        a, node, "PUT", f"/api/v1/admin/conversations/{conv}/retention", json={"days": -1}
+    )
     assert (status, body["error"]["code"]) == (422, "invalid_field")
     assert (await a.api("GET", f"/api/v1/conversations/{conv}/retention"))["own"] is None
     # A private chat's policy is an admin's to set, not a member's.
@@ -80,7 +82,9 @@ async def test_server_default_and_keep_for_ever(make_node, engine):
     assert (view["days"], view["own"], view["server_default"], view["can_edit"]) == (0, 0, 2, True)
     member_view = await b.api("GET", f"/api/v1/conversations/{group['conv']}/retention")
     assert member_view["can_edit"] is False
-    status, body = await raw(b, node, "PUT", f"/api/v1/conversations/{group['conv']}/retention", json={"days": 3})
+    status, body = await raw(
+        b, node, "PUT", f"/api/v1/conversations/{group['conv']}/retention", json={"days": 3}
+    )
     assert (status, body["error"]["code"]) == (403, "forbidden")
     report = await node.services.retention.purge_once(now=now_ms() + 3 * DAY_MS)
     assert report.conversations == 1 and report.messages == 1
@@ -126,7 +130,10 @@ async def test_hot_group_cache_drops_purged_messages(make_node, engine):
 async def test_hot_state_floor_contract(redis_server):
     import redis.asyncio as aioredis
 
-    for state in (MemoryHotState(10), RedisHotState(aioredis.Redis.from_url(redis_server.url), prefix="life")):
+    for state in (
+        MemoryHotState(10),
+        RedisHotState(aioredis.Redis.from_url(redis_server.url), prefix="life"),
+    ):
         conv = "g:4242"
         await state.append(conv, [(s, f"m{s}".encode()) for s in range(1, 8)])
         await state.drop_through(conv, 4)

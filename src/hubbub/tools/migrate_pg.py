@@ -275,4 +275,3 @@ async def verify(
     if problems:
         raise ToolError("verification failed:\n  " + "\n  ".join(problems))
     return checks
-
