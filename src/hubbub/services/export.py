@@ -63,7 +63,8 @@ class ExportView(msgspec.Struct, kw_only=True):
     finished_at: int
     #: When the archive (and its link) stop being available; 0 until ready.
     expires_at: int
-    error: str = ""
+    #: Why a failed export failed (not an error object: the export itself was answered).
+    failure: str = ""
     #: A signed link (no token needed) while the export is ready; it stops working at ``expires_at``.
     download_url: str | None = None
 
@@ -133,7 +134,7 @@ class ExportService:
             created_at=r.created_at,
             finished_at=r.finished_at,
             expires_at=r.expires_at,
-            error=r.error,
+            failure=r.error,
             download_url=url,
         )
 
