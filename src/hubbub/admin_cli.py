@@ -554,3 +554,150 @@ def migrate_to_postgres(
     console.print(
         "point every node at the new database (HUBBUB_DATABASE) and start them (docs/operations.md)"
     )
+
+
+@contextlib.asynccontextmanager
+async def _node_services(cfg: config_mod.Config) -> AsyncIterator[Any]:
+    """Every service of a node (not only the admin one), built as ``_admin`` builds them: the lifecycle
+    commands need retention, exports and account closing. (To merge into ``_admin`` with the composition
+    root.)"""
+    from hubbub.engines.hotgroups.memory import MemoryHotState
+    from hubbub.engines.ratelimit.memory import MemoryRateLimiter
+    from hubbub.migrations import runner
+    from hubbub.node import build_blobs, build_broker, build_hot_state, build_storage
+    from hubbub.services.container import Services
+
+    storage = build_storage(cfg)
+    broker = build_broker(cfg)
+    # In a cluster the hot-group cache lives in Redis: a purge must drop purged messages from it.
+    hot_state = build_hot_state(cfg) if cfg.redis else MemoryHotState(cfg.hot_cache_messages)
+    blobs = build_blobs(cfg)
+    try:
+        async with storage.engine.connect() as conn:  # type: ignore[attr-defined]
+            have = await conn.run_sync(runner.current)
+        if have != runner.head():
+            raise _Fail(
+                f"the database schema is at {have or 'nothing'}, this Hubbub needs {runner.head()}: run `hubbub migrate` first"
+            )
+        await blobs.start()
+        services = Services.build(cfg, storage, broker, MemoryRateLimiter(), hot_state, blobs)
+        number = await broker.lease_node_number()
+        if number is not None:
+            services.ids.set_number(number)
+        yield services
+    finally:
+        await blobs.close()
+        await hot_state.close()
+        await broker.close()
+        await storage.close()
+
+
+def _run_services(ctx: typer.Context, work: Callable[[Any], Awaitable[T]]) -> T:
+    from hubbub.core.errors import HubbubError
+
+    cfg = _config(ctx)
+
+    async def go() -> T:
+        async with _node_services(cfg) as services:
+            return await work(services)
+
+    try:
+        if not cfg.database and not os.path.exists(os.path.join(cfg.data_dir, "hubbub.db")):
+            raise _Fail(
+                f"no database: set HUBBUB_DATABASE, or --data-dir to a node's data directory ({cfg.data_dir})"
+            )
+        return asyncio.run(go())
+    except HubbubError as exc:
+        errors.print(f"[red]error[/red] {exc.code.value}: {exc.message}")
+        raise typer.Exit(1) from exc
+    except _Fail as exc:
+        errors.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@admin_app.command("retention")
+def retention(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="Conversation id (p:1:2, g:7)")],
+    days: Annotated[int | None, typer.Option(help="Keep messages this many days (0: for ever)")] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Drop its own policy: the server default applies")
+    ] = False,
+) -> None:
+    """Show a conversation's retention, or set it with --days N (0 keeps for ever) or --default."""
+
+    async def work(s: Any) -> Any:
+        admin = await s.admin.server_user()
+        if days is None and not default:
+            return await s.retention._view(conv, can_edit=True)
+        return await s.retention.set_by_admin(admin, conv, None if default else days)
+
+    view = _run_services(ctx, work)
+    what = "for ever" if view.days == 0 else f"{view.days} days"
+    own = "the server default" if view.own is None else "its own policy"
+    console.print(f"{view.conv}: messages kept {what} ({own}); purged floor {view.floor}")
+
+
+@admin_app.command("purge")
+def purge(ctx: typer.Context) -> None:
+    """Run the retention purge now: expired messages, then unreferenced uploads and blobs."""
+    report = _run_services(ctx, lambda s: s.retention.purge_once())
+    console.print(
+        f"purged {report.messages} message(s) in {report.conversations} conversation(s); "
+        f"{report.uploads} upload(s) and {report.blobs} blob(s) removed"
+    )
+
+
+@admin_app.command("delete-user")
+def delete_user(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User id or username")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Close a user's account: anonymised, sessions ended, groups left; their messages stay as "Deleted user"."""
+    if not yes and not typer.confirm(f"Close the account of {user}? This cannot be undone"):
+        raise typer.Exit(1)
+
+    async def work(s: Any) -> int:
+        found = await s.admin.find_user(user)
+        await s.closing.close(found.user.id)
+        return int(found.user.id)
+
+    closed = _run_services(ctx, work)
+    console.print(f"closed the account of user {closed}")
+
+
+@admin_app.command("export-conversation")
+def export_conversation(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="Conversation id (p:1:2, g:7)")],
+    out: Annotated[str, typer.Argument(help="The ZIP file to write")],
+) -> None:
+    """Export a whole conversation (messages, members, files) for compliance, into a ZIP file."""
+    from pathlib import Path
+
+    if Path(out).exists():
+        errors.print(f"[red]error[/red] {out} exists: give a new file name")
+        raise typer.Exit(1)
+
+    async def work(s: Any) -> int:
+        admin = await s.admin.server_user()
+        job = await s.exports.request_conversation_export(admin, conv)
+        task = s.exports._jobs.get(job.id)
+        if task is not None:
+            await task
+        done = await s.storage.export_job(job.id)
+        if done is None or done.status != "ready":
+            raise _Fail(f"the export failed: {done.error if done else 'gone'}")
+        size = 0
+        f = await asyncio.to_thread(Path(out).open, "xb")
+        try:
+            async for chunk in s.exports.blobs.get(f"export{job.id}.zip"):
+                await asyncio.to_thread(f.write, chunk)
+                size += len(chunk)
+        finally:
+            f.close()
+        return size
+
+    size = _run_services(ctx, work)
+    console.print(f"wrote {out} ({size} bytes)")

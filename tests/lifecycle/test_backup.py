@@ -195,3 +195,36 @@ async def test_postgres_backup_and_restore(make_node, tmp_path, postgres_server)
         assert await resp.read() == b"pg blob\n"
     for client in (a, b, again):
         await client.close()
+
+
+async def test_cli_retention_purge_export_and_delete_user(make_node, tmp_path):
+    import zipfile
+
+    node = await make_node(**LIFE)
+    a = await user(node)
+    b = await user(node)
+    await a.befriend(b)
+    ack = await a.send_text("for the record", to=b.user_id)
+    runner = CliRunner()
+    env = {"HUBBUB_JWT_SECRET": "z" * 32}
+
+    def admin(*args: str) -> Any:
+        return runner.invoke(app, ["admin", "--data-dir", node.config.data_dir, *args], env=env)
+
+    out = await asyncio.to_thread(admin, "retention", ack["conv"], "--days", "-3")
+    assert out.exit_code == 1 and "invalid_field" in out.output
+    out = await asyncio.to_thread(admin, "retention", ack["conv"], "--days", "30")
+    assert out.exit_code == 0 and "kept 30 days (its own policy)" in out.output, out.output
+    out = await asyncio.to_thread(admin, "purge")
+    assert out.exit_code == 0 and "purged 0 message(s)" in out.output, out.output
+    zip_path = tmp_path / "conv.zip"
+    out = await asyncio.to_thread(admin, "export-conversation", ack["conv"], str(zip_path))
+    assert out.exit_code == 0, out.output
+    assert b"for the record" in zipfile.ZipFile(zip_path).read("messages.jsonl")
+    out = await asyncio.to_thread(admin, "export-conversation", ack["conv"], str(zip_path))
+    assert out.exit_code == 1 and "exists" in out.output
+    out = await asyncio.to_thread(admin, "delete-user", str(b.user_id), "--yes")
+    assert out.exit_code == 0 and f"closed the account of user {b.user_id}" in out.output, out.output
+    assert (await a.api("GET", f"/api/v1/users/{b.user_id}"))["deleted"] is True
+    for client in (a, b):
+        await client.close()
