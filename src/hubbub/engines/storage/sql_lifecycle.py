@@ -270,8 +270,12 @@ class SqlLifecycle(SqlHost, LifecycleStorage):
 
     @unavailable
     async def delete_private_uploads(self, owner: int) -> list[str]:
-        u, r = t.uploads, t.upload_refs
-        never_sent = ~exists(select(literal(1)).where(r.c.upload_id == u.c.id))
+        u, r, g = t.uploads, t.upload_refs, t.groups
+        # Never in a message, and not a group's avatar (which its members see).
+        never_sent = and_(
+            ~exists(select(literal(1)).where(r.c.upload_id == u.c.id)),
+            ~exists(select(literal(1)).where(g.c.avatar == u.c.id)),
+        )
         async with self._tx() as conn:
             rows = (
                 await conn.execute(
