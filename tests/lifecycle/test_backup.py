@@ -228,3 +228,42 @@ async def test_cli_retention_purge_export_and_delete_user(make_node, tmp_path):
     assert (await a.api("GET", f"/api/v1/users/{b.user_id}"))["deleted"] is True
     for client in (a, b):
         await client.close()
+
+
+async def test_postgres_backup_under_traffic(make_node, tmp_path, postgres_server):
+    url = postgres_server.create_database("bkt")
+    node = await make_node(**LIFE, database=url)
+    a, b = await user(node), await user(node)
+    await a.befriend(b)
+    group = await a.api("POST", "/api/v1/groups", {"name": "busy", "members": [b.user_id]})
+    acked: list[dict[str, Any]] = []
+    stop = asyncio.Event()
+
+    async def traffic(client: HubbubClient, **dest: Any) -> None:
+        while not stop.is_set():
+            acked.append(await client.send_text("x", **dest))
+
+    tasks = [asyncio.create_task(traffic(a, to=b.user_id)), asyncio.create_task(traffic(b, conv=group["conv"]))]
+    await asyncio.sleep(0.5)
+    before = list(acked)
+    await asyncio.to_thread(
+        backup_postgres, node.config.database_url, None, tmp_path / "pgt", servers._pg_binary("pg_dump")
+    )
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.gather(*tasks)
+    target = postgres_server.create_database("rst")
+    await asyncio.to_thread(restore_postgres, tmp_path / "pgt", target, None, False, servers._pg_binary("pg_restore"))
+    name = target.rsplit("/", 1)[1]
+    holes = postgres_server.psql(
+        "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m WHERE m.conv = c.conv) "
+        "<> c.max_seq OR (SELECT coalesce(max(seq), 0) FROM messages m WHERE m.conv = c.conv) <> c.max_seq",
+        database=name,
+    )
+    assert holes.strip() == "0"
+    have = postgres_server.psql("SELECT string_agg(conv || '#' || seq, ',') FROM messages", database=name)
+    present = set(have.strip().split(","))
+    assert len(before) > 20
+    assert all(f"{ack['conv']}#{ack['seq']}" in present for ack in before)
+    for client in (a, b):
+        await client.close()
