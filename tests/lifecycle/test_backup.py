@@ -243,7 +243,10 @@ async def test_postgres_backup_under_traffic(make_node, tmp_path, postgres_serve
         while not stop.is_set():
             acked.append(await client.send_text("x", **dest))
 
-    tasks = [asyncio.create_task(traffic(a, to=b.user_id)), asyncio.create_task(traffic(b, conv=group["conv"]))]
+    tasks = [
+        asyncio.create_task(traffic(a, to=b.user_id)),
+        asyncio.create_task(traffic(b, conv=group["conv"])),
+    ]
     await asyncio.sleep(0.5)
     before = list(acked)
     await asyncio.to_thread(
@@ -253,7 +256,9 @@ async def test_postgres_backup_under_traffic(make_node, tmp_path, postgres_serve
     stop.set()
     await asyncio.gather(*tasks)
     target = postgres_server.create_database("rst")
-    await asyncio.to_thread(restore_postgres, tmp_path / "pgt", target, None, False, servers._pg_binary("pg_restore"))
+    await asyncio.to_thread(
+        restore_postgres, tmp_path / "pgt", target, None, False, servers._pg_binary("pg_restore")
+    )
     name = target.rsplit("/", 1)[1]
     holes = postgres_server.psql(
         "SELECT count(*) FROM conversations c WHERE (SELECT count(*) FROM messages m WHERE m.conv = c.conv) "

@@ -67,7 +67,14 @@ async def test_user_export(make_node, engine):
     assert status == 200 and len(data) == view["size"]
     zf = zipfile.ZipFile(io.BytesIO(data))
     names = set(zf.namelist())
-    assert {"README.txt", "export.json", "profile.json", "friends.json", "groups.json", "uploads.json"} <= names
+    assert {
+        "README.txt",
+        "export.json",
+        "profile.json",
+        "friends.json",
+        "groups.json",
+        "uploads.json",
+    } <= names
     assert json.loads(zf.read("profile.json"))["user"]["id"] == a.user_id
     assert [f["user"]["id"] for f in json.loads(zf.read("friends.json"))] == [b.user_id]
     assert [g["id"] for g in json.loads(zf.read("groups.json"))] == [group["id"]]
@@ -123,7 +130,9 @@ async def test_closing_an_account(make_node, engine):
     cat = await user(node, "cat")
     await bob.befriend(admin)
     await bob.befriend(cat)
-    group = await bob.api("POST", "/api/v1/groups", {"name": "bob's", "members": [admin.user_id, cat.user_id]})
+    group = await bob.api(
+        "POST", "/api/v1/groups", {"name": "bob's", "members": [admin.user_id, cat.user_id]}
+    )
     await bob.api("PUT", f"/api/v1/groups/{group['id']}/admins/{cat.user_id}")
     said = await bob.send_text("remember me", to=admin.user_id)
     await bob.send_text("in the group", conv=group["conv"])
@@ -139,7 +148,13 @@ async def test_closing_an_account(make_node, engine):
     status, _ = await raw(bob, node, "DELETE", "/api/v1/me", json={"password": PASSWORD})
     assert status == 204
     await bob.wait_until(lambda: bob.close_code == 4403)
-    status, body = await raw(None, node, "POST", "/api/v1/auth/login", json={"username": bob.user["username"], "password": PASSWORD})  # type: ignore[index]
+    status, body = await raw(
+        None,
+        node,
+        "POST",
+        "/api/v1/auth/login",
+        json={"username": bob.user["username"], "password": PASSWORD},
+    )  # type: ignore[index]
     assert status in (401, 403)
 
     # Their messages stay, under "Deleted user"; the group passed to its admin; friendships are gone.
@@ -149,10 +164,13 @@ async def test_closing_an_account(make_node, engine):
     assert [m["sender"] for m in history["messages"]][:1] == [bob.user_id] and "remember me" in str(history)
     g = await admin.api("GET", f"/api/v1/groups/{group['id']}")
     assert g["owner"] == cat.user_id and g["member_count"] == 2
-    assert bob.user_id not in [f["user"]["id"] for f in (await admin.api("GET", "/api/v1/friends"))["friends"]]
+    assert bob.user_id not in [
+        f["user"]["id"] for f in (await admin.api("GET", "/api/v1/friends"))["friends"]
+    ]
     # The file sent to admin stays readable by admin; the one never sent is deleted with its bytes.
     async with admin.http.get(
-        f"{admin.base_url}/api/v1/uploads/{sent['upload']}", headers={"Authorization": f"Bearer {admin.access_token}"}
+        f"{admin.base_url}/api/v1/uploads/{sent['upload']}",
+        headers={"Authorization": f"Bearer {admin.access_token}"},
     ) as resp:
         assert resp.status == 200
     assert await node.storage.upload(private["upload"]) is None
