@@ -79,6 +79,8 @@ export interface ConversationRow {
   mention?: boolean
   /** The group id for `g:` conversations, else null. */
   group?: number | null
+  /** Retention removed every message at or below this seq (protocol.md, "Retention and the purged floor"). */
+  floor?: number
 }
 
 export type Terminal = 'web' | 'mobile' | 'desktop'
