@@ -82,6 +82,7 @@ async def test_user_export(make_node, engine):
     assert "hello from bob" in private
     assert "hello club" in zf.read(f"messages/{group['conv'].replace(':', '_')}.jsonl").decode()
     assert zf.read(f"media/{mine['upload']}-mine.txt") == b"ann's own file\n"
+    assert [u["id"] for u in json.loads(zf.read("uploads.json"))] == [mine["upload"]]
     assert not any(theirs["upload"] in n for n in names)  # bob's file is bob's
 
     # A tampered link is nobody's; an expired export is gone (410) and its archive deleted.

@@ -35,7 +35,7 @@ from hubbub.core.convs import parse_group, parse_private
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.engines.blobs.base import BlobNotFound, BlobStore
-from hubbub.engines.storage.base import Storage
+from hubbub.engines.storage.base import Storage, UploadRecord
 from hubbub.engines.storage.lifecycle import ExportRecord
 
 log = logging.getLogger(__name__)
@@ -211,16 +211,26 @@ class ExportService:
             await self._write_messages(
                 zf, f"messages/{state.conv.replace(':', '_')}.jsonl", state.conv, floor
             )
-        uploads = []
+        # Two passes over the uploads, a page at a time (a ZIP takes one member at a time): the list, then
+        # the files. Nothing holds them all.
+        with zf.open("uploads.json", "w", force_zip64=True) as out:
+            out.write(b"[")
+            first = True
+            async for page in self._upload_pages(uid):
+                out.write((b"" if first else b",") + b",".join(_encode(u) for u in page))
+                first = False
+            out.write(b"]")
+        async for page in self._upload_pages(uid):
+            for upload in page:
+                await self._write_blob(zf, f"media/{upload.id}-{_safe(upload.name)}", upload.blob)
+
+    async def _upload_pages(self, uid: int) -> AsyncIterator[list[UploadRecord]]:
         after = ""
         while page := await self.storage.uploads_of(uid, after, _PAGE):
             after = page[-1].id
-            for upload in page:
-                uploads.append(upload)
-                await self._write_blob(zf, f"media/{upload.id}-{_safe(upload.name)}", upload.blob)
+            yield page
             if len(page) < _PAGE:
-                break
-        zf.writestr("uploads.json", _encode(uploads))
+                return
 
     async def _write_conversation(self, zf: zipfile.ZipFile, conv: str) -> None:
         floor = await self.storage.purged_floor(conv)
