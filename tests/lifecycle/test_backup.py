@@ -25,6 +25,15 @@ from tests.lifecycle.helpers import upload, user
 LIFE = {"retention_interval_s": 0}
 
 
+async def _until(predicate: Any, timeout: float = 30.0) -> None:
+    """Traffic is measured in messages, not seconds: a loaded machine sends fewer per second."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "the traffic did not get going"
+        await asyncio.sleep(0.02)
+
+
 def _gap_free(db: Path) -> dict[str, list[int]]:
     conn = sqlite3.connect(db)
     try:
@@ -65,13 +74,14 @@ async def test_backup_under_traffic_then_restore(make_node, tmp_path):
         asyncio.create_task(traffic(a, conv=group["conv"])),
         asyncio.create_task(traffic(c, conv=group["conv"])),
     ]
-    await asyncio.sleep(0.5)
+    await _until(lambda: len(acked) >= 30)
     started = now_ms()
     before = [ack for ack, _ in acked]
     dest = tmp_path / "backup"
     data = Path(node.config.data_dir)
     report = await asyncio.to_thread(backup_sqlite, data, data / "blobs", dest)
-    await asyncio.sleep(0.3)  # traffic goes on after the snapshot too
+    after = len(acked)
+    await _until(lambda: len(acked) >= after + 10)  # traffic goes on after the snapshot too
     stop.set()
     await asyncio.gather(*tasks)
     assert report.snapshot_at >= started and report.blobs >= 1
@@ -247,12 +257,13 @@ async def test_postgres_backup_under_traffic(make_node, tmp_path, postgres_serve
         asyncio.create_task(traffic(a, to=b.user_id)),
         asyncio.create_task(traffic(b, conv=group["conv"])),
     ]
-    await asyncio.sleep(0.5)
+    await _until(lambda: len(acked) >= 30)
     before = list(acked)
     await asyncio.to_thread(
         backup_postgres, node.config.database_url, None, tmp_path / "pgt", servers._pg_binary("pg_dump")
     )
-    await asyncio.sleep(0.3)
+    after = len(acked)
+    await _until(lambda: len(acked) >= after + 10)
     stop.set()
     await asyncio.gather(*tasks)
     target = postgres_server.create_database("rst")
