@@ -133,6 +133,20 @@ class Config(msgspec.Struct, kw_only=True):
     s3_access_key: str = ""
     #: The S3 secret key; never logged or printed.
     s3_secret_key: str = ""
+    # -- data lifecycle (docs/operations.md, "Retention", "Exports", "Account deletion") ------------------
+    #: Server default retention of messages, in days; 0 keeps them for ever. A conversation's own policy
+    #: (set by an admin, or by a group's owner) overrides it.
+    retention_days: int = 0
+    #: The purge job runs this often (seconds; 0 disables it): removes expired messages, then the uploads and
+    #: blobs no message references any more (after ``blob_gc_grace_s``).
+    retention_interval_s: float = 3600.0
+    #: Group owners may set their group's retention (admins always may, for any conversation).
+    group_retention_by_owner: bool = True
+    #: How long a finished export can be downloaded (seconds) before its archive is deleted.
+    export_ttl_s: int = 7 * 24 * 3600
+    #: An export still building after this many seconds is taken as failed (its node died) and can be asked
+    #: for again.
+    export_stale_s: float = 3600.0
     # -- abuse limits (docs/security.md) -------------------------------------------------------------
     #: Login attempts per client IP, whatever the username: a burst, then per minute.
     login_ip_burst: int = 50

@@ -169,6 +169,8 @@ class Node:
         await self.services.media.start()
         await self.services.words.load()
         self.services.words.start()
+        self.services.retention.start()
+        self.services.exports.start()
         await self.broker.start(self.hub)
         if self.config.node_number >= 0:
             self.services.ids.set_number(self.config.node_number)
@@ -251,6 +253,8 @@ class Node:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.report_load(), 1)  # shown as draining until it is gone
         await self.services.words.close()
+        await self.services.retention.close()
+        await self.services.exports.close()
         await self.services.messages.close()  # sends that came over HTTP meanwhile
         await self.services.media.close()
         self.services.auth.close()  # the password hashing threads

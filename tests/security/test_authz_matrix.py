@@ -270,6 +270,15 @@ def msg(dest: Callable[[World], dict[str, Any]]) -> Prepare:
     return prepare
 
 
+async def owner_export(world: World, actor: str) -> Call:
+    """One export of the owner's (the POST row may have made it already)."""
+    if not hasattr(world, "owner_export"):
+        mine = (await world.api("owner", "GET", "/api/v1/exports"))["exports"]
+        made = mine[0] if mine else await world.api("owner", "POST", "/api/v1/exports")
+        world.owner_export = made["id"]  # type: ignore[attr-defined]
+    return Call(params={"export_id": world.owner_export})  # type: ignore[attr-defined]
+
+
 G = "/api/v1/groups/{group_id}"
 ROWS: list[Row] = [
     # -- accounts ---------------------------------------------------------------------------------
@@ -371,6 +380,30 @@ ROWS: list[Row] = [
         recall_owner_private,
         label="the owner's private message (sender only)",
     ),
+    # -- data lifecycle (retention, exports, closing an account) ------------------------------------
+    Row("GET", "/api/v1/conversations/{conv}/retention", MEMBERS_OK_FORBIDDEN, fixed(conv=lambda w: w.conv_g), label="group"),
+    Row("GET", "/api/v1/conversations/{conv}/retention", PAIR_OK, fixed(conv=lambda w: w.conv_p), label="private"),
+    Row(
+        "PUT",
+        "/api/v1/conversations/{conv}/retention",
+        who("forbidden", owner=OK),
+        body_of(fixed(conv=lambda w: w.conv_g), lambda w, a: {"days": None}),
+        label="group: its owner",
+    ),
+    Row(
+        "PUT",
+        "/api/v1/conversations/{conv}/retention",
+        who("forbidden"),
+        body_of(fixed(conv=lambda w: w.conv_p), lambda w, a: {"days": None}),
+        label="private: admins only, through /admin",
+    ),
+    Row("POST", "/api/v1/exports", EVERYONE),
+    Row("GET", "/api/v1/exports", EVERYONE),
+    Row("GET", "/api/v1/exports/{export_id}", who("not_found", owner=OK), owner_export),
+    # The download's authorization is the link's signature: without it, nobody gets anything.
+    Row("GET", "/api/v1/exports/{export_id}/download", who("not_found", anonymous="not_found"), owner_export),
+    # A wrong password everywhere: the row checks that closing an account wants a session and the password.
+    Row("DELETE", "/api/v1/me", who("unauthorized"), lambda w, a: _const(Call(json={"password": "not-the-password"}))),
     # -- groups -----------------------------------------------------------------------------------
     Row("POST", "/api/v1/groups", EVERYONE, lambda w, a: _const(Call(json={"name": "mine"}))),
     Row("GET", "/api/v1/groups", EVERYONE),

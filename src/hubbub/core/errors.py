@@ -39,6 +39,7 @@ class Code(StrEnum):
     UNSUPPORTED_MEDIA = "unsupported_media"
     BAD_MEDIA = "bad_media"
     QUOTA_EXCEEDED = "quota_exceeded"
+    EXPIRED = "expired"
     NOT_AUTHENTICATED = "not_authenticated"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -70,6 +71,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.UNSUPPORTED_MEDIA: 415,
     Code.BAD_MEDIA: 422,
     Code.QUOTA_EXCEEDED: 413,
+    Code.EXPIRED: 410,
     Code.NOT_AUTHENTICATED: 401,
     Code.UNAVAILABLE: 503,
     Code.INTERNAL: 500,

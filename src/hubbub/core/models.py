@@ -23,6 +23,8 @@ class User(msgspec.Struct, kw_only=True):
     #: The server's own account (the sender of notices): clients show a badge, and its display name is
     #: reserved (services/names.py), so a user cannot pass for it.
     system: bool = False
+    #: A closed account ("Deleted user"): its profile is anonymised, its messages keep it as their sender.
+    deleted: bool = False
 
 
 class Account(msgspec.Struct, kw_only=True):
@@ -91,6 +93,9 @@ class Conversation(msgspec.Struct, kw_only=True):
     group: int | None = None
     #: I set do-not-disturb on this group: show it, count it, but do not notify unless I am mentioned.
     dnd: bool = False
+    #: Retention removed every message at or below this seq: history and pull start above it, and a client
+    #: holding older messages may drop them (docs/protocol.md, "Retention and the purged floor").
+    floor: int = 0
 
 
 Role = Literal["owner", "admin", "member"]

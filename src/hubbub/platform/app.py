@@ -24,6 +24,7 @@ from hubbub.platform import (  # noqa: F401
     routes_admin,
     routes_friends,
     routes_groups,
+    routes_lifecycle,
     routes_media,
     routes_messages,
 )

@@ -15,6 +15,8 @@ from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.closing import AccountClosing
+from hubbub.services.export import ExportService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
@@ -22,6 +24,7 @@ from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
+from hubbub.services.retention import RetentionService
 from hubbub.services.words import WordFilter
 
 
@@ -41,6 +44,10 @@ class Services:
     media: MediaService
     words: WordFilter
     admin: AdminService
+    # The data lifecycle (docs/operations.md): retention and its purge job, exports, closing accounts.
+    retention: RetentionService
+    exports: ExportService
+    closing: AccountClosing
 
     @classmethod
     def build(
@@ -80,4 +87,7 @@ class Services:
             media=media,
             words=words,
             admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages),
+            retention=RetentionService(config, storage, hot, media),
+            exports=ExportService(config, storage, blobs, ids),
+            closing=AccountClosing(storage, broker, groups, passwords),
         )

@@ -253,6 +253,7 @@ class MessageService:
                 mention=state.mention_seq > state.read_seq,
                 group=parse_group(state.conv),
                 dnd=state.dnd,
+                floor=state.purged_seq,
             )
             for state in states
         ]

@@ -8,6 +8,7 @@ import type {
   Ack,
   ConversationRow,
   ConvId,
+  ExportView,
   Friend,
   FriendRequest,
   Group,
@@ -16,6 +17,7 @@ import type {
   MediaKind,
   Message,
   Receipts,
+  Retention,
   Tokens,
   Upload,
   User,
@@ -73,6 +75,20 @@ export class Api {
     return u
   }
   user = (id: UserId) => this.authed<User>('GET', `/users/${id}`)
+  /** Close my account (protocol.md, "Closing an account"): the session ends with it. A wrong password is
+   * 401 `unauthorized` but must not end the session, so this goes around `authed`'s 401 handling (after a
+   * call through it, which refreshes an expired access token). */
+  async closeAccount(password: string): Promise<void> {
+    await this.me()
+    await this.call<void>('DELETE', '/me', { password }, this.session.value?.access_token)
+  }
+
+  // ---- data lifecycle -------------------------------------------------------------------------------
+  requestExport = () => this.authed<ExportView>('POST', '/exports')
+  exports = () => this.authed<{ exports: ExportView[] }>('GET', '/exports').then((r) => r.exports)
+  retention = (conv: ConvId) => this.authed<Retention>('GET', `/conversations/${encodeURIComponent(conv)}/retention`)
+  setRetention = (conv: ConvId, days: number | null) =>
+    this.authed<Retention>('PUT', `/conversations/${encodeURIComponent(conv)}/retention`, { days })
   searchUsers = (q: string, limit = 20) =>
     this.authed<{ users: User[] }>('GET', `/users?q=${encodeURIComponent(q)}&limit=${limit}`).then((r) => r.users)
 

@@ -15,6 +15,8 @@ export interface User {
   avatar: string | null
   /** The server's own account (the sender of notices): shown with a badge; its name is reserved. */
   system?: boolean
+  /** A closed account: show "Deleted user" (protocol.md, "Closing an account"). */
+  deleted?: boolean
 }
 
 /** Known message types; anything else is rendered as a placeholder. */
@@ -77,6 +79,8 @@ export interface ConversationRow {
   mention?: boolean
   /** The group id for `g:` conversations, else null. */
   group?: number | null
+  /** Retention removed every message at or below this seq (protocol.md, "Retention and the purged floor"). */
+  floor?: number
 }
 
 export type Terminal = 'web' | 'mobile' | 'desktop'
@@ -285,4 +289,29 @@ export function peerOf(conv: ConvId, me: UserId): UserId | null {
   const a = Number(m[1])
   const b = Number(m[2])
   return a === me ? b : a
+}
+
+/** An export of my data (protocol.md, "Exports"). */
+export interface ExportView {
+  id: string
+  kind: 'user' | 'conversation'
+  subject: string
+  status: 'pending' | 'building' | 'ready' | 'failed' | 'expired'
+  size: number
+  created_at: number
+  finished_at: number
+  expires_at: number
+  failure: string
+  /** A signed link (no token needed) while ready. */
+  download_url: string | null
+}
+
+/** A conversation's retention (protocol.md, "Retention and the purged floor"); days 0 = for ever. */
+export interface Retention {
+  conv: string
+  days: number
+  own: number | null
+  server_default: number
+  floor: number
+  can_edit: boolean
 }

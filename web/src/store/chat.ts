@@ -1299,6 +1299,8 @@ export function createChatStore(deps: StoreDeps) {
 
   return {
     state,
+    /** The REST client, for settings pages that call one route and show its answer (exports, retention). */
+    api,
     conversationList,
     totalUnread,
     contacts,

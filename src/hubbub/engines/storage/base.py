@@ -22,6 +22,7 @@ import msgspec
 
 from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
+from hubbub.engines.storage.lifecycle import LifecycleStorage
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -124,6 +125,8 @@ class ConvState(msgspec.Struct, kw_only=True):
     mention_seq: int = 0
     #: A group the user set do-not-disturb on.
     dnd: bool = False
+    #: Retention removed every message at or below this seq.
+    purged_seq: int = 0
 
 
 class GroupStorage(abc.ABC):
@@ -324,7 +327,7 @@ class AdminStorage(abc.ABC):
         """The id of the server's own account (created on first use, with no usable password)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage):
+class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------

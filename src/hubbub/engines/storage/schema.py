@@ -33,6 +33,9 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     # May use the admin routes (docs/operations.md); the first user of a fresh server by default.
     Column("is_admin", Boolean, nullable=False, server_default=false()),
+    # Set when the account was closed (docs/operations.md, "Account deletion"): the row stays, anonymised,
+    # so the messages it sent keep a sender ("Deleted user").
+    Column("deleted_at", BigInteger, nullable=True),
 )
 
 # A session is one login: its refresh tokens form a family, and access tokens carry its id (``sid``) so
@@ -82,6 +85,9 @@ conversations = Table(
     Column("conv", String(48), primary_key=True),
     Column("max_seq", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Retention removed every message at or below this seq (docs/protocol.md, "Retention and the purged
+    # floor"); the messages above it are all there.
+    Column("purged_seq", BigInteger, nullable=False, server_default="0"),
 )
 
 # One row per (member, conversation): the member's read position and, for groups, the seq they joined after.
@@ -227,4 +233,33 @@ settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# -- data lifecycle (docs/operations.md, "Retention") -----------------------------------------------
+# A conversation's own retention: ``days`` 0 keeps it for ever; without a row the server default applies.
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("conv", String(48), primary_key=True),
+    Column("days", Integer, nullable=False),
+    Column("set_by", Integer, nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+)
+
+# Export jobs (a user's data, or a conversation for an admin). ``active_key`` is set while the job is pending
+# or building, and unique: the same export asked for twice while one runs is refused by the database itself.
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(48), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("active_key", String(80), nullable=True, unique=True),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False, server_default="0"),
+    Column("expires_at", BigInteger, nullable=False, server_default="0"),
 )

@@ -32,6 +32,7 @@ from hubbub.engines.storage.base import (
 )
 from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
+from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 from hubbub.engines.storage.sqlutil import (
@@ -48,7 +49,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, Storage):
     def __init__(
         self,
         url: str,
@@ -716,14 +717,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
 
     @unavailable
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
-        cm = t.conv_members
+        cm, c = t.conv_members, t.conversations
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(cm.c.read_seq, cm.c.min_seq).where(cm.c.conv == conv, cm.c.user_id == user_id)
+                    select(cm.c.read_seq, cm.c.min_seq, c.c.purged_seq)
+                    .outerjoin(c, c.c.conv == cm.c.conv)
+                    .where(cm.c.conv == conv, cm.c.user_id == user_id)
                 )
             ).first()
-        return None if row is None else (row.read_seq, row.min_seq)
+        # Below the purged floor there is nothing to see (retention): readers start above it.
+        return None if row is None else (row.read_seq, max(row.min_seq, row.purged_seq or 0))
 
     @unavailable
     async def set_read_seq(self, conv: str, user_id: int, seq: int) -> int | None:
@@ -751,7 +755,13 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             rows = list(
                 await conn.execute(
                     select(
-                        cm.c.conv, cm.c.read_seq, cm.c.min_seq, cm.c.mention_seq, c.c.max_seq, c.c.updated_at
+                        cm.c.conv,
+                        cm.c.read_seq,
+                        cm.c.min_seq,
+                        cm.c.mention_seq,
+                        c.c.max_seq,
+                        c.c.updated_at,
+                        c.c.purged_seq,
                     )
                     .join(c, c.c.conv == cm.c.conv)
                     .where(cm.c.user_id == user_id)
@@ -759,7 +769,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 )
             )
             last: dict[str, Message] = {}
-            tops = [(row.conv, row.max_seq) for row in rows if row.max_seq > row.min_seq]
+            tops = [(row.conv, row.max_seq) for row in rows if row.max_seq > max(row.min_seq, row.purged_seq)]
             for start in range(0, len(tops), 500):
                 found = await conn.execute(
                     select(m).where(tuple_(m.c.conv, m.c.seq).in_(tops[start : start + 500]))
@@ -808,8 +818,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 updated_at=row.updated_at,
                 unread=unread.get(row.conv, 0),
                 last=last.get(row.conv),
-                mention_seq=0 if row.conv in withdrawn else row.mention_seq,
+                mention_seq=0
+                if row.conv in withdrawn or row.mention_seq <= row.purged_seq
+                else row.mention_seq,
                 dnd=row.conv in dnd,
+                purged_seq=row.purged_seq,
             )
             for row in rows
         ]

@@ -233,10 +233,12 @@ class SqlGroups(SqlHost):
 
     @unavailable
     async def member_floors(self, conv: str) -> dict[int, int]:
-        cm = t.conv_members
+        cm, c = t.conv_members, t.conversations
         async with self.engine.connect() as conn:
+            # Retention's purged floor counts as everyone's (engines/storage/lifecycle.py).
+            purged = int(await conn.scalar(select(c.c.purged_seq).where(c.c.conv == conv)) or 0)
             rows = await conn.execute(select(cm.c.user_id, cm.c.min_seq).where(cm.c.conv == conv))
-            return {uid: floor for uid, floor in rows}
+            return {uid: max(floor, purged) for uid, floor in rows}
 
     @unavailable
     async def group(self, group_id: int) -> Group | None:
