@@ -105,13 +105,18 @@ class Ctx:
         return value
 
 
+#: Path parameters that are not numbers: each route checks its own (content hashes, export ids past 2^31,
+#: invite and link codes), answering ``not_found`` for one it does not know.
+OPAQUE_PATH_KEYS = frozenset({"upload_id", "export_id", "code"})
+
+
 def ids_in_path(request: web.Request) -> None:
     """Refuse a request whose path holds an id that is not canonical (``invalid_id``), before its body is
     read, so a bad id is reported as such whatever else is wrong with the request."""
     for name, raw in request.match_info.items():
         if name == "conv":
             validate(raw, name)
-        elif name != "upload_id":
+        elif name not in OPAQUE_PATH_KEYS:
             _path_number(name, raw)
 
 
