@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
 
 
@@ -55,7 +56,7 @@ class Stored(msgspec.Struct, kw_only=True):
 class Rejected(msgspec.Struct):
     """A message of a batch that was refused inside the storing transaction (nothing stored for it)."""
 
-    error: Any
+    error: HubbubError
 
 
 class MemberFacts(msgspec.Struct, frozen=True):
@@ -74,11 +75,11 @@ class GroupFacts(msgspec.Struct, kw_only=True):
 
 
 #: Decides, inside the transaction, whether a group message may be stored: None to admit, or the error.
-Admit = Callable[[NewMessage, GroupFacts], Any]
+Admit = Callable[[NewMessage, GroupFacts], HubbubError | None]
 
 #: Decides, inside a group change's transaction, whether the group as it is now allows the change: None to go
 #: on, or the exception to raise (nothing is written).
-GroupCheck = Callable[[Group], Any]
+GroupCheck = Callable[[Group], HubbubError | None]
 
 
 class GroupChange(msgspec.Struct, kw_only=True):
