@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 import types
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -42,15 +43,19 @@ from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
 from hubbub.services.words import WordFilter
 
-#: 2026-01-01T00:00:00Z: far from the real clock, so a test that forgets the fake clock fails loudly.
+#: When the users and friendships the helpers below make were created (2026-01-01T00:00:00Z).
 EPOCH_MS = 1_767_225_600_000
 
 
 class FakeClock:
-    """Wall-clock milliseconds (``now_ms``) and a monotonic second count that move only when told."""
+    """Wall-clock milliseconds (``now_ms``) and a monotonic second count that move only when told.
+
+    It starts at the real time, to the second: access tokens are JWTs, whose expiry PyJWT checks against the
+    real clock, so an old token is made by setting this clock back, not by moving it on.
+    """
 
     def __init__(self) -> None:
-        self.ms = EPOCH_MS
+        self.ms = time.time_ns() // 1_000_000_000 * 1000
         self.mono = 1000.0
 
     def now_ms(self) -> int:
@@ -70,7 +75,11 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     the memory rate limiter. (Not ``time.monotonic`` itself: the event loop runs on it.)"""
     fake = FakeClock()
     for name, module in list(sys.modules.items()):
-        if name.startswith("hubbub.") and getattr(module, "now_ms", None) is not None and name != "hubbub.core.clock":
+        if (
+            name.startswith("hubbub.")
+            and getattr(module, "now_ms", None) is not None
+            and name != "hubbub.core.clock"
+        ):
             monkeypatch.setattr(module, "now_ms", fake.now_ms)
     fake_time = types.SimpleNamespace(monotonic=fake.monotonic, time=lambda: fake.ms / 1000)
     monkeypatch.setattr(sys.modules["hubbub.services.friends"], "time", fake_time)
@@ -91,7 +100,9 @@ class Pushes:
             frame = msgspec.json.decode(event.payload)
             self.frames.extend((user, frame) for user in event.recipients)
 
-    def disconnect(self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None) -> None:
+    def disconnect(
+        self, user_id: int, code: Close, reason: str, conn_id: str | None, sid: str | None
+    ) -> None:
         self.closes.append((user_id, code, sid))
 
     def news_items(self, items: Sequence[News]) -> None:

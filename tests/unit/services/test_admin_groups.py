@@ -40,7 +40,9 @@ async def _setup(world: World) -> tuple[int, Group]:
 
 
 async def _notices(world: World, group: Group) -> list[str]:
-    return [m.body["event"] for m in await world.storage.messages_after(group.conv, 0, 100) if m.type == "system"]
+    return [
+        m.body["event"] for m in await world.storage.messages_after(group.conv, 0, 100) if m.type == "system"
+    ]
 
 
 async def test_two_racing_dismissals_store_one_notice(world: World) -> None:
