@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 import types
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import msgspec
 import pytest
 
 from hubbub.config import Config
+from hubbub.core.errors import Code, HubbubError
 from hubbub.core.ids import MessageIds
 from hubbub.engines.blobs.local import LocalBlobStore
 from hubbub.engines.broker.base import Event, News
@@ -199,6 +200,13 @@ class World:
             for b in users[i + 1 :]:
                 if not await self.storage.are_friends(a, b):
                     await self.storage.add_friendship(a, b, EPOCH_MS)
+
+
+async def refused(code: Code, call: Awaitable[object]) -> None:
+    """Await ``call`` and check it is refused with ``code``."""
+    with pytest.raises(HubbubError) as err:
+        await call
+    assert err.value.code == code
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,10 @@ group's conversation and the frames the broker delivered.
 
 from __future__ import annotations
 
-import pytest
-
-from hubbub.core.errors import Code, HubbubError
+from hubbub.core.errors import Code
 from hubbub.core.models import Group
 from hubbub.services.groups import MAX_MUTE_S
-from tests.unit.services.conftest import FakeClock, World
+from tests.unit.services.conftest import FakeClock, World, refused
 
 
 async def _group(world: World, owner: int, *members: int, name: str = "team") -> Group:
@@ -23,12 +21,6 @@ async def _group(world: World, owner: int, *members: int, name: str = "team") ->
 async def _notices(world: World, group: Group) -> list[str]:
     messages = await world.storage.messages_after(group.conv, 0, 100)
     return [m.body["event"] for m in messages if m.type == "system"]
-
-
-async def _refused(code: Code, call: object) -> None:
-    with pytest.raises(HubbubError) as err:
-        await call  # type: ignore[misc]
-    assert err.value.code == code
 
 
 async def test_create_tells_every_member_and_stores_the_notice(world: World) -> None:
@@ -42,9 +34,9 @@ async def test_create_tells_every_member_and_stores_the_notice(world: World) -> 
 
 async def test_create_needs_friends_and_existing_users(world: World) -> None:
     owner, stranger = await world.user("owner"), await world.user("stranger")
-    await _refused(Code.NOT_FRIENDS, world.groups.create(owner, {"name": "x"}, [stranger]))
-    await _refused(Code.NOT_FOUND, world.groups.create(owner, {"name": "x"}, [424242]))
-    await _refused(Code.INVALID_FIELD, world.groups.create(owner, {}, []))
+    await refused(Code.NOT_FRIENDS, world.groups.create(owner, {"name": "x"}, [stranger]))
+    await refused(Code.NOT_FOUND, world.groups.create(owner, {"name": "x"}, [424242]))
+    await refused(Code.INVALID_FIELD, world.groups.create(owner, {}, []))
     assert world.pushes.frames == []
 
 
@@ -58,7 +50,7 @@ async def test_invite_follows_the_invite_policy(world: World) -> None:
     assert world.pushes.events(b) == ["joined"] and world.pushes.events(owner) == ["joined"]
 
     await world.groups.edit(owner, group.id, {"invite_policy": "admins"})
-    await _refused(Code.FORBIDDEN, world.groups.invite(a, group.id, [c]))
+    await refused(Code.FORBIDDEN, world.groups.invite(a, group.id, [c]))
     await world.groups.set_admin(owner, group.id, a, True)
     assert (await world.groups.invite(a, group.id, [c])).member_count == 4
     assert await _notices(world, group) == ["created", "joined", "edited", "admin_added", "joined"]
@@ -70,13 +62,13 @@ async def test_kick_the_kicked_hear_it_and_ranks_hold(world: World) -> None:
     await world.groups.set_admin(owner, group.id, admin, True)
     world.pushes.clear()
 
-    await _refused(Code.FORBIDDEN, world.groups.kick(a, group.id, b))  # a member cannot kick
-    await _refused(Code.FORBIDDEN, world.groups.kick(admin, group.id, owner))  # nor an admin the owner
-    await _refused(Code.NOT_FOUND, world.groups.kick(admin, group.id, 424242))
+    await refused(Code.FORBIDDEN, world.groups.kick(a, group.id, b))  # a member cannot kick
+    await refused(Code.FORBIDDEN, world.groups.kick(admin, group.id, owner))  # nor an admin the owner
+    await refused(Code.NOT_FOUND, world.groups.kick(admin, group.id, 424242))
     after = await world.groups.kick(admin, group.id, a)
     assert after.member_count == 3
     assert world.pushes.events(a) == ["kicked"]  # told, though no longer a member
-    await _refused(Code.NOT_FOUND, world.groups.profile(a, group.id))
+    await refused(Code.NOT_FOUND, world.groups.profile(a, group.id))
     world.pushes.clear()
     await world.groups.invite(owner, group.id, [b])  # already a member: nothing changes for them
     assert (await world.groups.profile(owner, group.id)).member_count == 3
@@ -85,7 +77,7 @@ async def test_kick_the_kicked_hear_it_and_ranks_hold(world: World) -> None:
 async def test_quit_and_the_owner_cannot_quit(world: World) -> None:
     owner, a = await world.user("owner"), await world.user("anna")
     group = await _group(world, owner, a)
-    await _refused(Code.FORBIDDEN, world.groups.quit(owner, group.id))
+    await refused(Code.FORBIDDEN, world.groups.quit(owner, group.id))
     world.pushes.clear()
     await world.groups.quit(a, group.id)
     assert world.pushes.events(a) == ["left"] and world.pushes.events(owner) == ["left"]
@@ -95,14 +87,14 @@ async def test_quit_and_the_owner_cannot_quit(world: World) -> None:
 async def test_transfer_moves_ownership_and_the_old_owner_may_quit(world: World) -> None:
     owner, a = await world.user("owner"), await world.user("anna")
     group = await _group(world, owner, a)
-    await _refused(Code.FORBIDDEN, world.groups.transfer(a, group.id, a))
-    await _refused(Code.NOT_FOUND, world.groups.transfer(owner, group.id, owner))
+    await refused(Code.FORBIDDEN, world.groups.transfer(a, group.id, a))
+    await refused(Code.NOT_FOUND, world.groups.transfer(owner, group.id, owner))
     moved = await world.groups.transfer(owner, group.id, a)
     assert moved.owner == a
     assert (await world.groups.profile(owner, group.id)).me.role == "admin"  # type: ignore[union-attr]
     assert world.pushes.events(owner)[-1] == "owner_changed"
     await world.groups.quit(owner, group.id)
-    await _refused(Code.NOT_FOUND, world.groups.dismiss(owner, group.id))  # no longer a member: hidden
+    await refused(Code.NOT_FOUND, world.groups.dismiss(owner, group.id))  # no longer a member: hidden
     await world.groups.dismiss(a, group.id)
     assert await _notices(world, group) == ["created", "owner_changed", "left", "dismissed"]
 
@@ -110,8 +102,8 @@ async def test_transfer_moves_ownership_and_the_old_owner_may_quit(world: World)
 async def test_mute_runs_on_the_clock(world: World, clock: FakeClock) -> None:
     owner, a = await world.user("owner"), await world.user("anna")
     group = await _group(world, owner, a)
-    await _refused(Code.INVALID_FIELD, world.groups.mute(owner, group.id, a, MAX_MUTE_S + 1))
-    await _refused(Code.FORBIDDEN, world.groups.mute(a, group.id, owner, 60))
+    await refused(Code.INVALID_FIELD, world.groups.mute(owner, group.id, a, MAX_MUTE_S + 1))
+    await refused(Code.FORBIDDEN, world.groups.mute(a, group.id, owner, 60))
     world.pushes.clear()
     await world.groups.mute(owner, group.id, a, 60)
     muted = [f["msg"]["body"] for f in world.pushes.to(a, "msg")]
@@ -126,7 +118,7 @@ async def test_mute_runs_on_the_clock(world: World, clock: FakeClock) -> None:
 async def test_mute_all_and_no_op_changes_store_nothing(world: World) -> None:
     owner, a = await world.user("owner"), await world.user("anna")
     group = await _group(world, owner, a)
-    await _refused(Code.FORBIDDEN, world.groups.mute_all(a, group.id, True))
+    await refused(Code.FORBIDDEN, world.groups.mute_all(a, group.id, True))
     assert (await world.groups.mute_all(owner, group.id, True)).muted_all
     await world.groups.mute_all(owner, group.id, True)  # already: no second notice
     await world.groups.edit(owner, group.id, {"name": "team"})  # unchanged name: no notice
@@ -136,12 +128,12 @@ async def test_mute_all_and_no_op_changes_store_nothing(world: World) -> None:
 async def test_a_dismissed_group_refuses_every_change_but_dnd(world: World) -> None:
     owner, a = await world.user("owner"), await world.user("anna")
     group = await _group(world, owner, a)
-    await _refused(Code.FORBIDDEN, world.groups.dismiss(a, group.id))
+    await refused(Code.FORBIDDEN, world.groups.dismiss(a, group.id))
     await world.groups.dismiss(owner, group.id)
     world.pushes.clear()
-    await _refused(Code.GROUP_DISMISSED, world.groups.quit(a, group.id))
-    await _refused(Code.GROUP_DISMISSED, world.groups.edit(owner, group.id, {"name": "again"}))
-    await _refused(Code.GROUP_DISMISSED, world.groups.set_prefs(a, group.id, {"nickname": "ghost"}))
+    await refused(Code.GROUP_DISMISSED, world.groups.quit(a, group.id))
+    await refused(Code.GROUP_DISMISSED, world.groups.edit(owner, group.id, {"name": "again"}))
+    await refused(Code.GROUP_DISMISSED, world.groups.set_prefs(a, group.id, {"nickname": "ghost"}))
     assert (await world.groups.set_prefs(a, group.id, {"dnd": True})).dnd is True
     assert world.pushes.frames == []
 
@@ -160,7 +152,7 @@ async def test_a_change_racing_a_freeze_is_refused_inside_the_transaction(world:
         return seen
 
     world.storage.group = group_before_the_freeze  # type: ignore[method-assign]
-    await _refused(Code.GROUP_FROZEN, world.groups.invite(a, group.id, [b]))
+    await refused(Code.GROUP_FROZEN, world.groups.invite(a, group.id, [b]))
     assert await _notices(world, group) == ["created", "frozen"]
 
 
@@ -168,6 +160,6 @@ async def test_group_nickname_has_the_account_rule(world: World) -> None:
     owner, a = await world.user("owner"), await world.user("anna")
     group = await _group(world, owner, a)
     for bad in ("Hubbub", "h\u200bubbub", "a\nb", "x" * 65, 7):
-        await _refused(Code.INVALID_FIELD, world.groups.set_prefs(a, group.id, {"nickname": bad}))
+        await refused(Code.INVALID_FIELD, world.groups.set_prefs(a, group.id, {"nickname": bad}))
     assert (await world.groups.set_prefs(a, group.id, {"nickname": "\u202e Ace "})).nickname == "Ace"
     assert (await world.groups.set_prefs(a, group.id, {"nickname": "  "})).nickname == ""
