@@ -28,9 +28,10 @@ from hubbub.platform import (  # noqa: F401
     routes_media,
     routes_messages,
 )
-from hubbub.platform.access_log import USER_KEY, access_log
+from hubbub.platform.access_log import USER_KEY, access_log, quiet_parser_errors
+from hubbub.platform.bearer import bearer, bearer_token
 from hubbub.platform.limits import EdgeLimits
-from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body, ids_in_path
+from hubbub.platform.routing import ROUTES, Ctx, Route, decode_body, ids_in_path
 from hubbub.services.container import Services
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -180,6 +181,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
 
     app.router.add_get("/openapi.json", openapi_json)
     app.middlewares.insert(0, access_log())  # outermost: sees every response, errors included
+    quiet_parser_errors()  # requests aiohttp refuses before any middleware: one line, no traceback
     app.on_response_prepare.append(security_headers)
 
     async def livez(_request: web.Request) -> web.Response:
@@ -217,8 +219,7 @@ def metrics_handler(config: Config, metrics: NodeMetrics, *, loopback_only: bool
 
     async def serve_metrics(request: web.Request) -> web.Response:
         if token:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+            if not hmac.compare_digest(bearer_token(request).encode(), token):
                 raise HubbubError(Code.UNAUTHORIZED, "metrics need the bearer token (HUBBUB_METRICS_TOKEN)")
         elif loopback_only and not _local_caller(request):
             raise HubbubError(

@@ -16,6 +16,7 @@ from aiohttp import BodyPartReader, ClientPayloadError, web
 from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.engines.blobs.base import CHUNK, BlobNotFound
 from hubbub.platform.access_log import USER_KEY
+from hubbub.platform.bearer import QUERY_KEY, bearer
 from hubbub.platform.routing import Ctx, route
 from hubbub.services.media import MULTIPART_SLACK, Download, UploadView, Usage
 
@@ -100,7 +101,7 @@ async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     summary="Download an upload (its uploader, members of a conversation it was sent in, anyone for avatars). "
     "Ranges, ETag/If-None-Match and If-Range are supported; the token may also be ?access_token= for <img>",
     auth=False,
-    query={"access_token": "the access token, when an Authorization header cannot be sent"},
+    query={QUERY_KEY: "the access token, when an Authorization header cannot be sent"},
     tag="media",
 )
 async def download(ctx: Ctx) -> web.StreamResponse:
@@ -112,21 +113,11 @@ async def download(ctx: Ctx) -> web.StreamResponse:
     "/api/v1/uploads/{upload_id}/thumb",
     summary="An image upload's thumbnail (WebP, longest side 256 px); same access rules as the download",
     auth=False,
-    query={"access_token": "the access token, when an Authorization header cannot be sent"},
+    query={QUERY_KEY: "the access token, when an Authorization header cannot be sent"},
     tag="media",
 )
 async def thumbnail(ctx: Ctx) -> web.StreamResponse:
     return await _serve(ctx, thumb=True)
-
-
-def _token(request: web.Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    token = request.query.get("access_token", "")
-    if not token:
-        raise HubbubError(Code.UNAUTHORIZED, "missing bearer token")
-    return token
 
 
 def content_disposition(inline: bool, name: str) -> str:
@@ -177,7 +168,7 @@ def _matches(header: str, etag: str) -> bool:
 
 async def _serve(ctx: Ctx, thumb: bool) -> web.StreamResponse:
     request = ctx.request
-    principal = await ctx.s.auth.authenticate(_token(request))
+    principal = await ctx.s.auth.authenticate(bearer(request, query=True))
     request[USER_KEY] = principal.user_id  # the access log names who downloaded (the route authenticates itself)
     d: Download = await ctx.s.media.open_download(principal.user_id, request.match_info["upload_id"], thumb)
     etag = f'"{d.key}"'

@@ -138,11 +138,3 @@ async def decode_body(request: web.Request, body_type: type[msgspec.Struct]) -> 
         raise HubbubError(code, message) from exc
     except msgspec.DecodeError as exc:
         raise HubbubError(Code.BAD_REQUEST, f"malformed JSON: {exc}") from exc
-
-
-def bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HubbubError(Code.UNAUTHORIZED, "missing bearer token")
-    return token.strip()

@@ -1,7 +1,7 @@
 """Per-connection protocol state, without I/O: what a frame means given what came before.
 
 The gateway feeds raw frame text in and gets back either a decoded request to run or an error frame (and
-perhaps a close code) to send. Tested by feeding strings (tests/unit/test_session.py).
+perhaps a close code) to send. Tested by feeding strings (tests/unit/protocol/test_session.py).
 """
 
 from __future__ import annotations

@@ -177,7 +177,13 @@ class AdminService:
 
     async def _change(self, group_id: int, actor: int | None, fields: dict[str, Any], event: str) -> Group:
         """A group change made by the server: stored with its system message (``body.by_admin: true``) and
-        announced to the members like any group change."""
+        announced to the members like any group change.
+
+        The pre-checks in ``dismiss_group`` and ``freeze_group`` are repeated inside the writing transaction
+        (``_still_open``), as for members' changes (services/groups.py ``_apply``): two racing dismissals
+        would otherwise both pass and write two notices. A freeze that lost a race to an identical one is
+        answered like an unchanged freeze (the group as it is), not with a second notice.
+        """
         actor_id = actor if actor is not None else await self.server_user()
         notice = NewMessage(
             id=self.ids.next(),
@@ -188,7 +194,12 @@ class AdminService:
             body={"event": event, "actor": actor_id, "by_admin": True},
             ts=now_ms(),
         )
-        update = await self.storage.change_group(group_id, GroupChange(fields=fields), notice)
+        try:
+            update = await self.storage.change_group(
+                group_id, GroupChange(fields=fields), notice, lambda group: _still_open(group, fields)
+            )
+        except _Unchanged:
+            return await self._group(group_id)
         await self.groups.announce(update)  # the one path group notices take to members
         return update.group
 
@@ -268,3 +279,16 @@ class AdminService:
 
     def config_view(self) -> dict[str, Any]:
         return masked_config(self.config)
+
+
+class _Unchanged(HubbubError):
+    """Inside the transaction: the group already has the fields the admin asked for."""
+
+
+def _still_open(group: Group, fields: dict[str, Any]) -> HubbubError | None:
+    """The admin change's check inside the transaction: not on a dismissed group, not a no-op."""
+    if group.dismissed:
+        return HubbubError(Code.GROUP_DISMISSED, "this group was already dismissed")
+    if all(getattr(group, name) == value for name, value in fields.items()):
+        return _Unchanged(Code.CONFLICT, "no change")
+    return None

@@ -1,5 +1,5 @@
 """Who may do what in a group, and what a frozen or dismissed group still allows: two tables, no I/O,
-unit-tested as role x action and state x action matrices (tests/unit/test_group_rules.py).
+unit-tested as role x action and state x action matrices (tests/unit/services/test_group_rules.py).
 
 Roles rank owner > admin > member. Acting *on* someone (kick, mute, recall their message) needs a strictly
 higher rank than theirs, so admins manage members, the owner manages everyone, and nobody manages themselves

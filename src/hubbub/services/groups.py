@@ -27,6 +27,7 @@ from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 from hubbub.services.media import MediaService
+from hubbub.services.names import clean_nickname, visible
 
 SYSTEM_TYPE = "system"
 MAX_MUTE_S = 30 * 24 * 3600
@@ -257,9 +258,10 @@ class GroupService:
         clean: dict[str, Any] = {}
         if "nickname" in fields:
             nickname = fields["nickname"]
-            if not isinstance(nickname, str) or len(nickname.strip()) > 64:
-                raise invalid("nickname", "at most 64 characters")
-            clean["nickname"] = nickname.strip()
+            if not isinstance(nickname, str):
+                raise invalid("nickname", "must be a string")
+            # The account nickname's rule (names.py), except that "" clears the group nickname.
+            clean["nickname"] = clean_nickname(nickname) if visible(nickname) else ""
         if "dnd" in fields:
             if not isinstance(fields["dnd"], bool):
                 raise invalid("dnd", "must be true or false")

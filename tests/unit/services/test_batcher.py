@@ -39,7 +39,13 @@ class FakeStorage:
             self.seq += 1
             self.stored.append(m.cmid)
             message = Message(
-                id=str(m.id), conv=m.conv, seq=self.seq, sender=m.sender, type=m.type, body=m.body, ts=m.ts,
+                id=str(m.id),
+                conv=m.conv,
+                seq=self.seq,
+                sender=m.sender,
+                type=m.type,
+                body=m.body,
+                ts=m.ts,
                 cmid=m.cmid,
             )
             results.append(Stored(message=message, duplicate=False, recipients=m.members))
