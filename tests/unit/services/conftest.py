@@ -40,6 +40,7 @@ from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups, HotPolicy
 from hubbub.services.media import MediaService
+from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
 from hubbub.services.words import WordFilter
@@ -173,6 +174,8 @@ class World:
         words = WordFilter(config, storage)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)
+        rules = content.ContentRules(config, media, words)
+        messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules)
         return cls(
             config=config,
             storage=storage,
@@ -182,9 +185,9 @@ class World:
             friends=friends,
             groups=groups,
             auth=AuthService(config, storage, broker, limiter, passwords),
-            admin=AdminService(config, storage, broker, groups, words, ids, passwords),
+            admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages),
             presence=PresenceService(storage, broker),
-            rules=content.ContentRules(config, media, words),
+            rules=rules,
             passwords=passwords,
         )
 
