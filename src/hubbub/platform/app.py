@@ -26,6 +26,7 @@ from hubbub.platform import (  # noqa: F401
     routes_groups,
     routes_media,
     routes_messages,
+    routes_search,
 )
 from hubbub.platform.access_log import USER_KEY, access_log
 from hubbub.platform.limits import EdgeLimits

@@ -22,6 +22,7 @@ from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
+from hubbub.services.search import SearchService
 from hubbub.services.words import WordFilter
 
 
@@ -41,6 +42,7 @@ class Services:
     media: MediaService
     words: WordFilter
     admin: AdminService
+    search: SearchService
 
     @classmethod
     def build(
@@ -79,4 +81,5 @@ class Services:
             media=media,
             words=words,
             admin=AdminService(config, storage, broker, groups, words, ids, passwords),
+            search=SearchService(config, storage, limiter),
         )
