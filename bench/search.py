@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import random
@@ -28,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hubbub.config import Config  # noqa: E402
-from hubbub.core import searchtext  # noqa: E402
-from hubbub.engines.storage.base import SearchQuery  # noqa: E402
-from hubbub.engines.storage.sql import SqlStorage  # noqa: E402
+from hubbub.config import Config
+from hubbub.core import searchtext
+from hubbub.engines.storage.base import SearchQuery
+from hubbub.engines.storage.sql import SqlStorage
 
 ZH = (
     "我们 明天 北京 开会 会议 纪要 周五 项目 进度 客户 需求 文档 测试 上线 服务器 数据库 问题 解决 "
