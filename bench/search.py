@@ -240,14 +240,19 @@ async def run(args: argparse.Namespace) -> None:
         f"engine {args.engine}, {args.rows:,} messages, {world.users:,} users, {len(world.convs):,} "
         f"conversations; nproc {os.cpu_count()}, load average {os.getloadavg()}"
     )
-    if args.engine == "sqlite":
-        storage = await generate_sqlite(tmp / "hubbub.db", world, args.rows)
+    reuse = args.engine == "sqlite" and args.db and Path(args.db).exists()
+    if reuse:
+        # A store this script generated (and indexed) before, with the same --rows: only the queries run.
+        storage = SqlStorage(f"sqlite+aiosqlite:///{args.db}")
+        await storage.start()
+    elif args.engine == "sqlite":
+        storage = await generate_sqlite(Path(args.db) if args.db else tmp / "hubbub.db", world, args.rows)
     else:
         from tests import servers
 
         pg = servers.PostgresServer().start()
         storage = await generate_postgres(pg.url(pg.create_database()), world, args.rows)
-    print(f"generated in {time.monotonic() - t0:.1f} s")
+    print(("reused " + args.db) if reuse else f"generated in {time.monotonic() - t0:.1f} s")
     before = await size_of(storage, None) if storage.dialect == "sqlite" else 0
     t0 = time.monotonic()
     total = 0
@@ -308,6 +313,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000, help="messages per indexer call")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--db", help="SQLite: generate into this file, or reuse it if it exists")
     asyncio.run(run(parser.parse_args()))
 
 

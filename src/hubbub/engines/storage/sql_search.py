@@ -205,81 +205,119 @@ class SqlSearch(SqlHost):
     async def search_messages(self, query: SearchQuery) -> SearchPage:
         terms = query.terms
         long_terms = [term for term in terms if len(term) >= searchtext.TRIGRAM]
-        short_terms = [term for term in terms if len(term) < searchtext.TRIGRAM]
         params: dict[str, Any] = {"me": query.user_id, "no": False, "lim": query.limit}
-        where = [_VISIBLE]
-        rid = "f.rowid" if self.dialect == "sqlite" else "s.rid"
-        if self.dialect == "sqlite":
-            # The types search covers, by the messages row (the FTS table holds only text).
-            source = "message_fts f JOIN messages m ON m.rowid = f.rowid"
-            col, meta = "f.text", "m"
-        else:
-            source = "message_search s JOIN messages m ON m.conv = s.conv AND m.seq = s.seq"
-            col, meta = "s.text", "s"
+        sqlite = self.dialect == "sqlite"
+        meta = "m" if sqlite else "s"  # where the sender, type and time are read
+        filters: list[str] = []
         if query.conv is not None:
-            where.append(f"{meta}.conv = :conv")
+            filters.append(f"{meta}.conv = :conv")
             params["conv"] = query.conv
         if query.sender is not None:
-            where.append(f"{meta}.sender = :sender")
+            filters.append(f"{meta}.sender = :sender")
             params["sender"] = query.sender
-        kinds = [k for k in (query.kinds or _SEARCH_TYPES) if k in _SEARCH_TYPES]
-        where.append(f"{meta}.type IN :kinds")
-        params["kinds"] = kinds
+        filters.append(f"{meta}.type IN :kinds")
+        params["kinds"] = [k for k in (query.kinds or _SEARCH_TYPES) if k in _SEARCH_TYPES]
         if query.since is not None:
-            where.append(f"{meta}.ts >= :since")
+            filters.append(f"{meta}.ts >= :since")
             params["since"] = query.since
         if query.until is not None:
-            where.append(f"{meta}.ts < :until")
+            filters.append(f"{meta}.ts < :until")
             params["until"] = query.until
         if query.before is not None:
-            where.append(f"{rid} < :before")
             params["before"] = query.before
+        for i, term in enumerate(terms):
+            params[f"t{i}"] = term
+        async with self.engine.connect() as conn:
+            small = False
+            if query.conv is not None:
+                size = (
+                    await conn.execute(
+                        text("SELECT max_seq FROM conversations WHERE conv = :conv"), {"conv": query.conv}
+                    )
+                ).scalar_one_or_none()
+                small = (size or 0) <= query.short_scan
+            if long_terms and not small:
+                return await self._search_index(conn, query, long_terms, filters, params)
+            return await self._search_scan(conn, query, filters, params)
+
+    async def _search_index(
+        self,
+        conn: AsyncConnection,
+        query: SearchQuery,
+        long_terms: list[str],
+        filters: list[str],
+        params: dict[str, Any],
+    ) -> SearchPage:
+        """The index finds the candidates (the terms of three characters or more), newest first; the
+        membership join and the other terms filter them."""
+        where = [_VISIBLE, *filters]
+        if self.dialect == "sqlite":
+            rid, col = "f.rowid", "f.text"
+            source = "message_fts f JOIN messages m ON m.rowid = f.rowid"
+            where.append("f.text MATCH :match")
+            params["match"] = " ".join(searchtext.fts5_phrase(term) for term in long_terms)
+        else:
+            rid, col = "s.rid", "s.text"
+            source = "message_search s JOIN messages m ON m.conv = s.conv AND m.seq = s.seq"
+            for i, term in enumerate(long_terms):
+                where.append(f"s.text LIKE :like{i} ESCAPE '\\'")
+                params[f"like{i}"] = searchtext.like_contains(term)
         contains = "instr" if self.dialect == "sqlite" else "strpos"
-        short_where = []
-        for i, term in enumerate(short_terms):
-            short_where.append(f"{contains}({col}, :short{i}) > 0")
-            params[f"short{i}"] = term
-        if long_terms:
-            if self.dialect == "sqlite":
-                where.append("f.text MATCH :match")
-                params["match"] = " ".join(searchtext.fts5_phrase(term) for term in long_terms)
-            else:
-                for i, term in enumerate(long_terms):
-                    where.append(f"s.text LIKE :like{i} ESCAPE '\\'")
-                    params[f"like{i}"] = searchtext.like_contains(term)
-            sql = (
-                f"SELECT {rid} AS rid, {_MSG_COLS} FROM {source} JOIN conv_members cm ON cm.conv = m.conv "
-                f"WHERE {' AND '.join(where + short_where)} ORDER BY {rid} DESC LIMIT :lim"
+        where += [f"{contains}({col}, :t{i}) > 0" for i, t in enumerate(query.terms) if t not in long_terms]
+        if query.before is not None:
+            where.append(f"{rid} < :before")
+        sql = (
+            f"SELECT {rid} AS rid, {_MSG_COLS} FROM {source} JOIN conv_members cm ON cm.conv = m.conv "
+            f"WHERE {' AND '.join(where)} ORDER BY {rid} DESC LIMIT :lim"
+        )
+        rows = list(await conn.execute(_expanding(sql), params))
+        more = len(rows) == query.limit
+        return SearchPage(hits=_hits(rows, query.terms), next_before=rows[-1].rid if more else None)
+
+    async def _search_scan(
+        self, conn: AsyncConnection, query: SearchQuery, filters: list[str], params: dict[str, Any]
+    ) -> SearchPage:
+        """Read the newest ``short_scan`` visible messages in scope and test every term on each: for a query
+        of only short terms (no trigram to look up), and for one conversation small enough to read whole
+        (cheaper than the index's candidates from every conversation). Driven from the user's member rows,
+        so the cost is bounded by what the user can see, never by the whole store."""
+        where = [_VISIBLE, *filters]
+        if self.dialect == "sqlite":
+            # CROSS JOIN keeps SQLite from starting at the newest messages of everyone.
+            rid, col = "m.rowid", "f.text"
+            source = "conv_members cm CROSS JOIN messages m JOIN message_fts f ON f.rowid = m.rowid"
+        else:
+            rid, col = "s.rid", "s.text"
+            source = (
+                "conv_members cm JOIN message_search s ON s.conv = cm.conv "
+                "JOIN messages m ON m.conv = s.conv AND m.seq = s.seq"
             )
-            async with self.engine.connect() as conn:
-                rows = list(await conn.execute(_expanding(sql), params))
-            hits = _hits(rows, terms)
-            more = len(rows) == query.limit
-            return SearchPage(hits=hits, next_before=rows[-1].rid if more else None)
-        # Only short terms: a bounded scan of the newest visible messages in scope.
+        # One conversation: its seq order is its rid order, and the primary key walks it.
+        order = "m.seq DESC" if query.conv is not None else f"{rid} DESC"
+        if query.before is not None:
+            where.append(f"{rid} < :before")
         params["scan"] = query.short_scan
         window = (
             f"SELECT {rid} AS rid, {col} AS text, m.conv AS conv, m.seq AS seq FROM {source} "
-            f"JOIN conv_members cm ON cm.conv = m.conv WHERE {' AND '.join(where)} ORDER BY {rid} DESC "
-            "LIMIT :scan"
+            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :scan"
         )
-        found = " AND ".join(f"{contains}(w.text, :short{i}) > 0" for i in range(len(short_terms)))
+        contains = "instr" if self.dialect == "sqlite" else "strpos"
+        found = " AND ".join(f"{contains}(w.text, :t{i}) > 0" for i in range(len(query.terms)))
         sql = (
             f"SELECT w.rid AS rid, {_MSG_COLS} FROM ({window}) w JOIN messages m ON m.conv = w.conv "
             f"AND m.seq = w.seq WHERE {found} ORDER BY w.rid DESC LIMIT :lim"
         )
-        async with self.engine.connect() as conn:
-            rows = list(await conn.execute(_expanding(sql), params))
-            if len(rows) == query.limit:
-                return SearchPage(hits=_hits(rows, terms), next_before=rows[-1].rid, complete=False)
-            stats = (
-                await conn.execute(
-                    _expanding(f"SELECT count(*) AS n, min(w.rid) AS low FROM ({window}) w"), params
-                )
-            ).one()
+        rows = list(await conn.execute(_expanding(sql), params))
+        if len(rows) == query.limit:
+            return SearchPage(hits=_hits(rows, query.terms), next_before=rows[-1].rid, complete=False)
+        stats = (
+            await conn.execute(
+                _expanding(f"SELECT count(*) AS n, min(w.rid) AS low FROM ({window}) w"), params
+            )
+        ).one()
         exhausted = stats.n < query.short_scan
         return SearchPage(
-            hits=_hits(rows, terms),
+            hits=_hits(rows, query.terms),
             next_before=None if exhausted else stats.low,
             complete=exhausted,
         )
