@@ -283,28 +283,34 @@ class SqlSearch(SqlHost):
         so the cost is bounded by what the user can see, never by the whole store."""
         where = [_VISIBLE, *filters]
         if self.dialect == "sqlite":
-            # CROSS JOIN keeps SQLite from starting at the newest messages of everyone.
-            rid, col = "m.rowid", "f.text"
-            source = "conv_members cm CROSS JOIN messages m JOIN message_fts f ON f.rowid = m.rowid"
+            # CROSS JOIN keeps SQLite from starting at the newest messages of everyone; the window is cut
+            # from the messages alone, and only its rows are looked up in the FTS table.
+            rid = "m.rowid"
+            window_cols, source = (
+                "m.rowid AS rid, m.conv AS conv, m.seq AS seq",
+                "conv_members cm CROSS JOIN messages m",
+            )
+            text_of, text_join = "f.text", "JOIN message_fts f ON f.rowid = w.rid"
         else:
-            rid, col = "s.rid", "s.text"
+            rid = "s.rid"
+            window_cols = "s.rid AS rid, s.text AS text, m.conv AS conv, m.seq AS seq"
             source = (
                 "conv_members cm JOIN message_search s ON s.conv = cm.conv "
                 "JOIN messages m ON m.conv = s.conv AND m.seq = s.seq"
             )
+            text_of, text_join = "w.text", ""
         # One conversation: its seq order is its rid order, and the primary key walks it.
         order = "m.seq DESC" if query.conv is not None else f"{rid} DESC"
         if query.before is not None:
             where.append(f"{rid} < :before")
         params["scan"] = query.short_scan
         window = (
-            f"SELECT {rid} AS rid, {col} AS text, m.conv AS conv, m.seq AS seq FROM {source} "
-            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :scan"
+            f"SELECT {window_cols} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :scan"
         )
         contains = "instr" if self.dialect == "sqlite" else "strpos"
-        found = " AND ".join(f"{contains}(w.text, :t{i}) > 0" for i in range(len(query.terms)))
+        found = " AND ".join(f"{contains}({text_of}, :t{i}) > 0" for i in range(len(query.terms)))
         sql = (
-            f"SELECT w.rid AS rid, {_MSG_COLS} FROM ({window}) w JOIN messages m ON m.conv = w.conv "
+            f"SELECT w.rid AS rid, {_MSG_COLS} FROM ({window}) w {text_join} JOIN messages m ON m.conv = w.conv "
             f"AND m.seq = w.seq WHERE {found} ORDER BY w.rid DESC LIMIT :lim"
         )
         rows = list(await conn.execute(_expanding(sql), params))
