@@ -281,38 +281,44 @@ class SqlSearch(SqlHost):
         of only short terms (no trigram to look up), and for one conversation small enough to read whole
         (cheaper than the index's candidates from every conversation). Driven from the user's member rows,
         so the cost is bounded by what the user can see, never by the whole store."""
-        where = [_VISIBLE, *filters]
-        if self.dialect == "sqlite":
-            # CROSS JOIN keeps SQLite from starting at the newest messages of everyone; the window is cut
-            # from the messages alone, and only its rows are looked up in the FTS table.
-            rid = "m.rowid"
-            window_cols, source = (
-                "m.rowid AS rid, m.conv AS conv, m.seq AS seq",
-                "conv_members cm CROSS JOIN messages m",
-            )
-            text_of, text_join = "f.text", "JOIN message_fts f ON f.rowid = w.rid"
-        else:
-            rid = "s.rid"
-            window_cols = "s.rid AS rid, s.text AS text, m.conv AS conv, m.seq AS seq"
-            source = (
-                "conv_members cm JOIN message_search s ON s.conv = cm.conv "
-                "JOIN messages m ON m.conv = s.conv AND m.seq = s.seq"
-            )
-            text_of, text_join = "w.text", ""
+        sqlite = self.dialect == "sqlite"
+        rid = "m.rowid" if sqlite else "s.rid"
         # One conversation: its seq order is its rid order, and the primary key walks it.
         order = "m.seq DESC" if query.conv is not None else f"{rid} DESC"
-        if query.before is not None:
-            where.append(f"{rid} < :before")
+        bound = [f"{rid} < :before"] if query.before is not None else []
         params["scan"] = query.short_scan
-        window = (
-            f"SELECT {window_cols} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :scan"
-        )
-        contains = "instr" if self.dialect == "sqlite" else "strpos"
-        found = " AND ".join(f"{contains}({text_of}, :t{i}) > 0" for i in range(len(query.terms)))
-        sql = (
-            f"SELECT w.rid AS rid, {_MSG_COLS} FROM ({window}) w {text_join} JOIN messages m ON m.conv = w.conv "
-            f"AND m.seq = w.seq WHERE {found} ORDER BY w.rid DESC LIMIT :lim"
-        )
+        contains = "instr" if sqlite else "strpos"
+        if sqlite:
+            # The window is cut from the messages' primary key alone (conv, seq and the rowid it holds: no
+            # table reads), CROSS JOIN keeping SQLite from starting at the newest messages of everyone; only
+            # its rows' text is read (in rowid order), and only the rows holding every word are read whole
+            # for the other rules. The window counts every message the caller may see in scope.
+            member = "cm.user_id = :me AND cm.conv = m.conv AND m.seq > cm.min_seq"
+            scope = [f for f in filters if f.startswith("m.conv")]
+            rest = ["m.recalled = :no", *(f for f in filters if not f.startswith("m.conv"))]
+            window = (
+                "SELECT m.rowid AS rid, m.conv AS conv, m.seq AS seq FROM conv_members cm CROSS JOIN messages m "
+                f"WHERE {' AND '.join([member, *scope, *bound])} ORDER BY {order} LIMIT :scan"
+            )
+            found = [f"{contains}(f.text, :t{i}) > 0" for i in range(len(query.terms))]
+            sql = (
+                f"SELECT w.rid AS rid, {_MSG_COLS} FROM ({window}) w CROSS JOIN message_fts f "
+                "CROSS JOIN messages m "
+                f"WHERE f.rowid = w.rid AND m.conv = w.conv AND m.seq = w.seq AND {' AND '.join(found + rest)} "
+                "ORDER BY w.rid DESC LIMIT :lim"
+            )
+        else:
+            where = [_VISIBLE, *filters, *bound]
+            window = (
+                "SELECT s.rid AS rid, s.text AS text, m.conv AS conv, m.seq AS seq FROM conv_members cm "
+                "JOIN message_search s ON s.conv = cm.conv JOIN messages m ON m.conv = s.conv AND m.seq = s.seq "
+                f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :scan"
+            )
+            found = [f"{contains}(w.text, :t{i}) > 0" for i in range(len(query.terms))]
+            sql = (
+                f"SELECT w.rid AS rid, {_MSG_COLS} FROM ({window}) w JOIN messages m ON m.conv = w.conv "
+                f"AND m.seq = w.seq WHERE {' AND '.join(found)} ORDER BY w.rid DESC LIMIT :lim"
+            )
         rows = list(await conn.execute(_expanding(sql), params))
         if len(rows) == query.limit:
             return SearchPage(hits=_hits(rows, query.terms), next_before=rows[-1].rid, complete=False)
@@ -357,7 +363,8 @@ class SqlSearch(SqlHost):
 
 
 def _expanding(sql: str) -> Any:
-    return text(sql).bindparams(bindparam("kinds", expanding=True))
+    statement = text(sql)
+    return statement.bindparams(bindparam("kinds", expanding=True)) if ":kinds" in sql else statement
 
 
 def _hits(rows: list[Any], terms: list[str]) -> list[SearchHit]:
