@@ -251,7 +251,7 @@ async def run(args: argparse.Namespace) -> None:
         from tests import servers
 
         pg = servers.PostgresServer().start()
-        storage = await generate_postgres(pg.url(pg.create_database()), world, args.rows)
+        storage = await generate_postgres(pg.create_database(), world, args.rows)
     print(("reused " + args.db) if reuse else f"generated in {time.monotonic() - t0:.1f} s")
     before = await size_of(storage, None) if storage.dialect == "sqlite" else 0
     t0 = time.monotonic()
