@@ -255,6 +255,7 @@ async def run(args: argparse.Namespace) -> None:
     print(("reused " + args.db) if reuse else f"generated in {time.monotonic() - t0:.1f} s")
     before = await size_of(storage, None) if storage.dialect == "sqlite" else 0
     t0 = time.monotonic()
+    cpu0 = time.process_time()
     total = 0
     last = t0
     while True:
