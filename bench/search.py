@@ -270,6 +270,10 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"indexed {total:,} messages in {took:.1f} s: {total / took:,.0f} messages/s (batches of {args.batch})"
     )
+    cpu = time.process_time() - cpu0
+    if total:
+        where = "this process, SQLite included" if storage.dialect == "sqlite" else "this process only"
+        print(f"  CPU of {where}: {cpu:.1f} s = {cpu / total * 1000:.3f} CPU s per 1,000 messages")
     if storage.dialect == "postgresql":
         async with storage.engine.connect() as conn:
             from sqlalchemy import text
