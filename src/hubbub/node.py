@@ -138,7 +138,8 @@ class Node:
         self.hub.on_news = self.services.hot.heard
         self.metrics = NodeMetrics()
         #: Keeps the search index behind the messages (services/search.py); never on the send path.
-        self.indexer = SearchIndexer(config, self.storage)
+        batcher = self.services.messages.batcher
+        self.indexer = SearchIndexer(config, self.storage, activity=lambda: batcher.batches)
         self.metrics.provide(
             SearchStats(self.services.search, self.indexer),
             HubStats(self.hub),
