@@ -327,3 +327,19 @@ async def test_messages_around(storage: SqlStorage) -> None:
     assert [m.seq for m in page][:2] == [1, 2] and not older and not newer
     page, older, newer = await storage.messages_around(conv, 10, 5, 0, 8)  # joined after seq 8
     assert [m.seq for m in page] == [9, 10] and not older and newer
+
+
+async def test_one_indexer_at_a_time(make_storage: MakeStorage) -> None:
+    """PostgreSQL: a pass while another node holds the indexer lock does nothing (SQLite: one writer)."""
+    one, two = await make_storage(), await make_storage()
+    if one.dialect != "postgresql":
+        pytest.skip("SQLite serialises passes through its one writer")
+    a, b = await users(one, "ann", "bob")
+    await send(one, new(pconv(a, b), a, "1", "held back"))
+    async with one.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": sql_search.INDEXER_LOCK})
+        held = await two.index_messages(100)
+        assert not held.ran and held.indexed == 0
+        await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": sql_search.INDEXER_LOCK})
+    assert (await two.index_messages(100)).indexed == 1
+    assert await find(one, a, "held") == ["held back"]
