@@ -59,6 +59,20 @@ class Config(msgspec.Struct, kw_only=True):
     #: ``read_burst`` then ``read_rate`` per second.
     read_rate: float = 50.0
     read_burst: int = 500
+    #: Message searches per user: a burst of ``search_burst`` then ``search_rate`` per second (a search
+    #: costs far more than a read; docs/protocol.md, "Search").
+    search_rate: float = 2.0
+    search_burst: int = 20
+    #: Run the search indexer on this node (one node of a cluster indexes at a time, whichever holds the
+    #: lock; the others stand by). Off: messages are stored but not findable until a node indexes them.
+    search_indexer: bool = True
+    #: Seconds between indexer passes when it has caught up: the most a new message waits to be findable.
+    search_index_interval_s: float = 0.5
+    #: Messages indexed per pass (one short transaction each).
+    search_index_batch: int = 500
+    #: A query whose terms are all shorter than 3 characters (no trigram) reads at most this many of the
+    #: newest visible messages per request, and says where it stopped.
+    search_short_scan: int = 20_000
     #: Login attempts per username from one client address: burst, then per minute. Keyed on the pair so
     #: strangers guessing elsewhere never lock the owner out (the per-address limit is login_ip_*).
     login_burst: int = 10

@@ -39,6 +39,7 @@ from hubbub.platform.app import build_app, build_metrics_app
 from hubbub.platform.limits import server_options
 from hubbub.services.container import Services
 from hubbub.services.hot import HotPolicy
+from hubbub.services.search import SearchIndexer, SearchStats
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,11 @@ class Node:
         self.signaller.attach(HubAudience(self.hub))
         self.hub.on_news = self.services.hot.heard
         self.metrics = NodeMetrics()
+        #: Keeps the search index behind the messages (services/search.py); never on the send path.
+        batcher = self.services.messages.batcher
+        self.indexer = SearchIndexer(config, self.storage, activity=lambda: batcher.batches)
         self.metrics.provide(
+            SearchStats(self.services.search, self.indexer),
             HubStats(self.hub),
             BatcherStats(self.services.messages.batcher),
             HotStats(self.services.hot, self.signaller),
@@ -177,6 +182,7 @@ class Node:
         elif (number := await self.broker.lease_node_number()) is not None:
             self.services.ids.set_number(number)
         self.hub.start()
+        self.indexer.start()
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,
@@ -255,6 +261,8 @@ class Node:
         await self.services.words.close()
         await self.services.retention.close()
         await self.services.exports.close()
+
+        await self.indexer.close()
         await self.services.messages.close()  # sends that came over HTTP meanwhile
         await self.services.media.close()
         self.services.auth.close()  # the password hashing threads

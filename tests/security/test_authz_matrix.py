@@ -404,6 +404,37 @@ ROWS: list[Row] = [
     Row("GET", "/api/v1/exports/{export_id}/download", who("not_found", anonymous="not_found"), owner_export),
     # A wrong password everywhere: the row checks that closing an account wants a session and the password.
     Row("DELETE", "/api/v1/me", who("unauthorized"), lambda w, a: _const(Call(json={"password": "not-the-password"}))),
+
+    # -- search (the canary check proves no one finds what they may not read) -----------------------
+    Row("GET", "/api/v1/search", EVERYONE, lambda w, a: _const(Call(query={"q": "canary"})), label="all"),
+    Row(
+        "GET",
+        "/api/v1/search",
+        MEMBERS_OK_FORBIDDEN,
+        lambda w, a: _const(Call(query={"q": "canary", "conv": w.conv_g})),
+        label="group",
+    ),
+    Row(
+        "GET",
+        "/api/v1/search",
+        PAIR_OK,
+        lambda w, a: _const(Call(query={"q": "ca", "conv": w.conv_p})),
+        label="private, short term",
+    ),
+    Row(
+        "GET",
+        "/api/v1/conversations/{conv}/messages/{seq}/around",
+        MEMBERS_OK_FORBIDDEN,
+        fixed(conv=lambda w: w.conv_g, seq=lambda w: w.seq_g),
+        label="group",
+    ),
+    Row(
+        "GET",
+        "/api/v1/conversations/{conv}/messages/{seq}/around",
+        PAIR_OK,
+        fixed(conv=lambda w: w.conv_p, seq=1),
+        label="private",
+    ),
     # -- groups -----------------------------------------------------------------------------------
     Row("POST", "/api/v1/groups", EVERYONE, lambda w, a: _const(Call(json={"name": "mine"}))),
     Row("GET", "/api/v1/groups", EVERYONE),

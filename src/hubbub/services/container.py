@@ -25,6 +25,7 @@ from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
 from hubbub.services.retention import RetentionService
+from hubbub.services.search import SearchService
 from hubbub.services.words import WordFilter
 
 
@@ -48,6 +49,7 @@ class Services:
     retention: RetentionService
     exports: ExportService
     closing: AccountClosing
+    search: SearchService
 
     @classmethod
     def build(
@@ -90,4 +92,5 @@ class Services:
             retention=RetentionService(config, storage, hot, media),
             exports=ExportService(config, storage, blobs, ids),
             closing=AccountClosing(storage, broker, groups, passwords),
+            search=SearchService(config, storage, limiter),
         )

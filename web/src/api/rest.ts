@@ -16,6 +16,8 @@ import type {
   InvitePolicy,
   MediaKind,
   Message,
+  AroundPage,
+  SearchResults,
   Receipts,
   Retention,
   Tokens,
@@ -141,6 +143,22 @@ export class Api {
   muteAll = (id: number, muted: boolean) => this.authed<Group>('POST', `/groups/${id}/mute_all`, { muted })
   groupPrefs = (id: number, patch: { nickname?: string; dnd?: boolean }) =>
     this.authed<GroupMember>('PATCH', `/groups/${id}/me`, patch)
+  /** Search the messages I may read (protocol.md, "Search"); `conv` limits it to one conversation. */
+  search = (q: string, opts: { conv?: ConvId; cursor?: string; limit?: number } = {}) => {
+    const qs = new URLSearchParams({ q })
+    if (opts.conv) qs.set('conv', opts.conv)
+    if (opts.cursor) qs.set('cursor', opts.cursor)
+    if (opts.limit) qs.set('limit', String(opts.limit))
+    return this.authed<SearchResults>('GET', `/search?${qs}`)
+  }
+
+  /** The page of history around `seq`, to open a conversation at a search result. */
+  around = (conv: ConvId, seq: number, before = 25, after = 25) =>
+    this.authed<AroundPage>(
+      'GET',
+      `/conversations/${encodeURIComponent(conv)}/messages/${seq}/around?before=${before}&after=${after}`,
+    )
+
   receipts = (id: number, seq: number) => this.authed<Receipts>('GET', `/groups/${id}/messages/${seq}/receipts`)
 
   // ---- media ----------------------------------------------------------------------------------------

@@ -315,3 +315,21 @@ export interface Retention {
   floor: number
   can_edit: boolean
 }
+
+/** `GET /search` (protocol.md, "Search"). `highlights` are [start, end) code-point ranges in `text`. */
+export interface SearchResult {
+  message: Message
+  text: string
+  highlights: [number, number][]
+}
+export interface SearchResults {
+  results: SearchResult[]
+  next_cursor: string | null
+  /** False when a query of only short terms stopped at its scan bound: `next_cursor` reads further back. */
+  complete: boolean
+}
+export interface AroundPage {
+  messages: Message[]
+  has_older: boolean
+  has_newer: boolean
+}

@@ -30,6 +30,7 @@ import {
   type Message,
   type MessagesFrame,
   type Receipts,
+  type SearchResults,
   type ReceiptsResultFrame,
   type PushFrame,
   type SendFrame,
@@ -144,6 +145,8 @@ export function createChatStore(deps: StoreDeps) {
     incoming: [] as FriendRequest[],
     outgoing: [] as FriendRequest[],
     activeConv: null as ConvId | null,
+    /** The message a search result opened the conversation at: shown highlighted, scrolled into view. */
+    highlight: null as { conv: ConvId; seq: number } | null,
     typing: {} as Record<ConvId, { user: UserId; until: number }>,
     loadingHistory: {} as Record<ConvId, boolean>,
     toasts: [] as Toast[],
@@ -1091,6 +1094,41 @@ export function createChatStore(deps: StoreDeps) {
     markActiveRead()
   }
 
+  /**
+   * Open `conv` at message `seq` (a search result): the window already holds it, or reaches it once the page
+   * around it is joined to the window's front; a page far older than the window replaces it, and the newer
+   * messages come back by the usual pull.
+   */
+  function searchMessages(q: string, opts: { conv?: ConvId; cursor?: string } = {}): Promise<SearchResults> {
+    return api.search(q, { ...opts, limit: 20 })
+  }
+
+  async function jumpTo(conv: ConvId, seq: number): Promise<void> {
+    openConv(conv)
+    state.highlight = { conv, seq }
+    const c = ensureConv(conv, null)
+    if (c.messages.some((m) => m.seq === seq)) return
+    let page
+    try {
+      page = await api.around(conv, seq)
+    } catch {
+      toast('msgsearch.failed', {}, 'error')
+      return
+    }
+    const msgs = page.messages
+    const newest = msgs[msgs.length - 1]
+    if (!newest) return
+    for (const m of msgs) void ensureUser(m.sender)
+    const lo = c.messages[0]?.seq
+    if (lo !== undefined && newest.seq >= lo - 1) {
+      prependHistory(c, msgs, page.has_older)
+    } else {
+      resetWindow(c, newest)
+      prependHistory(c, msgs.slice(0, -1), page.has_older)
+      void pull(conv)
+    }
+  }
+
   function openChatWith(user: UserId): ConvId {
     const conv = privateConvId(meId(), user)
     openConv(conv)
@@ -1349,6 +1387,8 @@ export function createChatStore(deps: StoreDeps) {
     pull,
     loadOlder,
     openConv,
+    jumpTo,
+    searchMessages,
     openChatWith,
     markActiveRead,
     sendText,

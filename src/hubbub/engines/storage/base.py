@@ -327,7 +327,95 @@ class AdminStorage(abc.ABC):
         """The id of the server's own account (created on first use, with no usable password)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage):
+class SearchQuery(msgspec.Struct, kw_only=True):
+    """A message search by ``user_id`` (core/searchtext.py makes ``terms``; at least one)."""
+
+    user_id: int
+    terms: list[str]
+    conv: str | None = None
+    sender: int | None = None
+    #: Message types (core/searchtext.KINDS); empty means all of them.
+    kinds: tuple[str, ...] = ()
+    #: ``ts`` range in milliseconds: since is inclusive, until exclusive.
+    since: int | None = None
+    until: int | None = None
+    #: The paging cursor: only messages with an index position (``rid``) below this.
+    before: int | None = None
+    limit: int = 20
+    #: A query of short terms only (under three characters: no trigram) reads at most this many of the
+    #: newest visible messages in scope per call, and says where it stopped.
+    short_scan: int = 20_000
+
+
+class SearchHit(msgspec.Struct):
+    message: Message
+    #: The message's index position: rowid (SQLite) or ``messages.rid`` (PostgreSQL); newest is highest.
+    rid: int
+
+
+class SearchPage(msgspec.Struct, kw_only=True):
+    hits: list[SearchHit]
+    #: Where the next page starts (pass as ``before``); None when nothing older can match.
+    next_before: int | None
+    #: False when a short-term query stopped at ``short_scan`` messages: older ones were not read yet.
+    complete: bool = True
+
+
+class IndexProgress(msgspec.Struct, kw_only=True):
+    #: Messages (re)indexed by this call.
+    indexed: int
+    #: Every message at or below this index position is indexed (or was found not to exist).
+    watermark: int
+    #: The newest index position stored.
+    newest: int
+    #: False when another node holds the indexer lock (this call did nothing).
+    ran: bool = True
+
+
+class SearchStorage(abc.ABC):
+    """Message search: an index kept behind the messages table, and the visibility rules at query time.
+
+    Contract (tests/contract/test_search.py runs it on SQLite and PostgreSQL):
+    - Indexing never happens in the storing transaction: ``index_messages`` tails the messages by their
+      index position (``rid``) from a watermark stored in the database, a batch per call. Only one caller at
+      a time indexes (the SQLite writer lock; a PostgreSQL advisory lock — others return ``ran=False``), and
+      every write is idempotent, so a node that dies mid-batch costs nothing but the batch, redone.
+    - PostgreSQL hands out ``rid`` from a sequence before commit, so a smaller rid can become visible after
+      a larger one: the watermark stops below such a hole and the rows above it are indexed anyway; a hole
+      still empty after ``GAP_WAIT_S`` is a rolled-back send and is passed over.
+    - ``search_messages`` returns only what ``user_id`` may read: messages of conversations they are a member
+      of, newer than the seq they joined after (``min_seq``; a removed member has no row, so sees nothing),
+      not recalled, of a searchable type, containing every term (case-insensitive substring); newest first.
+      Each hit is rechecked against the message's current text, so an index entry older than an edit never
+      returns a message that no longer matches.
+    - ``reindex_message`` is the one call an edit (or a recall) needs: the message's entry is replaced by its
+      current text, or removed.
+    """
+
+    @abc.abstractmethod
+    async def search_messages(self, query: SearchQuery) -> SearchPage: ...
+
+    @abc.abstractmethod
+    async def index_messages(self, batch: int) -> IndexProgress:
+        """Index up to ``batch`` messages past the watermark, in one transaction."""
+
+    @abc.abstractmethod
+    async def reindex_message(self, conv: str, seq: int) -> None:
+        """Replace the index entry of message ``seq`` of ``conv`` by its current text (or drop it)."""
+
+    @abc.abstractmethod
+    async def search_backlog(self) -> IndexProgress:
+        """(watermark, newest) without indexing anything: how far the index is behind."""
+
+    @abc.abstractmethod
+    async def messages_around(
+        self, conv: str, seq: int, before: int, after: int, min_seq: int
+    ) -> tuple[list[Message], bool, bool]:
+        """Up to ``before`` messages with min_seq < s <= seq and ``after`` with s > seq, ascending; and whether
+        older and newer messages exist beyond them (a page to jump to a search result)."""
+
+
+class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------

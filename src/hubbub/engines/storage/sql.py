@@ -34,6 +34,7 @@ from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
+from hubbub.engines.storage.sql_search import SqlSearch
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 from hubbub.engines.storage.sqlutil import (
     USER_COLS,
@@ -49,7 +50,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, Storage):
     def __init__(
         self,
         url: str,
