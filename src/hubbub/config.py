@@ -170,6 +170,20 @@ class Config(msgspec.Struct, kw_only=True):
     metrics_listen: str = ""
     #: When set, ``/metrics`` needs ``Authorization: Bearer <token>`` wherever it is served; never logged.
     metrics_token: str = ""
+    # -- calls (docs/operations.md, "Calls and TURN") -------------------------------------------------
+    #: Comma-separated STUN URLs given to clients, e.g. ``stun:turn.example.org:3478``; empty: none.
+    call_stun_urls: str = ""
+    #: Comma-separated TURN URLs, e.g. ``turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349``;
+    #: given to clients only with ``call_turn_secret`` set.
+    call_turn_urls: str = ""
+    #: coturn's ``static-auth-secret`` (``use-auth-secret``): per-user TURN credentials are derived from it
+    #: (TURN REST API). Never logged or sent to clients.
+    call_turn_secret: str = ""
+    #: How long a TURN credential is valid (seconds); a call in progress keeps its allocation past it.
+    call_turn_ttl_s: int = 6 * 3600
+    #: Call invites per user: a burst, then per minute.
+    call_invite_burst: int = 10
+    call_invite_per_minute: float = 20.0
     #: ``debug``, ``info``, ``warning`` or ``error``.
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or

@@ -8,6 +8,7 @@ from hubbub.config import Config
 from hubbub.core.ids import MessageIds
 from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker
+from hubbub.engines.calls.base import CallStore
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
@@ -15,6 +16,7 @@ from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.calls import CallService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
@@ -41,6 +43,7 @@ class Services:
     media: MediaService
     words: WordFilter
     admin: AdminService
+    calls: CallService
 
     @classmethod
     def build(
@@ -51,6 +54,7 @@ class Services:
         limiter: RateLimiter,
         hot_state: HotState,
         blobs: BlobStore | None = None,
+        call_store: CallStore | None = None,
     ) -> Services:
         friends = FriendService(config, storage, broker, limiter)
         ids = MessageIds(config.effective_node_id)
@@ -64,6 +68,11 @@ class Services:
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
+        messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules)
+        if call_store is None:
+            from hubbub.engines.calls.memory import MemoryCallStore
+
+            call_store = MemoryCallStore()
         return cls(
             config=config,
             storage=storage,
@@ -71,7 +80,7 @@ class Services:
             auth=AuthService(config, storage, broker, limiter, passwords),
             accounts=AccountService(storage, media),
             friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
+            messages=messages,
             groups=groups,
             hot=hot,
             ids=ids,
@@ -79,4 +88,5 @@ class Services:
             media=media,
             words=words,
             admin=AdminService(config, storage, broker, groups, words, ids, passwords),
+            calls=CallService(config, call_store, broker, storage, friends, messages, ids, limiter),
         )

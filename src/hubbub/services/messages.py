@@ -349,6 +349,19 @@ class MessageService:
             await self._publish_stored([notice], [result])
         return result.message
 
+    async def store_notice(self, notice: NewMessage) -> Stored:
+        """Store a message the server writes (a call record: services/calls) and push it like any message.
+
+        Not for client sends: no content rules, no rate limit, no batching. ``notice.cmid`` must start with
+        ``SYSTEM_CMID_PREFIX`` and be derived from what it records, so storing it twice yields one message.
+        """
+        result = (await self.storage.store_messages([notice], admit_group_message))[0]
+        if isinstance(result, Rejected):
+            raise result.error
+        if not result.duplicate:
+            await self._publish_stored([notice], [result])
+        return result
+
     async def _check_moderator(self, user_id: int, conv: str, sender: int) -> None:
         group_id = parse_group(conv)
         if group_id is None:
