@@ -181,6 +181,11 @@ class Config(msgspec.Struct, kw_only=True):
     call_turn_secret: str = ""
     #: How long a TURN credential is valid (seconds); a call in progress keeps its allocation past it.
     call_turn_ttl_s: int = 6 * 3600
+    #: A call not answered within this many seconds is missed.
+    call_ring_timeout_s: float = 45.0
+    #: A call whose party's node stopped renewing it for this long (the node died) ends; its users are no
+    #: longer busy. Nodes renew every third of it.
+    call_lease_s: float = 30.0
     #: Call invites per user: a burst, then per minute.
     call_invite_burst: int = 10
     call_invite_per_minute: float = 20.0

@@ -85,6 +85,9 @@ class Call(msgspec.Struct, kw_only=True):
     ringing: bool = False
     caller_seen: int = 0
     callee_seen: int = 0
+    #: The call's own timings (from config when it was placed), so every node applies the same ones.
+    ring_ms: int = RING_TIMEOUT_MS
+    lease_ms: int = LEASE_MS
     version: int = 0
 
     def info(self) -> frames.CallInfo:
@@ -131,13 +134,23 @@ class Outcome:
 def deadline(call: Call) -> int:
     """When ``tick`` must next look at the call (ms): the ring timeout, or the older party's lease end."""
     if call.state == State.RINGING:
-        return min(call.created_at + RING_TIMEOUT_MS, call.caller_seen + LEASE_MS)
+        return min(call.created_at + call.ring_ms, call.caller_seen + call.lease_ms)
     if call.state == State.ACTIVE:
-        return min(call.caller_seen, call.callee_seen) + LEASE_MS
+        return min(call.caller_seen, call.callee_seen) + call.lease_ms
     return call.ended_at
 
 
-def new_call(call_id: str, caller: int, callee: int, media: str, conn: str, now: int) -> Outcome:
+def new_call(
+    call_id: str,
+    caller: int,
+    callee: int,
+    media: str,
+    conn: str,
+    now: int,
+    *,
+    ring_ms: int = RING_TIMEOUT_MS,
+    lease_ms: int = LEASE_MS,
+) -> Outcome:
     """A new ringing call. The service has checked friendship; the store decides busy atomically."""
     if caller == callee:
         raise invalid("to", "you cannot call yourself")
@@ -152,6 +165,8 @@ def new_call(call_id: str, caller: int, callee: int, media: str, conn: str, now:
         created_at=now,
         caller_conn=conn,
         caller_seen=now,
+        ring_ms=ring_ms,
+        lease_ms=lease_ms,
     )
     return Outcome(call, True, [Send(callee, frames.CallIncoming(call=call.info()))])
 
@@ -315,10 +330,10 @@ def disconnected(call: Call, conn: str, now: int) -> Outcome:
 
 
 def tick(call: Call, now: int) -> Outcome:
-    """Deadlines: unanswered for ``RING_TIMEOUT_MS`` is missed; a party unrenewed for ``LEASE_MS`` is lost."""
+    """Deadlines: unanswered for ``ring_ms`` is missed; a party unrenewed for ``lease_ms`` is lost."""
     if call.state == State.ENDED or now < deadline(call):
         return Outcome(call)
-    if call.state == State.RINGING and now >= call.created_at + RING_TIMEOUT_MS:
+    if call.state == State.RINGING and now >= call.created_at + call.ring_ms:
         return _end(call, Reason.TIMEOUT, now)
     if call.state == State.RINGING:
         return _end(call, Reason.CANCELLED, now)  # the caller's node is gone

@@ -49,8 +49,6 @@ CALL_TYPE = "call"
 _ATTEMPTS = 8
 #: How often the sweeper looks for due calls (seconds); timeouts fire within this of their deadline.
 SWEEP_S = 1.0
-#: How often bound connections renew their lease: a third of it, so two missed renewals still hold.
-TOUCH_S = machine.LEASE_MS / 3000
 
 Step = Callable[[Call, int], Outcome]
 _decode = msgspec.json.Decoder(Call).decode
@@ -106,7 +104,16 @@ class CallService:
                 raise not_found("user")
             raise HubbubError(Code.NOT_FRIENDS, "you can only call friends")
         now = self.clock()
-        outcome = machine.new_call(secrets.token_urlsafe(12), user, to, media, conn, now)
+        outcome = machine.new_call(
+            secrets.token_urlsafe(12),
+            user,
+            to,
+            media,
+            conn,
+            now,
+            ring_ms=int(self.config.call_ring_timeout_s * 1000),
+            lease_ms=int(self.config.call_lease_s * 1000),
+        )
         call = outcome.call
         busy = await self.store.create(
             call.id, (call.caller, call.callee), encode(call), machine.deadline(call), _ttl(call, now)
@@ -182,11 +189,13 @@ class CallService:
     async def _run(self) -> None:
         renewed = 0.0
         loop = asyncio.get_running_loop()
+        # Bound connections renew their lease every third of it, so two missed renewals still hold.
+        every = self.config.call_lease_s / 3
         while True:
-            await asyncio.sleep(SWEEP_S)
+            await asyncio.sleep(min(SWEEP_S, every))
             try:
                 await self.sweep()
-                if loop.time() - renewed >= TOUCH_S:
+                if loop.time() - renewed >= every:
                     renewed = loop.time()
                     await self.renew()
             except asyncio.CancelledError:
@@ -277,4 +286,4 @@ def _load(found: tuple[int, bytes]) -> Call:
 
 def _ttl(call: Call, now: int) -> int:
     """How long the stored call outlives its deadline if no node is left to tick it: one more lease."""
-    return max(machine.deadline(call) - now, 0) + machine.LEASE_MS
+    return max(machine.deadline(call) - now, 0) + call.lease_ms
