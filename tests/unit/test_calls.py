@@ -67,7 +67,9 @@ def test_accept_binds_the_device_and_stops_the_others() -> None:
     to_caller, to_others = out.sends
     assert to_caller.only_conn == "a/1" and isinstance(to_caller.frame, frames.CallAccepted)
     assert to_others.user == B and to_others.exclude_conn == "b/1"
-    assert isinstance(to_others.frame, frames.CallEnded) and to_others.frame.reason == Reason.ANSWERED_ELSEWHERE
+    assert (
+        isinstance(to_others.frame, frames.CallEnded) and to_others.frame.reason == Reason.ANSWERED_ELSEWHERE
+    )
     assert out.record is None
 
 
