@@ -181,6 +181,9 @@ class Config(msgspec.Struct, kw_only=True):
     call_turn_secret: str = ""
     #: How long a TURN credential is valid (seconds); a call in progress keeps its allocation past it.
     call_turn_ttl_s: int = 6 * 3600
+    #: Tell clients to send all call media through TURN (``iceTransportPolicy: "relay"``): neither side learns
+    #: the other's IP address, at the cost of relay bandwidth. Needs TURN configured.
+    call_force_relay: bool = False
     #: A call not answered within this many seconds is missed.
     call_ring_timeout_s: float = 45.0
     #: A call whose party's node stopped renewing it for this long (the node died) ends; its users are no

@@ -1,7 +1,8 @@
 import { createApp } from 'vue'
 import App from './App.vue'
 import { Api } from './api/rest'
-import { StoreKey, createChatStore } from './store'
+import { CallKey, StoreKey, createCallStore, createChatStore } from './store'
+import { createRinger } from './util/ringtone'
 import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
@@ -37,9 +38,17 @@ document.addEventListener('visibilitychange', () => {
 window.addEventListener('online', () => store.reconnectNow())
 window.addEventListener('focus', () => store.markActiveRead())
 
+const calls = createCallStore({
+  request: (frame) => store.callRequest(frame),
+  onFrame: (sink) => store.onCallFrame(sink),
+  iceServers: () => api.iceServers(),
+  storage: sessionStorage,
+  ringer: createRinger(),
+})
+
 applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 store.boot()
 
-createApp(App).provide(StoreKey, store).mount('#app')
+createApp(App).provide(StoreKey, store).provide(CallKey, calls).mount('#app')

@@ -12,6 +12,7 @@ import type {
   FriendRequest,
   Group,
   GroupMember,
+  IceServers,
   InvitePolicy,
   MediaKind,
   Message,
@@ -98,6 +99,10 @@ export class Api {
       `/conversations/${encodeURIComponent(conv)}/messages?${qs}`,
     )
   }
+
+  // ---- calls ----------------------------------------------------------------------------------------
+  /** STUN/TURN servers, with TURN credentials for this user valid for `ttl_s` seconds. */
+  iceServers = () => this.authed<IceServers>('GET', '/calls/ice')
 
   // ---- groups ---------------------------------------------------------------------------------------
   groups = () => this.authed<{ groups: Group[] }>('GET', '/groups').then((r) => r.groups)

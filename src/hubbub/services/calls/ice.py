@@ -30,6 +30,8 @@ class IceServers(msgspec.Struct):
     ice_servers: list[IceServer]
     #: Seconds the TURN credentials stay valid; fetch again before placing a call after that.
     ttl_s: int
+    #: ``RTCConfiguration.iceTransportPolicy``: "relay" when the server wants all media relayed.
+    ice_transport_policy: str = "all"
 
 
 def turn_credentials(secret: str, user_id: int, expires_at: int) -> tuple[str, str]:
@@ -53,4 +55,7 @@ def ice_servers(config: Config, user_id: int, now_s: int) -> IceServers:
             config.call_turn_secret, user_id, now_s + config.call_turn_ttl_s
         )
         servers.append(IceServer(urls=turn, username=username, credential=password))
-    return IceServers(ice_servers=servers, ttl_s=config.call_turn_ttl_s)
+    relay = config.call_force_relay and bool(turn and config.call_turn_secret)
+    return IceServers(
+        ice_servers=servers, ttl_s=config.call_turn_ttl_s, ice_transport_policy="relay" if relay else "all"
+    )
