@@ -673,10 +673,11 @@ def ws_send(dest: Callable[[World], dict[str, Any]]) -> WsPrepare:
 
 
 async def call_devices(world: World) -> tuple[HubbubClient, HubbubClient]:
-    """The owner's and the member's "web" devices (the matrix sockets are their "desktop" ones)."""
+    """The owner's and the member's phones (the matrix sockets are their "desktop" devices; the owner's "web"
+    slot is left for the presence check below)."""
     if not hasattr(world, "owner_web"):
         for actor in ("owner", "member"):
-            client = HubbubClient(world.url, terminal="web")
+            client = HubbubClient(world.url, terminal="mobile")
             await client.login(world.c[actor].user["username"], PASSWORD)  # type: ignore[index]
             await client.connect(sync=False)
             setattr(world, f"{actor}_web", client)
@@ -706,7 +707,7 @@ async def ws_call_invite(world: World, actor: str) -> dict[str, Any]:
 
 
 def ws_call(frame_type: str, *, answered: bool = False, **fields: Any) -> WsPrepare:
-    """A fresh call from the member's web device to the owner (answered on the owner's web device if asked),
+    """A fresh call from the member's phone to the owner (answered on the owner's phone if asked),
     and a ``frame_type`` frame about it: only the two parties may act on it, and signalling only from the two
     devices in the call (so every matrix socket, a third device, gets ``forbidden`` or ``not_found``)."""
 
