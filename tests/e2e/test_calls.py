@@ -129,7 +129,12 @@ async def test_unanswered_call_is_missed_and_an_offline_callee_finds_it_by_sync(
     conv = private_conv(alice.user_id, bob.user_id)
     conversation = next(c for c in bob.conversations.values() if c["conv"] == conv)
     assert conversation["last"]["type"] == "call" and conversation["last"]["body"]["kind"] == "missed"
+    assert conversation["unread"] == 1  # a missed call is news for the callee
     assert [r["kind"] for r in await records(bob, conv)] == ["missed"]
+    # Records are the server's: a client cannot forge one.
+    with pytest.raises(ApiError) as exc:
+        await bob.send({"msg_type": "call", "body": {"kind": "completed", "duration_ms": 1}}, to=alice.user_id)
+    assert exc.value.code == "invalid_field"
 
 
 async def test_cancel_and_decline_leave_their_records(make_client):
