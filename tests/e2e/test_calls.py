@@ -133,7 +133,9 @@ async def test_unanswered_call_is_missed_and_an_offline_callee_finds_it_by_sync(
     assert [r["kind"] for r in await records(bob, conv)] == ["missed"]
     # Records are the server's: a client cannot forge one.
     with pytest.raises(ApiError) as exc:
-        await bob.send({"msg_type": "call", "body": {"kind": "completed", "duration_ms": 1}}, to=alice.user_id)
+        await bob.send(
+            {"msg_type": "call", "body": {"kind": "completed", "duration_ms": 1}}, to=alice.user_id
+        )
     assert exc.value.code == "invalid_field"
 
 
@@ -252,6 +254,9 @@ async def test_ice_servers_need_a_login_and_carry_per_user_turn_credentials(make
     assert turn["urls"] == ["turn:127.0.0.1:3478"] and turn["username"].endswith(f":{alice.user_id}")
     assert int(turn["username"].split(":")[0]) > 0 and turn["credential"] and found["ttl_s"] > 0
     assert "turn-secret" not in str(found)
+    # Nor does the admin's view of the settings show it (alice is the first account: an admin).
+    settings = await alice.api("GET", "/api/v1/admin/config")
+    assert "turn-secret" not in str(settings) and settings["config"]["call_turn_secret"] != "turn-secret"
     async with aiohttp.ClientSession() as http:
         async with http.get(base_url(node) + "/api/v1/calls/ice") as resp:
             assert resp.status == 401 and (await resp.json())["error"]["code"] == "unauthorized"
