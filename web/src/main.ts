@@ -44,6 +44,23 @@ const calls = createCallStore({
   iceServers: () => api.iceServers(),
   storage: sessionStorage,
   ringer: createRinger(),
+  notifyIncoming: (peer, media) => {
+    if (document.visibilityState === 'visible') return // the dialog and the ringtone are enough
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return
+    try {
+      const n = new Notification(t(media === 'video' ? 'call.incomingVideo' : 'call.incomingVoice'), {
+        body: store.displayName(peer),
+        tag: 'hubbub-call',
+        requireInteraction: true,
+      })
+      n.onclick = () => {
+        window.focus()
+        n.close()
+      }
+    } catch {
+      /* some browsers only allow notifications from a service worker */
+    }
+  },
 })
 
 applyTheme()

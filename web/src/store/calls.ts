@@ -44,6 +44,8 @@ export interface CallDeps {
   /** sessionStorage in the browser. */
   storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>
   ringer?: Ringer
+  /** An incoming call rings: tell the user even if the tab is in the background (a system notification). */
+  notifyIncoming?: (peer: UserId, media: CallMedia) => void
   now?: () => number
   /** How long an ended call stays on screen (ms). */
   endedShowMs?: number
@@ -192,6 +194,7 @@ export function createCallStore(deps: CallDeps) {
       reset()
       Object.assign(state, { phase: 'incoming', id: f.call.id, peer: f.call.caller, media: f.call.media, outgoing: false })
       deps.ringer?.start('incoming')
+      deps.notifyIncoming?.(f.call.caller, f.call.media)
       void deps.request({ type: 'call_ring', call: f.call.id }).catch(() => {})
       return
     }
