@@ -189,6 +189,9 @@ class Config(msgspec.Struct, kw_only=True):
     #: A call whose party's node stopped renewing it for this long (the node died) ends; its users are no
     #: longer busy. Nodes renew every third of it.
     call_lease_s: float = 30.0
+    #: A device whose connection drops during an answered call may reconnect (to any node) and resume the
+    #: call within this many seconds (the media goes on meanwhile); after that, or with 0, the call ends.
+    call_reconnect_s: float = 10.0
     #: Call invites per user: a burst, then per minute.
     call_invite_burst: int = 10
     call_invite_per_minute: float = 20.0

@@ -224,9 +224,7 @@ class Node:
             raise SystemExit(f"metrics_listen must be host:port, not {self.config.metrics_listen!r}")
         self._metrics_runner = web.AppRunner(build_metrics_app(self.config, self.metrics), access_log=None)
         await self._metrics_runner.setup()
-        site = web.TCPSite(
-            self._metrics_runner, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True
-        )
+        site = web.TCPSite(self._metrics_runner, host.strip("[]") or "127.0.0.1", int(port), reuse_address=True)
         await site.start()
         for address in self._metrics_runner.addresses:
             self.metrics_port = int(address[1])

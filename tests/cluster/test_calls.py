@@ -12,7 +12,7 @@ import pytest
 from hubbub.client import HubbubClient
 from tests import servers
 from tests.cluster.conftest import Cluster, NodeProcess
-from tests.e2e.test_calls import full_call
+from tests.e2e.test_calls import full_call, no_event, request_when_back
 
 pytestmark = pytest.mark.cluster
 
@@ -90,6 +90,31 @@ async def test_a_node_killed_mid_call_frees_both_after_the_lease(pair: Cluster) 
         await bob.wait_until(lambda: bob._ws is not None, timeout=20)
         again = await alice.request({"type": "call_invite", "to": bob.user_id})  # nobody is busy
         await alice.request({"type": "call_cancel", "call": again["call"]["id"]})
+    finally:
+        pair.nodes[1].start()
+        await alice.close()
+        await bob.close()
+
+
+async def test_a_device_whose_node_dies_takes_the_call_to_another_node(pair: Cluster) -> None:
+    tag = uuid.uuid4().hex[:6]
+    alice = await user(pair.url(0), f"ra{tag}")
+    bob = await user([pair.url(1), pair.url(0)], f"rb{tag}")
+    try:
+        await alice.befriend(bob)
+        invited = await alice.request({"type": "call_invite", "to": bob.user_id, "media": "audio"})
+        cid = invited["call"]["id"]
+        await bob.next_event("call_incoming")
+        await bob.request({"type": "call_accept", "call": cid})
+        await alice.next_event("call_accepted")
+        pair.nodes[1].kill()
+        await request_when_back(bob, {"type": "call_resume", "call": cid})  # now through node 1
+        await alice.request({"type": "call_sdp", "call": cid, "kind": "offer", "sdp": "v=0 after failover"})
+        assert (await bob.next_event("call_sdp"))["sdp"] == "v=0 after failover"
+        await no_event(alice, "call_ended", LEASE_S * 2)  # well past the lease: the new node renews it
+        await alice.request({"type": "call_hangup", "call": cid})
+        ended = await bob.next_event("call_ended")
+        assert ended["reason"] == "hangup" and ended["duration_ms"] > LEASE_S * 2000
     finally:
         pair.nodes[1].start()
         await alice.close()

@@ -20,12 +20,14 @@ from hubbub.services.calls.machine import MAX_SDP_CHARS
 from tests.conftest import PASSWORD, base_url, friends
 
 RING_S = 1.5
+RECONNECT_S = 1.0
 
 
 @pytest.fixture
 async def node(make_node: Callable[..., Awaitable[Node]]) -> Node:
     return await make_node(
         call_ring_timeout_s=RING_S,
+        call_reconnect_s=RECONNECT_S,
         call_invite_burst=6,
         call_turn_urls="turn:127.0.0.1:3478",
         call_turn_secret="turn-secret",
@@ -157,20 +159,45 @@ async def test_cancel_and_decline_leave_their_records(make_client):
     assert [r["kind"] for r in await records(alice, conv)] == ["cancelled", "declined"]
 
 
-async def test_a_reload_ends_the_call(make_client):
+async def request_when_back(client: HubbubClient, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send ``frame`` once the client has reconnected after a drop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:
+        try:
+            return await client.request(frame, timeout=2)
+        except (ConnectionError, TimeoutError):
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_a_dropped_device_resumes_and_one_that_stays_away_ends_the_call(make_client):
     alice = await make_client("cr_alice")
     bob = await make_client("cr_bob")
     await friends(alice, bob)
     invited = await alice.request({"type": "call_invite", "to": bob.user_id, "media": "video"})
+    cid = invited["call"]["id"]
     await bob.next_event("call_incoming")
-    await bob.request({"type": "call_accept", "call": invited["call"]["id"]})
-    await bob.drop_connection()  # the page reloads
-    ended = await alice.next_event("call_ended")
-    assert ended["reason"] == "lost"
-    await bob.wait_until(lambda: bob._ws is not None)
+    await bob.request({"type": "call_accept", "call": cid})
+    await alice.next_event("call_accepted")
+    # Bob's network drops; his client reconnects and takes the call along to the new connection.
+    await bob.drop_connection()
+    await asyncio.sleep(0.1)
+    await request_when_back(bob, {"type": "call_resume", "call": cid})
+    await alice.request({"type": "call_sdp", "call": cid, "kind": "offer", "sdp": "v=0 ice restart"})
+    assert (await bob.next_event("call_sdp"))["sdp"] == "v=0 ice restart"
+    await no_event(alice, "call_ended", 0.2)
+    # Alice's drops and she does not come back for the call (a closed tab): it ends after the grace.
+    await alice.drop_connection()
+    ended = await bob.next_event("call_ended", timeout=RECONNECT_S + 5)
+    assert (ended["call"], ended["reason"]) == (cid, "lost")
     conv = private_conv(alice.user_id, bob.user_id)
     await asyncio.sleep(0.1)
-    assert [r["kind"] for r in await records(alice, conv)] == ["completed"]
+    assert [r["kind"] for r in await records(bob, conv)] == ["completed"]
+    with pytest.raises(ApiError) as exc:
+        await request_when_back(alice, {"type": "call_resume", "call": cid})
+    assert exc.value.code == "not_found"
 
 
 async def test_busy(make_client):

@@ -758,6 +758,7 @@ WS_ROWS: list[tuple[str, WsPrepare, str, dict[str, str]]] = [
     ("call_cancel", ws_call("call_cancel"), "ok", who("not_found", anonymous=NOT_AUTH, member=OK, owner="forbidden")),
     ("call_hangup ringing", ws_call("call_hangup"), "ok", who("not_found", anonymous=NOT_AUTH, **PARTIES)),
     ("call_hangup answered", ws_call("call_hangup", answered=True), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_resume", ws_call("call_resume", answered=True), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
     ("call_sdp", ws_call("call_sdp", answered=True, kind="offer", sdp="v=0"), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
     ("call_ice", ws_call("call_ice", answered=True, candidate={"candidate": ""}), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
 ]

@@ -188,8 +188,38 @@ def test_lost_leases_end_the_call() -> None:
 def test_disconnects() -> None:
     assert machine.disconnected(ringing(), "a/1", T0 + 5).call.reason == Reason.CANCELLED
     assert not machine.disconnected(ringing(), "b/1", T0 + 5).changed  # a ringing device went away
-    assert machine.disconnected(active(), "b/1", T0 + 5000).call.reason == Reason.LOST
-    assert not machine.disconnected(active(), "b/2", T0 + 5000).changed
+    assert machine.disconnected(active(), "b/1", T0 + 5000).call.reason == Reason.LOST  # no grace
+    assert not machine.disconnected(active(), "b/2", T0 + 5000, 10_000).changed
+
+
+def answered(terminal: str = "web") -> machine.Call:
+    placed = machine.new_call("c1", A, B, "video", "a/1", T0, terminal="desktop").call
+    return machine.accept(placed, B, "b/1", T0 + 1000, terminal).call
+
+
+def test_a_dropped_device_is_parked_and_may_resume_from_the_same_terminal() -> None:
+    parked = machine.disconnected(answered(), "b/1", T0 + 5000, 10_000)
+    call = parked.call
+    assert parked.changed and not parked.sends and call.state == State.ACTIVE and call.callee_conn == ""
+    assert machine.deadline(call) == T0 + 15_000  # the grace, not the whole lease
+    # Meanwhile the caller's signalling goes nowhere (no error: the other side renegotiates after resuming),
+    # and nothing can speak for the parked side.
+    assert not machine.sdp(call, A, "a/1", "offer", "v=0", T0 + 6000).sends
+    with pytest.raises(HubbubError) as exc:
+        machine.sdp(call, B, "b/1", "offer", "v=0", T0 + 6000)
+    assert codes(exc) is Code.FORBIDDEN
+    for user, terminal in ((B, "mobile"), (B, ""), (C, "web")):
+        with pytest.raises(HubbubError) as exc:
+            machine.resume(call, user, "b/9", terminal, T0 + 7000)
+        assert codes(exc) is (Code.NOT_FOUND if user == C else Code.FORBIDDEN)
+    back = machine.resume(call, B, "b/2", "web", T0 + 8000).call
+    assert back.callee_conn == "b/2" and back.callee_seen == T0 + 8000
+    assert machine.sdp(back, A, "a/1", "offer", "v=0", T0 + 9000).sends[0].only_conn == "b/2"
+    # Not back in time: lost.
+    assert machine.tick(call, T0 + 15_000).call.reason == Reason.LOST
+    with pytest.raises(HubbubError) as exc:
+        machine.resume(ringing(), A, "a/2", "", T0)
+    assert codes(exc) is Code.CONFLICT
 
 
 def test_turn_credentials_follow_the_rest_api_scheme() -> None:
@@ -322,7 +352,27 @@ async def test_completed_call_records_its_duration() -> None:
     await calls.renew()
     await calls.sweep()  # both leases renewed: still on
     assert await calls.current(A) is not None
-    await calls.disconnected("b/1")  # the callee reloads the page
+    await calls.disconnected("b/1")  # the callee's network drops: parked for call_reconnect_s
+    assert fakes.records == [] and await calls.current(B) is not None
+    clock.now += int(calls.config.call_reconnect_s * 1000)
+    await calls.sweep()  # not back in time
     [record] = fakes.records
-    assert record.body == {"kind": "completed", "media": "video", "call": call.id, "duration_ms": 65_000}
-    assert calls.local == {}
+    duration = 65_000 + int(calls.config.call_reconnect_s * 1000)
+    assert record.body == {"kind": "completed", "media": "video", "call": call.id, "duration_ms": duration}
+    assert calls.local == {} and await calls.current(B) is None
+
+
+async def test_a_device_resumes_on_a_new_connection() -> None:
+    clock = Clock()
+    calls, fakes = service(clock)
+    call = await calls.invite(A, "a/1", B, "video", "web")
+    await calls.accept(B, "b/1", call.id, "mobile")
+    await calls.disconnected("a/1")
+    clock.now += 3000
+    await calls.resume(A, "a/2", call.id, "web")
+    clock.now += 60_000
+    await calls.renew()  # the new connection renews the lease
+    await calls.sweep()
+    assert await calls.current(A) is not None and fakes.records == []
+    await calls.hangup(A, "a/2", call.id)
+    assert [r.body["kind"] for r in fakes.records] == ["completed"]

@@ -41,6 +41,7 @@ window.addEventListener('focus', () => store.markActiveRead())
 const calls = createCallStore({
   request: (frame) => store.callRequest(frame),
   onFrame: (sink) => store.onCallFrame(sink),
+  onReady: (cb) => store.onCallReady(cb),
   iceServers: () => api.iceServers(),
   storage: sessionStorage,
   ringer: createRinger(),

@@ -123,6 +123,13 @@ class CallHangup(ClientFrame, tag="call_hangup"):
     rid: Rid = None
 
 
+class CallResume(ClientFrame, tag="call_resume"):
+    """The device in an answered call reconnected: move the call to this connection (same terminal only)."""
+
+    call: CallId
+    rid: Rid = None
+
+
 class CallSdp(ClientFrame, tag="call_sdp"):
     """An SDP offer or answer for the peer's device in the call (renegotiation is a new offer)."""
 
@@ -141,7 +148,9 @@ class CallIce(ClientFrame, tag="call_ice"):
     rid: Rid = None
 
 
-CallFrame = CallInvite | CallRing | CallAccept | CallReject | CallCancel | CallHangup | CallSdp | CallIce
+CallFrame = (
+    CallInvite | CallRing | CallAccept | CallReject | CallCancel | CallHangup | CallResume | CallSdp | CallIce
+)
 
 AnyClientFrame = (
     Auth
@@ -160,6 +169,7 @@ AnyClientFrame = (
     | CallReject
     | CallCancel
     | CallHangup
+    | CallResume
     | CallSdp
     | CallIce
 )

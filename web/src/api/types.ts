@@ -176,7 +176,11 @@ export type ClientFrame =
   | { type: 'typing'; conv: ConvId }
   | { type: 'receipts'; rid?: Rid; conv: ConvId; seq: number }
   | { type: 'call_invite'; rid?: Rid; to: UserId; media: CallMedia }
-  | { type: 'call_ring' | 'call_accept' | 'call_reject' | 'call_cancel' | 'call_hangup'; rid?: Rid; call: string }
+  | {
+      type: 'call_ring' | 'call_accept' | 'call_reject' | 'call_cancel' | 'call_hangup' | 'call_resume'
+      rid?: Rid
+      call: string
+    }
   | { type: 'call_sdp'; rid?: Rid; call: string; kind: 'offer' | 'answer'; sdp: string }
   | { type: 'call_ice'; rid?: Rid; call: string; candidate: RTCIceCandidateInit | null }
 

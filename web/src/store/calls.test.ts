@@ -79,6 +79,7 @@ function harness(overrides: Partial<CallDeps> = {}) {
   const peers: FakePeer[] = []
   const saved = new Map<string, string>()
   let sink: (f: CallPushFrame) => void = () => {}
+  let ready: () => void = () => {}
   const replies: Record<string, unknown> = {
     call_invite: { type: 'call_invited', call: { id: 'c1', caller: 1, callee: 2, media: 'video', state: 'ringing', created_at: 0 } },
   }
@@ -90,6 +91,7 @@ function harness(overrides: Partial<CallDeps> = {}) {
       return (reply ?? { type: 'ok' }) as never
     },
     onFrame: (s) => (sink = s),
+    onReady: (cb) => (ready = cb),
     iceServers: async () => ({ ice_servers: [{ urls: ['turn:t:3478'], username: 'u', credential: 'p' }], ttl_s: 60, ice_transport_policy: 'relay' }),
     getUserMedia: async (c) =>
       new FakeStream([new FakeTrack('audio'), ...(c.video ? [new FakeTrack('video')] : [])]) as unknown as MediaStream,
@@ -105,7 +107,7 @@ function harness(overrides: Partial<CallDeps> = {}) {
     ...overrides,
   }
   const calls = createCallStore(deps)
-  return { calls, sent, peers, saved, replies, push: (f: CallPushFrame) => sink(f), deps }
+  return { calls, sent, peers, saved, replies, push: (f: CallPushFrame) => sink(f), ready: () => ready(), deps }
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0))
@@ -193,13 +195,33 @@ describe('call store', () => {
     expect(h.calls.state).toMatchObject({ phase: 'ended', error: 'call.busy' })
   })
 
-  it('shows a call that was live before a reload as ended', () => {
+  it('shows a call that was live before a reload as ended, and ends it on the server once connected', async () => {
     const saved = new Map([['hubbub.call', JSON.stringify({ id: 'c5', peer: 3, media: 'video' })]])
     const h = harness({
       storage: { getItem: (k) => saved.get(k) ?? null, setItem: () => {}, removeItem: (k) => void saved.delete(k) },
     })
     expect(h.calls.state).toMatchObject({ phase: 'ended', reason: 'reload', peer: 3, id: 'c5' })
     expect(saved.size).toBe(0)
+    h.ready()
+    await tick()
+    expect(h.sent).toEqual([
+      { type: 'call_resume', call: 'c5' },
+      { type: 'call_hangup', call: 'c5' },
+    ])
+  })
+
+  it('takes an answered call along when the socket reconnects, and ends it if the server refuses', async () => {
+    const h = harness()
+    await h.calls.start(2, 'video')
+    h.push({ type: 'call_accepted', call: 'c1', media: 'video' })
+    h.ready()
+    await tick()
+    expect(h.sent).toContainEqual({ type: 'call_resume', call: 'c1' })
+    expect(h.calls.state.phase).toBe('connecting')
+    h.replies.call_resume = new WsError('not_found', 'call not found')
+    h.ready()
+    await tick()
+    expect(h.calls.state).toMatchObject({ phase: 'ended', reason: 'lost' })
   })
 
   it('words call records', () => {

@@ -9,8 +9,10 @@
  * (both turning a camera on) resolve without a deadlock. The caller makes the first offer when the callee
  * accepts; the callee adds its tracks when that offer arrives.
  *
- * A live call is remembered in sessionStorage: after a reload (which ends the call on the server: the
- * connection that held it closed) the page shows it as ended instead of silently forgetting it.
+ * When the WebSocket reconnects during an answered call (a network drop, a server node restarting), the
+ * call follows the new connection (`call_resume`); the media never stopped. A live call is also remembered
+ * in sessionStorage: after a reload, which loses the peer connection, the page shows it as ended (and tells
+ * the server, so the other side hears it at once) instead of silently forgetting it.
  */
 import { markRaw, reactive } from 'vue'
 import { WsError } from '../api/socket'
@@ -37,6 +39,8 @@ export interface Device {
 export interface CallDeps {
   request: <T extends ServerFrame>(frame: ClientFrame) => Promise<T>
   onFrame: (sink: (f: CallPushFrame) => void) => void
+  /** Register what to do after each (re)connection of the WebSocket. */
+  onReady?: (cb: () => void) => void
   iceServers: () => Promise<IceServers>
   getUserMedia?: (c: MediaStreamConstraints) => Promise<MediaStream>
   enumerateDevices?: () => Promise<MediaDeviceInfo[]>
@@ -122,6 +126,9 @@ export function createCallStore(deps: CallDeps) {
   /** Frames that arrived before the invite's reply told us the call id. */
   let early: CallPushFrame[] = []
   let endedTimer: ReturnType<typeof setTimeout> | null = null
+  /** A call that was live before a reload: hung up as soon as the socket is back. */
+  let orphan = ''
+  let iceRestarted = false
 
   function busy(): boolean {
     return state.phase !== 'idle' && state.phase !== 'ended'
@@ -228,6 +235,33 @@ export function createCallStore(deps: CallDeps) {
   }
   deps.onFrame(onFrame)
 
+  /** After each (re)connection: take an answered call along to the new connection, or end an orphan. */
+  async function onReady(): Promise<void> {
+    if (orphan) {
+      const id = orphan
+      orphan = ''
+      // The page reloaded mid-call: move the call here only to hang it up (the media is gone with the page).
+      await deps.request({ type: 'call_resume', call: id }).catch(() => {})
+      await deps.request({ type: 'call_hangup', call: id }).catch(() => {})
+      return
+    }
+    if (state.phase === 'outgoing' && state.id) {
+      // Our connection closed while it rang: the server cancelled the call then (docs/protocol.md, "Calls").
+      end('lost')
+      return
+    }
+    if (!state.id || !state.acceptedAt || (state.phase !== 'connecting' && state.phase !== 'active')) return
+    const id = state.id
+    try {
+      await deps.request({ type: 'call_resume', call: id })
+      if (pc && (pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed')) pc.restartIce()
+    } catch (e) {
+      const code = e instanceof WsError ? e.code : ''
+      if (code !== 'disconnected' && code !== 'timeout' && state.id === id) end('lost')
+    }
+  }
+  deps.onReady?.(() => void onReady())
+
   // ---- WebRTC ----------------------------------------------------------------------------------------
 
   function ensurePeer(): RTCPeerConnection {
@@ -263,6 +297,11 @@ export function createCallStore(deps: CallDeps) {
       if (conn !== pc) return
       if (conn.connectionState === 'connected' && state.phase === 'connecting') state.phase = 'active'
       if (conn.connectionState === 'failed') {
+        if (!iceRestarted) {
+          iceRestarted = true // the network changed: one ICE restart (a new offer) before giving up
+          conn.restartIce()
+          return
+        }
         state.error = 'call.errFailed'
         hangup()
       }
@@ -444,6 +483,7 @@ export function createCallStore(deps: CallDeps) {
     state.remote = null
     tracksAdded = false
     makingOffer = false
+    iceRestarted = false
     pendingIce = []
   }
 
@@ -488,6 +528,7 @@ export function createCallStore(deps: CallDeps) {
         media: saved.media === 'video' ? 'video' : 'audio',
         reason: 'reload',
       })
+      orphan = saved.id
     } catch {
       /* not ours */
     }

@@ -444,6 +444,7 @@ export function createChatStore(deps: StoreDeps) {
         remember(auth.user)
         api.session.updateUser(auth.user)
         void onConnected()
+        callReady?.()
       },
       onPush: (f) => onPush(f),
       onStatus: (s, d) => {
@@ -620,6 +621,11 @@ export function createChatStore(deps: StoreDeps) {
 
   // ---- calls: the signalling goes to the call store (store/calls.ts), over this connection -------------
   let callSink: ((f: CallPushFrame) => void) | null = null
+  let callReady: (() => void) | null = null
+  /** Called after every `auth_ok`: a call in progress follows the new connection (`call_resume`). */
+  function onCallReady(cb: () => void): void {
+    callReady = cb
+  }
   /** Where call frames go (the call store registers itself). */
   function onCallFrame(sink: (f: CallPushFrame) => void): void {
     callSink = sink
@@ -1384,6 +1390,7 @@ export function createChatStore(deps: StoreDeps) {
     updateProfile,
     toast,
     onCallFrame,
+    onCallReady,
     callRequest,
     /** For tests: feed a push as if it came from the socket. */
     _onPush: onPush,

@@ -14,7 +14,9 @@ States::
 
 A call binds **connections**, not just users: the caller's device that invited, and the callee's device
 that accepted first. Signalling (SDP, ICE, hang-up) is accepted only from those two and sent only to the
-other one; the callee's other devices ring until one answers and then hear ``answered_elsewhere``.
+other one; the callee's other devices ring until one answers and then hear ``answered_elsewhere``. A device
+whose connection drops during an answered call is parked and may ``resume`` on a new connection from the
+same terminal within the reconnect grace.
 
 Liveness: each bound connection's node renews its ``*_seen`` time every few seconds (``touch``). If a node
 dies, nobody renews its party's time and ``tick`` ends the call ``lost`` after ``lease_ms``, on any node: no
@@ -78,6 +80,10 @@ class Call(msgspec.Struct, kw_only=True):
     created_at: int
     caller_conn: str
     callee_conn: str = ""
+    #: The terminals of the two devices: a device that reconnects (same user, same terminal: the registry
+    #: allows one connection per pair) may resume the call on its new connection.
+    caller_terminal: str = ""
+    callee_terminal: str = ""
     accepted_at: int = 0
     ended_at: int = 0
     reason: str = ""
@@ -148,6 +154,7 @@ def new_call(
     conn: str,
     now: int,
     *,
+    terminal: str = "",
     ring_ms: int = RING_TIMEOUT_MS,
     lease_ms: int = LEASE_MS,
 ) -> Outcome:
@@ -164,6 +171,7 @@ def new_call(
         state=State.RINGING,
         created_at=now,
         caller_conn=conn,
+        caller_terminal=terminal,
         caller_seen=now,
         ring_ms=ring_ms,
         lease_ms=lease_ms,
@@ -185,7 +193,7 @@ def _over(call: Call) -> None:
 def _bound(call: Call, user: int, conn: str) -> None:
     """Only the device in the call may speak for it."""
     mine = call.caller_conn if user == call.caller else call.callee_conn
-    if conn != mine:
+    if not mine or conn != mine:
         raise HubbubError(Code.FORBIDDEN, "this call is on another of your devices")
 
 
@@ -222,7 +230,7 @@ def ring(call: Call, user: int, conn: str, now: int) -> Outcome:
     )
 
 
-def accept(call: Call, user: int, conn: str, now: int) -> Outcome:
+def accept(call: Call, user: int, conn: str, now: int, terminal: str = "") -> Outcome:
     """The first callee device to accept gets the call; the others stop with ``answered_elsewhere``."""
     _party(call, user)
     _over(call)
@@ -233,7 +241,7 @@ def accept(call: Call, user: int, conn: str, now: int) -> Outcome:
             return Outcome(call)  # a retried accept
         raise HubbubError(Code.CONFLICT, "the call was answered on another device")
     active = msgspec.structs.replace(
-        call, state=State.ACTIVE, callee_conn=conn, accepted_at=now, callee_seen=now
+        call, state=State.ACTIVE, callee_conn=conn, callee_terminal=terminal, accepted_at=now, callee_seen=now
     )
     sends = [
         Send(call.caller, frames.CallAccepted(call=call.id, media=call.media), only_conn=call.caller_conn),
@@ -289,6 +297,8 @@ def sdp(call: Call, user: int, conn: str, kind: str, text: str, now: int) -> Out
     _bound(call, user, conn)
     peer = call.peer_of(user)
     target = call.callee_conn if peer == call.callee else call.caller_conn
+    if not target:  # the other device is reconnecting: it renegotiates after resuming
+        return Outcome(call)
     return Outcome(call, False, [Send(peer, frames.CallSdpPush(call=call.id, kind=kind, sdp=text), target)])
 
 
@@ -303,6 +313,8 @@ def ice(call: Call, user: int, conn: str, candidate: dict[str, Any] | None, now:
     _bound(call, user, conn)
     peer = call.peer_of(user)
     target = call.callee_conn if peer == call.callee else call.caller_conn
+    if not target:
+        return Outcome(call)
     return Outcome(call, False, [Send(peer, frames.CallIcePush(call=call.id, candidate=candidate), target)])
 
 
@@ -310,23 +322,51 @@ def touch(call: Call, conn: str, now: int) -> Outcome:
     """A bound connection is still there (its node renews this): its party's lease starts again."""
     if call.state == State.ENDED:
         return Outcome(call)
-    if conn == call.caller_conn:
+    if conn and conn == call.caller_conn:
         return Outcome(msgspec.structs.replace(call, caller_seen=now), True)
     if conn and conn == call.callee_conn:
         return Outcome(msgspec.structs.replace(call, callee_seen=now), True)
     return Outcome(call)
 
 
-def disconnected(call: Call, conn: str, now: int) -> Outcome:
-    """A connection closed. If it was bound to the call, the call ends: a reload or a lost network is a
-    hang-up (the client shows the call as ended). A callee device that was only ringing changes nothing."""
+def disconnected(call: Call, conn: str, now: int, grace_ms: int = 0) -> Outcome:
+    """A connection closed. Ringing, the caller's going away cancels the call (a callee device that was only
+    ringing changes nothing). Answered, the party is *parked*: its device may reconnect (to any node) and
+    ``resume`` within ``grace_ms``, while the media goes on between the browsers; otherwise ``tick`` ends the
+    call ``lost`` then. A grace of 0 ends it at once."""
     if call.state == State.ENDED:
         return Outcome(call)
-    if conn == call.caller_conn:
-        return _end(call, Reason.LOST if call.state == State.ACTIVE else Reason.CANCELLED, now)
-    if call.state == State.ACTIVE and conn == call.callee_conn:
+    if call.state == State.RINGING:
+        return _end(call, Reason.CANCELLED, now) if conn == call.caller_conn else Outcome(call)
+    if conn not in (call.caller_conn, call.callee_conn):
+        return Outcome(call)
+    if grace_ms <= 0:
         return _end(call, Reason.LOST, now)
-    return Outcome(call)
+    # Its lease now ends in grace_ms (if that is sooner), and nothing reaches or comes from the old connection.
+    seen = min(now - call.lease_ms + grace_ms, now)
+    if conn == call.caller_conn:
+        parked = msgspec.structs.replace(call, caller_conn="", caller_seen=min(call.caller_seen, seen))
+    else:
+        parked = msgspec.structs.replace(call, callee_conn="", callee_seen=min(call.callee_seen, seen))
+    return Outcome(parked, True)
+
+
+def resume(call: Call, user: int, conn: str, terminal: str, now: int) -> Outcome:
+    """The device in an answered call came back on a new connection (a dropped network, a node that was
+    drained or died): bind the call to it. Only from the same terminal as before: another device of the same
+    person cannot take the call over."""
+    _party(call, user)
+    _over(call)
+    if call.state != State.ACTIVE:
+        raise HubbubError(Code.CONFLICT, "the call is not answered")
+    mine = call.caller_terminal if user == call.caller else call.callee_terminal
+    if not terminal or terminal != mine:
+        raise HubbubError(Code.FORBIDDEN, "this call is on another of your devices")
+    if user == call.caller:
+        moved = msgspec.structs.replace(call, caller_conn=conn, caller_seen=now)
+    else:
+        moved = msgspec.structs.replace(call, callee_conn=conn, callee_seen=now)
+    return Outcome(moved, True)
 
 
 def tick(call: Call, now: int) -> Outcome:

@@ -87,7 +87,7 @@ class CallService:
         self._task: asyncio.Task[None] | None = None
 
     # -- requests from a party ------------------------------------------------------------------
-    async def invite(self, user: int, conn: str, to: int, media: str) -> Call:
+    async def invite(self, user: int, conn: str, to: int, media: str, terminal: str = "") -> Call:
         """Ring every device of ``to``. Refused: yourself (``invalid_field``), too many invites
         (``rate_limited``), a stranger (``not_friends``, or ``not_found`` for no such user), either party in a
         call already (``busy``). A refusal leaves nothing behind."""
@@ -111,6 +111,7 @@ class CallService:
             media,
             conn,
             now,
+            terminal=terminal,
             ring_ms=int(self.config.call_ring_timeout_s * 1000),
             lease_ms=int(self.config.call_lease_s * 1000),
         )
@@ -130,8 +131,14 @@ class CallService:
     async def ring(self, user: int, conn: str, call_id: str) -> None:
         await self._apply(call_id, lambda c, now: machine.ring(c, user, conn, now))
 
-    async def accept(self, user: int, conn: str, call_id: str) -> Call:
-        outcome = await self._apply(call_id, lambda c, now: machine.accept(c, user, conn, now))
+    async def accept(self, user: int, conn: str, call_id: str, terminal: str = "") -> Call:
+        outcome = await self._apply(call_id, lambda c, now: machine.accept(c, user, conn, now, terminal))
+        self.local[conn] = call_id
+        return outcome.call
+
+    async def resume(self, user: int, conn: str, call_id: str, terminal: str) -> Call:
+        """The device in the call reconnected (on any node): the call follows it to this connection."""
+        outcome = await self._apply(call_id, lambda c, now: machine.resume(c, user, conn, terminal, now))
         self.local[conn] = call_id
         return outcome.call
 
@@ -160,12 +167,14 @@ class CallService:
 
     # -- connections and time -------------------------------------------------------------------
     async def disconnected(self, conn: str) -> None:
-        """A connection of this node closed: a call it was bound to ends (a reload is a hang-up)."""
+        """A connection of this node closed: a ringing call it placed is cancelled; an answered one waits
+        ``call_reconnect_s`` for its device to come back and ``call_resume`` (then ends ``lost``)."""
         call_id = self.local.pop(conn, None)
         if call_id is None:
             return
+        grace = int(self.config.call_reconnect_s * 1000)
         with contextlib.suppress(HubbubError):
-            await self._apply(call_id, lambda c, now: machine.disconnected(c, conn, now))
+            await self._apply(call_id, lambda c, now: machine.disconnected(c, conn, now, grace))
 
     async def sweep(self) -> None:
         """Tick every call whose deadline passed (on whichever node gets there first)."""
