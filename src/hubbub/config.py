@@ -198,6 +198,31 @@ class Config(msgspec.Struct, kw_only=True):
     metrics_listen: str = ""
     #: When set, ``/metrics`` needs ``Authorization: Bearer <token>`` wherever it is served; never logged.
     metrics_token: str = ""
+    # -- calls (docs/operations.md, "Calls and TURN") -------------------------------------------------
+    #: Comma-separated STUN URLs given to clients, e.g. ``stun:turn.example.org:3478``; empty: none.
+    call_stun_urls: str = ""
+    #: Comma-separated TURN URLs, e.g. ``turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349``;
+    #: given to clients only with ``call_turn_secret`` set.
+    call_turn_urls: str = ""
+    #: coturn's ``static-auth-secret`` (``use-auth-secret``): per-user TURN credentials are derived from it
+    #: (TURN REST API). Never logged or sent to clients.
+    call_turn_secret: str = ""
+    #: How long a TURN credential is valid (seconds); a call in progress keeps its allocation past it.
+    call_turn_ttl_s: int = 6 * 3600
+    #: Tell clients to send all call media through TURN (``iceTransportPolicy: "relay"``): neither side learns
+    #: the other's IP address, at the cost of relay bandwidth. Needs TURN configured.
+    call_force_relay: bool = False
+    #: A call not answered within this many seconds is missed.
+    call_ring_timeout_s: float = 45.0
+    #: A call whose party's node stopped renewing it for this long (the node died) ends; its users are no
+    #: longer busy. Nodes renew every third of it.
+    call_lease_s: float = 30.0
+    #: A device whose connection drops during an answered call may reconnect (to any node) and resume the
+    #: call within this many seconds (the media goes on meanwhile); after that, or with 0, the call ends.
+    call_reconnect_s: float = 10.0
+    #: Call invites per user: a burst, then per minute.
+    call_invite_burst: int = 10
+    call_invite_per_minute: float = 20.0
     #: ``debug``, ``info``, ``warning`` or ``error``.
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or

@@ -24,6 +24,8 @@ from hubbub.core.stats import Reading
 from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker, NodeLoad
 from hubbub.engines.broker.memory import MemoryBroker
+from hubbub.engines.calls.base import CallStore
+from hubbub.engines.calls.memory import MemoryCallStore
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.engines.ratelimit.base import RateLimiter
@@ -114,6 +116,16 @@ def build_blobs(config: Config) -> BlobStore:
     return LocalBlobStore(config.blob_dir or f"{config.data_dir}/blobs")
 
 
+def build_call_store(config: Config, link: RedisLink | None = None) -> CallStore:
+    """Live calls where every node sees them: Redis for a cluster, else in-process (engines/calls)."""
+    if config.redis:
+        from hubbub.engines.broker.redis import connect
+        from hubbub.engines.calls.redis import RedisCallStore
+
+        return RedisCallStore(connect(config.redis, timeout=2.0, link=link))
+    return MemoryCallStore()
+
+
 class Node:
     def __init__(self, config: Config) -> None:
         if config.redis and not config.jwt_secret:
@@ -130,7 +142,13 @@ class Node:
         self.hot_state = build_hot_state(config, self.redis_link)
         self.blobs = build_blobs(config)
         self.services = Services.build(
-            config, self.storage, self.broker, self.limiter, self.hot_state, self.blobs
+            config,
+            self.storage,
+            self.broker,
+            self.limiter,
+            self.hot_state,
+            self.blobs,
+            build_call_store(config, self.redis_link),
         )
         self.hub = Hub(config.heartbeat_s, config.auth_timeout_s)
         self.signaller = self.services.hot.signaller
@@ -183,6 +201,7 @@ class Node:
             self.services.ids.set_number(number)
         self.hub.start()
         self.indexer.start()
+        self.services.calls.start()
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,
@@ -263,6 +282,7 @@ class Node:
         await self.services.exports.close()
 
         await self.indexer.close()
+        await self.services.calls.close()
         await self.services.messages.close()  # sends that came over HTTP meanwhile
         await self.services.media.close()
         self.services.auth.close()  # the password hashing threads
@@ -283,7 +303,9 @@ class Node:
     @property
     def url(self) -> str:
         """Where a person on this machine reaches the node (an any-address listener is reached locally)."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.config.host, self.config.host)
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(
+            self.config.host, self.config.host
+        )
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"

@@ -21,6 +21,7 @@ member's group nickname, a friend-request note, the bytes of files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import secrets
@@ -31,7 +32,7 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from hubbub.client import HubbubClient
+from hubbub.client import ApiError, HubbubClient
 from tests.conftest import PASSWORD, base_url
 from tests.security.conftest import RELAXED, documented_errors
 
@@ -190,6 +191,9 @@ class World:
     async def close(self) -> None:
         for client in self.c.values():
             await client.close()
+        for extra in ("owner_web", "member_web"):  # the call rows' second devices
+            if hasattr(self, extra):
+                await getattr(self, extra).close()
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -298,6 +302,8 @@ ROWS: list[Row] = [
     Row("GET", "/api/v1/users/{user_id}", EVERYONE, fixed(user_id=lambda w: w.user("owner"))),
     Row("GET", "/api/v1/users", EVERYONE, lambda w, a: _const(Call(query={"q": "own"}))),
     # -- friends ----------------------------------------------------------------------------------
+    # -- calls ------------------------------------------------------------------------------------
+    Row("GET", "/api/v1/calls/ice", EVERYONE),
     Row("GET", "/api/v1/friends", EVERYONE),
     Row(
         "DELETE",
@@ -730,6 +736,61 @@ def ws_send(dest: Callable[[World], dict[str, Any]]) -> WsPrepare:
     return prepare
 
 
+async def call_devices(world: World) -> tuple[HubbubClient, HubbubClient]:
+    """The owner's and the member's phones (the matrix sockets are their "desktop" devices; the owner's "web"
+    slot is left for the presence check below)."""
+    if not hasattr(world, "owner_web"):
+        for actor in ("owner", "member"):
+            client = HubbubClient(world.url, terminal="mobile")
+            await client.login(world.c[actor].user["username"], PASSWORD)  # type: ignore[index]
+            await client.connect(sync=False)
+            setattr(world, f"{actor}_web", client)
+    return world.owner_web, world.member_web  # type: ignore[attr-defined]
+
+
+async def end_calls(world: World) -> None:
+    """End whatever the previous call row left: every call ringing the owner, and the member's call."""
+    owner_web, member_web = await call_devices(world)
+    ringing = set()
+    while not owner_web.events.empty():
+        pushed = owner_web.events.get_nowait()
+        if pushed["type"] == "call_incoming":
+            ringing.add(pushed["call"]["id"])
+    for call_id in ringing:
+        with contextlib.suppress(ApiError):
+            await owner_web.request({"type": "call_reject", "call": call_id})
+    if live := getattr(world, "live_call", None):
+        with contextlib.suppress(ApiError):
+            await member_web.request({"type": "call_cancel", "call": live})
+        world.live_call = None  # type: ignore[attr-defined]
+
+
+async def ws_call_invite(world: World, actor: str) -> dict[str, Any]:
+    await end_calls(world)
+    return {"type": "call_invite", "to": world.user("owner"), "media": "video"}
+
+
+def ws_call(frame_type: str, *, answered: bool = False, **fields: Any) -> WsPrepare:
+    """A fresh call from the member's phone to the owner (answered on the owner's phone if asked),
+    and a ``frame_type`` frame about it: only the two parties may act on it, and signalling only from the two
+    devices in the call (so every matrix socket, a third device, gets ``forbidden`` or ``not_found``)."""
+
+    async def prepare(world: World, actor: str) -> dict[str, Any]:
+        await end_calls(world)
+        owner_web, member_web = await call_devices(world)
+        invited = await member_web.request({"type": "call_invite", "to": world.user("owner"), "media": "video"})
+        call_id = invited["call"]["id"]
+        world.live_call = call_id  # type: ignore[attr-defined]
+        if answered:
+            await owner_web.request({"type": "call_accept", "call": call_id})
+        return {"type": frame_type, "call": call_id, **fields}
+
+    return prepare
+
+
+PARTIES = {"owner": OK, "member": OK}
+
+
 #: (label, frame, expected reply type for the allowed, expectations per actor). "anonymous" is a socket that
 #: did not authenticate: every frame but auth gets not_authenticated and the socket is closed with 4401.
 NOT_AUTH = "not_authenticated"
@@ -753,6 +814,17 @@ WS_ROWS: list[tuple[str, WsPrepare, str, dict[str, str]]] = [
     ("recall", ws_recall_member, "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     ("typing private", frame(type="typing", conv=lambda w: w.conv_p), "", who("forbidden", anonymous=NOT_AUTH, member=OK, owner=OK)),
     ("receipts", frame(type="receipts", conv=lambda w: w.conv_g, seq=lambda w: w.seq_g), "receipts_result", who("not_found", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
+    # -- calls: friends may call; a call's frames are for its two parties, signalling for its two devices ----
+    ("call_invite", ws_call_invite, "call_invited", who("not_friends", anonymous=NOT_AUTH, former=OK, member=OK, admin=OK, owner="invalid_field")),
+    ("call_ring", ws_call("call_ring"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),
+    ("call_accept", ws_call("call_accept"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),
+    ("call_reject", ws_call("call_reject"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),
+    ("call_cancel", ws_call("call_cancel"), "ok", who("not_found", anonymous=NOT_AUTH, member=OK, owner="forbidden")),
+    ("call_hangup ringing", ws_call("call_hangup"), "ok", who("not_found", anonymous=NOT_AUTH, **PARTIES)),
+    ("call_hangup answered", ws_call("call_hangup", answered=True), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_resume", ws_call("call_resume", answered=True), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_sdp", ws_call("call_sdp", answered=True, kind="offer", sdp="v=0"), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_ice", ws_call("call_ice", answered=True, candidate={"candidate": ""}), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
 ]
 
 

@@ -35,6 +35,8 @@ class Code(StrEnum):
     GROUP_FROZEN = "group_frozen"
     CONTENT_REJECTED = "content_rejected"
     RATE_LIMITED = "rate_limited"
+    #: The callee (or the caller) is already in a call (docs/protocol.md, "Calls").
+    BUSY = "busy"
     TIMEOUT = "timeout"
     UNSUPPORTED_MEDIA = "unsupported_media"
     BAD_MEDIA = "bad_media"
@@ -67,6 +69,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.GROUP_FROZEN: 403,
     Code.CONTENT_REJECTED: 422,
     Code.RATE_LIMITED: 429,
+    Code.BUSY: 409,
     Code.TIMEOUT: 408,
     Code.UNSUPPORTED_MEDIA: 415,
     Code.BAD_MEDIA: 422,

@@ -60,6 +60,15 @@ class Handlers:
             frames.Recall: self._recall,
             frames.Typing: self._typing,
             frames.Receipts: self._receipts,
+            frames.CallInvite: self._call_invite,
+            frames.CallRing: self._call_ring,
+            frames.CallAccept: self._call_accept,
+            frames.CallReject: self._call_reject,
+            frames.CallCancel: self._call_cancel,
+            frames.CallHangup: self._call_hangup,
+            frames.CallResume: self._call_resume,
+            frames.CallSdp: self._call_sdp,
+            frames.CallIce: self._call_ice,
         }
 
     async def handle(self, conn: Connection, frame: frames.ClientFrame) -> None:
@@ -158,6 +167,43 @@ class Handlers:
 
     async def _typing(self, conn: Connection, frame: frames.Typing) -> None:
         await self.s.messages.typing(conn.user_id, frame.conv)
+
+    # -- calls (services/calls): each frame is checked against the call's two parties there ------------
+    async def _call_invite(self, conn: Connection, frame: frames.CallInvite) -> bytes:
+        call = await self.s.calls.invite(conn.user_id, conn.conn_id, frame.to, frame.media, conn.terminal)
+        return encode(frames.CallInvited(call=call.info(), rid=frame.rid))
+
+    async def _call_ring(self, conn: Connection, frame: frames.CallRing) -> bytes:
+        await self.s.calls.ring(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_accept(self, conn: Connection, frame: frames.CallAccept) -> bytes:
+        await self.s.calls.accept(conn.user_id, conn.conn_id, frame.call, conn.terminal)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_resume(self, conn: Connection, frame: frames.CallResume) -> bytes:
+        await self.s.calls.resume(conn.user_id, conn.conn_id, frame.call, conn.terminal)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_reject(self, conn: Connection, frame: frames.CallReject) -> bytes:
+        await self.s.calls.reject(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_cancel(self, conn: Connection, frame: frames.CallCancel) -> bytes:
+        await self.s.calls.cancel(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_hangup(self, conn: Connection, frame: frames.CallHangup) -> bytes:
+        await self.s.calls.hangup(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_sdp(self, conn: Connection, frame: frames.CallSdp) -> bytes:
+        await self.s.calls.sdp(conn.user_id, conn.conn_id, frame.call, frame.kind, frame.sdp)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_ice(self, conn: Connection, frame: frames.CallIce) -> bytes | None:
+        await self.s.calls.ice(conn.user_id, conn.conn_id, frame.call, frame.candidate)
+        return encode(frames.Ok(rid=frame.rid)) if frame.rid is not None else None
 
 
 def _done(conn: Connection) -> None:

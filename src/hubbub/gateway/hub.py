@@ -59,8 +59,9 @@ class Hub:
                     continue
                 if frame is None:
                     frame = text_frame(event.payload)
+                only = event.only_conn
                 for conn in conns:
-                    if conn.conn_id != event.exclude_conn:
+                    if conn.conn_id != event.exclude_conn and (only is None or conn.conn_id == only):
                         conn.write(frame)
 
     def news(self, items: Sequence[News]) -> None:

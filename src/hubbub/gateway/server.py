@@ -63,6 +63,10 @@ class Gateway:
                     await self.s.presence.disconnected(conn.user_id, conn.terminal, conn.conn_id)
                 except Exception:
                     log.exception("unregistering %s failed", conn.conn_id)
+                try:
+                    await self.s.calls.disconnected(conn.conn_id)  # a call bound to it ends
+                except Exception:
+                    log.exception("ending the call of %s failed", conn.conn_id)
             log.info(
                 "ws_closed",
                 extra={

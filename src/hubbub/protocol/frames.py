@@ -9,7 +9,7 @@ msgspec lets through) out of the decoder, so no handler ever sees one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -93,7 +93,94 @@ class Receipts(ClientFrame, tag="receipts"):
     rid: Rid = None
 
 
-AnyClientFrame = Auth | Ping | Send | Sync | Pull | History | Read | Recall | Typing | Receipts
+# -- calls (docs/protocol.md, "Calls"; the rules are services/calls/machine.py) ------------------------------
+CallId = Annotated[str, Meta(min_length=1, max_length=64)]
+Media = Literal["audio", "video"]
+
+
+class CallInvite(ClientFrame, tag="call_invite"):
+    to: UserId
+    media: Media = "audio"
+    rid: Rid = None
+
+
+class CallRing(ClientFrame, tag="call_ring"):
+    """The callee's device is ringing: the caller hears ``call_ringing``."""
+
+    call: CallId
+    rid: Rid = None
+
+
+class CallAccept(ClientFrame, tag="call_accept"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallReject(ClientFrame, tag="call_reject"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallCancel(ClientFrame, tag="call_cancel"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallHangup(ClientFrame, tag="call_hangup"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallResume(ClientFrame, tag="call_resume"):
+    """The device in an answered call reconnected: move the call to this connection (same terminal only)."""
+
+    call: CallId
+    rid: Rid = None
+
+
+class CallSdp(ClientFrame, tag="call_sdp"):
+    """An SDP offer or answer for the peer's device in the call (renegotiation is a new offer)."""
+
+    call: CallId
+    kind: Literal["offer", "answer"]
+    #: Its size is checked by the call rules (``too_large``), not here, so the refusal names the limit.
+    sdp: str
+    rid: Rid = None
+
+
+class CallIce(ClientFrame, tag="call_ice"):
+    """An ICE candidate (``RTCIceCandidateInit``) for the peer's device; null ends the candidates."""
+
+    call: CallId
+    candidate: dict[str, Any] | None = None
+    rid: Rid = None
+
+
+CallFrame = (
+    CallInvite | CallRing | CallAccept | CallReject | CallCancel | CallHangup | CallResume | CallSdp | CallIce
+)
+
+AnyClientFrame = (
+    Auth
+    | Ping
+    | Send
+    | Sync
+    | Pull
+    | History
+    | Read
+    | Recall
+    | Typing
+    | Receipts
+    | CallInvite
+    | CallRing
+    | CallAccept
+    | CallReject
+    | CallCancel
+    | CallHangup
+    | CallResume
+    | CallSdp
+    | CallIce
+)
 
 
 # -- server -> client -----------------------------------------------------------------------------
@@ -210,6 +297,63 @@ class FriendPush(ServerFrame, tag="friend"):
     event: str
     request: Any = None
     user: User | None = None
+
+
+class CallInfo(msgspec.Struct, omit_defaults=True):
+    """A call as its two parties see it."""
+
+    id: str
+    caller: int
+    callee: int
+    media: str
+    state: str
+    created_at: int
+    accepted_at: int = 0
+
+
+class CallInvited(ServerFrame, tag="call_invited"):
+    """The reply to ``call_invite``: the call exists and the callee's devices are being rung."""
+
+    call: CallInfo
+    rid: Rid = None
+
+
+class CallIncoming(ServerFrame, tag="call_incoming"):
+    """To every device of the callee: ring, then ``call_accept`` or ``call_reject``."""
+
+    call: CallInfo
+
+
+class CallRinging(ServerFrame, tag="call_ringing"):
+    call: str
+
+
+class CallAccepted(ServerFrame, tag="call_accepted"):
+    """To the caller's device: the callee answered; send the SDP offer now."""
+
+    call: str
+    media: str
+
+
+class CallEnded(ServerFrame, tag="call_ended"):
+    call: str
+    #: hangup, declined, cancelled, timeout, answered_elsewhere, lost (a party's connection went away)
+    reason: str
+    #: Talking time (from the accept), for a call that was answered.
+    duration_ms: int = 0
+    #: Who ended it, when a person did.
+    by: int = 0
+
+
+class CallSdpPush(ServerFrame, tag="call_sdp"):
+    call: str
+    kind: str
+    sdp: str
+
+
+class CallIcePush(ServerFrame, tag="call_ice"):
+    call: str
+    candidate: dict[str, Any] | None = None
 
 
 _encoder = msgspec.json.Encoder()

@@ -44,7 +44,9 @@ NOTICE_BATCH = 500
 MAX_WORDS_PER_CALL = 1000
 
 #: Config fields never shown in full; URLs have their password masked.
-SECRET_FIELDS = frozenset({"jwt_secret", "s3_secret_key", "s3_access_key", "metrics_token"})
+SECRET_FIELDS = frozenset(
+    {"jwt_secret", "s3_secret_key", "s3_access_key", "metrics_token", "call_turn_secret"}
+)
 URL_FIELDS = frozenset({"database", "redis", "s3_endpoint"})
 MASK = "********"
 

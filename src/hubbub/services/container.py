@@ -8,6 +8,7 @@ from hubbub.config import Config
 from hubbub.core.ids import MessageIds
 from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.broker.base import Broker
+from hubbub.engines.calls.base import CallStore
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
@@ -15,6 +16,7 @@ from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.calls import CallService
 from hubbub.services.closing import AccountClosing
 from hubbub.services.export import ExportService
 from hubbub.services.friends import FriendService
@@ -50,6 +52,7 @@ class Services:
     exports: ExportService
     closing: AccountClosing
     search: SearchService
+    calls: CallService
 
     @classmethod
     def build(
@@ -60,6 +63,7 @@ class Services:
         limiter: RateLimiter,
         hot_state: HotState,
         blobs: BlobStore | None = None,
+        call_store: CallStore | None = None,
     ) -> Services:
         friends = FriendService(config, storage, broker, limiter)
         ids = MessageIds(config.effective_node_id)
@@ -74,6 +78,10 @@ class Services:
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
         messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules)
+        if call_store is None:
+            from hubbub.engines.calls.memory import MemoryCallStore
+
+            call_store = MemoryCallStore()
         return cls(
             config=config,
             storage=storage,
@@ -93,4 +101,5 @@ class Services:
             exports=ExportService(config, storage, blobs, ids),
             closing=AccountClosing(storage, broker, groups, passwords),
             search=SearchService(config, storage, limiter),
+            calls=CallService(config, call_store, broker, storage, friends, messages, ids, limiter),
         )

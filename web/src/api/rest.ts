@@ -13,6 +13,7 @@ import type {
   FriendRequest,
   Group,
   GroupMember,
+  IceServers,
   InvitePolicy,
   MediaKind,
   Message,
@@ -116,6 +117,10 @@ export class Api {
       `/conversations/${encodeURIComponent(conv)}/messages?${qs}`,
     )
   }
+
+  // ---- calls ----------------------------------------------------------------------------------------
+  /** STUN/TURN servers, with TURN credentials for this user valid for `ttl_s` seconds. */
+  iceServers = () => this.authed<IceServers>('GET', '/calls/ice')
 
   // ---- groups ---------------------------------------------------------------------------------------
   groups = () => this.authed<{ groups: Group[] }>('GET', '/groups').then((r) => r.groups)

@@ -179,6 +179,53 @@ export type ClientFrame =
   | { type: 'recall'; rid?: Rid; conv: ConvId; seq: number }
   | { type: 'typing'; conv: ConvId }
   | { type: 'receipts'; rid?: Rid; conv: ConvId; seq: number }
+  | { type: 'call_invite'; rid?: Rid; to: UserId; media: CallMedia }
+  | {
+      type: 'call_ring' | 'call_accept' | 'call_reject' | 'call_cancel' | 'call_hangup' | 'call_resume'
+      rid?: Rid
+      call: string
+    }
+  | { type: 'call_sdp'; rid?: Rid; call: string; kind: 'offer' | 'answer'; sdp: string }
+  | { type: 'call_ice'; rid?: Rid; call: string; candidate: RTCIceCandidateInit | null }
+
+// ---- calls (protocol.md, "Calls") ------------------------------------------------------------------
+export type CallMedia = 'audio' | 'video'
+export interface CallInfo {
+  id: string
+  caller: UserId
+  callee: UserId
+  media: CallMedia
+  state: 'ringing' | 'active' | 'ended'
+  created_at: number
+  accepted_at?: number
+}
+export type CallEndReason = 'hangup' | 'declined' | 'cancelled' | 'timeout' | 'answered_elsewhere' | 'lost'
+export interface CallInvitedFrame { type: 'call_invited'; rid?: Rid; call: CallInfo }
+export interface CallIncomingFrame { type: 'call_incoming'; call: CallInfo }
+export interface CallRingingFrame { type: 'call_ringing'; call: string }
+export interface CallAcceptedFrame { type: 'call_accepted'; call: string; media: CallMedia }
+export interface CallEndedFrame { type: 'call_ended'; call: string; reason: CallEndReason; duration_ms?: number; by?: UserId }
+export interface CallSdpFrame { type: 'call_sdp'; call: string; kind: 'offer' | 'answer'; sdp: string }
+export interface CallIceFrame { type: 'call_ice'; call: string; candidate?: RTCIceCandidateInit }
+export type CallPushFrame =
+  | CallIncomingFrame
+  | CallRingingFrame
+  | CallAcceptedFrame
+  | CallEndedFrame
+  | CallSdpFrame
+  | CallIceFrame
+/** The body of a `call` message: the record a call leaves in the private conversation. */
+export interface CallRecord {
+  kind: 'missed' | 'declined' | 'cancelled' | 'completed'
+  media: CallMedia
+  call: string
+  duration_ms?: number
+}
+export interface IceServers {
+  ice_servers: RTCIceServer[]
+  ttl_s: number
+  ice_transport_policy?: RTCIceTransportPolicy
+}
 
 export interface SendFrame {
   type: 'send'
@@ -235,9 +282,11 @@ export type ServerFrame =
   | TypingFrame
   | PresenceFrame
   | FriendFrame
+  | CallInvitedFrame
+  | CallPushFrame
 
 /** Frames the server pushes without being asked (no rid). */
-export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame
+export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame
 
 /** WebSocket close codes (protocol.md, "Close codes"). */
 export const CloseCode = {

@@ -17,6 +17,7 @@ import {
   peerOf,
   privateConvId,
   type AckFrame,
+  type CallPushFrame,
   type ClientFrame,
   type ConvId,
   type FriendFrame,
@@ -446,6 +447,7 @@ export function createChatStore(deps: StoreDeps) {
         remember(auth.user)
         api.session.updateUser(auth.user)
         void onConnected()
+        callReady?.()
       },
       onPush: (f) => onPush(f),
       onStatus: (s, d) => {
@@ -609,7 +611,32 @@ export function createChatStore(deps: StoreDeps) {
       case 'friend':
         onFriendEvent(f)
         return
+      case 'call_incoming':
+      case 'call_ringing':
+      case 'call_accepted':
+      case 'call_ended':
+      case 'call_sdp':
+      case 'call_ice':
+        callSink?.(f)
+        return
     }
+  }
+
+  // ---- calls: the signalling goes to the call store (store/calls.ts), over this connection -------------
+  let callSink: ((f: CallPushFrame) => void) | null = null
+  let callReady: (() => void) | null = null
+  /** Called after every `auth_ok`: a call in progress follows the new connection (`call_resume`). */
+  function onCallReady(cb: () => void): void {
+    callReady = cb
+  }
+  /** Where call frames go (the call store registers itself). */
+  function onCallFrame(sink: (f: CallPushFrame) => void): void {
+    callSink = sink
+  }
+  /** A call request over the WebSocket (rejects with WsError on an `error` reply or when offline). */
+  function callRequest<T extends ServerFrame>(frame: ClientFrame): Promise<T> {
+    if (!conn) return Promise.reject(new WsError('disconnected', 'not connected'))
+    return conn.request<T>(frame)
   }
 
   function afterAppend(conv: ConvId, appended: Message[], live: boolean): void {
@@ -1404,6 +1431,9 @@ export function createChatStore(deps: StoreDeps) {
     removeFriend,
     updateProfile,
     toast,
+    onCallFrame,
+    onCallReady,
+    callRequest,
     /** For tests: feed a push as if it came from the socket. */
     _onPush: onPush,
   }

@@ -105,6 +105,8 @@ class _WireEvent(msgspec.Struct, array_like=True):
     recipients: list[int]
     payload: bytes
     exclude_conn: str | None
+    #: Last with a default: an entry from a node without it still decodes.
+    only_conn: str | None = None
 
 
 class _WireClose(msgspec.Struct, array_like=True):
@@ -482,10 +484,14 @@ class RedisBroker(Broker):
                     for node in nodes_of.get(uid, ()):
                         split.setdefault(node, []).append(uid)
                 for node, uids in split.items():
-                    per_node.setdefault(node, []).append(_WireEvent(uids, event.payload, event.exclude_conn))
+                    per_node.setdefault(node, []).append(
+                        _WireEvent(uids, event.payload, event.exclude_conn, event.only_conn)
+                    )
             local = per_node.pop(self.node_id, None)
             if local is not None and self._sink is not None:
-                self._sink.deliver([Event(e.recipients, e.payload, e.exclude_conn) for e in local])
+                self._sink.deliver(
+                    [Event(e.recipients, e.payload, e.exclude_conn, e.only_conn) for e in local]
+                )
             await self._send({node: _Envelope(events=evs) for node, evs in per_node.items()})
         except RedisError as exc:
             # Pushes are best effort (the client's sync fills any gap): reach at least this node's sockets.
@@ -604,7 +610,9 @@ class RedisBroker(Broker):
             log.error("dropping an undecodable queue entry")
             return
         if envelope.events:
-            self._sink.deliver([Event(e.recipients, e.payload, e.exclude_conn) for e in envelope.events])
+            self._sink.deliver(
+                [Event(e.recipients, e.payload, e.exclude_conn, e.only_conn) for e in envelope.events]
+            )
         for c in envelope.closes:
             self._sink.disconnect(c.user_id, Close(c.code), c.reason, c.conn_id, c.sid)
         if envelope.news:
