@@ -135,6 +135,7 @@ class Node:
         self.signaller = self.services.hot.signaller
         self.signaller.attach(HubAudience(self.hub))
         self.hub.on_news = self.services.hot.heard
+        self.hub.tracer = self.services.tracer
         self.metrics = NodeMetrics()
         self.metrics.provide(
             HubStats(self.hub),
@@ -252,6 +253,7 @@ class Node:
                 await asyncio.wait_for(self.report_load(), 1)  # shown as draining until it is gone
         await self.services.words.close()
         await self.services.messages.close()  # sends that came over HTTP meanwhile
+        await self.services.tracer.close()
         await self.services.media.close()
         self.services.auth.close()  # the password hashing threads
         if self._runner is not None:

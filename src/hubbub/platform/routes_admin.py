@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from hubbub.core.errors import invalid
+from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.core.ids import MAX_ID, IdField
 from hubbub.core.models import Group
 from hubbub.engines.broker.base import NodeLoad
 from hubbub.engines.storage.base import UserRecord
 from hubbub.platform.routing import Ctx, route
+from hubbub.proof.trace import Timeline
 
 UserId = IdField
 Word = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -246,3 +247,28 @@ async def change_words(ctx: Ctx) -> WordList:
 async def config(ctx: Ctx) -> ConfigView:
     await _admin(ctx)
     return ConfigView(config=ctx.s.admin.config_view())
+
+
+@route(
+    "GET",
+    "/api/v1/admin/trace",
+    summary="A message's path, without its body: received, stored, published, delivered, pulled, read",
+    response=Timeline,
+    query={
+        "id": "the message id",
+        "sender": "or: the sender's user id, with cmid",
+        "cmid": "the sender's client message id",
+    },
+    tag="admin",
+)
+async def trace(ctx: Ctx) -> Timeline:
+    await _admin(ctx)
+    message_id = ctx.query_seq("id", 2**63 - 1)
+    sender = ctx.query_seq("sender", MAX_ID)
+    cmid = ctx.request.query.get("cmid") or None
+    if message_id is None and (sender is None or cmid is None):
+        raise invalid("id", "give the message id, or sender and cmid")
+    found = await ctx.s.tracer.timeline(None if message_id is None else str(message_id), sender, cmid)
+    if found is None:
+        raise HubbubError(Code.NOT_FOUND, "no trace of that message (unknown, not sampled, or older than trace_ttl_s)")
+    return found

@@ -11,6 +11,7 @@ from hubbub.engines.broker.base import Broker
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
+from hubbub.proof.trace import Tracer, build_tracer
 from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
@@ -41,6 +42,7 @@ class Services:
     media: MediaService
     words: WordFilter
     admin: AdminService
+    tracer: Tracer
 
     @classmethod
     def build(
@@ -64,6 +66,7 @@ class Services:
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
+        tracer = build_tracer(config)
         return cls(
             config=config,
             storage=storage,
@@ -71,7 +74,7 @@ class Services:
             auth=AuthService(config, storage, broker, limiter, passwords),
             accounts=AccountService(storage, media),
             friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
+            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules, tracer),
             groups=groups,
             hot=hot,
             ids=ids,
@@ -79,4 +82,5 @@ class Services:
             media=media,
             words=words,
             admin=AdminService(config, storage, broker, groups, words, ids, passwords),
+            tracer=tracer,
         )

@@ -26,6 +26,7 @@ from hubbub.core.models import Ack, Conversation, Message
 from hubbub.engines.broker.base import Broker, Event
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
+from hubbub.proof.trace import NO_TRACE, Tracer
 from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
 from hubbub.services import content
 from hubbub.services.batcher import SendBatcher
@@ -100,8 +101,10 @@ class MessageService:
         ids: MessageIds,
         hot: HotGroups,
         rules: content.ContentRules,
+        tracer: Tracer = NO_TRACE,
     ) -> None:
         self.config = config
+        self.trace = tracer  # per-message tracing for admins (proof/trace.py)
         self.hot = hot
         self.content = rules
         self.storage = storage
@@ -196,6 +199,7 @@ class MessageService:
         """Push what a batch stored. A resend's message (``duplicate``) is pushed again, to the recipients
         storage names for the stored message (never the resend's own ``to``/``conv``): its first try may
         have stored it on a node that died before publishing, and recipients drop a seq they hold."""
+        self.trace.stored(items, results)
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
         published: set[str] = set()
@@ -245,6 +249,7 @@ class MessageService:
         members this node's roster names; every other pull is authorized and read by the database."""
         served = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
         if served is not None:
+            self.trace.pulled_encoded(user_id, conv, after_seq, served[0])
             return served
         found, more = await self.pull(user_id, conv, after_seq, limit)
         return [encode(m) for m in found], more
@@ -253,6 +258,7 @@ class MessageService:
         _, min_seq = await self._membership(user_id, conv)
         limit = max(1, min(limit, 200))
         found = await self.storage.messages_after(conv, max(after_seq, min_seq), limit + 1)
+        self.trace.pulled(user_id, conv, after_seq, found[:limit][-1].seq if found else None)
         return found[:limit], len(found) > limit
 
     async def history(
@@ -287,6 +293,7 @@ class MessageService:
         read_seq = await self.storage.set_read_seq(conv, user_id, seq)
         if read_seq is None:
             raise not_found("conversation")
+        self.trace.read(user_id, conv, read_seq)
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
