@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from hubbub.core.models import Message
 from hubbub.engines.broker.base import Event
 from hubbub.engines.storage.base import NewMessage, Stored
-from hubbub.proof.trace import MemoryTraceStore, RedisTraceStore, Step, Tracer, TraceStore
+from hubbub.proof.trace import MemoryTraceStore, RedisTraceStore, Tracer, TraceStore
 
 MakeStore = Callable[[int], TraceStore]
 
@@ -38,23 +38,19 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]
         await store.close()
 
 
-def step(name: str, at: int, **fields: object) -> Step:
-    return Step(step=name, at=at, node="n1", **fields)  # type: ignore[arg-type]
+def stored(
+    at: int, sender: int = 5, cmid: str = "abc", conv: str = "p:5:6", seq: int = 1
+) -> tuple[object, ...]:
+    return ("s", at, "n1", at - 1, sender, cmid, conv, seq, False, False, [5, 6])
 
 
 async def test_steps_by_message_conversation_and_key(make_store: MakeStore) -> None:
     store = make_store(60)
-    await store.append(
-        [
-            ("m", "11", step("received", 1, user=5)),
-            ("m", "11", step("stored", 2, conv="p:5:6", seq=1)),
-            ("c", "p:5:6", step("read", 3, user=6, seq=1)),
-            ("k", "5:abc", "11"),
-        ]
-    )
-    await store.append([("m", "11", step("delivered", 4, users=[6], terminals=["6/web"]))])
-    assert [s.step for s in await store.message_steps("11")] == ["received", "stored", "delivered"]
-    assert (await store.message_steps("11"))[2].terminals == ["6/web"]
+    await store.append([("m", "11", stored(2)), ("c", "p:5:6", ("r", 3, "n1", 6, 1))])
+    await store.append([("m", "11", ("d", 4, "n1", [6], ["6/web"]))])
+    steps = await store.message_steps("11")
+    assert [s.step for s in steps] == ["received", "stored", "published", "delivered"]
+    assert steps[1].seq == 1 and steps[2].users == [5, 6] and steps[3].terminals == ["6/web"]
     assert [s.user for s in await store.conv_steps("p:5:6")] == [6]
     assert await store.find(5, "abc") == "11"
     assert await store.find(5, "nope") is None
@@ -63,7 +59,7 @@ async def test_steps_by_message_conversation_and_key(make_store: MakeStore) -> N
 
 async def test_nothing_is_kept_past_the_ttl(make_store: MakeStore) -> None:
     store = make_store(1)
-    await store.append([("m", "21", step("stored", 1)), ("c", "g:1", step("read", 1)), ("k", "1:x", "21")])
+    await store.append([("m", "21", stored(1, cmid="x", sender=1)), ("c", "g:1", ("r", 1, "n1", 1, 1))])
     assert await store.message_steps("21")
     if isinstance(store, MemoryTraceStore):
         store.clock = lambda: 1e12  # a day later, without waiting a day
@@ -77,7 +73,7 @@ async def test_nothing_is_kept_past_the_ttl(make_store: MakeStore) -> None:
 async def test_the_ring_keeps_the_newest_messages() -> None:
     store = MemoryTraceStore(60, capacity=3)
     for i in range(5):
-        await store.append([("m", str(i), step("stored", i))])
+        await store.append([("m", str(i), stored(i, cmid=str(i)))])
     assert [bool(await store.message_steps(str(i))) for i in range(5)] == [False, False, True, True, True]
 
 

@@ -15,6 +15,12 @@ from hubbub.node import Node
 MakeClient = Callable[..., Awaitable[HubbubClient]]
 
 
+@pytest.fixture
+async def node(make_node: Callable[..., Awaitable[Node]]) -> Node:
+    """Every message traced (the default traces a tenth of them, chosen by id)."""
+    return await make_node(trace_sample=1.0)
+
+
 async def test_an_admin_traces_a_private_message(node: Node, make_client: MakeClient) -> None:
     admin = await make_client()  # the first account is the server's administrator
     alice = await make_client()

@@ -25,6 +25,8 @@ class CreateUserBody(msgspec.Struct, kw_only=True):
     password: Annotated[str, Meta(min_length=8, max_length=256)]
     nickname: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     admin: bool = False
+    #: A delivery canary's account (hidden from user search; see ``hubbub canary``).
+    canary: bool = False
 
 
 class NoticeBody(msgspec.Struct, kw_only=True):
@@ -103,7 +105,7 @@ async def users(ctx: Ctx) -> UserList:
 async def create_user(ctx: Ctx) -> UserRecord:
     await _admin(ctx)
     b: CreateUserBody = ctx.body
-    return await ctx.s.admin.create_user(b.username, b.password, b.nickname, admin=b.admin)
+    return await ctx.s.admin.create_user(b.username, b.password, b.nickname, admin=b.admin, canary=b.canary)
 
 
 @route("GET", "/api/v1/admin/users/{user_id}", summary="One user", response=UserRecord, tag="admin")
@@ -156,6 +158,30 @@ async def revoke(ctx: Ctx) -> UserRecord:
     user_id = ctx.path_int("user_id")
     _not_me(ctx, user_id, "demote")
     return await ctx.s.admin.set_admin(user_id, False)
+
+
+@route(
+    "PUT",
+    "/api/v1/admin/users/{user_id}/canary",
+    summary="Mark a delivery canary's account: hidden from user search, its messages purged by canary-purge",
+    response=UserRecord,
+    tag="admin",
+)
+async def mark_canary(ctx: Ctx) -> UserRecord:
+    await _admin(ctx)
+    return await ctx.s.admin.set_canary(ctx.path_int("user_id"), True)
+
+
+@route(
+    "DELETE",
+    "/api/v1/admin/users/{user_id}/canary",
+    summary="Unmark a canary account",
+    response=UserRecord,
+    tag="admin",
+)
+async def unmark_canary(ctx: Ctx) -> UserRecord:
+    await _admin(ctx)
+    return await ctx.s.admin.set_canary(ctx.path_int("user_id"), False)
 
 
 @route(
@@ -270,5 +296,7 @@ async def trace(ctx: Ctx) -> Timeline:
         raise invalid("id", "give the message id, or sender and cmid")
     found = await ctx.s.tracer.timeline(None if message_id is None else str(message_id), sender, cmid)
     if found is None:
-        raise HubbubError(Code.NOT_FOUND, "no trace of that message (unknown, not sampled, or older than trace_ttl_s)")
+        raise HubbubError(
+            Code.NOT_FOUND, "no trace of that message (unknown, not sampled, or older than trace_ttl_s)"
+        )
     return found

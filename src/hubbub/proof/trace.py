@@ -85,10 +85,40 @@ class Timeline(msgspec.Struct, kw_only=True):
     steps: list[Step]
 
 
-#: A record for the store: ("m", message id, step), ("c", conv, step) or ("k", "sender:cmid", message id).
-Record = tuple[str, str, Any]
+#: A step as recorded, compact (built on the send path, so it costs a tuple, not a struct; expanded into
+#: :class:`Step` s only when someone reads the trace):
+#:   ("s", at, node, received_at, sender, cmid, conv, seq, duplicate, hot, recipients)  received+stored+published
+#:   ("d", at, node, users, terminals)                                                   delivered
+#:   ("p", at, node, user, after, upto)                                                  pulled (per conversation)
+#:   ("r", at, node, user, seq)                                                          read (per conversation)
+Raw = tuple[Any, ...] | list[Any]
+#: A record for the store: ("m", message id, raw step) or ("c", conv, raw step). A stored step also indexes
+#: the message id by "sender:cmid".
+Record = tuple[str, str, Raw]
 _encode = msgspec.json.Encoder().encode
-_decode_step = msgspec.json.Decoder(Step).decode
+_decode_raw = msgspec.json.Decoder(list[Any]).decode
+
+
+def expand(raw: Raw) -> list[Step]:
+    kind, at, node = raw[0], raw[1], raw[2]
+    if kind == "s":
+        _, _, _, received_at, sender, cmid, conv, seq, duplicate, hot, users = raw
+        return [
+            Step(step="received", at=received_at, node=node, user=sender, cmid=cmid),
+            Step(
+                step="stored", at=at, node=node, conv=conv, seq=seq, mode="duplicate" if duplicate else None
+            ),
+            Step(step="published", at=at, node=node, users=list(users), mode="push-pull" if hot else "push"),
+        ]
+    if kind == "d":
+        return [Step(step="delivered", at=at, node=node, users=list(raw[3]), terminals=list(raw[4]))]
+    if kind == "p":
+        return [Step(step="pulled", at=at, node=node, user=raw[3], after=raw[4], upto=raw[5])]
+    return [Step(step="read", at=at, node=node, user=raw[3], seq=raw[4])]
+
+
+def _key_of(raw: Raw) -> str | None:
+    return f"{raw[4]}:{raw[5]}" if raw[0] == "s" else None
 
 
 class TraceStore(abc.ABC):
@@ -122,22 +152,23 @@ class MemoryTraceStore(TraceStore):
         super().__init__(ttl_s)
         self.capacity = capacity
         self.clock = clock
-        self._messages: OrderedDict[str, tuple[float, list[Step]]] = OrderedDict()
-        self._convs: dict[str, deque[tuple[float, Step]]] = {}
+        self._messages: OrderedDict[str, tuple[float, list[Raw]]] = OrderedDict()
+        self._convs: dict[str, deque[tuple[float, Raw]]] = {}
         self._keys: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     async def append(self, records: Sequence[Record]) -> None:
         now = self.clock()
-        for kind, key, value in records:
+        messages = self._messages
+        for kind, key, raw in records:
             if kind == "m":
-                entry = self._messages.get(key)
+                entry = messages.get(key)
                 if entry is None:
-                    self._messages[key] = entry = (now, [])
-                entry[1].append(value)
-            elif kind == "c":
-                self._convs.setdefault(key, deque(maxlen=CONV_STEPS)).append((now, value))
+                    messages[key] = entry = (now, [])
+                entry[1].append(raw)
+                if raw[0] == "s":
+                    self._keys[f"{raw[4]}:{raw[5]}"] = (now, key)
             else:
-                self._keys[key] = (now, value)
+                self._convs.setdefault(key, deque(maxlen=CONV_STEPS)).append((now, raw))
         self._evict(now)
 
     def _evict(self, now: float) -> None:
@@ -153,11 +184,11 @@ class MemoryTraceStore(TraceStore):
         entry = self._messages.get(message_id)
         if entry is None or entry[0] < self.clock() - self.ttl_s:
             return []
-        return list(entry[1])
+        return [step for raw in entry[1] for step in expand(raw)]
 
     async def conv_steps(self, conv: str) -> list[Step]:
         oldest = self.clock() - self.ttl_s
-        return [step for at, step in self._convs.get(conv, ()) if at >= oldest]
+        return [step for at, raw in self._convs.get(conv, ()) if at >= oldest for step in expand(raw)]
 
     async def find(self, sender: int, cmid: str) -> str | None:
         entry = self._keys.get(f"{sender}:{cmid}")
@@ -180,26 +211,25 @@ class RedisTraceStore(TraceStore):
             return
         touched: set[str] = set()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for kind, key, value in records:
+            for kind, key, raw in records:
                 name = f"{self.prefix}:{kind}:{key}"
-                if kind == "k":
-                    pipe.set(name, value, ex=self.ttl_s)
-                    continue
-                pipe.rpush(name, _encode(value))
+                pipe.rpush(name, _encode(raw))
                 if kind == "c":
                     pipe.ltrim(name, -CONV_STEPS, -1)
+                elif raw[0] == "s":
+                    pipe.set(f"{self.prefix}:k:{raw[4]}:{raw[5]}", key, ex=self.ttl_s)
                 touched.add(name)
             for name in touched:
                 pipe.expire(name, self.ttl_s)
             await pipe.execute()
 
     async def message_steps(self, message_id: str) -> list[Step]:
-        raw = await self.redis.lrange(f"{self.prefix}:m:{message_id}", 0, -1)  # type: ignore[misc]
-        return [_decode_step(item) for item in raw]
+        found = await self.redis.lrange(f"{self.prefix}:m:{message_id}", 0, -1)  # type: ignore[misc]
+        return [step for item in found for step in expand(_decode_raw(item))]
 
     async def conv_steps(self, conv: str) -> list[Step]:
-        raw = await self.redis.lrange(f"{self.prefix}:c:{conv}", 0, -1)  # type: ignore[misc]
-        return [_decode_step(item) for item in raw]
+        found = await self.redis.lrange(f"{self.prefix}:c:{conv}", 0, -1)  # type: ignore[misc]
+        return [step for item in found for step in expand(_decode_raw(item))]
 
     async def find(self, sender: int, cmid: str) -> str | None:
         raw = await self.redis.get(f"{self.prefix}:k:{sender}:{cmid}")
@@ -222,7 +252,7 @@ class Tracer:
         self._wake: asyncio.Event | None = None
 
     def sampled(self, message_id: str) -> bool:
-        return self._per_mille >= 1000 or (self.on and int(message_id) % 1000 < self._per_mille)
+        return self._per_mille >= 1000 or (self.on and int(message_id[-3:]) < self._per_mille)
 
     # -- hooks ------------------------------------------------------------------------------------
     def stored(self, items: Sequence[NewMessage], results: Sequence[Stored | Rejected]) -> None:
@@ -231,51 +261,63 @@ class Tracer:
             return
         now = now_ms()
         node = self.node
+        per_mille = self._per_mille
+        add = self._buffer.append
         for item, result in zip(items, results, strict=True):
-            if not isinstance(result, Stored) or not self.sampled(result.message.id):
+            if result.__class__ is not Stored:
                 continue
-            message = result.message
-            mid = message.id
-            duplicate = "duplicate" if result.duplicate else None
-            self._add(
-                ("m", mid, Step(step="received", at=item.ts, node=node, user=item.sender, cmid=item.cmid))
-            )
-            self._add(("m", mid, Step(step="stored", at=now, node=node, conv=message.conv, seq=message.seq,
-                                       mode=duplicate)))  # fmt: skip
-            users = list(result.recipients or item.members)
-            mode = "push-pull" if result.hot else "push"
-            self._add(("m", mid, Step(step="published", at=now, node=node, users=users, mode=mode)))
-            self._add(("k", f"{message.sender}:{message.cmid}", mid))
+            m = result.message  # type: ignore[union-attr]
+            duplicate = result.duplicate  # type: ignore[union-attr]
+            # (The id's last three digits choose: a resend is traced under the stored message's id.)
+            if per_mille < 1000 and (int(m.id[-3:]) if duplicate else item.id % 1000) >= per_mille:
+                continue
+            recipients = result.recipients or item.members  # type: ignore[union-attr]
+            raw = (
+                "s",
+                now,
+                node,
+                item.ts,
+                m.sender,
+                m.cmid,
+                m.conv,
+                m.seq,
+                duplicate,
+                result.hot,
+                recipients,
+            )  # type: ignore[union-attr]
+            add(("m", m.id, raw))
+        self._kick()
 
     def delivered(self, events: Sequence[Event], by_user: Mapping[int, Iterable[Any]]) -> None:
         """A node writes pushes to its connections (on the node that stored them, or after the broker)."""
         if not self.on:
             return
         now = now_ms()
+        per_mille = self._per_mille
+        start = len(_MSG_PREFIX)
         for event in events:
             payload = event.payload
             if not payload.startswith(_MSG_PREFIX):
                 continue
-            start = len(_MSG_PREFIX)
-            mid = payload[start : payload.index(b'"', start)].decode()
-            if not self.sampled(mid):
+            end = payload.index(b'"', start)
+            if per_mille < 1000 and int(payload[end - 3 : end]) >= per_mille:
                 continue
             users: list[int] = []
             terminals: list[str] = []
             for uid in event.recipients:
-                conns = [c for c in by_user.get(uid, ()) if c.conn_id != event.exclude_conn]
-                if conns:
-                    users.append(uid)
-                    terminals += [f"{uid}/{c.terminal}" for c in conns]
-            self._add(
-                ("m", mid, Step(step="delivered", at=now, node=self.node, users=users, terminals=terminals))
-            )
+                for c in by_user.get(uid, ()):
+                    if c.conn_id != event.exclude_conn:
+                        terminals.append(f"{uid}/{c.terminal}")
+                        if not users or users[-1] != uid:
+                            users.append(uid)
+            self._buffer.append(("m", payload[start:end].decode(), ("d", now, self.node, users, terminals)))
+        self._kick()
 
     def pulled(self, user: int, conv: str, after: int, upto: int | None) -> None:
         """A member pulled ``after`` < seq <= ``upto`` (None: nothing was returned)."""
         if self.on and upto is not None:
-            step = Step(step="pulled", at=now_ms(), node=self.node, user=user, after=after, upto=upto)
-            self._add(("c", conv, step))
+            self._buffer.append(("c", conv, ("p", now_ms(), self.node, user, after, upto)))
+            self._kick()
 
     def pulled_encoded(self, user: int, conv: str, after: int, found: Sequence[bytes]) -> None:
         """``pulled`` for messages already encoded (a hot group's cache): the range ends at the last seq."""
@@ -289,11 +331,11 @@ class Tracer:
 
     def read(self, user: int, conv: str, seq: int) -> None:
         if self.on:
-            self._add(("c", conv, Step(step="read", at=now_ms(), node=self.node, user=user, seq=seq)))
+            self._buffer.append(("c", conv, ("r", now_ms(), self.node, user, seq)))
+            self._kick()
 
     # -- buffer -----------------------------------------------------------------------------------
-    def _add(self, record: Record) -> None:
-        self._buffer.append(record)
+    def _kick(self) -> None:
         if self._flusher is None:
             with contextlib.suppress(RuntimeError):  # no loop: a test calling hooks directly flushes itself
                 self._wake = asyncio.Event()

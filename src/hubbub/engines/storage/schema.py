@@ -33,6 +33,8 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     # May use the admin routes (docs/operations.md); the first user of a fresh server by default.
     Column("is_admin", Boolean, nullable=False, server_default=false()),
+    #: A delivery canary's synthetic account (hubbub/proof/canary.py): hidden from user search.
+    Column("canary", Boolean, nullable=False, server_default=false()),
 )
 
 # A session is one login: its refresh tokens form a family, and access tokens carry its id (``sid``) so

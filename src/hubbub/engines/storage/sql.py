@@ -220,6 +220,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                         func.lower(t.users.c.nickname).like(escaped, escape="\\"),
                     )
                 )
+                .where(t.users.c.canary.is_(False))  # the delivery canary's accounts are no one to find
                 .order_by(t.users.c.id)
                 .limit(limit)
             )
