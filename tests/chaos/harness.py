@@ -258,8 +258,21 @@ async def kill_and_restart(node: NodeProcess, stats: Stats, down_s: float) -> No
     stats.chaos["kill"] += 1
     node.kill()
     await asyncio.sleep(down_s)
-    await asyncio.to_thread(node.start)
+    await asyncio.to_thread(start_node, node)
     log(f"chaos: node {node.node_id} back")
+
+
+def start_node(node: NodeProcess, attempts: int = 3) -> None:
+    """Start a node and wait until healthy; on a machine this loaded, a start may take longer than the
+    fixture's 20 s, so a live but slow process gets more time (a process that exited still fails at once)."""
+    node.spawn()
+    for attempt in range(attempts):
+        try:
+            node.wait_healthy()
+            return
+        except RuntimeError:
+            if attempt == attempts - 1 or node.proc is None or node.proc.poll() is not None:
+                raise
 
 
 async def restart_redis(redis: servers.RedisServer, stats: Stats) -> None:
@@ -386,7 +399,7 @@ class ChaosCluster:
     async def revive(self) -> None:
         for node in self.nodes:
             if node.proc is None or node.proc.poll() is not None:
-                await asyncio.to_thread(node.start)
+                await asyncio.to_thread(start_node, node)
 
     def sql(self, statement: str) -> str:
         return self.pg.psql(statement, database=self.database.rsplit("/", 1)[1])
