@@ -246,6 +246,17 @@ def unban(ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id 
     console.print(f"unbanned user {record.user.id} ({record.user.username})")
 
 
+@admin_app.command("canary-purge")
+def canary_purge(
+    ctx: typer.Context,
+    older_than_hours: Annotated[float, typer.Option(help="Keep the canary's messages younger than this")] = 24,
+) -> None:
+    """Delete the delivery canary's messages (sent by accounts marked canary) older than --older-than-hours;
+    run it from cron, as the canary's retention."""
+    count = _run(ctx, lambda a: a.purge_canary(int(older_than_hours * 3600)))
+    console.print(f"deleted {count} canary message(s)")
+
+
 @admin_app.command("grant-admin")
 def grant_admin(ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id or username")]) -> None:
     """Make a user a server administrator."""

@@ -154,6 +154,7 @@ class Node:
         self.signaller = self.services.hot.signaller
         self.signaller.attach(HubAudience(self.hub))
         self.hub.on_news = self.services.hot.heard
+        self.hub.tracer = self.services.tracer
         self.metrics = NodeMetrics()
         #: Keeps the search index behind the messages (services/search.py); never on the send path.
         batcher = self.services.messages.batcher
@@ -284,6 +285,7 @@ class Node:
         await self.indexer.close()
         await self.services.calls.close()
         await self.services.messages.close()  # sends that came over HTTP meanwhile
+        await self.services.tracer.close()
         await self.services.media.close()
         self.services.auth.close()  # the password hashing threads
         if self._runner is not None:

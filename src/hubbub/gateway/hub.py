@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from hubbub.engines.broker.base import Event, News
 from hubbub.gateway.connection import Connection, WireStats
 from hubbub.gateway.wire import text_frame
+from hubbub.proof.trace import NO_TRACE, Tracer
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.session import State
 
@@ -29,6 +30,8 @@ class Hub:
         self.stats = WireStats()
         #: Set by the node: receives hot-group news (gateway/signals.py).
         self.on_news: Callable[[Sequence[News]], None] | None = None
+        #: Set by the node: per-message tracing (proof/trace.py).
+        self.tracer: Tracer = NO_TRACE
 
     # -- membership -------------------------------------------------------------------------------
     def add(self, conn: Connection) -> None:
@@ -51,6 +54,8 @@ class Hub:
     # -- LocalSink --------------------------------------------------------------------------------
     def deliver(self, events: Sequence[Event]) -> None:
         by_user = self.by_user
+        if self.tracer.on:
+            self.tracer.delivered(events, by_user)
         for event in events:
             frame: bytes | None = None
             for uid in event.recipients:

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from hubbub.core.errors import invalid
+from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.core.ids import MAX_ID, IdField
 from hubbub.core.models import Group
 from hubbub.engines.broker.base import NodeLoad
 from hubbub.engines.storage.base import UserRecord
 from hubbub.platform.routing import Ctx, route
+from hubbub.proof.trace import Timeline
 
 UserId = IdField
 Word = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -24,6 +25,8 @@ class CreateUserBody(msgspec.Struct, kw_only=True):
     password: Annotated[str, Meta(min_length=8, max_length=256)]
     nickname: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     admin: bool = False
+    #: A delivery canary's account (hidden from user search; see ``hubbub canary``).
+    canary: bool = False
 
 
 class NoticeBody(msgspec.Struct, kw_only=True):
@@ -102,7 +105,7 @@ async def users(ctx: Ctx) -> UserList:
 async def create_user(ctx: Ctx) -> UserRecord:
     await _admin(ctx)
     b: CreateUserBody = ctx.body
-    return await ctx.s.admin.create_user(b.username, b.password, b.nickname, admin=b.admin)
+    return await ctx.s.admin.create_user(b.username, b.password, b.nickname, admin=b.admin, canary=b.canary)
 
 
 @route("GET", "/api/v1/admin/users/{user_id}", summary="One user", response=UserRecord, tag="admin")
@@ -155,6 +158,30 @@ async def revoke(ctx: Ctx) -> UserRecord:
     user_id = ctx.path_int("user_id")
     _not_me(ctx, user_id, "demote")
     return await ctx.s.admin.set_admin(user_id, False)
+
+
+@route(
+    "PUT",
+    "/api/v1/admin/users/{user_id}/canary",
+    summary="Mark a delivery canary's account: hidden from user search, its messages purged by canary-purge",
+    response=UserRecord,
+    tag="admin",
+)
+async def mark_canary(ctx: Ctx) -> UserRecord:
+    await _admin(ctx)
+    return await ctx.s.admin.set_canary(ctx.path_int("user_id"), True)
+
+
+@route(
+    "DELETE",
+    "/api/v1/admin/users/{user_id}/canary",
+    summary="Unmark a canary account",
+    response=UserRecord,
+    tag="admin",
+)
+async def unmark_canary(ctx: Ctx) -> UserRecord:
+    await _admin(ctx)
+    return await ctx.s.admin.set_canary(ctx.path_int("user_id"), False)
 
 
 @route(
@@ -246,3 +273,30 @@ async def change_words(ctx: Ctx) -> WordList:
 async def config(ctx: Ctx) -> ConfigView:
     await _admin(ctx)
     return ConfigView(config=ctx.s.admin.config_view())
+
+
+@route(
+    "GET",
+    "/api/v1/admin/trace",
+    summary="A message's path, without its body: received, stored, published, delivered, pulled, read",
+    response=Timeline,
+    query={
+        "id": "the message id",
+        "sender": "or: the sender's user id, with cmid",
+        "cmid": "the sender's client message id",
+    },
+    tag="admin",
+)
+async def trace(ctx: Ctx) -> Timeline:
+    await _admin(ctx)
+    message_id = ctx.query_seq("id", 2**63 - 1)
+    sender = ctx.query_seq("sender", MAX_ID)
+    cmid = ctx.request.query.get("cmid") or None
+    if message_id is None and (sender is None or cmid is None):
+        raise invalid("id", "give the message id, or sender and cmid")
+    found = await ctx.s.tracer.timeline(None if message_id is None else str(message_id), sender, cmid)
+    if found is None:
+        raise HubbubError(
+            Code.NOT_FOUND, "no trace of that message (unknown, not sampled, or older than trace_ttl_s)"
+        )
+    return found

@@ -131,16 +131,34 @@ class AdminService:
         return await self.user(account.user.id)
 
     async def create_user(
-        self, username: str, password: str, nickname: str | None = None, *, admin: bool = False
+        self,
+        username: str,
+        password: str,
+        nickname: str | None = None,
+        *,
+        admin: bool = False,
+        canary: bool = False,
     ) -> UserRecord:
         """The same rules as registration (services/names.py, services/passwords.py)."""
         nick = check_new_user(username, nickname)
         check_new_password(password)
         password_hash = await self.passwords.hash(password)
         user = await self.storage.create_user(username, nick, password_hash, now_ms())
-        record = await self.storage.set_user_flags(user.id, is_admin=admin)
+        record = await self.storage.set_user_flags(user.id, is_admin=admin, canary=canary)
         assert record is not None
         return record
+
+    async def set_canary(self, user_id: int, canary: bool) -> UserRecord:
+        """Mark a delivery canary's account (hubbub/proof/canary.py): hidden from user search, its messages
+        purged by ``purge_canary``."""
+        record = await self.storage.set_user_flags(user_id, canary=canary)
+        if record is None:
+            raise not_found("user")
+        return record
+
+    async def purge_canary(self, older_than_s: int) -> int:
+        """Delete canary accounts' messages older than ``older_than_s``; how many (the canary's retention)."""
+        return await self.storage.purge_canary_messages(now_ms() - older_than_s * 1000)
 
     async def set_admin(self, user_id: int, admin: bool) -> UserRecord:
         record = await self.storage.set_user_flags(user_id, is_admin=admin)

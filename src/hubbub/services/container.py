@@ -12,6 +12,7 @@ from hubbub.engines.calls.base import CallStore
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
+from hubbub.proof.trace import Tracer, build_tracer
 from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
@@ -53,6 +54,7 @@ class Services:
     closing: AccountClosing
     search: SearchService
     calls: CallService
+    tracer: Tracer
 
     @classmethod
     def build(
@@ -77,7 +79,8 @@ class Services:
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
-        messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules)
+        tracer = build_tracer(config)
+        messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules, tracer=tracer)
         if call_store is None:
             from hubbub.engines.calls.memory import MemoryCallStore
 
@@ -102,4 +105,5 @@ class Services:
             closing=AccountClosing(storage, broker, groups, passwords),
             search=SearchService(config, storage, limiter),
             calls=CallService(config, call_store, broker, storage, friends, messages, ids, limiter),
+            tracer=tracer,
         )

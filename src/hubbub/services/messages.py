@@ -27,6 +27,7 @@ from hubbub.core.models import Conversation, Message
 from hubbub.engines.broker.base import Broker
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
+from hubbub.proof.trace import NO_TRACE, Tracer
 from hubbub.services import content, pushes
 from hubbub.services.batcher import Queued, SendBatcher
 from hubbub.services.friends import FriendService
@@ -75,8 +76,10 @@ class MessageService:
         hot: HotGroups,
         rules: content.ContentRules,
         clock: Callable[[], int] = now_ms,
+        tracer: Tracer = NO_TRACE,
     ) -> None:
         self.config = config
+        self.trace = tracer  # per-message tracing for admins (proof/trace.py)
         self.hot = hot
         self.content = rules
         self.storage = storage
@@ -176,6 +179,8 @@ class MessageService:
         """Push what a batch stored. A resend's message (``duplicate``) is pushed again, to the recipients
         storage names for the stored message (never the resend's own ``to``/``conv``): its first try may
         have stored it on a node that died before publishing, and recipients drop a seq they hold."""
+        if self.trace.on:
+            self.trace.stored([q.item for q in batch], results)
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
         published: set[str] = set()
@@ -221,6 +226,7 @@ class MessageService:
         served = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
         if served is not None:
             found, more = served
+            self.trace.pulled_encoded(user_id, conv, after_seq, found)
             return [msgspec.Raw(data) for data in found], more
         return await self.pull(user_id, conv, after_seq, limit)
 
@@ -228,6 +234,7 @@ class MessageService:
         _, min_seq = await self._membership(user_id, conv)
         limit = max(1, min(limit, 200))
         found = await self.storage.messages_after(conv, max(after_seq, min_seq), limit + 1)
+        self.trace.pulled(user_id, conv, after_seq, found[:limit][-1].seq if found else None)
         return found[:limit], len(found) > limit
 
     async def history(
@@ -263,6 +270,7 @@ class MessageService:
         read_seq = await self.storage.set_read_seq(conv, user_id, seq)
         if read_seq is None:
             raise not_found("conversation")
+        self.trace.read(user_id, conv, read_seq)
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)

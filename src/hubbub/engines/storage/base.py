@@ -280,6 +280,8 @@ class UserRecord(msgspec.Struct, kw_only=True):
     banned: bool
     is_admin: bool
     created_at: int
+    #: A delivery canary's account (hubbub/proof/canary.py).
+    canary: bool = False
 
 
 class AdminStorage(abc.ABC):
@@ -291,9 +293,18 @@ class AdminStorage(abc.ABC):
 
     @abc.abstractmethod
     async def set_user_flags(
-        self, user_id: int, *, banned: bool | None = None, is_admin: bool | None = None
+        self,
+        user_id: int,
+        *,
+        banned: bool | None = None,
+        is_admin: bool | None = None,
+        canary: bool | None = None,
     ) -> UserRecord | None:
         """Set the flags given; None if there is no such user."""
+
+    @abc.abstractmethod
+    async def purge_canary_messages(self, before_ts: int) -> int:
+        """Delete messages sent by canary accounts before ``before_ts`` (ms); how many."""
 
     @abc.abstractmethod
     async def ban_user(self, user_id: int) -> UserRecord | None:

@@ -36,6 +36,8 @@ users = Table(
     # Set when the account was closed (docs/operations.md, "Account deletion"): the row stays, anonymised,
     # so the messages it sent keep a sender ("Deleted user").
     Column("deleted_at", BigInteger, nullable=True),
+    #: A delivery canary's synthetic account (hubbub/proof/canary.py): hidden from user search.
+    Column("canary", Boolean, nullable=False, server_default=false()),
 )
 
 # A session is one login: its refresh tokens form a family, and access tokens carry its id (``sid``) so

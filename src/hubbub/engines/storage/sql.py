@@ -222,6 +222,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, Storage
                         func.lower(t.users.c.nickname).like(escaped, escape="\\"),
                     )
                 )
+                .where(t.users.c.canary.is_(False))  # the delivery canary's accounts are no one to find
                 .order_by(t.users.c.id)
                 .limit(limit)
             )
