@@ -99,7 +99,7 @@ async def test_bad_input_is_a_clear_4xx(make_client, node) -> None:
         ({}, 422, "invalid_field"),
         ({"q": "x" * 201}, 422, "invalid_field"),
         ({"q": " ".join(f"w{i}" for i in range(9))}, 422, "invalid_field"),
-        ({"q": "hi", "conv": "nonsense"}, 422, "invalid_field"),
+        ({"q": "hi", "conv": "nonsense"}, 400, "invalid_id"),
         ({"q": "hi", "conv": "g:999999"}, 403, "forbidden"),
         ({"q": "hi", "conv": "p:999998:999999"}, 403, "forbidden"),
         ({"q": "hi", "kind": "sticker"}, 422, "invalid_field"),
