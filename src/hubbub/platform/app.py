@@ -20,6 +20,7 @@ from hubbub.gateway.server import Gateway
 from hubbub.metrics import NodeMetrics
 from hubbub.platform import (  # noqa: F401
     openapi,
+    routes_access,
     routes_accounts,
     routes_admin,
     routes_friends,
@@ -29,6 +30,7 @@ from hubbub.platform import (  # noqa: F401
 )
 from hubbub.platform.access_log import USER_KEY, access_log
 from hubbub.platform.limits import EdgeLimits
+from hubbub.platform.routes_admin import METRICS_KEY
 from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
 from hubbub.services.container import Services
 
@@ -155,7 +157,7 @@ def _digits_only(path: str) -> str:
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[0-9]+}}"
+        return match.group(0) if name in ("conv", "upload_id", "code") else f"{{{name}:[0-9]+}}"
 
     return re.sub(r"{(\w+)}", param, path)
 
@@ -170,6 +172,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
     for r in ROUTES if serve_api else ():
         app.router.add_route(r.method, _digits_only(r.path), _endpoint(services, r))
     spec = openapi.build(ROUTES)
+    app[METRICS_KEY] = metrics  # the admin dashboard reads the same providers as /metrics
 
     async def openapi_json(_request: web.Request) -> web.Response:
         return json_response(spec)

@@ -12,16 +12,19 @@ from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.services import content
+from hubbub.services.access import AccessService
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
+from hubbub.services.joins import JoinService
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
+from hubbub.services.reports import ReportService
 from hubbub.services.words import WordFilter
 
 
@@ -41,6 +44,10 @@ class Services:
     media: MediaService
     words: WordFilter
     admin: AdminService
+    #: Issue 20: registration modes and invites, join links and requests, reports.
+    access: AccessService
+    joins: JoinService
+    reports: ReportService
 
     @classmethod
     def build(
@@ -64,19 +71,24 @@ class Services:
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
+        auth = AuthService(config, storage, broker, limiter, passwords)
+        messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules)
         return cls(
             config=config,
             storage=storage,
             broker=broker,
-            auth=AuthService(config, storage, broker, limiter, passwords),
+            auth=auth,
             accounts=AccountService(storage, media),
             friends=friends,
-            messages=MessageService(config, storage, broker, limiter, friends, ids, hot, rules),
+            messages=messages,
             groups=groups,
             hot=hot,
             ids=ids,
             presence=PresenceService(storage, broker),
             media=media,
             words=words,
-            admin=AdminService(config, storage, broker, groups, words, ids, passwords),
+            admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages),
+            access=auth.access,
+            joins=JoinService(storage, groups),
+            reports=ReportService(storage, limiter),
         )

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
+from hubbub.engines.storage.base_access import AccessStorage
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -272,6 +273,11 @@ class UserRecord(msgspec.Struct, kw_only=True):
     banned: bool
     is_admin: bool
     created_at: int
+    #: When a timed ban ends by itself (ms; 0: never, or not banned).
+    banned_until: int = 0
+    ban_reason: str = ""
+    #: Closed by an admin (services/moderation.py ``delete_user``): anonymised, no login possible.
+    deleted: bool = False
 
 
 class AdminStorage(abc.ABC):
@@ -319,7 +325,7 @@ class AdminStorage(abc.ABC):
         """The id of the server's own account (created on first use, with no usable password)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage):
+class Storage(GroupStorage, MediaStorage, AdminStorage, AccessStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
+from hubbub.engines.storage.sql_access import SqlAccess
 from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_media import SqlMedia
@@ -47,7 +48,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlAccess, Storage):
     def __init__(
         self,
         url: str,

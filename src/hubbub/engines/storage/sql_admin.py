@@ -18,12 +18,25 @@ WORDS_VERSION = "words_version"
 #: Server accounts (the notice sender) have names starting with this; registration never allows it.
 SERVER_ACCOUNT_PREFIX = "~"
 
-_RECORD_COLS = (*USER_COLS, t.users.c.banned, t.users.c.is_admin, t.users.c.created_at)
+_RECORD_COLS = (
+    *USER_COLS,
+    t.users.c.banned,
+    t.users.c.is_admin,
+    t.users.c.created_at,
+    t.users.c.banned_until,
+    t.users.c.ban_reason,
+)
 
 
 def record_of(row: Row[Any] | Any) -> UserRecord:
     return UserRecord(
-        user=user_of(row), banned=bool(row.banned), is_admin=bool(row.is_admin), created_at=row.created_at
+        user=user_of(row),
+        banned=bool(row.banned),
+        is_admin=bool(row.is_admin),
+        created_at=row.created_at,
+        banned_until=row.banned_until,
+        ban_reason=row.ban_reason,
+        deleted=row.username.startswith("~deleted-"),
     )
 
 
@@ -42,7 +55,9 @@ class SqlAdmin(SqlHost):
     @unavailable
     async def ban_user(self, user_id: int) -> UserRecord | None:
         async with self._tx() as conn:
-            await conn.execute(update(t.users).where(t.users.c.id == user_id).values(banned=True))
+            await conn.execute(
+                update(t.users).where(t.users.c.id == user_id).values(banned=True, banned_until=0, ban_reason="")
+            )
             row = (await conn.execute(select(*_RECORD_COLS).where(t.users.c.id == user_id))).first()
             if row is None:
                 return None
