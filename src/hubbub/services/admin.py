@@ -12,8 +12,8 @@ unread) and needs no new frame or conversation kind. Nobody can reply: the serve
 friend, and nobody can log in as it.
 
 Audit: every action that changes something appends an entry to the audit log (who, what, target, reason,
-when, from which address: ``Actor``), after the change is stored; the CLI's actions are recorded as the server
-account from the address ``cli``. The log is append-only (engines/storage/base_access.py) and readable in the
+when, from which address: ``Actor``), after the change is stored; the CLI's actions are recorded as actor 0
+from the address ``cli``. The log is append-only (engines/storage/base_access.py) and readable in the
 console and as JSON lines (``GET /api/v1/admin/audit/export``).
 """
 
@@ -62,6 +62,10 @@ class Actor(msgspec.Struct, frozen=True):
 
     user_id: int
     address: str = ""
+
+
+#: ``hubbub admin`` on the server: recorded as actor 0 from the address ``cli`` (no account acts).
+CLI_ACTOR = Actor(0, "cli")
 
 
 #: Config fields never shown in full; URLs have their password masked.
@@ -418,7 +422,7 @@ class AdminService:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """Append one entry to the audit log (after the change it records was stored)."""
-        actor = by if by is not None else Actor(await self.server_user(), "cli")
+        actor = by if by is not None else CLI_ACTOR
         await self.storage.append_audit(
             now_ms(), actor.user_id, action, target, reason, actor.address, detail or {}
         )
