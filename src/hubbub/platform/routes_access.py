@@ -10,7 +10,9 @@ import msgspec
 from msgspec import Meta
 
 from hubbub.engines.storage.base_access import GroupLink, Invite, JoinRequest, Report
+from hubbub.platform.limits import CLIENT_IP
 from hubbub.platform.routing import Ctx, route
+from hubbub.services.admin import Actor
 from hubbub.services.joins import GroupCard, JoinResult, LinkCard
 
 Code_ = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -110,10 +112,17 @@ async def my_access(ctx: Ctx) -> MyAccess:
     tag="access",
 )
 async def create_invite(ctx: Ctx) -> Invite:
+    """Users may when the server allows it; a server admin always may (and is audited, as in the console)."""
     b: InviteBody = ctx.body
-    return await ctx.s.access.create_invite(
-        ctx.me, max_uses=b.max_uses, ttl_s=b.ttl_s, note=b.note, admin=False
+    record = await ctx.s.storage.user_record(ctx.me)
+    admin = record is not None and record.is_admin and not record.banned
+    invite = await ctx.s.access.create_invite(
+        ctx.me, max_uses=b.max_uses, ttl_s=b.ttl_s, note=b.note, admin=admin
     )
+    if admin:
+        address = str(ctx.request.get(CLIENT_IP) or ctx.request.remote or "")
+        await ctx.s.admin.audit(Actor(ctx.me, address), "invite.create", f"invite:{invite.code}")
+    return invite
 
 
 @route("GET", "/api/v1/invites", summary="My registration invites", response=InviteList, tag="access")
