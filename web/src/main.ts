@@ -2,6 +2,7 @@ import { createApp } from 'vue'
 import App from './App.vue'
 import { Api } from './api/rest'
 import { StoreKey, createChatStore } from './store'
+import { AccessKey, createAccess } from './store/access'
 import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
@@ -42,4 +43,7 @@ document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 store.boot()
 
-createApp(App).provide(StoreKey, store).mount('#app')
+const access = createAccess(api)
+void access.loadServer()
+
+createApp(App).provide(StoreKey, store).provide(AccessKey, access).mount('#app')
