@@ -24,7 +24,7 @@ from tests.browser.test_web_client import (
     running,
     shot,
 )
-from tests.browser.test_web_client import browser as browser  # noqa: F401  (the shared fixture)
+from tests.browser.test_web_client import browser as browser  # the shared fixture
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 800}

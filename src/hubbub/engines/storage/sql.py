@@ -29,8 +29,8 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
-from hubbub.engines.storage.sql_access import SqlAccess
-from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
+from hubbub.engines.storage.sql_access import SqlAccess, real_account
+from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
@@ -130,10 +130,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlAccess, Storage):
         """True for the first real account when ``first_user_admin`` is set, decided inside the insert."""
         if not self.first_user_admin:
             return False
-        others = select(t.users.c.id).where(
-            ~t.users.c.username.startswith(SERVER_ACCOUNT_PREFIX, autoescape=True)
-        )
-        return ~exists(others)
+        return ~exists(select(t.users.c.id).where(real_account()))
 
     @unavailable
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:

@@ -31,6 +31,16 @@ from hubbub.engines.storage.sqlutil import json_decode, json_encode, like_prefix
 DELETED_PREFIX = "~deleted-"
 
 
+def real_account() -> ColumnElement[bool]:
+    """Accounts people made: not the server's own (``~`` names), but closed ones count (``~deleted-``), so
+    deleting every account never makes a server "fresh" again (first-user-is-admin, open sign-up)."""
+    name = t.users.c.username
+    return or_(
+        ~name.startswith(SERVER_ACCOUNT_PREFIX, autoescape=True),
+        name.startswith(DELETED_PREFIX, autoescape=True),
+    )
+
+
 def invite_of(row: Row[Any] | Any) -> Invite:
     return Invite(
         code=row.code,
@@ -121,9 +131,10 @@ class SqlAccess(SqlHost):
     # -- registration -----------------------------------------------------------------------------
     @unavailable
     async def has_real_users(self) -> bool:
-        real = ~t.users.c.username.startswith(SERVER_ACCOUNT_PREFIX, autoescape=True)
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(t.users.c.id).where(real).limit(1))).first() is not None
+            return (
+                await conn.execute(select(t.users.c.id).where(real_account()).limit(1))
+            ).first() is not None
 
     @unavailable
     async def create_invite(self, invite: Invite) -> Invite:
