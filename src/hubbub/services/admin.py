@@ -253,12 +253,8 @@ class AdminService:
         The flag and the revocations are one transaction, and a session is only ever created in a
         transaction that finds the user not banned, so no login racing the ban keeps a session; a socket
         that authenticated just before the ban is closed by the gateway's re-check after it registers
-        (docs/security.md, "Bans")."""
-        record = await self.storage.ban_user(user_id)
-        if record is None:
-            raise not_found("user")
-        await self.broker.disconnect(user_id, Close.REVOKED, "banned")
-        return record
+        (docs/security.md, "Bans"). Until lifted, with no reason: ``ban_for`` is the general form."""
+        return await self.ban_for(user_id)
 
     async def unban(self, user_id: int, *, by: Actor | None = None, reason: str = "") -> UserRecord:
         before = await self.user(user_id)
