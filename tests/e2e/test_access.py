@@ -239,6 +239,7 @@ async def test_approval_required_makes_a_request_that_admins_answer(make_client)
     assert asked["group"] is None and asked["request"]["status"] == "pending"
     again = await joiner.api("POST", f"/api/v1/links/{link['code']}/join")
     assert again["request"]["id"] == asked["request"]["id"]  # one pending request per person
+    assert [x["uses"] for x in (await owner.api("GET", f"/api/v1/groups/{gid}/links"))["links"]] == [1]
     await refused(joiner.api("GET", f"/api/v1/groups/{gid}"), "not_found")  # not a member yet
     await refused(member.api("GET", f"/api/v1/groups/{gid}/requests"), "forbidden", 403)
     pending = (await owner.api("GET", f"/api/v1/groups/{gid}/requests"))["requests"]

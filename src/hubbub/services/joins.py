@@ -164,6 +164,8 @@ class JoinService:
         refused = refusal(Action.JOIN, group)
         if refused is not None:
             raise refused
+        if group.join_approval and (pending := await self.storage.pending_join_request(group_id, me)):
+            return JoinResult(request=pending)  # asking again counts nothing
         if code and not await self.storage.take_link_use(code, now_ms()):
             raise _link_error(link_refusal(await self.storage.link(code), now_ms()) or "used_up")
         try:

@@ -171,6 +171,9 @@ class AccessStorage(abc.ABC):
     async def join_request(self, request_id: int) -> JoinRequest | None: ...
 
     @abc.abstractmethod
+    async def pending_join_request(self, group_id: int, user_id: int) -> JoinRequest | None: ...
+
+    @abc.abstractmethod
     async def join_requests(self, group_id: int, status: str, limit: int) -> list[JoinRequest]: ...
 
     @abc.abstractmethod

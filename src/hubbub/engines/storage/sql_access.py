@@ -320,6 +320,16 @@ class SqlAccess(SqlHost):
         return None if row is None else self._request_of(row)
 
     @unavailable
+    async def pending_join_request(self, group_id: int, user_id: int) -> JoinRequest | None:
+        jr = t.join_requests
+        query = self._request_query().where(
+            jr.c.group_id == group_id, jr.c.user_id == user_id, jr.c.status == "pending"
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query.limit(1))).first()
+        return None if row is None else self._request_of(row)
+
+    @unavailable
     async def join_requests(self, group_id: int, status: str, limit: int) -> list[JoinRequest]:
         jr = t.join_requests
         async with self.engine.connect() as conn:
