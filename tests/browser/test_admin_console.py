@@ -165,6 +165,16 @@ def test_report_recall_freeze_and_join_by_link(
         assert code
         alice.get_by_test_id("link-qr-image").scroll_into_view_if_needed()
         shot(alice, "admin-07-join-link-qr")
+        # A group can be reported from its panel too (kind "group", with its name and notice as they are).
+        alice.get_by_test_id("group-report").click()
+        alice.get_by_test_id("report-reason").fill("the whole group is a spam ring")
+        alice.get_by_test_id("report-send").click()
+        expect(alice.get_by_test_id("report-done")).to_be_visible()
+        alice.keyboard.press("Escape")
+        admin.goto(base + "/admin/reports")
+        expect(admin.get_by_test_id("admin-report").first).to_contain_text("spam ring")
+        expect(admin.get_by_test_id("admin-report").first.locator("[data-action=dismiss_group]")).to_be_visible()
+
         carol = new_page(browser.new_context(viewport=PHONE), errors)
         login_ui(carol, base, "carol")
         carol.goto(f"{base}/join/{code}")
