@@ -712,3 +712,49 @@ def export_conversation(
 
     size = _run_services(ctx, work)
     console.print(f"wrote {out} ({size} bytes)")
+
+
+# -- access control (issue 20; docs/operations.md, "Admin console") --------------------------------
+@admin_app.command("registration")
+def registration(
+    ctx: typer.Context,
+    mode: Annotated[
+        str | None, typer.Argument(help="open, invite or closed; omitted: show the current one")
+    ] = None,
+) -> None:
+    """Show or set who may sign up (stored in the database: every node applies it at once)."""
+    from hubbub.services.access import AccessService
+
+    async def work(a: AdminService) -> str:
+        access = AccessService(a.config, a.storage)
+        if mode is not None:
+            _, changed = await access.change_settings({"registration": mode})
+            if changed:
+                await a.audit(None, "settings.change", detail=changed)
+        return (await access.settings()).registration
+
+    console.print(f"registration: {_run(ctx, work)}")
+
+
+@admin_app.command("audit")
+def audit_export(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Option(help="only this action, e.g. user.ban")] = "",
+    target: Annotated[str, typer.Option(help="only this target, e.g. user:12")] = "",
+) -> None:
+    """Write the audit log as JSON lines (oldest first) to standard output, a thousand entries at a time."""
+    import sys
+
+    import msgspec
+
+    from hubbub.engines.storage.base_access import AuditQuery
+
+    async def work(a: AdminService) -> int:
+        written = after = 0
+        while page := await a.audit_log(AuditQuery(action=action, target=target), after=after, limit=1000):
+            sys.stdout.write("".join(msgspec.json.encode(e).decode() + "\n" for e in page))
+            written += len(page)
+            after = page[-1].id
+        return written
+
+    errors.print(f"{_run(ctx, work)} entries")

@@ -108,6 +108,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: The first account registered on a fresh server becomes an admin. Turn off on a server whose sign-up
     #: page is public before you registered; create admins with ``hubbub admin create-user --admin``.
     first_user_admin: bool = True
+    #: Who may sign up while no admin has chosen in the console (the console's choice is stored in the
+    #: database and wins on every node): ``open``, ``invite`` (an invite code is needed) or ``closed`` (admins
+    #: create accounts). A fresh server always lets its first account register (docs/operations.md).
+    registration: Literal["open", "invite", "closed"] = "open"
     #: The sensitive-word filter on text messages: "replace" each listed word with ***, "reject" the
     #: message with ``content_rejected``, or "off". The word list is edited with ``hubbub admin words``.
     word_filter: str = "replace"

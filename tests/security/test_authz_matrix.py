@@ -283,6 +283,42 @@ async def owner_export(world: World, actor: str) -> Call:
     return Call(params={"export_id": world.owner_export})  # type: ignore[attr-defined]
 
 
+async def admin_invite(world: World) -> Call:
+    invite = await world.api("admin", "POST", "/api/v1/invites", {"max_uses": 1})
+    return Call(params={"code": invite["code"]})
+
+
+def join_settings(**fields: bool) -> Prepare:
+    """A fresh group with these join settings (set by its owner)."""
+
+    async def prepare(world: World, actor: str) -> Call:
+        gid, _ = await world.fresh_group()
+        await world.api("owner", "PATCH", f"/api/v1/groups/{gid}", fields)
+        return Call(params={"group_id": gid})
+
+    return prepare
+
+
+def link_call(fresh: bool) -> Prepare:
+    """A live join link: of a fresh group (joins change it), or of the world's group (with its canaries)."""
+
+    async def prepare(world: World, actor: str) -> Call:
+        gid = (await world.fresh_group())[0] if fresh else world.group
+        link = await world.api("owner", "POST", f"/api/v1/groups/{gid}/links", {})
+        return Call(params={"group_id": gid, "code": link["code"]})
+
+    return prepare
+
+
+async def join_request_call(world: World, actor: str) -> Call:
+    """A pending request of the guest (no member) to a fresh group that needs approval."""
+    call = await join_settings(join_approval=True)(world, actor)
+    gid = call.params["group_id"]
+    link = await world.api("owner", "POST", f"/api/v1/groups/{gid}/links", {})
+    asked = await world.api("guest", "POST", f"/api/v1/links/{link['code']}/join")
+    return Call(params={"group_id": gid, "request_id": asked["request"]["id"]})
+
+
 G = "/api/v1/groups/{group_id}"
 ROWS: list[Row] = [
     # -- accounts ---------------------------------------------------------------------------------
@@ -548,6 +584,50 @@ ROWS: list[Row] = [
         MEMBERS_OK,
         fixed(upload_id=lambda w: w.image_g["upload"]),
     ),
+    # -- access: invites, join links and requests, directory, reports (issue 20) -------------------
+    Row("GET", "/api/v1/server", who(OK, anonymous=OK)),
+    Row("GET", "/api/v1/me/access", EVERYONE),
+    # User invites are off by default: only the server admin may invite.
+    Row("POST", "/api/v1/invites", who("forbidden", admin=OK), lambda w, a: _const(Call(json={"max_uses": 1}))),
+    Row("GET", "/api/v1/invites", EVERYONE),
+    Row("DELETE", "/api/v1/invites/{code}", who("not_found", admin=OK), lambda w, a: admin_invite(w)),
+    Row("GET", "/api/v1/groups/directory", EVERYONE, lambda w, a: _const(Call(query={"q": "team"}))),
+    Row("POST", G + "/join", EVERYONE, join_settings(public=True)),
+    Row("GET", G + "/links", who("not_found", member="forbidden", admin=OK, owner=OK), fixed(group_id=lambda w: w.group)),
+    Row(
+        "POST",
+        G + "/links",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        body_of(group_call(), lambda w, a: {"max_uses": 5}),
+    ),
+    Row("DELETE", G + "/links/{code}", who("not_found", member="forbidden", admin=OK, owner=OK), link_call(False)),
+    Row("GET", "/api/v1/links/{code}", EVERYONE, link_call(False)),  # a card: never the group's notice
+    Row("POST", "/api/v1/links/{code}/join", EVERYONE, link_call(True)),
+    Row(
+        "GET",
+        G + "/requests",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        join_settings(join_approval=True),
+    ),
+    Row(
+        "POST",
+        G + "/requests/{request_id}/approve",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        join_request_call,
+    ),
+    Row(
+        "POST",
+        G + "/requests/{request_id}/decline",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        join_request_call,
+    ),
+    Row(
+        "POST",
+        "/api/v1/reports",
+        who(OK, owner="invalid_field"),  # nobody reports themselves
+        lambda w, a: _const(Call(json={"kind": "user", "target": str(w.user("owner")), "reason": "spam"})),
+    ),
+    Row("GET", "/api/v1/reports", EVERYONE),
     # -- operations -------------------------------------------------------------------------------
     Row("GET", "/healthz", who(OK, anonymous=OK)),
 ]
@@ -892,3 +972,50 @@ async def test_every_frame_by_every_caller(make_node):
     finally:
         await world.close()
     assert not failures, "\n".join(failures)
+
+
+# -- banned users -----------------------------------------------------------------------------------
+async def test_a_banned_user_is_refused_on_every_route_and_the_socket(make_node):
+    """A ban revokes every session: the banned user's token opens nothing, whatever the route (the rows
+    above need a live session for every actor, so the banned caller is tried here, on every route)."""
+    import re
+
+    import pytest
+
+    from hubbub.client import ApiError
+    from hubbub.platform.routing import ROUTES
+
+    node = await make_node(**RELAXED)
+    url = base_url(node)
+    admin, victim = HubbubClient(url), HubbubClient(url)
+    try:
+        await admin.register(f"banadmin{next(_names)}", PASSWORD)
+        await victim.register(f"banned{next(_names)}", PASSWORD)
+        token = victim.access_token
+        await admin.api("PUT", f"/api/v1/admin/users/{victim.user_id}/ban", {"reason": "matrix"})
+        values = {"conv": "g:1", "upload_id": "x", "code": "abc"}
+        failures = []
+        async with aiohttp.ClientSession() as http:
+            for r in ROUTES:
+                if not r.auth:
+                    continue
+                path = re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "1"), r.path)
+                headers = {"Authorization": f"Bearer {token}"}
+                async with http.request(r.method, url + path, headers=headers, json={}) as resp:
+                    body = await resp.json(content_type=None)
+                    code = (body or {}).get("error", {}).get("code")
+                    if (resp.status, code) != (401, "token_revoked"):
+                        failures.append(f"{r.method} {r.path}: {resp.status} {code}")
+            ws = await http.ws_connect(url.replace("http", "ws") + "/ws")
+            await ws.send_json({"type": "auth", "token": token, "terminal": "web", "rid": "a"})
+            reply = await ws.receive(timeout=5)
+            if reply.type is aiohttp.WSMsgType.TEXT and reply.json().get("code") != "token_revoked":
+                failures.append(f"ws auth: {reply.data}")
+            await ws.close()
+        with pytest.raises(ApiError) as login:
+            await victim.login(victim.user["username"], PASSWORD)  # type: ignore[index]
+        assert login.value.code == "forbidden"
+        assert not failures, "\n".join(failures)
+    finally:
+        await admin.close()
+        await victim.close()

@@ -311,6 +311,13 @@ const en = {
   'callrec.declinedByMe': 'You declined a call',
   'callrec.cancelled': 'Cancelled call',
   'err.busy': 'They are in another call',
+  'err.registration_closed': 'Sign-up is closed on this server',
+  'err.invite_required': 'This server needs an invite code to sign up',
+  'err.invite_invalid': 'That invite cannot be used: {message}',
+  'err.link_invalid': 'That join link cannot be used: {message}',
+  'sys.joinedLink': '{users} joined by link',
+  'sys.joinedDirectory': '{users} joined from the group directory',
+  'sys.joinedRequest': '{actor} let {users} in',
 }
 
 export type MessageKey = keyof typeof en
@@ -622,6 +629,13 @@ const zh: Record<MessageKey, string> = {
   'callrec.declinedByMe': '你拒绝了通话',
   'callrec.cancelled': '已取消的通话',
   'err.busy': '对方正在通话中',
+  'err.registration_closed': '本服务器已关闭注册',
+  'err.invite_required': '本服务器注册需要邀请码',
+  'err.invite_invalid': '该邀请码无法使用：{message}',
+  'err.link_invalid': '该入群链接无法使用：{message}',
+  'sys.joinedLink': '{users} 通过链接加入了群聊',
+  'sys.joinedDirectory': '{users} 从群目录加入了群聊',
+  'sys.joinedRequest': '{actor} 同意了 {users} 入群',
 }
 
 export type Locale = 'en' | 'zh'

@@ -2,6 +2,7 @@ import { createApp } from 'vue'
 import App from './App.vue'
 import { Api } from './api/rest'
 import { CallKey, StoreKey, createCallStore, createChatStore } from './store'
+import { AccessKey, createAccess } from './store/access'
 import { createRinger } from './util/ringtone'
 import { applyTheme } from './theme'
 import { locale, t } from './i18n'
@@ -69,4 +70,7 @@ document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 store.boot()
 
-createApp(App).provide(StoreKey, store).provide(CallKey, calls).mount('#app')
+const access = createAccess(api)
+void access.loadServer()
+
+createApp(App).provide(StoreKey, store).provide(CallKey, calls).provide(AccessKey, access).mount('#app')

@@ -144,8 +144,12 @@ class HubbubClient:
         self.refresh_token = tokens["refresh_token"]
         return tokens
 
-    async def register(self, username: str, password: str, nickname: str | None = None) -> dict[str, Any]:
+    async def register(
+        self, username: str, password: str, nickname: str | None = None, invite: str | None = None
+    ) -> dict[str, Any]:
         body = {"username": username, "password": password, "nickname": nickname}
+        if invite is not None:  # a registration invite code (servers in ``invite`` mode)
+            body["invite"] = invite
         return self._take_tokens(await self.api("POST", "/api/v1/auth/register", body, auth=False))
 
     async def login(self, username: str, password: str) -> dict[str, Any]:

@@ -44,6 +44,12 @@ class Code(StrEnum):
     EXPIRED = "expired"
     NOT_AUTHENTICATED = "not_authenticated"
     UNAVAILABLE = "unavailable"
+    #: Registration is closed (admins create accounts), or needs an invite that was not given.
+    REGISTRATION_CLOSED = "registration_closed"
+    INVITE_REQUIRED = "invite_required"
+    #: An invite or join link that cannot be used; ``reason``: unknown, revoked, expired or used_up.
+    INVITE_INVALID = "invite_invalid"
+    LINK_INVALID = "link_invalid"
     INTERNAL = "internal"
 
 
@@ -77,6 +83,10 @@ HTTP_STATUS: dict[Code, int] = {
     Code.EXPIRED: 410,
     Code.NOT_AUTHENTICATED: 401,
     Code.UNAVAILABLE: 503,
+    Code.REGISTRATION_CLOSED: 403,
+    Code.INVITE_REQUIRED: 403,
+    Code.INVITE_INVALID: 403,
+    Code.LINK_INVALID: 403,
     Code.INTERNAL: 500,
 }
 

@@ -124,6 +124,10 @@ class Group(msgspec.Struct, kw_only=True):
     push_pull: bool = False
     #: Frozen by a server admin: read-only, sends are refused with ``group_frozen``.
     frozen: bool = False
+    #: Listed in the public directory, joinable without an invite (docs/protocol.md, "Join links").
+    public: bool = False
+    #: Joins by link or from the directory become requests for the owner and admins to answer.
+    join_approval: bool = False
 
 
 class GroupMember(msgspec.Struct, kw_only=True):

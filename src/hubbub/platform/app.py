@@ -20,6 +20,7 @@ from hubbub.gateway.server import Gateway
 from hubbub.metrics import NodeMetrics
 from hubbub.platform import (  # noqa: F401
     openapi,
+    routes_access,
     routes_accounts,
     routes_admin,
     routes_calls,
@@ -33,6 +34,7 @@ from hubbub.platform import (  # noqa: F401
 from hubbub.platform.access_log import USER_KEY, access_log, quiet_parser_errors
 from hubbub.platform.bearer import bearer, bearer_token
 from hubbub.platform.limits import EdgeLimits
+from hubbub.platform.routes_admin import METRICS_KEY
 from hubbub.platform.routing import ROUTES, Ctx, Route, decode_body, ids_in_path
 from hubbub.services.container import Services
 
@@ -162,7 +164,7 @@ def _digits_only(path: str) -> str:
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[^/]*\\d[^/]*}}"
+        return match.group(0) if name in ("conv", "upload_id", "export_id", "code") else f"{{{name}:[^/]*\\d[^/]*}}"
 
     return re.sub(r"{(\w+)}", param, path)
 
@@ -177,6 +179,7 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
     for r in ROUTES if serve_api else ():
         app.router.add_route(r.method, _digits_only(r.path), _endpoint(services, r))
     spec = openapi.build(ROUTES)
+    app[METRICS_KEY] = metrics  # the admin dashboard reads the same providers as /metrics
 
     async def openapi_json(_request: web.Request) -> web.Response:
         return json_response(spec)

@@ -29,6 +29,10 @@ class EditBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     invite_policy: Literal["members", "admins"] | msgspec.UnsetType = msgspec.UNSET
     #: Deliver push-pull whatever the size (big groups are hot anyway).
     hot: bool | msgspec.UnsetType = msgspec.UNSET
+    #: Listed in the public directory, joinable without an invite (docs/protocol.md, "Join links").
+    public: bool | msgspec.UnsetType = msgspec.UNSET
+    #: Joins by link or from the directory need the owner's or an admin's approval.
+    join_approval: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class InviteBody(msgspec.Struct, kw_only=True):
@@ -121,7 +125,7 @@ async def profile(ctx: Ctx) -> Group:
 @route(
     "PATCH",
     "/api/v1/groups/{group_id}",
-    summary="Edit name, notice, avatar, invite policy or hot flag (owner/admins)",
+    summary="Edit name, notice, avatar, invite policy, hot flag or join settings (owner/admins)",
     body=EditBody,
     response=Group,
     tag="groups",

@@ -167,15 +167,4 @@ async def close_me(ctx: Ctx) -> None:
     await ctx.s.closing.close_own(ctx.principal, b.password)
 
 
-@route(
-    "DELETE",
-    "/api/v1/admin/users/{user_id}",
-    summary="Close a user's account (as DELETE /api/v1/me, without the password)",
-    status=204,
-    tag="admin",
-)
-async def admin_close(ctx: Ctx) -> None:
-    user_id = ctx.path_int("user_id")
-    if user_id == ctx.me:
-        raise HubbubError(Code.INVALID_FIELD, "user_id: close your own account with DELETE /api/v1/me")
-    await ctx.s.closing.close(user_id)
+# (An admin deletes an account with DELETE /api/v1/admin/users/{user_id}: routes_admin.py, audited.)

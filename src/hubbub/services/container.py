@@ -14,6 +14,7 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import Storage
 from hubbub.proof.trace import Tracer, build_tracer
 from hubbub.services import content
+from hubbub.services.access import AccessService
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
@@ -23,10 +24,12 @@ from hubbub.services.export import ExportService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups
+from hubbub.services.joins import JoinService
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
+from hubbub.services.reports import ReportService
 from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchService
 from hubbub.services.words import WordFilter
@@ -55,6 +58,10 @@ class Services:
     search: SearchService
     calls: CallService
     tracer: Tracer
+    #: Issue 20: registration modes and invites, join links and requests, reports.
+    access: AccessService
+    joins: JoinService
+    reports: ReportService
 
     @classmethod
     def build(
@@ -79,17 +86,19 @@ class Services:
         rules = content.ContentRules(config, media, words)
         groups = GroupService(config, storage, broker, limiter, friends, ids, hot, media)
         passwords = Passwords(config)  # one hasher, and one bounded pool, for accounts and admins
+        auth = AuthService(config, storage, broker, limiter, passwords)
         tracer = build_tracer(config)
         messages = MessageService(config, storage, broker, limiter, friends, ids, hot, rules, tracer=tracer)
         if call_store is None:
             from hubbub.engines.calls.memory import MemoryCallStore
 
             call_store = MemoryCallStore()
+        closing = AccountClosing(storage, broker, groups, passwords)
         return cls(
             config=config,
             storage=storage,
             broker=broker,
-            auth=AuthService(config, storage, broker, limiter, passwords),
+            auth=auth,
             accounts=AccountService(storage, media),
             friends=friends,
             messages=messages,
@@ -99,11 +108,14 @@ class Services:
             presence=PresenceService(storage, broker),
             media=media,
             words=words,
-            admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages),
+            admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages, closing),
             retention=RetentionService(config, storage, hot, media),
             exports=ExportService(config, storage, blobs, ids),
-            closing=AccountClosing(storage, broker, groups, passwords),
+            closing=closing,
             search=SearchService(config, storage, limiter),
             calls=CallService(config, call_store, broker, storage, friends, messages, ids, limiter),
             tracer=tracer,
+            access=auth.access,
+            joins=JoinService(storage, groups),
+            reports=ReportService(storage, limiter),
         )

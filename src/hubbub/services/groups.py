@@ -233,7 +233,8 @@ class GroupService:
         return await self._apply(group_id, change, me, event, Action.MUTE_ALL)
 
     async def edit(self, me: int, group_id: int, fields: dict[str, Any]) -> Group:
-        action = Action.SET_POLICY if "invite_policy" in fields else Action.EDIT_PROFILE
+        policy = {"invite_policy", "public", "join_approval"} & set(fields)
+        action = Action.SET_POLICY if policy else Action.EDIT_PROFILE
         group, member = await self._acting(group_id, me, action)
         if not fields:
             return group
@@ -340,7 +341,7 @@ def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dic
         if value is None and name in ("avatar",):
             clean[name] = None
             continue
-        if name == "hot":
+        if name in ("hot", "public", "join_approval"):  # join settings: services/joins.py
             if not isinstance(value, bool):
                 raise invalid(name, "must be true or false")
             clean[name] = value

@@ -294,28 +294,34 @@ class MessageService:
             await self.broker.publish([pushes.typing(private, user_id, peer)])
 
     # -- recall -----------------------------------------------------------------------------------
-    async def recall(self, user_id: int, conv: str, seq: int) -> Message:
+    async def recall(self, user_id: int, conv: str, seq: int, *, moderator: bool = False) -> Message:
         """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync.
 
         The sender may recall within the window; in groups the owner and admins may recall any message of a
         lower-ranked member at any time. The blanking and the notice are one transaction
         (``Storage.recall_message``), admitted inside it by the group rules: a frozen or dismissed group, or a
         recaller removed meanwhile, gets the refusal and the message stays as it was.
+
+        ``moderator``: a server admin acting on a report (services/admin.py), as ``user_id`` (the server
+        account): no membership, window or group-state check, so a frozen group's message can be recalled.
         """
-        await self._membership(user_id, conv)
+        if not moderator:
+            await self._membership(user_id, conv)
         target = await self.storage.message(conv, seq)
         if target is None or target.type in (RECALL_TYPE, "system"):
             raise not_found("message")
         own = target.sender == user_id
         group_id = parse_group(conv)
-        if group_id is not None:
+        if group_id is not None and not moderator:
             # The group's state answers before the roles do, as for every group action (group_rules.py);
             # the transaction checks it again.
             group = await self.storage.group(group_id)
             refused = refusal(Action.RECALL if own else Action.RECALL_OTHERS, group) if group else None
             if refused is not None:
                 raise refused
-        if own:
+        if moderator:
+            pass
+        elif own:
             if not target.recalled and self.clock() - target.ts > self.config.recall_window_s * 1000:
                 raise HubbubError(
                     Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
@@ -333,7 +339,7 @@ class MessageService:
             ts=self.clock(),
             members=_members_of(conv),
         )
-        result = await self.storage.recall_message(seq, notice, admit_group_message)
+        result = await self.storage.recall_message(seq, notice, None if moderator else admit_group_message)
         if isinstance(result, Rejected):
             raise result.error
         if not result.duplicate:

@@ -36,6 +36,7 @@ from hubbub.protocol.close_codes import Close
 from hubbub.services import content
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.closing import AccountClosing
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups, HotPolicy
@@ -185,7 +186,17 @@ class World:
             friends=friends,
             groups=groups,
             auth=AuthService(config, storage, broker, limiter, passwords),
-            admin=AdminService(config, storage, broker, groups, words, ids, passwords, messages),
+            admin=AdminService(
+                config,
+                storage,
+                broker,
+                groups,
+                words,
+                ids,
+                passwords,
+                messages,
+                AccountClosing(storage, broker, groups, passwords),
+            ),
             presence=PresenceService(storage, broker),
             rules=rules,
             passwords=passwords,

@@ -54,9 +54,10 @@ export class Api {
   }
 
   // ---- auth -----------------------------------------------------------------------------------------
-  async register(username: string, password: string, nickname?: string): Promise<User> {
+  async register(username: string, password: string, nickname?: string, invite?: string): Promise<User> {
     const body: Record<string, string> = { username, password }
     if (nickname) body.nickname = nickname
+    if (invite) body.invite = invite
     return this.session.set(await this.call<Tokens>('POST', '/auth/register', body)).user
   }
 
@@ -129,7 +130,15 @@ export class Api {
     this.authed<Group>('POST', '/groups', b)
   editGroup = (
     id: number,
-    patch: { name?: string; notice?: string; avatar?: string | null; invite_policy?: InvitePolicy; hot?: boolean },
+    patch: {
+      name?: string
+      notice?: string
+      avatar?: string | null
+      invite_policy?: InvitePolicy
+      hot?: boolean
+      public?: boolean
+      join_approval?: boolean
+    },
   ) => this.authed<Group>('PATCH', `/groups/${id}`, patch)
   dismissGroup = (id: number) => this.authed<void>('DELETE', `/groups/${id}`)
   groupMembers = (id: number, after = 0, limit = 100) =>

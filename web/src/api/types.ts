@@ -103,6 +103,12 @@ export interface Group {
   member_count: number
   created_at: number
   hot: boolean
+  /** Frozen by a server admin: read-only. */
+  frozen?: boolean
+  /** Listed in the public directory (issue 20). */
+  public?: boolean
+  /** Joins by link or from the directory need an admin's approval. */
+  join_approval?: boolean
 }
 
 export interface GroupMember {

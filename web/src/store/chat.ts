@@ -310,8 +310,8 @@ export function createChatStore(deps: StoreDeps) {
     afterLogin(u)
   }
 
-  async function register(username: string, password: string, nickname?: string): Promise<void> {
-    const u = await api.register(username, password, nickname)
+  async function register(username: string, password: string, nickname?: string, invite?: string): Promise<void> {
+    const u = await api.register(username, password, nickname, invite)
     afterLogin(u)
   }
 
@@ -842,7 +842,14 @@ export function createChatStore(deps: StoreDeps) {
   const transferOwner = (id: number, user: UserId) => groupAction(id, () => api.transferOwner(id, user), true)
   const editGroup = (
     id: number,
-    patch: { name?: string; notice?: string; avatar?: string | null; invite_policy?: InvitePolicy },
+    patch: {
+      name?: string
+      notice?: string
+      avatar?: string | null
+      invite_policy?: InvitePolicy
+      public?: boolean
+      join_approval?: boolean
+    },
   ) => groupAction(id, () => api.editGroup(id, patch))
 
   async function setGroupPrefs(id: number, patch: { nickname?: string; dnd?: boolean }): Promise<boolean> {

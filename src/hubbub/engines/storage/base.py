@@ -22,6 +22,7 @@ import msgspec
 
 from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
+from hubbub.engines.storage.base_access import AccessStorage
 from hubbub.engines.storage.lifecycle import LifecycleStorage
 
 
@@ -282,6 +283,11 @@ class UserRecord(msgspec.Struct, kw_only=True):
     created_at: int
     #: A delivery canary's account (hubbub/proof/canary.py).
     canary: bool = False
+    #: When a timed ban ends by itself (ms; 0: never, or not banned).
+    banned_until: int = 0
+    ban_reason: str = ""
+    #: Closed by an admin (services/moderation.py ``delete_user``): anonymised, no login possible.
+    deleted: bool = False
 
 
 class AdminStorage(abc.ABC):
@@ -426,7 +432,7 @@ class SearchStorage(abc.ABC):
         older and newer messages exist beyond them (a page to jump to a search result)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage):
+class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage, AccessStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
-from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
+from hubbub.engines.storage.sql_access import SqlAccess, real_account
+from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
@@ -50,7 +51,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, Storage):
     def __init__(
         self,
         url: str,
@@ -132,10 +133,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, Storage
         """True for the first real account when ``first_user_admin`` is set, decided inside the insert."""
         if not self.first_user_admin:
             return False
-        others = select(t.users.c.id).where(
-            ~t.users.c.username.startswith(SERVER_ACCOUNT_PREFIX, autoescape=True)
-        )
-        return ~exists(others)
+        return ~exists(select(t.users.c.id).where(real_account()))
 
     @unavailable
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:

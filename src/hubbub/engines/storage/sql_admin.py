@@ -18,7 +18,16 @@ WORDS_VERSION = "words_version"
 #: Server accounts (the notice sender) have names starting with this; registration never allows it.
 SERVER_ACCOUNT_PREFIX = "~"
 
-_RECORD_COLS = (*USER_COLS, t.users.c.banned, t.users.c.is_admin, t.users.c.created_at, t.users.c.canary)
+_RECORD_COLS = (
+    *USER_COLS,
+    t.users.c.banned,
+    t.users.c.is_admin,
+    t.users.c.created_at,
+    t.users.c.canary,
+    t.users.c.banned_until,
+    t.users.c.ban_reason,
+    t.users.c.deleted_at,
+)
 
 
 def record_of(row: Row[Any] | Any) -> UserRecord:
@@ -28,6 +37,9 @@ def record_of(row: Row[Any] | Any) -> UserRecord:
         is_admin=bool(row.is_admin),
         created_at=row.created_at,
         canary=bool(row.canary),
+        banned_until=row.banned_until,
+        ban_reason=row.ban_reason,
+        deleted=row.deleted_at is not None,
     )
 
 
@@ -61,7 +73,9 @@ class SqlAdmin(SqlHost):
     @unavailable
     async def ban_user(self, user_id: int) -> UserRecord | None:
         async with self._tx() as conn:
-            await conn.execute(update(t.users).where(t.users.c.id == user_id).values(banned=True))
+            await conn.execute(
+                update(t.users).where(t.users.c.id == user_id).values(banned=True, banned_until=0, ban_reason="")
+            )
             row = (await conn.execute(select(*_RECORD_COLS).where(t.users.c.id == user_id))).first()
             if row is None:
                 return None

@@ -32,6 +32,8 @@ from hubbub.engines.storage.sqlutil import USER_COLS, like_prefix, unavailable, 
 _GROUP_FIELDS = frozenset(
     {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot", "frozen"}
 )
+#: Join settings (services/joins.py).
+_GROUP_FIELDS = _GROUP_FIELDS | {"public", "join_approval"}
 #: Who set the avatar (only an avatar its uploader set is public, docs/media.md): stored, never shown.
 _GROUP_FIELDS = _GROUP_FIELDS | {"avatar_by"}
 
@@ -51,6 +53,8 @@ def group_of(row: Row[Any] | Any) -> Group:
         conv=group_conv(row.id),
         hot=bool(row.hot),
         frozen=bool(row.frozen),
+        public=bool(row.public),
+        join_approval=bool(row.join_approval),
     )
 
 

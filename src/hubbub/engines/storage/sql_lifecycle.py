@@ -247,6 +247,8 @@ class SqlLifecycle(SqlHost, LifecycleStorage):
                     avatar=None,
                     password_hash="!",  # no password verifies against it
                     banned=True,  # no session can be created (create_session reads the flag)
+                    banned_until=0,
+                    ban_reason="account deleted",
                     is_admin=False,
                     deleted_at=now,
                 )
@@ -258,6 +260,12 @@ class SqlLifecycle(SqlHost, LifecycleStorage):
                 delete(fr).where(
                     or_(fr.c.from_id == user_id, fr.c.to_id == user_id), fr.c.status == "pending"
                 )
+            )
+            # Its registration invites stop working; its requests to join groups are answered.
+            await conn.execute(update(t.invites).where(t.invites.c.created_by == user_id).values(revoked=True))
+            jr = t.join_requests
+            await conn.execute(
+                update(jr).where(jr.c.user_id == user_id, jr.c.status == "pending").values(status="declined")
             )
             sids = list(
                 (
