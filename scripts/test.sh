@@ -10,6 +10,7 @@ say() { printf '\n== %s\n' "$*"; }
 # -- system binaries: real servers for the contract/cluster tests, Chromium for the browser test ------
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v turnserver >/dev/null || need+=(coturn)  # the call tests relay media through a real TURN server
 { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null || need+=(nodejs npm)

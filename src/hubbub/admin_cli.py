@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -27,6 +27,7 @@ from hubbub import config as config_mod
 
 if TYPE_CHECKING:
     from hubbub.engines.storage.base import UserRecord
+    from hubbub.root import Root
     from hubbub.services.admin import AdminService
 
 T = TypeVar("T")
@@ -75,7 +76,9 @@ def _config(ctx: typer.Context) -> config_mod.Config:
 # ``async def work(a: AdminService)`` and call ``_run(ctx, work)``: the composition root builds the admin
 # service for it (hubbub/root.py), and errors become one red line and exit status 1.
 @contextlib.asynccontextmanager
-async def _admin(cfg: config_mod.Config) -> AsyncIterator[AdminService]:
+async def _tool_root(cfg: config_mod.Config) -> AsyncIterator[Root]:
+    """The composition root in tool mode (nobody's node), on a database at this Hubbub's schema; the
+    commands ask it for what they use (``get_admin()``, ``get_retention()``...), so nothing else is built."""
     from hubbub.migrations import runner
     from hubbub.root import Root
 
@@ -87,13 +90,18 @@ async def _admin(cfg: config_mod.Config) -> AsyncIterator[AdminService]:
                 f"the database schema is at {have or 'nothing'}, this Hubbub needs {runner.head()}: "
                 "run `hubbub migrate` first"
             )
-        admin = root.get_admin()
         number = await root.get_cluster().lease_node_number()
         if number is not None:
             root.get_ids().set_number(number)
-        yield admin
+        yield root
     finally:
         await root.close()
+
+
+@contextlib.asynccontextmanager
+async def _admin(cfg: config_mod.Config) -> AsyncIterator[AdminService]:
+    async with _tool_root(cfg) as root:
+        yield root.get_admin()
 
 
 class _Fail(Exception):
@@ -241,6 +249,17 @@ def unban(ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id 
     console.print(f"unbanned user {record.user.id} ({record.user.username})")
 
 
+@admin_app.command("canary-purge")
+def canary_purge(
+    ctx: typer.Context,
+    older_than_hours: Annotated[float, typer.Option(help="Keep the canary's messages younger than this")] = 24,
+) -> None:
+    """Delete the delivery canary's messages (sent by accounts marked canary) older than --older-than-hours;
+    run it from cron, as the canary's retention."""
+    count = _run(ctx, lambda a: a.purge_canary(int(older_than_hours * 3600)))
+    console.print(f"deleted {count} canary message(s)")
+
+
 @admin_app.command("grant-admin")
 def grant_admin(ctx: typer.Context, user: Annotated[str, typer.Argument(help="User id or username")]) -> None:
     """Make a user a server administrator."""
@@ -383,3 +402,333 @@ def show_config(ctx: typer.Context, as_json: JsonOption = False) -> None:
     for name, value in values.items():
         table.add_row(name, str(value))
     console.print(table)
+
+
+# -- data lifecycle (docs/operations.md: "Backup and restore", "From one machine to a cluster") ------------
+def _progress_bar() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+    )
+
+
+def _tasks(progress: Any) -> Callable[[str, int, int], None]:
+    tasks: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(what, total=total)
+        progress.update(tasks[what], completed=done, total=total)
+
+    return update
+
+
+def _blob_dir(cfg: config_mod.Config) -> str:
+    return cfg.blob_dir or os.path.join(cfg.data_dir, "blobs")
+
+
+def _tool(work: Callable[[], T]) -> T:
+    from hubbub.tools import ToolError
+
+    try:
+        return work()
+    except ToolError as exc:
+        errors.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@admin_app.command("backup")
+def backup(
+    ctx: typer.Context,
+    dest: Annotated[str, typer.Argument(help="A new (or empty) directory to write the backup into")],
+    pg_dump: Annotated[
+        str, typer.Option("--pg-dump", help="pg_dump to run (PostgreSQL installs)")
+    ] = "pg_dump",
+) -> None:
+    """Back up the database and the blob directory, consistent with each other; safe while the node runs."""
+    from pathlib import Path
+
+    from hubbub.tools import backup as b
+
+    cfg = _config(ctx)
+    with _progress_bar() as progress:
+        if cfg.database:
+            blobs = None if cfg.s3_bucket else Path(_blob_dir(cfg))
+            report = _tool(
+                lambda: b.backup_postgres(cfg.database_url, blobs, Path(dest), pg_dump, _tasks(progress))
+            )
+        else:
+            report = _tool(
+                lambda: b.backup_sqlite(
+                    Path(cfg.data_dir), Path(_blob_dir(cfg)), Path(dest), _tasks(progress)
+                )
+            )
+    console.print(
+        f"backed up the {report.engine} database ({report.db_bytes} bytes, snapshot at {report.snapshot_at}) and "
+        f"{report.blobs} blob(s) ({report.blob_bytes} bytes) into {report.path} in {report.seconds} s"
+    )
+
+
+@admin_app.command("restore")
+def restore(
+    ctx: typer.Context,
+    src: Annotated[str, typer.Argument(help="A directory written by `hubbub admin backup`")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Restore over a data directory (or database) that is not empty; the old data directory is kept aside",
+        ),
+    ] = False,
+    pg_restore: Annotated[
+        str, typer.Option("--pg-restore", help="pg_restore to run (PostgreSQL backups)")
+    ] = "pg_restore",
+) -> None:
+    """Restore a backup into the configured data directory (or PostgreSQL database). Stop the node first."""
+    from pathlib import Path
+
+    from hubbub.tools import backup as b
+
+    cfg = _config(ctx)
+    manifest = _tool(lambda: b.read_manifest(Path(src)))
+    with _progress_bar() as progress:
+        if manifest.get("engine") == "postgresql":
+            if not cfg.database:
+                errors.print(
+                    "[red]error[/red] a PostgreSQL backup restores into --database (or HUBBUB_DATABASE)"
+                )
+                raise typer.Exit(1)
+            blobs = None if cfg.s3_bucket else Path(_blob_dir(cfg))
+            report = _tool(
+                lambda: b.restore_postgres(
+                    Path(src), cfg.database_url, blobs, force, pg_restore, _tasks(progress)
+                )
+            )
+        else:
+            report = _tool(lambda: b.restore_sqlite(Path(src), Path(cfg.data_dir), force, _tasks(progress)))
+    aside = f"; the previous data directory is kept at {report.kept_aside}" if report.kept_aside else ""
+    console.print(
+        f"restored the {report.engine} backup ({report.blobs} blob(s)) into {report.target} in {report.seconds} s{aside}"
+    )
+
+
+@admin_app.command("migrate-to-postgres")
+def migrate_to_postgres(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="The PostgreSQL URL to copy into (an empty database)")],
+    s3: Annotated[
+        bool, typer.Option("--s3", help="Copy the blobs into the S3 bucket of the HUBBUB_S3_* settings")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=100, max=50_000, help="Rows per transaction")] = 5000,
+) -> None:
+    """Copy this single node's SQLite database and blobs into PostgreSQL (and S3), resumable, then verify.
+    Stop the node first; run again to resume an interrupted copy."""
+    from pathlib import Path
+
+    from hubbub.engines.blobs.local import LocalBlobStore
+    from hubbub.root import Root
+    from hubbub.tools import ToolError
+    from hubbub.tools.migrate_pg import MigrationReport, migrate
+
+    cfg = _config(ctx)
+    db = Path(cfg.data_dir) / "hubbub.db"
+    if cfg.database or not db.is_file():
+        errors.print(
+            f"[red]error[/red] the source is a single node's SQLite database: no {db} (give --data-dir)"
+        )
+        raise typer.Exit(1)
+    if s3 and not cfg.s3_bucket:
+        errors.print("[red]error[/red] --s3 needs HUBBUB_S3_BUCKET (and its endpoint and keys)")
+        raise typer.Exit(1)
+    target_url = config_mod.Config(database=to).database_url
+
+    async def go(progress: Any) -> MigrationReport:
+        source = LocalBlobStore(_blob_dir(cfg))
+        target = Root(cfg, tool=True).get_blobs() if s3 else None
+        if target is not None:
+            await target.start()
+        try:
+            return await migrate(cfg.database_url, target_url, source, target, _tasks(progress), batch)
+        finally:
+            if target is not None:
+                await target.close()
+
+    with _progress_bar() as progress:
+        try:
+            report = asyncio.run(go(progress))
+        except ToolError as exc:
+            errors.print(f"[red]error[/red] {exc}")
+            errors.print("nothing is lost: fix the cause and run the same command again to resume")
+            raise typer.Exit(1) from exc
+    console.print(
+        f"copied {sum(report.rows.values())} rows{' (resumed)' if report.resumed else ''} and {report.blobs} blob(s) in {report.seconds} s; verified:"
+    )
+    for check in report.checks:
+        console.print(f"  [green]ok[/green] {check}")
+    console.print(
+        "point every node at the new database (HUBBUB_DATABASE) and start them (docs/operations.md)"
+    )
+
+
+def _run_services(ctx: typer.Context, work: Callable[[Root], Awaitable[T]]) -> T:
+    """Like ``_run``, for the lifecycle commands: ``work`` gets the tool's root and builds what it uses."""
+    from hubbub.core.errors import HubbubError
+
+    cfg = _config(ctx)
+
+    async def go() -> T:
+        async with _tool_root(cfg) as root:
+            await root.get_blobs().start()  # purges and exports read and delete blobs
+            return await work(root)
+
+    try:
+        if not cfg.database and not os.path.exists(os.path.join(cfg.data_dir, "hubbub.db")):
+            raise _Fail(
+                f"no database: set HUBBUB_DATABASE, or --data-dir to a node's data directory ({cfg.data_dir})"
+            )
+        return asyncio.run(go())
+    except HubbubError as exc:
+        errors.print(f"[red]error[/red] {exc.code.value}: {exc.message}")
+        raise typer.Exit(1) from exc
+    except _Fail as exc:
+        errors.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@admin_app.command("retention")
+def retention(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="Conversation id (p:1:2, g:7)")],
+    days: Annotated[int | None, typer.Option(help="Keep messages this many days (0: for ever)")] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Drop its own policy: the server default applies")
+    ] = False,
+) -> None:
+    """Show a conversation's retention, or set it with --days N (0 keeps for ever) or --default."""
+
+    async def work(s: Root) -> Any:
+        admin = await s.get_admin().server_user()
+        if days is None and not default:
+            return await s.get_retention()._view(conv, can_edit=True)
+        return await s.get_retention().set_by_admin(admin, conv, None if default else days)
+
+    view = _run_services(ctx, work)
+    what = "for ever" if view.days == 0 else f"{view.days} days"
+    own = "the server default" if view.own is None else "its own policy"
+    console.print(f"{view.conv}: messages kept {what} ({own}); purged floor {view.floor}")
+
+
+@admin_app.command("purge")
+def purge(ctx: typer.Context) -> None:
+    """Run the retention purge now: expired messages, then unreferenced uploads and blobs."""
+    report = _run_services(ctx, lambda s: s.get_retention().purge_once())
+    console.print(
+        f"purged {report.messages} message(s) in {report.conversations} conversation(s); "
+        f"{report.uploads} upload(s) and {report.blobs} blob(s) removed"
+    )
+
+
+@admin_app.command("delete-user")
+def delete_user(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User id or username")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Close a user's account: anonymised, sessions ended, groups left; their messages stay as "Deleted user"."""
+    if not yes and not typer.confirm(f"Close the account of {user}? This cannot be undone"):
+        raise typer.Exit(1)
+
+    async def work(s: Root) -> int:
+        found = await s.get_admin().find_user(user)
+        await s.get_closing().close(found.user.id)
+        return int(found.user.id)
+
+    closed = _run_services(ctx, work)
+    console.print(f"closed the account of user {closed}")
+
+
+@admin_app.command("export-conversation")
+def export_conversation(
+    ctx: typer.Context,
+    conv: Annotated[str, typer.Argument(help="Conversation id (p:1:2, g:7)")],
+    out: Annotated[str, typer.Argument(help="The ZIP file to write")],
+) -> None:
+    """Export a whole conversation (messages, members, files) for compliance, into a ZIP file."""
+    from pathlib import Path
+
+    if Path(out).exists():
+        errors.print(f"[red]error[/red] {out} exists: give a new file name")
+        raise typer.Exit(1)
+
+    async def work(s: Root) -> int:
+        admin = await s.get_admin().server_user()
+        job = await s.get_exports().request_conversation_export(admin, conv)
+        task = s.get_exports()._jobs.get(job.id)
+        if task is not None:
+            await task
+        done = await s.get_storage().export_job(job.id)
+        if done is None or done.status != "ready":
+            raise _Fail(f"the export failed: {done.error if done else 'gone'}")
+        size = 0
+        f = await asyncio.to_thread(Path(out).open, "xb")
+        try:
+            async for chunk in s.get_exports().blobs.get(f"export{job.id}.zip"):
+                await asyncio.to_thread(f.write, chunk)
+                size += len(chunk)
+        finally:
+            f.close()
+        return size
+
+    size = _run_services(ctx, work)
+    console.print(f"wrote {out} ({size} bytes)")
+
+
+# -- access control (issue 20; docs/operations.md, "Admin console") --------------------------------
+@admin_app.command("registration")
+def registration(
+    ctx: typer.Context,
+    mode: Annotated[
+        str | None, typer.Argument(help="open, invite or closed; omitted: show the current one")
+    ] = None,
+) -> None:
+    """Show or set who may sign up (stored in the database: every node applies it at once)."""
+    from hubbub.services.access import AccessService
+
+    async def work(a: AdminService) -> str:
+        access = AccessService(a.config, a.storage)
+        if mode is not None:
+            _, changed = await access.change_settings({"registration": mode})
+            if changed:
+                await a.audit(None, "settings.change", detail=changed)
+        return (await access.settings()).registration
+
+    console.print(f"registration: {_run(ctx, work)}")
+
+
+@admin_app.command("audit")
+def audit_export(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Option(help="only this action, e.g. user.ban")] = "",
+    target: Annotated[str, typer.Option(help="only this target, e.g. user:12")] = "",
+) -> None:
+    """Write the audit log as JSON lines (oldest first) to standard output, a thousand entries at a time."""
+    import sys
+
+    import msgspec
+
+    from hubbub.engines.storage.base_access import AuditQuery
+
+    async def work(a: AdminService) -> int:
+        written = after = 0
+        while page := await a.audit_log(AuditQuery(action=action, target=target), after=after, limit=1000):
+            sys.stdout.write("".join(msgspec.json.encode(e).decode() + "\n" for e in page))
+            written += len(page)
+            after = page[-1].id
+        return written
+
+    errors.print(f"{_run(ctx, work)} entries")

@@ -175,6 +175,45 @@ def migrate(
 
 
 @app.command()
+def canary(
+    url: Annotated[list[str], typer.Option(help="A node's URL; give every node (--url A --url B)")],
+    admin_user: Annotated[
+        str, typer.Option(envvar="HUBBUB_CANARY_ADMIN_USER", help="Creates and marks the accounts")
+    ],
+    admin_password: Annotated[str, typer.Option(envvar="HUBBUB_CANARY_ADMIN_PASSWORD", show_default=False)],
+    password: Annotated[
+        str, typer.Option(envvar="HUBBUB_CANARY_PASSWORD", help="The canary accounts' password")
+    ],
+    users: Annotated[int, typer.Option(min=4, help="Canary accounts")] = 4,
+    interval: Annotated[float, typer.Option(help="Seconds between rounds (one message per path)")] = 2.0,
+    grace: Annotated[float, typer.Option(help="Seconds a message has to arrive before it is checked")] = 10.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: never)")
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(help="Port of the canary's own /metrics")] = 9464,
+    metrics_host: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Prove delivery on a live cluster: synthetic accounts send marked messages on every path and node and
+    check each arrives exactly once, in order (docs/operations.md, "Canary"). Exit status 1 on a violation."""
+    from hubbub.proof.canary import CanaryOptions, run_canary
+
+    logs.setup("info", "canary")
+    options = CanaryOptions(
+        url,
+        admin_user,
+        admin_password,
+        password,
+        users,
+        interval,
+        grace,
+        duration,
+        metrics_host,
+        metrics_port,
+    )
+    raise typer.Exit(1 if asyncio.run(run_canary(options)) else 0)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     import hubbub

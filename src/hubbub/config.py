@@ -71,6 +71,20 @@ class Config(msgspec.Struct, kw_only=True):
     #: ``read_burst`` then ``read_rate`` per second.
     read_rate: float = 50.0
     read_burst: int = 500
+    #: Message searches per user: a burst of ``search_burst`` then ``search_rate`` per second (a search
+    #: costs far more than a read; docs/protocol.md, "Search").
+    search_rate: float = 2.0
+    search_burst: int = 20
+    #: Run the search indexer on this node (one node of a cluster indexes at a time, whichever holds the
+    #: lock; the others stand by). Off: messages are stored but not findable until a node indexes them.
+    search_indexer: bool = True
+    #: Seconds between indexer passes when it has caught up: the most a new message waits to be findable.
+    search_index_interval_s: float = 0.5
+    #: Messages indexed per pass (one short transaction each).
+    search_index_batch: int = 500
+    #: A query whose terms are all shorter than 3 characters (no trigram) reads at most this many of the
+    #: newest visible messages per request, and says where it stopped.
+    search_short_scan: int = 20_000
     #: Login attempts per username from one client address: burst, then per minute. Keyed on the pair so
     #: strangers guessing elsewhere never lock the owner out (the per-address limit is login_ip_*).
     login_burst: int = 10
@@ -106,6 +120,10 @@ class Config(msgspec.Struct, kw_only=True):
     #: The first account registered on a fresh server becomes an admin. Turn off on a server whose sign-up
     #: page is public before you registered; create admins with ``hubbub admin create-user --admin``.
     first_user_admin: bool = True
+    #: Who may sign up while no admin has chosen in the console (the console's choice is stored in the
+    #: database and wins on every node): ``open``, ``invite`` (an invite code is needed) or ``closed`` (admins
+    #: create accounts). A fresh server always lets its first account register (docs/operations.md).
+    registration: Literal["open", "invite", "closed"] = "open"
     #: The sensitive-word filter on text messages: "replace" each listed word with ***, "reject" the
     #: message with ``content_rejected``, or "off". The word list is edited with ``hubbub admin words``.
     word_filter: str = "replace"
@@ -145,6 +163,20 @@ class Config(msgspec.Struct, kw_only=True):
     s3_access_key: str = ""
     #: The S3 secret key; never logged or printed.
     s3_secret_key: str = ""
+    # -- data lifecycle (docs/operations.md, "Retention", "Exports", "Account deletion") ------------------
+    #: Server default retention of messages, in days; 0 keeps them for ever. A conversation's own policy
+    #: (set by an admin, or by a group's owner) overrides it.
+    retention_days: int = 0
+    #: The purge job runs this often (seconds; 0 disables it): removes expired messages, then the uploads and
+    #: blobs no message references any more (after ``blob_gc_grace_s``).
+    retention_interval_s: float = 3600.0
+    #: Group owners may set their group's retention (admins always may, for any conversation).
+    group_retention_by_owner: bool = True
+    #: How long a finished export can be downloaded (seconds) before its archive is deleted.
+    export_ttl_s: int = 7 * 24 * 3600
+    #: An export still building after this many seconds is taken as failed (its node died) and can be asked
+    #: for again.
+    export_stale_s: float = 3600.0
     # -- abuse limits (docs/security.md) -------------------------------------------------------------
     #: Login attempts per client IP, whatever the username: a burst, then per minute.
     login_ip_burst: int = 50
@@ -182,11 +214,44 @@ class Config(msgspec.Struct, kw_only=True):
     metrics_listen: str = ""
     #: When set, ``/metrics`` needs ``Authorization: Bearer <token>`` wherever it is served; never logged.
     metrics_token: str = ""
+    # -- calls (docs/operations.md, "Calls and TURN") -------------------------------------------------
+    #: Comma-separated STUN URLs given to clients, e.g. ``stun:turn.example.org:3478``; empty: none.
+    call_stun_urls: str = ""
+    #: Comma-separated TURN URLs, e.g. ``turn:turn.example.org:3478?transport=udp,turns:turn.example.org:5349``;
+    #: given to clients only with ``call_turn_secret`` set.
+    call_turn_urls: str = ""
+    #: coturn's ``static-auth-secret`` (``use-auth-secret``): per-user TURN credentials are derived from it
+    #: (TURN REST API). Never logged or sent to clients.
+    call_turn_secret: str = ""
+    #: How long a TURN credential is valid (seconds); a call in progress keeps its allocation past it.
+    call_turn_ttl_s: int = 6 * 3600
+    #: Tell clients to send all call media through TURN (``iceTransportPolicy: "relay"``): neither side learns
+    #: the other's IP address, at the cost of relay bandwidth. Needs TURN configured.
+    call_force_relay: bool = False
+    #: A call not answered within this many seconds is missed.
+    call_ring_timeout_s: float = 45.0
+    #: A call whose party's node stopped renewing it for this long (the node died) ends; its users are no
+    #: longer busy. Nodes renew every third of it.
+    call_lease_s: float = 30.0
+    #: A device whose connection drops during an answered call may reconnect (to any node) and resume the
+    #: call within this many seconds (the media goes on meanwhile); after that, or with 0, the call ends.
+    call_reconnect_s: float = 10.0
+    #: Call invites per user: a burst, then per minute.
+    call_invite_burst: int = 10
+    call_invite_per_minute: float = 20.0
     #: ``debug``, ``info``, ``warning`` or ``error``.
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or
     #: "platform" (HTTP API only). Split roles need the cluster engines (Redis) to reach each other.
     role: Literal["all", "gateway", "platform"] = "all"
+    #: Share of messages whose path is traced for admins (``GET /api/v1/admin/trace``), 0 to 1; 0 turns
+    #: tracing off. Chosen from the message id, so every node traces the same ones. Tracing every message costs
+    #: about 7 µs of CPU per message (some 10% of the 1:1 path); a tenth, about 1 µs (docs/benchmarks.md).
+    trace_sample: float = 0.1
+    #: How long a message's trace is kept (seconds).
+    trace_ttl_s: int = 86400
+    #: On a single node (no Redis), most messages whose traces are kept in memory (the oldest go first).
+    trace_memory_messages: int = 100_000
 
     @property
     def database_url(self) -> str:

@@ -43,6 +43,8 @@ class Node:
         self.hot_state = root.get_hot_state()
         self.blobs = root.get_blobs()
         self.services = root.get_services()
+        #: Keeps the search index behind the messages (services/search.py); started where the role says.
+        self.indexer = root.get_indexer()
         self.hub = root.get_hub()
         self.signaller = self.services.hot.signaller
         self.metrics = root.get_metrics()
@@ -74,6 +76,11 @@ class Node:
         if self.root.serves_websocket:  # nothing to renew or sweep on a node without connections
             await self.registry.start(self.hub)
             self.hub.start()
+            self.services.calls.start()  # renews its connections' call leases, ends lost calls
+        if self.root.serves_api:  # the database's housekeeping, kept off the nodes that hold connections
+            self.services.retention.start()
+            self.services.exports.start()
+            self.indexer.start()
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,

@@ -24,7 +24,15 @@ hub heartbeat/auth sweeper      yes    yes      -         -
 registry renewal                yes    yes      -         -
 node queue consumer             yes    yes      yes       -
 cluster liveness, load report   yes    yes      yes       -
+call sweeper (ends lost calls)  yes    yes      -         -
+retention purge loop            yes    -        yes       -
+export sweeper                  yes    -        yes       -
+search indexer                  yes    -        yes       -
+tracer buffer flush             yes    yes      yes       -
 ==============================  =====  =======  ========  =====
+
+The admin tool builds the services its commands need (admin, retention, exports, account closing) and runs
+their work once, in the foreground (``hubbub admin purge``...), never their loops.
 
 A platform node holds no connections, so nothing renews or sweeps there; it still reads its queue, because
 it is a member of the cluster and every node's broadcasts (hot-group news) reach every member.
@@ -40,6 +48,7 @@ from hubbub.config import Config
 from hubbub.core.ids import MessageIds
 from hubbub.core.stats import Reading, StatsProvider
 from hubbub.engines.blobs.base import BlobStore
+from hubbub.engines.calls.base import CallStore
 from hubbub.engines.cluster.base import Cluster
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.ratelimit.base import RateLimiter
@@ -48,18 +57,26 @@ from hubbub.engines.redis_link import RedisLink
 from hubbub.engines.registry.base import Registry
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
+from hubbub.proof.trace import Tracer, build_tracer
 from hubbub.services import content
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.calls import CallService
+from hubbub.services.closing import AccountClosing
 from hubbub.services.container import Services
+from hubbub.services.export import ExportService
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.hot import HotGroups, HotPolicy
+from hubbub.services.joins import JoinService
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
 from hubbub.services.passwords import Passwords
 from hubbub.services.presence import PresenceService
+from hubbub.services.reports import ReportService
+from hubbub.services.retention import RetentionService
+from hubbub.services.search import SearchIndexer, SearchService
 from hubbub.services.words import WordFilter
 
 if TYPE_CHECKING:
@@ -196,6 +213,20 @@ class Root:
         return MemoryRouting(self.node_id)
 
     @cached
+    def get_call_store(self) -> CallStore:
+        """Live calls where every node sees them: Redis for a cluster, else in-process (engines/calls)."""
+        if self.config.redis:
+            from hubbub.engines.calls.redis import RedisCallStore
+            from hubbub.engines.redis_link import connect
+
+            link = self.get_redis_link()
+            assert link is not None
+            return RedisCallStore(connect(self.config.redis, link, timeout=2.0))
+        from hubbub.engines.calls.memory import MemoryCallStore
+
+        return MemoryCallStore()
+
+    @cached
     def get_limiter(self) -> RateLimiter:
         """Token buckets shared by the cluster through Redis, else in-process. A tool limits nobody."""
         if self.config.redis and not self.tool:
@@ -211,8 +242,9 @@ class Root:
 
     @cached
     def get_hot_state(self) -> HotState:
-        """Recent messages of hot groups: in Redis for a cluster, else in-process. A tool writes none."""
-        if self.config.redis and not self.tool:
+        """Recent messages of hot groups: in Redis for a cluster, else in-process. The tool's too: its purge
+        (``hubbub admin purge``) must drop purged messages from the cluster's cache."""
+        if self.config.redis:
             import redis.asyncio as aioredis
 
             from hubbub.engines.hotgroups.redis import RedisHotState
@@ -315,6 +347,11 @@ class Root:
         return AccountService(self.get_storage(), self.get_media())
 
     @cached
+    def get_tracer(self) -> Tracer:
+        """Per-message tracing for admins (proof/trace.py): in Redis for a cluster, else in this process."""
+        return build_tracer(self.config, self.get_redis_link())
+
+    @cached
     def get_messages(self) -> MessageService:
         return MessageService(
             self.config,
@@ -325,7 +362,52 @@ class Root:
             self.get_ids(),
             self.get_hot(),
             self.get_content_rules(),
+            tracer=self.get_tracer(),
         )
+
+    @cached
+    def get_closing(self) -> AccountClosing:
+        return AccountClosing(self.get_storage(), self.get_routing(), self.get_groups(), self.get_passwords())
+
+    @cached
+    def get_retention(self) -> RetentionService:
+        return RetentionService(self.config, self.get_storage(), self.get_hot(), self.get_media())
+
+    @cached
+    def get_exports(self) -> ExportService:
+        return ExportService(self.config, self.get_storage(), self.get_blobs(), self.get_ids())
+
+    @cached
+    def get_search(self) -> SearchService:
+        return SearchService(self.config, self.get_storage(), self.get_limiter())
+
+    @cached
+    def get_indexer(self) -> SearchIndexer:
+        """Keeps the search index behind the messages (services/search.py); never on the send path. It
+        yields to this node's sends: it catches up at full speed only while the batcher is idle."""
+        batcher = self.get_messages().batcher
+        return SearchIndexer(self.config, self.get_storage(), activity=lambda: batcher.batches)
+
+    @cached
+    def get_calls(self) -> CallService:
+        return CallService(
+            self.config,
+            self.get_call_store(),
+            self.get_routing(),
+            self.get_storage(),
+            self.get_friends(),
+            self.get_messages(),
+            self.get_ids(),
+            self.get_limiter(),
+        )
+
+    @cached
+    def get_joins(self) -> JoinService:
+        return JoinService(self.get_storage(), self.get_groups())
+
+    @cached
+    def get_reports(self) -> ReportService:
+        return ReportService(self.get_storage(), self.get_limiter())
 
     @cached
     def get_presence(self) -> PresenceService:
@@ -342,6 +424,8 @@ class Root:
             self.get_words(),
             self.get_ids(),
             self.get_passwords(),
+            self.get_messages(),
+            self.get_closing(),
         )
 
     @cached
@@ -363,6 +447,15 @@ class Root:
             media=self.get_media(),
             words=self.get_words(),
             admin=self.get_admin(),
+            retention=self.get_retention(),
+            exports=self.get_exports(),
+            closing=self.get_closing(),
+            search=self.get_search(),
+            calls=self.get_calls(),
+            tracer=self.get_tracer(),
+            access=self.get_auth().access,
+            joins=self.get_joins(),
+            reports=self.get_reports(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------
@@ -375,6 +468,7 @@ class Root:
         assert not self.tool, "a tool has no connections"
         hub = Hub(self.config.heartbeat_s, self.config.auth_timeout_s)
         hub.on_broadcast = self.get_hot().heard_broadcast
+        hub.tracer = self.get_tracer()
         if self.serves_websocket:
             from hubbub.gateway.signals import HubAudience
 
@@ -385,6 +479,7 @@ class Root:
     def get_metrics(self) -> NodeMetrics:
         from hubbub.engines.storage.sql import SqlStorage
         from hubbub.metrics import BatcherStats, HotStats, HubStats, NodeMetrics
+        from hubbub.services.search import SearchStats
 
         metrics = NodeMetrics()
         hot = self.get_hot()
@@ -393,6 +488,7 @@ class Root:
             BatcherStats(self.get_messages().batcher),
             HotStats(hot, hot.signaller),
             self.get_cluster(),  # the queue's lag, in a cluster
+            SearchStats(self.get_search(), self.get_indexer()),
         ]
         if isinstance(storage := self.get_storage(), SqlStorage):
             providers.append(
@@ -422,10 +518,20 @@ class Root:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def close(self) -> None:
         """Close what was built, dependents before what they depend on. Safe after a partial start."""
+        if self.built("retention"):
+            await self.get_retention().close()
+        if self.built("exports"):
+            await self.get_exports().close()
+        if self.built("indexer"):
+            await self.get_indexer().close()
+        if self.built("calls"):
+            await self.get_calls().close()  # and its store
         if self.built("words"):
             await self.get_words().close()
         if self.built("messages"):
             await self.get_messages().close()
+        if self.built("tracer"):
+            await self.get_tracer().close()
         if self.built("media"):
             await self.get_media().close()
         if self.built("passwords"):
@@ -442,6 +548,8 @@ class Root:
             self.get_hot().close()  # pending signals: their terminals are gone
         if self.built("hot_state"):
             await self.get_hot_state().close()
+        if self.built("call_store") and not self.built("calls"):
+            await self.get_call_store().close()
         if self.built("limiter"):
             close_limiter = getattr(self.get_limiter(), "close", None)  # the Redis one holds a pool
             if close_limiter is not None:

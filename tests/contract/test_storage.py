@@ -12,8 +12,10 @@ import pytest
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import NewMessage, Rejected, Storage, Stored
+from hubbub.core.models import Message
+from hubbub.engines.storage.base import GroupChange, NewMessage, Rejected, Storage, Stored
 from hubbub.engines.storage.sql import SqlStorage
+from hubbub.services.batcher import Queued, SendBatcher
 from tests import servers
 
 _ids = itertools.count(1_000_000)
@@ -175,6 +177,23 @@ async def test_friends(storage: Storage) -> None:
     assert not await storage.remove_friendship(a, b)
 
 
+async def test_accepting_a_request_befriends_both_in_the_same_transaction(storage: Storage) -> None:
+    a, b, _ = await two_users(storage)
+    request = await storage.create_friend_request(a, b, "", NOW)
+    assert await storage.accept_friend_request(request.id, NOW)
+    assert await storage.are_friends(a, b) and await storage.are_friends(b, a)
+    found = await storage.friend_request(request.id)
+    assert found is not None and found.status == "accepted"
+    assert not await storage.accept_friend_request(request.id, NOW + 1)  # answered: nothing changes
+    assert [(u.id, since) for u, since in await storage.friends(a)] == [(b, NOW)]
+    # A declined request befriends nobody when accepted late.
+    c = (await storage.create_user("carl", "Carl", "h", NOW)).id
+    late = await storage.create_friend_request(c, a, "", NOW)
+    assert await storage.answer_friend_request(late.id, "declined")
+    assert not await storage.accept_friend_request(late.id, NOW)
+    assert not await storage.are_friends(a, c)
+
+
 # -- messages -----------------------------------------------------------------------------------------
 async def test_store_assigns_gap_free_seqs_per_conversation(storage: Storage) -> None:
     a, b, conv = await two_users(storage)
@@ -202,6 +221,54 @@ async def test_store_is_idempotent_on_sender_and_cmid(storage: Storage) -> None:
     assert [(s.message.seq, s.duplicate) for s in batch] == [(3, False), (3, True), (4, False)]
     assert batch[0].message == batch[1].message
     assert [m.cmid for m in await storage.messages_after(conv, 0, 100)] == ["same", "same", "twin", "z"]
+
+
+async def test_a_duplicate_names_who_should_hear_of_it_now(storage: Storage) -> None:
+    """A resend is pushed again (the first try may have died before pushing): storage says to whom, from the
+    stored message, never from the resend, and not to members who joined after it (issue 12.5)."""
+    a, b, conv = await two_users(storage)
+    c = (await storage.create_user("cleo", "Cleo", "h", NOW)).id
+    await storage.store_messages([new(conv, a, "p1")])
+    # the resend names another conversation: still the stored one, and its pair
+    (again,) = await storage.store_messages([new(f"p:{min(a, c)}:{max(a, c)}", a, "p1")])
+    assert again.duplicate and again.message.conv == conv and set(again.recipients) == {a, b}
+
+    notice = NewMessage(id=next(_ids), conv="", sender=a, cmid="~created", type="system", body={}, ts=NOW)
+    group = (await storage.create_group(a, {"name": "g"}, [b], notice)).group
+    gconv = f"g:{group.id}"
+    (first,) = await storage.store_messages([new(gconv, b, "g1", members=(0,))])
+    join = NewMessage(id=next(_ids), conv=gconv, sender=a, cmid="~join", type="system", body={}, ts=NOW)
+    await storage.change_group(group.id, GroupChange(add={c: "member"}), join)
+    (resent,) = await storage.store_messages([new(gconv, b, "g1", members=(0,))])
+    assert resent.duplicate and resent.message == first.message and not resent.hot
+    assert set(resent.recipients) == {a, b}  # not c, who joined after it
+
+
+async def test_a_value_the_database_refuses_fails_only_its_message(storage: Storage) -> None:
+    """PostgreSQL refuses a NUL in text and an integer past an ``integer`` column (SQLSTATE class 22); that
+    once failed the whole batch as ``unavailable``. Through the batcher, only that message fails, with
+    ``invalid_field`` (SQLite stores both: it has neither limit)."""
+    a, b, conv = await two_users(storage)
+    published: list[str] = []
+
+    async def on_stored(batch: list[Queued], results: list[Stored | Rejected]) -> None:
+        published.extend(r.message.cmid for r in results if isinstance(r, Stored))
+
+    batcher = SendBatcher(storage, on_stored)
+    bad = [new(conv, a, "nul\x00"), msgspec.structs.replace(new(conv, a, "far"), mentions=(2**40,))]
+    good = [new(conv, b, f"ok{i}") for i in range(6)]
+    futures = [batcher.submit(Queued(m)) for m in [good[0], bad[0], *good[1:3], bad[1], *good[3:]]]
+    await batcher.close()
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for item, result in zip([good[0], bad[0], *good[1:3], bad[1], *good[3:]], results, strict=True):
+        if item in good:
+            assert isinstance(result, Message), result
+        else:
+            refused = isinstance(result, HubbubError) and result.code is Code.INVALID_FIELD
+            assert isinstance(result, Message) or refused, result
+    stored = [m.cmid for m in await storage.messages_after(conv, 0, 100)]
+    assert [c for c in stored if c.startswith("ok")] == [f"ok{i}" for i in range(6)]
+    assert published == stored
 
 
 async def test_concurrent_batches_from_two_instances(make_storage: MakeStorage) -> None:

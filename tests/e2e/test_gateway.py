@@ -66,7 +66,8 @@ async def test_malformed_frames_get_errors_and_the_connection_survives(node, mak
             ('{"type": "pull", "conv": "p:1:2", "limit": 100000}', "invalid_field"),
             ('{"type": "send", "cmid": "", "to": 2, "body": {"text": "x"}}', "invalid_field"),
             ('{"type": "send", "cmid": "c", "to": 2, "body": "text"}', "invalid_field"),
-            ('{"type": "pull", "conv": "nonsense", "after_seq": 0}', "not_found"),
+            ('{"type": "pull", "conv": "nonsense", "after_seq": 0}', "invalid_id"),
+            ('{"type": "pull", "conv": "g:424242", "after_seq": 0}', "forbidden"),
             ('{"type": "auth", "token": "again", "terminal": "web"}', "bad_request"),
         ]
         for raw, code in cases:

@@ -112,13 +112,13 @@ async def test_a_slow_pull_never_blocks_heartbeats_or_other_frames(make_node):
         await owner.send_text("hello", conv=group["conv"])
 
         # Make every pull take 2 s.
-        real = node.services.messages.pull_encoded
+        real = node.services.messages.pull_for_wire
 
         async def slow_pull(*args, **kwargs):
             await asyncio.sleep(2.0)
             return await real(*args, **kwargs)
 
-        node.services.messages.pull_encoded = slow_pull
+        node.services.messages.pull_for_wire = slow_pull
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(f"ws://127.0.0.1:{node.port}/ws")
             await ws.send_json({"type": "auth", "token": a.access_token, "terminal": "web"})

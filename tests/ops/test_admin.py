@@ -20,7 +20,13 @@ SAMPLE_BODIES = {
 
 
 def concrete(path: str) -> str:
-    return path.replace("{user_id}", "1").replace("{group_id}", "1")
+    return (
+        path.replace("{user_id}", "1")
+        .replace("{group_id}", "1")
+        .replace("{report_id}", "1")
+        .replace("{code}", "abc")
+        .replace("{conv}", "p:1:2")
+    )
 
 
 async def test_first_user_is_admin_and_others_are_refused_everywhere(make_client):

@@ -33,4 +33,5 @@ RELAXED = {
     "ip_limit_exempt": "127.0.0.0/8",
     "group_create_per_hour": 10_000,
     "send_burst": 10_000,
+    "call_invite_burst": 10_000,
 }

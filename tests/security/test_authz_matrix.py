@@ -21,6 +21,7 @@ member's group nickname, a friend-request note, the bytes of files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import secrets
@@ -31,7 +32,7 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from hubbub.client import HubbubClient
+from hubbub.client import ApiError, HubbubClient
 from tests.conftest import PASSWORD, base_url
 from tests.security.conftest import RELAXED, documented_errors
 
@@ -190,6 +191,9 @@ class World:
     async def close(self) -> None:
         for client in self.c.values():
             await client.close()
+        for extra in ("owner_web", "member_web"):  # the call rows' second devices
+            if hasattr(self, extra):
+                await getattr(self, extra).close()
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -270,6 +274,51 @@ def msg(dest: Callable[[World], dict[str, Any]]) -> Prepare:
     return prepare
 
 
+async def owner_export(world: World, actor: str) -> Call:
+    """One export of the owner's (the POST row may have made it already)."""
+    if not hasattr(world, "owner_export"):
+        mine = (await world.api("owner", "GET", "/api/v1/exports"))["exports"]
+        made = mine[0] if mine else await world.api("owner", "POST", "/api/v1/exports")
+        world.owner_export = made["id"]  # type: ignore[attr-defined]
+    return Call(params={"export_id": world.owner_export})  # type: ignore[attr-defined]
+
+
+async def admin_invite(world: World) -> Call:
+    invite = await world.api("admin", "POST", "/api/v1/invites", {"max_uses": 1})
+    return Call(params={"code": invite["code"]})
+
+
+def join_settings(**fields: bool) -> Prepare:
+    """A fresh group with these join settings (set by its owner)."""
+
+    async def prepare(world: World, actor: str) -> Call:
+        gid, _ = await world.fresh_group()
+        await world.api("owner", "PATCH", f"/api/v1/groups/{gid}", fields)
+        return Call(params={"group_id": gid})
+
+    return prepare
+
+
+def link_call(fresh: bool) -> Prepare:
+    """A live join link: of a fresh group (joins change it), or of the world's group (with its canaries)."""
+
+    async def prepare(world: World, actor: str) -> Call:
+        gid = (await world.fresh_group())[0] if fresh else world.group
+        link = await world.api("owner", "POST", f"/api/v1/groups/{gid}/links", {})
+        return Call(params={"group_id": gid, "code": link["code"]})
+
+    return prepare
+
+
+async def join_request_call(world: World, actor: str) -> Call:
+    """A pending request of the guest (no member) to a fresh group that needs approval."""
+    call = await join_settings(join_approval=True)(world, actor)
+    gid = call.params["group_id"]
+    link = await world.api("owner", "POST", f"/api/v1/groups/{gid}/links", {})
+    asked = await world.api("guest", "POST", f"/api/v1/links/{link['code']}/join")
+    return Call(params={"group_id": gid, "request_id": asked["request"]["id"]})
+
+
 G = "/api/v1/groups/{group_id}"
 ROWS: list[Row] = [
     # -- accounts ---------------------------------------------------------------------------------
@@ -289,6 +338,8 @@ ROWS: list[Row] = [
     Row("GET", "/api/v1/users/{user_id}", EVERYONE, fixed(user_id=lambda w: w.user("owner"))),
     Row("GET", "/api/v1/users", EVERYONE, lambda w, a: _const(Call(query={"q": "own"}))),
     # -- friends ----------------------------------------------------------------------------------
+    # -- calls ------------------------------------------------------------------------------------
+    Row("GET", "/api/v1/calls/ice", EVERYONE),
     Row("GET", "/api/v1/friends", EVERYONE),
     Row(
         "DELETE",
@@ -370,6 +421,61 @@ ROWS: list[Row] = [
         who("forbidden", owner=OK),
         recall_owner_private,
         label="the owner's private message (sender only)",
+    ),
+    # -- data lifecycle (retention, exports, closing an account) ------------------------------------
+    Row("GET", "/api/v1/conversations/{conv}/retention", MEMBERS_OK_FORBIDDEN, fixed(conv=lambda w: w.conv_g), label="group"),
+    Row("GET", "/api/v1/conversations/{conv}/retention", PAIR_OK, fixed(conv=lambda w: w.conv_p), label="private"),
+    Row(
+        "PUT",
+        "/api/v1/conversations/{conv}/retention",
+        who("forbidden", owner=OK),
+        body_of(fixed(conv=lambda w: w.conv_g), lambda w, a: {"days": None}),
+        label="group: its owner",
+    ),
+    Row(
+        "PUT",
+        "/api/v1/conversations/{conv}/retention",
+        who("forbidden"),
+        body_of(fixed(conv=lambda w: w.conv_p), lambda w, a: {"days": None}),
+        label="private: admins only, through /admin",
+    ),
+    Row("POST", "/api/v1/exports", EVERYONE),
+    Row("GET", "/api/v1/exports", EVERYONE),
+    Row("GET", "/api/v1/exports/{export_id}", who("not_found", owner=OK), owner_export),
+    # The download's authorization is the link's signature: without it, nobody gets anything.
+    Row("GET", "/api/v1/exports/{export_id}/download", who("not_found", anonymous="not_found"), owner_export),
+    # A wrong password everywhere: the row checks that closing an account wants a session and the password.
+    Row("DELETE", "/api/v1/me", who("unauthorized"), lambda w, a: _const(Call(json={"password": "not-the-password"}))),
+
+    # -- search (the canary check proves no one finds what they may not read) -----------------------
+    Row("GET", "/api/v1/search", EVERYONE, lambda w, a: _const(Call(query={"q": "canary"})), label="all"),
+    Row(
+        "GET",
+        "/api/v1/search",
+        MEMBERS_OK_FORBIDDEN,
+        lambda w, a: _const(Call(query={"q": "canary", "conv": w.conv_g})),
+        label="group",
+    ),
+    Row(
+        "GET",
+        "/api/v1/search",
+        PAIR_OK,
+        lambda w, a: _const(Call(query={"q": "ca", "conv": w.conv_p})),
+        label="private, short term",
+    ),
+    Row(
+        "GET",
+        "/api/v1/conversations/{conv}/messages/{seq}/around",
+        MEMBERS_OK_FORBIDDEN,
+        fixed(conv=lambda w: w.conv_g, seq=lambda w: w.seq_g),
+        label="group",
+    ),
+    Row(
+        "GET",
+        "/api/v1/conversations/{conv}/messages/{seq}/around",
+        PAIR_OK,
+        fixed(conv=lambda w: w.conv_p, seq=1),
+        label="private",
     ),
     # -- groups -----------------------------------------------------------------------------------
     Row("POST", "/api/v1/groups", EVERYONE, lambda w, a: _const(Call(json={"name": "mine"}))),
@@ -478,6 +584,50 @@ ROWS: list[Row] = [
         MEMBERS_OK,
         fixed(upload_id=lambda w: w.image_g["upload"]),
     ),
+    # -- access: invites, join links and requests, directory, reports (issue 20) -------------------
+    Row("GET", "/api/v1/server", who(OK, anonymous=OK)),
+    Row("GET", "/api/v1/me/access", EVERYONE),
+    # User invites are off by default: only the server admin may invite.
+    Row("POST", "/api/v1/invites", who("forbidden", admin=OK), lambda w, a: _const(Call(json={"max_uses": 1}))),
+    Row("GET", "/api/v1/invites", EVERYONE),
+    Row("DELETE", "/api/v1/invites/{code}", who("not_found", admin=OK), lambda w, a: admin_invite(w)),
+    Row("GET", "/api/v1/groups/directory", EVERYONE, lambda w, a: _const(Call(query={"q": "team"}))),
+    Row("POST", G + "/join", EVERYONE, join_settings(public=True)),
+    Row("GET", G + "/links", who("not_found", member="forbidden", admin=OK, owner=OK), fixed(group_id=lambda w: w.group)),
+    Row(
+        "POST",
+        G + "/links",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        body_of(group_call(), lambda w, a: {"max_uses": 5}),
+    ),
+    Row("DELETE", G + "/links/{code}", who("not_found", member="forbidden", admin=OK, owner=OK), link_call(False)),
+    Row("GET", "/api/v1/links/{code}", EVERYONE, link_call(False)),  # a card: never the group's notice
+    Row("POST", "/api/v1/links/{code}/join", EVERYONE, link_call(True)),
+    Row(
+        "GET",
+        G + "/requests",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        join_settings(join_approval=True),
+    ),
+    Row(
+        "POST",
+        G + "/requests/{request_id}/approve",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        join_request_call,
+    ),
+    Row(
+        "POST",
+        G + "/requests/{request_id}/decline",
+        who("not_found", member="forbidden", admin=OK, owner=OK),
+        join_request_call,
+    ),
+    Row(
+        "POST",
+        "/api/v1/reports",
+        who(OK, owner="invalid_field"),  # nobody reports themselves
+        lambda w, a: _const(Call(json={"kind": "user", "target": str(w.user("owner")), "reason": "spam"})),
+    ),
+    Row("GET", "/api/v1/reports", EVERYONE),
     # -- operations -------------------------------------------------------------------------------
     Row("GET", "/healthz", who(OK, anonymous=OK)),
 ]
@@ -666,6 +816,61 @@ def ws_send(dest: Callable[[World], dict[str, Any]]) -> WsPrepare:
     return prepare
 
 
+async def call_devices(world: World) -> tuple[HubbubClient, HubbubClient]:
+    """The owner's and the member's phones (the matrix sockets are their "desktop" devices; the owner's "web"
+    slot is left for the presence check below)."""
+    if not hasattr(world, "owner_web"):
+        for actor in ("owner", "member"):
+            client = HubbubClient(world.url, terminal="mobile")
+            await client.login(world.c[actor].user["username"], PASSWORD)  # type: ignore[index]
+            await client.connect(sync=False)
+            setattr(world, f"{actor}_web", client)
+    return world.owner_web, world.member_web  # type: ignore[attr-defined]
+
+
+async def end_calls(world: World) -> None:
+    """End whatever the previous call row left: every call ringing the owner, and the member's call."""
+    owner_web, member_web = await call_devices(world)
+    ringing = set()
+    while not owner_web.events.empty():
+        pushed = owner_web.events.get_nowait()
+        if pushed["type"] == "call_incoming":
+            ringing.add(pushed["call"]["id"])
+    for call_id in ringing:
+        with contextlib.suppress(ApiError):
+            await owner_web.request({"type": "call_reject", "call": call_id})
+    if live := getattr(world, "live_call", None):
+        with contextlib.suppress(ApiError):
+            await member_web.request({"type": "call_cancel", "call": live})
+        world.live_call = None  # type: ignore[attr-defined]
+
+
+async def ws_call_invite(world: World, actor: str) -> dict[str, Any]:
+    await end_calls(world)
+    return {"type": "call_invite", "to": world.user("owner"), "media": "video"}
+
+
+def ws_call(frame_type: str, *, answered: bool = False, **fields: Any) -> WsPrepare:
+    """A fresh call from the member's phone to the owner (answered on the owner's phone if asked),
+    and a ``frame_type`` frame about it: only the two parties may act on it, and signalling only from the two
+    devices in the call (so every matrix socket, a third device, gets ``forbidden`` or ``not_found``)."""
+
+    async def prepare(world: World, actor: str) -> dict[str, Any]:
+        await end_calls(world)
+        owner_web, member_web = await call_devices(world)
+        invited = await member_web.request({"type": "call_invite", "to": world.user("owner"), "media": "video"})
+        call_id = invited["call"]["id"]
+        world.live_call = call_id  # type: ignore[attr-defined]
+        if answered:
+            await owner_web.request({"type": "call_accept", "call": call_id})
+        return {"type": frame_type, "call": call_id, **fields}
+
+    return prepare
+
+
+PARTIES = {"owner": OK, "member": OK}
+
+
 #: (label, frame, expected reply type for the allowed, expectations per actor). "anonymous" is a socket that
 #: did not authenticate: every frame but auth gets not_authenticated and the socket is closed with 4401.
 NOT_AUTH = "not_authenticated"
@@ -689,6 +894,17 @@ WS_ROWS: list[tuple[str, WsPrepare, str, dict[str, str]]] = [
     ("recall", ws_recall_member, "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     ("typing private", frame(type="typing", conv=lambda w: w.conv_p), "", who("forbidden", anonymous=NOT_AUTH, member=OK, owner=OK)),
     ("receipts", frame(type="receipts", conv=lambda w: w.conv_g, seq=lambda w: w.seq_g), "receipts_result", who("not_found", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
+    # -- calls: friends may call; a call's frames are for its two parties, signalling for its two devices ----
+    ("call_invite", ws_call_invite, "call_invited", who("not_friends", anonymous=NOT_AUTH, former=OK, member=OK, admin=OK, owner="invalid_field")),
+    ("call_ring", ws_call("call_ring"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),
+    ("call_accept", ws_call("call_accept"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),
+    ("call_reject", ws_call("call_reject"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),
+    ("call_cancel", ws_call("call_cancel"), "ok", who("not_found", anonymous=NOT_AUTH, member=OK, owner="forbidden")),
+    ("call_hangup ringing", ws_call("call_hangup"), "ok", who("not_found", anonymous=NOT_AUTH, **PARTIES)),
+    ("call_hangup answered", ws_call("call_hangup", answered=True), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_resume", ws_call("call_resume", answered=True), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_sdp", ws_call("call_sdp", answered=True, kind="offer", sdp="v=0"), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
+    ("call_ice", ws_call("call_ice", answered=True, candidate={"candidate": ""}), "ok", who("not_found", anonymous=NOT_AUTH, owner="forbidden", member="forbidden")),
 ]
 
 
@@ -756,3 +972,50 @@ async def test_every_frame_by_every_caller(make_node):
     finally:
         await world.close()
     assert not failures, "\n".join(failures)
+
+
+# -- banned users -----------------------------------------------------------------------------------
+async def test_a_banned_user_is_refused_on_every_route_and_the_socket(make_node):
+    """A ban revokes every session: the banned user's token opens nothing, whatever the route (the rows
+    above need a live session for every actor, so the banned caller is tried here, on every route)."""
+    import re
+
+    import pytest
+
+    from hubbub.client import ApiError
+    from hubbub.platform.routing import ROUTES
+
+    node = await make_node(**RELAXED)
+    url = base_url(node)
+    admin, victim = HubbubClient(url), HubbubClient(url)
+    try:
+        await admin.register(f"banadmin{next(_names)}", PASSWORD)
+        await victim.register(f"banned{next(_names)}", PASSWORD)
+        token = victim.access_token
+        await admin.api("PUT", f"/api/v1/admin/users/{victim.user_id}/ban", {"reason": "matrix"})
+        values = {"conv": "g:1", "upload_id": "x", "code": "abc"}
+        failures = []
+        async with aiohttp.ClientSession() as http:
+            for r in ROUTES:
+                if not r.auth:
+                    continue
+                path = re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "1"), r.path)
+                headers = {"Authorization": f"Bearer {token}"}
+                async with http.request(r.method, url + path, headers=headers, json={}) as resp:
+                    body = await resp.json(content_type=None)
+                    code = (body or {}).get("error", {}).get("code")
+                    if (resp.status, code) != (401, "token_revoked"):
+                        failures.append(f"{r.method} {r.path}: {resp.status} {code}")
+            ws = await http.ws_connect(url.replace("http", "ws") + "/ws")
+            await ws.send_json({"type": "auth", "token": token, "terminal": "web", "rid": "a"})
+            reply = await ws.receive(timeout=5)
+            if reply.type is aiohttp.WSMsgType.TEXT and reply.json().get("code") != "token_revoked":
+                failures.append(f"ws auth: {reply.data}")
+            await ws.close()
+        with pytest.raises(ApiError) as login:
+            await victim.login(victim.user["username"], PASSWORD)  # type: ignore[index]
+        assert login.value.code == "forbidden"
+        assert not failures, "\n".join(failures)
+    finally:
+        await admin.close()
+        await victim.close()

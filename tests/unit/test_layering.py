@@ -14,9 +14,12 @@ ALLOWED = {
     "core": set(),
     "protocol": {"core"},
     "engines": {"core", "protocol", "migrations"},
-    "services": {"core", "protocol", "engines", "config"},
-    "gateway": {"core", "protocol", "engines", "services", "config", "metrics"},
-    "platform": {"core", "protocol", "engines", "services", "config", "metrics", "gateway"},
+    # ``proof``: the per-message tracer (proof/trace.py), a hook on the send and delivery paths that sits
+    # beside the engines (it reads their types); the canary (a client of the server) is only run by the CLI.
+    "proof": {"core", "engines", "config", "client"},
+    "services": {"core", "protocol", "engines", "config", "proof"},
+    "gateway": {"core", "protocol", "engines", "services", "config", "metrics", "proof"},
+    "platform": {"core", "protocol", "engines", "services", "config", "metrics", "gateway", "proof"},
     "client": {"protocol"},
 }
 

@@ -1,7 +1,9 @@
 import { createApp } from 'vue'
 import App from './App.vue'
 import { Api } from './api/rest'
-import { StoreKey, createChatStore } from './store'
+import { CallKey, StoreKey, createCallStore, createChatStore } from './store'
+import { AccessKey, createAccess } from './store/access'
+import { createRinger } from './util/ringtone'
 import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
@@ -37,9 +39,38 @@ document.addEventListener('visibilitychange', () => {
 window.addEventListener('online', () => store.reconnectNow())
 window.addEventListener('focus', () => store.markActiveRead())
 
+const calls = createCallStore({
+  request: (frame) => store.callRequest(frame),
+  onFrame: (sink) => store.onCallFrame(sink),
+  onReady: (cb) => store.onCallReady(cb),
+  iceServers: () => api.iceServers(),
+  storage: sessionStorage,
+  ringer: createRinger(),
+  notifyIncoming: (peer, media) => {
+    if (document.visibilityState === 'visible') return // the dialog and the ringtone are enough
+    if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return
+    try {
+      const n = new Notification(t(media === 'video' ? 'call.incomingVideo' : 'call.incomingVoice'), {
+        body: store.displayName(peer),
+        tag: 'hubbub-call',
+        requireInteraction: true,
+      })
+      n.onclick = () => {
+        window.focus()
+        n.close()
+      }
+    } catch {
+      /* some browsers only allow notifications from a service worker */
+    }
+  },
+})
+
 applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 store.boot()
 
-createApp(App).provide(StoreKey, store).mount('#app')
+const access = createAccess(api)
+void access.loadServer()
+
+createApp(App).provide(StoreKey, store).provide(CallKey, calls).provide(AccessKey, access).mount('#app')

@@ -60,6 +60,15 @@ class ConversationLog:
             self.have += 1
         return True
 
+    def purge_through(self, floor: int) -> None:
+        """Retention removed everything at or below ``floor`` (the conversation's ``floor`` in sync): drop it
+        and count it as held, so nothing waits for those seqs."""
+        for seq in [s for s in self.messages if s <= floor]:
+            del self.messages[seq]
+        self.have = max(self.have, floor)
+        while self.have + 1 in self.messages:
+            self.have += 1
+
     def ordered(self) -> list[dict[str, Any]]:
         return [self.messages[s] for s in sorted(self.messages)]
 
@@ -135,8 +144,12 @@ class HubbubClient:
         self.refresh_token = tokens["refresh_token"]
         return tokens
 
-    async def register(self, username: str, password: str, nickname: str | None = None) -> dict[str, Any]:
+    async def register(
+        self, username: str, password: str, nickname: str | None = None, invite: str | None = None
+    ) -> dict[str, Any]:
         body = {"username": username, "password": password, "nickname": nickname}
+        if invite is not None:  # a registration invite code (servers in ``invite`` mode)
+            body["invite"] = invite
         return self._take_tokens(await self.api("POST", "/api/v1/auth/register", body, auth=False))
 
     async def login(self, username: str, password: str) -> dict[str, Any]:
@@ -397,6 +410,7 @@ class HubbubClient:
         for conv in result["conversations"]:
             self.conversations[conv["conv"]] = conv
             log = self.convs.setdefault(conv["conv"], ConversationLog())
+            log.purge_through(conv.get("floor", 0))
             if conv["max_seq"] > log.have:
                 await self.pull_all(conv["conv"])
         return list(result["conversations"])

@@ -1,11 +1,24 @@
 """Conversation ids: ``p:<a>:<b>`` for the private pair a < b, ``g:<group>`` for a group.
 
-Strings, so one id names a conversation everywhere (frames, URLs, storage keys) whatever its kind.
+Strings, so one id names a conversation everywhere (frames, URLs, storage keys) whatever its kind. Each
+conversation has exactly one spelling: the numbers in it are canonical ids (core/ids.py: no leading zero,
+ASCII digits only) and a private pair is written low first. :func:`validate` is what every edge calls on a
+client's conversation id; the rest of the server can then compare ids as strings.
 """
 
 from __future__ import annotations
 
-from hubbub.core.errors import invalid
+from typing import Annotated
+
+from msgspec import Meta
+
+from hubbub.core.errors import HubbubError, invalid_id
+from hubbub.core.ids import parse_id
+
+#: A conversation id in a body or frame. Its spelling is checked by :func:`validate` (``invalid_id``), not by
+#: a length or pattern here, which would refuse some non-canonical spellings as ``invalid_field`` instead:
+#: one code for every bad id.
+ConvField = Annotated[str, Meta(description="a conversation id, canonical: p:<low>:<high> or g:<id>")]
 
 
 def private_conv(a: int, b: int) -> str:
@@ -18,33 +31,41 @@ def group_conv(group_id: int) -> str:
 
 
 def parse_private(conv: str) -> tuple[int, int] | None:
-    """The two members of a private conversation id, or None if it is not one."""
+    """The two members of a private conversation id, or None if it is not one (in its canonical form)."""
     parts = conv.split(":")
-    if len(parts) != 3 or parts[0] != "p" or not _digits(parts[1]) or not _digits(parts[2]):
+    if len(parts) != 3 or parts[0] != "p":
         return None
-    a, b = int(parts[1]), int(parts[2])
-    if a >= b:
+    a, b = parse_id(parts[1]), parse_id(parts[2])
+    if a is None or b is None or a >= b:
         return None
     return a, b
 
 
 def parse_group(conv: str) -> int | None:
+    """The group of a group conversation id, or None if it is not one (in its canonical form)."""
     kind, _, rest = conv.partition(":")
-    if kind != "g" or not _digits(rest):
+    if kind != "g":
         return None
-    return int(rest)
+    return parse_id(rest)
 
 
-def _digits(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also accepts "²" (which ``int`` refuses: a crash) and "١" (which
-    ``int`` reads as 1: a second spelling of the same id). Found by tests/security/test_fuzz.py."""
-    return text.isascii() and text.isdigit()
+def is_canonical(conv: str) -> bool:
+    return parse_private(conv) is not None or parse_group(conv) is not None
 
 
-def validate(conv: str) -> str:
-    if parse_private(conv) is None and parse_group(conv) is None:
-        raise invalid("conv", "not a conversation id")
+def validate(conv: str, field: str = "conv") -> str:
+    """``conv`` if it is a conversation id in its canonical form; otherwise the ``invalid_id`` refusal.
+
+    A non-canonical spelling is refused, never normalised: ``g:07`` would otherwise be a second name for
+    ``g:7`` that some lookups match and others do not.
+    """
+    if not is_canonical(conv):
+        raise not_a_conversation(field)
     return conv
+
+
+def not_a_conversation(field: str = "conv") -> HubbubError:
+    return invalid_id(field, "a conversation id (p:<low>:<high> or g:<id>)")
 
 
 def peer_of(conv: str, me: int) -> int | None:

@@ -17,6 +17,7 @@ class Code(StrEnum):
     BAD_REQUEST = "bad_request"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INVALID_FIELD = "invalid_field"
+    INVALID_ID = "invalid_id"
     UNKNOWN_TYPE = "unknown_type"
     TOO_LARGE = "too_large"
     UNAUTHORIZED = "unauthorized"
@@ -34,12 +35,21 @@ class Code(StrEnum):
     GROUP_FROZEN = "group_frozen"
     CONTENT_REJECTED = "content_rejected"
     RATE_LIMITED = "rate_limited"
+    #: The callee (or the caller) is already in a call (docs/protocol.md, "Calls").
+    BUSY = "busy"
     TIMEOUT = "timeout"
     UNSUPPORTED_MEDIA = "unsupported_media"
     BAD_MEDIA = "bad_media"
     QUOTA_EXCEEDED = "quota_exceeded"
+    EXPIRED = "expired"
     NOT_AUTHENTICATED = "not_authenticated"
     UNAVAILABLE = "unavailable"
+    #: Registration is closed (admins create accounts), or needs an invite that was not given.
+    REGISTRATION_CLOSED = "registration_closed"
+    INVITE_REQUIRED = "invite_required"
+    #: An invite or join link that cannot be used; ``reason``: unknown, revoked, expired or used_up.
+    INVITE_INVALID = "invite_invalid"
+    LINK_INVALID = "link_invalid"
     INTERNAL = "internal"
 
 
@@ -47,6 +57,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.BAD_REQUEST: 400,
     Code.METHOD_NOT_ALLOWED: 405,
     Code.INVALID_FIELD: 422,
+    Code.INVALID_ID: 400,
     Code.UNKNOWN_TYPE: 400,
     Code.TOO_LARGE: 413,
     Code.UNAUTHORIZED: 401,
@@ -64,12 +75,18 @@ HTTP_STATUS: dict[Code, int] = {
     Code.GROUP_FROZEN: 403,
     Code.CONTENT_REJECTED: 422,
     Code.RATE_LIMITED: 429,
+    Code.BUSY: 409,
     Code.TIMEOUT: 408,
     Code.UNSUPPORTED_MEDIA: 415,
     Code.BAD_MEDIA: 422,
     Code.QUOTA_EXCEEDED: 413,
+    Code.EXPIRED: 410,
     Code.NOT_AUTHENTICATED: 401,
     Code.UNAVAILABLE: 503,
+    Code.REGISTRATION_CLOSED: 403,
+    Code.INVITE_REQUIRED: 403,
+    Code.INVITE_INVALID: 403,
+    Code.LINK_INVALID: 403,
     Code.INTERNAL: 500,
 }
 
@@ -100,3 +117,8 @@ def not_found(what: str) -> HubbubError:
 
 def invalid(field: str, why: str) -> HubbubError:
     return HubbubError(Code.INVALID_FIELD, f"{field}: {why}")
+
+
+def invalid_id(field: str, what: str) -> HubbubError:
+    """``field`` does not spell ``what`` canonically (core/ids.py): the same code on REST and WebSocket."""
+    return HubbubError(Code.INVALID_ID, f"{field}: not {what} in canonical form (docs/protocol.md, Ids)")

@@ -23,6 +23,8 @@ class User(msgspec.Struct, kw_only=True):
     #: The server's own account (the sender of notices): clients show a badge, and its display name is
     #: reserved (services/names.py), so a user cannot pass for it.
     system: bool = False
+    #: A closed account ("Deleted user"): its profile is anonymised, its messages keep it as their sender.
+    deleted: bool = False
 
 
 class Account(msgspec.Struct, kw_only=True):
@@ -53,6 +55,11 @@ class Ack(msgspec.Struct, kw_only=True):
     conv: str
     seq: int
     ts: int
+
+    @classmethod
+    def of(cls, message: Message) -> Ack:
+        """The ack of a stored message (for a resend: of the first one)."""
+        return cls(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
 
 
 class FriendRequest(msgspec.Struct, kw_only=True):
@@ -86,6 +93,9 @@ class Conversation(msgspec.Struct, kw_only=True):
     group: int | None = None
     #: I set do-not-disturb on this group: show it, count it, but do not notify unless I am mentioned.
     dnd: bool = False
+    #: Retention removed every message at or below this seq: history and pull start above it, and a client
+    #: holding older messages may drop them (docs/protocol.md, "Retention and the purged floor").
+    floor: int = 0
 
 
 Role = Literal["owner", "admin", "member"]
@@ -114,6 +124,10 @@ class Group(msgspec.Struct, kw_only=True):
     push_pull: bool = False
     #: Frozen by a server admin: read-only, sends are refused with ``group_frozen``.
     frozen: bool = False
+    #: Listed in the public directory, joinable without an invite (docs/protocol.md, "Join links").
+    public: bool = False
+    #: Joins by link or from the directory become requests for the owner and admins to answer.
+    join_approval: bool = False
 
 
 class GroupMember(msgspec.Struct, kw_only=True):

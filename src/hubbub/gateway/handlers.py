@@ -16,14 +16,13 @@ from typing import Any
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group
 from hubbub.core.errors import Code, HubbubError
-from hubbub.engines.storage.base import Stored
+from hubbub.core.models import Message
 from hubbub.gateway.connection import Connection
 from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.frames import encode
 from hubbub.services.container import Services
 from hubbub.services.limits import enforce_reads
-from hubbub.services.messages import ack_of
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,15 @@ class Handlers:
             frames.Recall: self._recall,
             frames.Typing: self._typing,
             frames.Receipts: self._receipts,
+            frames.CallInvite: self._call_invite,
+            frames.CallRing: self._call_ring,
+            frames.CallAccept: self._call_accept,
+            frames.CallReject: self._call_reject,
+            frames.CallCancel: self._call_cancel,
+            frames.CallHangup: self._call_hangup,
+            frames.CallResume: self._call_resume,
+            frames.CallSdp: self._call_sdp,
+            frames.CallIce: self._call_ice,
         }
 
     async def handle(self, conn: Connection, frame: frames.ClientFrame) -> None:
@@ -93,40 +101,35 @@ class Handlers:
 
     # -- send -------------------------------------------------------------------------------------
     async def _send(self, conn: Connection, frame: frames.Send) -> None:
+        """Queue the send on the read loop (so one connection's sends keep their order); the ack, or the
+        error, is written when it is stored."""
         try:
-            command = await self.s.messages.prepare(
+            stored = await self.s.messages.enqueue(
                 conn.user_id,
                 to=frame.to,
                 conv=frame.conv,
                 cmid=frame.cmid,
                 msg_type=frame.msg_type,
                 body=frame.body,
+                origin=conn.conn_id,
             )
         except HubbubError as exc:
             conn.send(error_frame(exc, frame.rid, self.metrics))
             return
-        future = self.s.messages.submit(command, conn.conn_id)
         rid = frame.rid
         received = time.monotonic()
 
-        def acknowledge(done: asyncio.Future[Stored]) -> None:
+        def acknowledge(done: asyncio.Future[Message]) -> None:
             exc = done.exception()
             if exc is None:
                 self.metrics.ack_latency.observe(time.monotonic() - received)
-                ack = ack_of(done.result().message)
-                conn.send(
-                    encode(
-                        frames.AckFrame(
-                            cmid=ack.cmid, id=ack.id, conv=ack.conv, seq=ack.seq, ts=ack.ts, rid=rid
-                        )
-                    )
-                )
+                conn.send(encode(frames.AckFrame.of(done.result(), rid)))
             elif isinstance(exc, HubbubError):
                 conn.send(error_frame(exc, rid, self.metrics))
             else:
                 conn.send(error_frame(HubbubError(Code.INTERNAL, "internal error"), rid, self.metrics))
 
-        future.add_done_callback(acknowledge)
+        stored.add_done_callback(acknowledge)
 
     # -- requests ---------------------------------------------------------------------------------
     async def _sync(self, conn: Connection, frame: frames.Sync) -> bytes:
@@ -134,14 +137,10 @@ class Handlers:
         return encode(frames.SyncResult(conversations=convs, rid=frame.rid))
 
     async def _pull(self, conn: Connection, frame: frames.Pull) -> bytes:
-        found, more = await self.s.messages.pull_encoded(
+        found, more = await self.s.messages.pull_for_wire(
             conn.user_id, frame.conv, frame.after_seq, frame.limit
         )
-        # The messages are already JSON (hot groups keep them encoded): splice them into the reply.
-        head = encode(frames.Messages(conv=frame.conv, messages=[], has_more=more, rid=frame.rid))
-        marker = b'"messages":[]'
-        at = head.index(marker) + len(marker) - 1
-        return head[:at] + b",".join(found) + head[at:]
+        return encode(frames.Messages(conv=frame.conv, messages=found, has_more=more, rid=frame.rid))
 
     async def _history(self, conn: Connection, frame: frames.History) -> bytes:
         found, more = await self.s.messages.history(conn.user_id, frame.conv, frame.before_seq, frame.limit)
@@ -168,6 +167,43 @@ class Handlers:
 
     async def _typing(self, conn: Connection, frame: frames.Typing) -> None:
         await self.s.messages.typing(conn.user_id, frame.conv)
+
+    # -- calls (services/calls): each frame is checked against the call's two parties there ------------
+    async def _call_invite(self, conn: Connection, frame: frames.CallInvite) -> bytes:
+        call = await self.s.calls.invite(conn.user_id, conn.conn_id, frame.to, frame.media, conn.terminal)
+        return encode(frames.CallInvited(call=call.info(), rid=frame.rid))
+
+    async def _call_ring(self, conn: Connection, frame: frames.CallRing) -> bytes:
+        await self.s.calls.ring(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_accept(self, conn: Connection, frame: frames.CallAccept) -> bytes:
+        await self.s.calls.accept(conn.user_id, conn.conn_id, frame.call, conn.terminal)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_resume(self, conn: Connection, frame: frames.CallResume) -> bytes:
+        await self.s.calls.resume(conn.user_id, conn.conn_id, frame.call, conn.terminal)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_reject(self, conn: Connection, frame: frames.CallReject) -> bytes:
+        await self.s.calls.reject(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_cancel(self, conn: Connection, frame: frames.CallCancel) -> bytes:
+        await self.s.calls.cancel(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_hangup(self, conn: Connection, frame: frames.CallHangup) -> bytes:
+        await self.s.calls.hangup(conn.user_id, conn.conn_id, frame.call)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_sdp(self, conn: Connection, frame: frames.CallSdp) -> bytes:
+        await self.s.calls.sdp(conn.user_id, conn.conn_id, frame.call, frame.kind, frame.sdp)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _call_ice(self, conn: Connection, frame: frames.CallIce) -> bytes | None:
+        await self.s.calls.ice(conn.user_id, conn.conn_id, frame.call, frame.candidate)
+        return encode(frames.Ok(rid=frame.rid)) if frame.rid is not None else None
 
 
 def _done(conn: Connection) -> None:

@@ -10,6 +10,7 @@ from hubbub.core.periodic import Periodic
 from hubbub.engines.routing.base import Event
 from hubbub.gateway.connection import Connection, WireStats
 from hubbub.gateway.wire import text_frame
+from hubbub.proof.trace import NO_TRACE, Tracer
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.session import State
 
@@ -31,6 +32,8 @@ class Hub:
         self.stats = WireStats()
         #: Set by the composition root: receives node broadcasts (today, the hot groups' news).
         self.on_broadcast: Callable[[bytes], None] | None = None
+        #: Set by the node: per-message tracing (proof/trace.py).
+        self.tracer: Tracer = NO_TRACE
 
     # -- membership -------------------------------------------------------------------------------
     def add(self, conn: Connection) -> None:
@@ -53,6 +56,8 @@ class Hub:
     # -- LocalSink --------------------------------------------------------------------------------
     def deliver(self, events: Sequence[Event]) -> None:
         by_user = self.by_user
+        if self.tracer.on:
+            self.tracer.delivered(events, by_user)
         for event in events:
             frame: bytes | None = None
             for uid in event.recipients:
@@ -61,8 +66,9 @@ class Hub:
                     continue
                 if frame is None:
                     frame = text_frame(event.payload)
+                only = event.only_conn
                 for conn in conns:
-                    if conn.conn_id != event.exclude_conn:
+                    if conn.conn_id != event.exclude_conn and (only is None or conn.conn_id == only):
                         conn.write(frame)
 
     def broadcast(self, payload: bytes) -> None:

@@ -52,7 +52,7 @@ class Gateway:
         if transport is None:
             return ws
         conn_id = f"{self.node_id}/{self._boot}/{next(self._ids)}"
-        conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats)  # type: ignore[arg-type]
+        conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats)
         self.hub.add(conn)
         try:
             await self._read_loop(conn)
@@ -63,6 +63,10 @@ class Gateway:
                     await self.s.presence.disconnected(conn.user_id, conn.terminal, conn.conn_id)
                 except Exception:
                     log.exception("unregistering %s failed", conn.conn_id)
+                try:
+                    await self.s.calls.disconnected(conn.conn_id)  # a call bound to it ends
+                except Exception:
+                    log.exception("ending the call of %s failed", conn.conn_id)
             log.info(
                 "ws_closed",
                 extra={

@@ -4,6 +4,12 @@ Fields: method, route (the declared path, e.g. ``/api/v1/users/{id}``), path (no
 may carry tokens there), status, error code, user id once authenticated, duration in ms. Never headers or
 bodies. API requests log at info; health checks, metrics scrapes and static files at debug, so a scraper
 polling every few seconds does not drown the log. ``/ws`` is logged by the gateway when the connection ends.
+
+A request aiohttp's HTTP parser refuses (``Content-Length: abc``, a header line too long) never reaches the
+middleware: aiohttp answers 400 itself and logs a traceback at ERROR. Anyone on the internet can send one, so
+``quiet_parser_errors`` turns that into one WARNING line ``http_bad_request`` with the peer, the status and
+the parser's error class, and not its message: the message may quote the offending header line, which can be
+an ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger("hubbub.access")
 
@@ -70,3 +77,26 @@ def access_log() -> Any:
                 )
 
     return middleware
+
+
+class _ParserRejection(logging.Filter):
+    """On ``aiohttp.server``: a parser refusal becomes one WARNING line; every other record passes as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.msg, record.args = "http_bad_request", ()
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        record.peer, record.status, record.reason = peer, exc.code, type(exc).__name__
+        return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+
+
+_PARSER_FILTER = _ParserRejection()
+
+
+def quiet_parser_errors() -> None:
+    """Install the filter (idempotent: ``addFilter`` keeps one copy of the same filter)."""
+    logging.getLogger("aiohttp.server").addFilter(_PARSER_FILTER)

@@ -20,16 +20,22 @@ from hubbub.gateway.server import Gateway
 from hubbub.metrics import NodeMetrics
 from hubbub.platform import (  # noqa: F401
     openapi,
+    routes_access,
     routes_accounts,
     routes_admin,
+    routes_calls,
     routes_friends,
     routes_groups,
+    routes_lifecycle,
     routes_media,
     routes_messages,
+    routes_search,
 )
-from hubbub.platform.access_log import USER_KEY, access_log
+from hubbub.platform.access_log import USER_KEY, access_log, quiet_parser_errors
+from hubbub.platform.bearer import bearer, bearer_token
 from hubbub.platform.limits import EdgeLimits
-from hubbub.platform.routing import ROUTES, Ctx, Route, bearer, decode_body
+from hubbub.platform.routes_admin import METRICS_KEY
+from hubbub.platform.routing import ROUTES, Ctx, Route, decode_body, ids_in_path
 from hubbub.services.container import Services
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -137,6 +143,7 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
             # Before the body is read: a non-admin learns nothing of these routes, not even their schemas
             # (a 422 for a bad body would tell them the route takes one). Found by the authorization matrix.
             await services.admin.require_admin(principal.user_id)
+        ids_in_path(request)  # a bad id is invalid_id whatever the body (read next) holds
         body = await decode_body(request, r.body) if r.body is not None else None
         result = await r.handler(Ctx(services, request, principal, body))
         if isinstance(result, web.StreamResponse):  # a download, already streamed
@@ -150,12 +157,14 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
 
 
 def _digits_only(path: str) -> str:
-    """Integer path parameters match digits only, so ``DELETE /api/v1/friends/requests`` is an unknown method
-    (405), not a friend removal of user "requests" (found by schemathesis); a non-number id is not_found."""
+    """Integer path parameters match only a segment with a digit in it, so ``DELETE /api/v1/friends/requests``
+    is an unknown method (405), not a friend removal of user "requests" (found by schemathesis). A segment
+    with a digit that is not an id's one spelling ("007", "+7", "７") reaches ``Ctx.path_int``: ``invalid_id``.
+    One with no digit at all names no route: ``not_found``."""
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id") else f"{{{name}:[0-9]+}}"
+        return match.group(0) if name in ("conv", "upload_id", "export_id", "code") else f"{{{name}:[^/]*\\d[^/]*}}"
 
     return re.sub(r"{(\w+)}", param, path)
 
@@ -170,12 +179,14 @@ def build_app(services: Services, gateway: Gateway | None, metrics: NodeMetrics)
     for r in ROUTES if serve_api else ():
         app.router.add_route(r.method, _digits_only(r.path), _endpoint(services, r))
     spec = openapi.build(ROUTES)
+    app[METRICS_KEY] = metrics  # the admin dashboard reads the same providers as /metrics
 
     async def openapi_json(_request: web.Request) -> web.Response:
         return json_response(spec)
 
     app.router.add_get("/openapi.json", openapi_json)
     app.middlewares.insert(0, access_log())  # outermost: sees every response, errors included
+    quiet_parser_errors()  # requests aiohttp refuses before any middleware: one line, no traceback
     app.on_response_prepare.append(security_headers)
 
     async def livez(_request: web.Request) -> web.Response:
@@ -213,8 +224,7 @@ def metrics_handler(config: Config, metrics: NodeMetrics, *, loopback_only: bool
 
     async def serve_metrics(request: web.Request) -> web.Response:
         if token:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token):
+            if not hmac.compare_digest(bearer_token(request).encode(), token):
                 raise HubbubError(Code.UNAUTHORIZED, "metrics need the bearer token (HUBBUB_METRICS_TOKEN)")
         elif loopback_only and not _local_caller(request):
             raise HubbubError(

@@ -29,6 +29,7 @@ from aiohttp import web
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
 from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.platform.bearer import bearer_token
 from hubbub.services.auth import AuthService
 from hubbub.services.limits import enforce, enforce_reads
 
@@ -112,13 +113,11 @@ class EdgeLimits:
     def _user_of(self, request: web.Request) -> int | None:
         """The caller's id from the token's signature alone (the route checks the session itself). Downloads
         may carry the token as ``?access_token=`` (for ``<img>``)."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            token = request.query.get("access_token", "") if request.path.startswith(_UPLOADS) else ""
-        if not token.strip():
+        token = bearer_token(request, query=request.path.startswith(_UPLOADS))
+        if not token:
             return None
         try:
-            return self.auth.decode_access(token.strip()).user_id
+            return self.auth.decode_access(token).user_id
         except HubbubError:
             return None
 

@@ -9,6 +9,7 @@ import msgspec
 
 import hubbub
 from hubbub.core.errors import HTTP_STATUS, Code
+from hubbub.core.ids import MAX_ID, MAX_SEQ
 from hubbub.platform.routing import Route
 
 
@@ -100,9 +101,11 @@ def build(routes: list[Route]) -> dict[str, Any]:
     }
 
 
-#: What the routes accept in their path (routing.Ctx.path_int, core/convs.py, services/media.py): schema
-#: fuzzers (schemathesis) then generate what the server takes, and clients see the real shape.
-_CONV = r"^(p:[0-9]{1,12}:[0-9]{1,12}|g:[0-9]{1,12})$"
+#: What the routes accept in their path (routing.Ctx.path_int, core/ids.py, core/convs.py, services/media.py):
+#: schema fuzzers (schemathesis) then generate what the server takes, and clients see the real shape. Ids have
+#: one spelling: no leading zero (the pattern cannot say low < high for ``p:``; the server checks it).
+_ID = "[1-9][0-9]{0,9}"
+_CONV = rf"^(p:{_ID}:{_ID}|g:{_ID})$"
 
 
 def _path_schema(name: str) -> dict[str, Any]:
@@ -110,13 +113,16 @@ def _path_schema(name: str) -> dict[str, Any]:
         return {"type": "string", "pattern": _CONV}
     if name == "upload_id":
         return {"type": "string", "pattern": "^[0-9a-f]{32}$"}
-    return {"type": "integer", "minimum": 0, "maximum": 999_999_999_999}
+    if name == "seq":
+        return {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
+    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def _query_schema(name: str, description: str) -> dict[str, Any]:
     """Integers for the paging parameters, with the range their description states ("1-200, default 50")."""
     if name in ("limit", "after", "after_seq", "before_seq"):
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**53}
+        high = MAX_ID if name == "after" else MAX_SEQ  # "after" pages by user id
+        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": high}
         if found := re.search(r"(\d+)-(\d+)", description):
             schema["minimum"], schema["maximum"] = int(found.group(1)), int(found.group(2))
         return schema

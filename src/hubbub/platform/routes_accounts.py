@@ -21,6 +21,8 @@ class RegisterBody(msgspec.Struct, kw_only=True):
     username: Annotated[str, Meta(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
     password: Password
     nickname: Name | None = None
+    #: A registration invite code: needed when the server's registration is ``invite``.
+    invite: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
 
 
 class LoginBody(msgspec.Struct, kw_only=True):
@@ -59,7 +61,7 @@ class UserList(msgspec.Struct):
 )
 async def register(ctx: Ctx) -> Tokens:
     b: RegisterBody = ctx.body
-    return await ctx.s.auth.register(b.username, b.password, b.nickname)
+    return await ctx.s.auth.register(b.username, b.password, b.nickname, b.invite)
 
 
 @route(

@@ -7,12 +7,13 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from hubbub.core.ids import IdField
 from hubbub.core.models import Friend, FriendRequest
 from hubbub.platform.routing import Ctx, route
 
 
 class RequestBody(msgspec.Struct, kw_only=True):
-    to: Annotated[int, Meta(ge=1, le=2**31)]
+    to: IdField
     note: Annotated[str, Meta(max_length=256)] = ""
 
 

@@ -8,10 +8,11 @@ import msgspec
 from msgspec import Meta
 
 from hubbub.core.convs import group_conv
+from hubbub.core.ids import MAX_ID, IdField
 from hubbub.core.models import Group, GroupMember
 from hubbub.platform.routing import Ctx, route
 
-UserId = Annotated[int, Meta(ge=1, le=2**31)]
+UserId = IdField
 
 
 class CreateBody(msgspec.Struct, kw_only=True):
@@ -28,6 +29,10 @@ class EditBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     invite_policy: Literal["members", "admins"] | msgspec.UnsetType = msgspec.UNSET
     #: Deliver push-pull whatever the size (big groups are hot anyway).
     hot: bool | msgspec.UnsetType = msgspec.UNSET
+    #: Listed in the public directory, joinable without an invite (docs/protocol.md, "Join links").
+    public: bool | msgspec.UnsetType = msgspec.UNSET
+    #: Joins by link or from the directory need the owner's or an admin's approval.
+    join_approval: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class InviteBody(msgspec.Struct, kw_only=True):
@@ -120,7 +125,7 @@ async def profile(ctx: Ctx) -> Group:
 @route(
     "PATCH",
     "/api/v1/groups/{group_id}",
-    summary="Edit name, notice, avatar, invite policy or hot flag (owner/admins)",
+    summary="Edit name, notice, avatar, invite policy, hot flag or join settings (owner/admins)",
     body=EditBody,
     response=Group,
     tag="groups",
@@ -148,7 +153,7 @@ async def dismiss(ctx: Ctx) -> None:
 )
 async def members(ctx: Ctx) -> MemberPage:
     limit = ctx.query_int("limit", 100, 1, 200) or 100
-    after = ctx.query_int("after", 0) or 0
+    after = ctx.query_seq("after", MAX_ID) or 0
     page = await ctx.s.groups.members(
         ctx.me, ctx.path_int("group_id"), after, limit, ctx.request.query.get("q", "")
     )
@@ -165,7 +170,7 @@ async def members(ctx: Ctx) -> MemberPage:
 )
 async def online(ctx: Ctx) -> OnlinePage:
     limit = ctx.query_int("limit", 200, 1, 200) or 200
-    after = ctx.query_int("after", 0) or 0
+    after = ctx.query_seq("after", MAX_ID) or 0
     found, next_after = await ctx.s.groups.online(ctx.me, ctx.path_int("group_id"), after, limit)
     return OnlinePage(
         online=[OnlineMember(user=uid, terminals=list(terms)) for uid, terms in sorted(found.items())],

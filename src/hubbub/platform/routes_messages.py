@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from hubbub.core.convs import validate
+from hubbub.core.convs import ConvField, validate
 from hubbub.core.errors import Code, HubbubError
+from hubbub.core.ids import IdField, SeqField
 from hubbub.core.models import Ack, Conversation, Message
 from hubbub.platform.routing import Ctx, route
 
@@ -17,12 +18,12 @@ class SendBody(msgspec.Struct, kw_only=True):
     cmid: Annotated[str, Meta(min_length=1, max_length=64)]
     body: dict[str, Any]
     type: Annotated[str, Meta(max_length=16)] = "text"
-    to: Annotated[int, Meta(ge=1, le=2**31)] | None = None
-    conv: Annotated[str, Meta(min_length=3, max_length=48)] | None = None
+    to: IdField | None = None
+    conv: ConvField | None = None
 
 
 class ReadBody(msgspec.Struct, kw_only=True):
-    seq: Annotated[int, Meta(ge=0, le=2**53)]
+    seq: SeqField
 
 
 class ReadResult(msgspec.Struct):
@@ -49,7 +50,11 @@ class MessagePage(msgspec.Struct):
 )
 async def send(ctx: Ctx) -> Ack:
     b: SendBody = ctx.body
-    return await ctx.s.messages.send(ctx.me, to=b.to, conv=b.conv, cmid=b.cmid, msg_type=b.type, body=b.body)
+    conv = validate(b.conv) if b.conv is not None else None
+    stored = await ctx.s.messages.enqueue(
+        ctx.me, to=b.to, conv=conv, cmid=b.cmid, msg_type=b.type, body=b.body
+    )
+    return Ack.of(await stored)
 
 
 @route(
@@ -76,10 +81,10 @@ async def conversations(ctx: Ctx) -> ConversationList:
     },
 )
 async def messages(ctx: Ctx) -> MessagePage:
-    conv = validate(ctx.request.match_info["conv"])
+    conv = ctx.path_conv()
     limit = ctx.query_int("limit", 50, 1, 200) or 50
-    after = ctx.query_int("after_seq", None)
-    before = ctx.query_int("before_seq", None)
+    after = ctx.query_seq("after_seq")
+    before = ctx.query_seq("before_seq")
     if after is not None and before is not None:
         raise HubbubError(Code.INVALID_FIELD, "after_seq: give after_seq or before_seq, not both")
     if after is not None:
@@ -98,7 +103,7 @@ async def messages(ctx: Ctx) -> MessagePage:
     tag="messages",
 )
 async def read(ctx: Ctx) -> ReadResult:
-    conv = validate(ctx.request.match_info["conv"])
+    conv = ctx.path_conv()
     return ReadResult(conv=conv, read_seq=await ctx.s.messages.mark_read(ctx.me, conv, ctx.body.seq))
 
 
@@ -110,5 +115,5 @@ async def read(ctx: Ctx) -> ReadResult:
     tag="messages",
 )
 async def recall(ctx: Ctx) -> Message:
-    conv = validate(ctx.request.match_info["conv"])
+    conv = ctx.path_conv()
     return await ctx.s.messages.recall(ctx.me, conv, ctx.path_int("seq"))

@@ -13,7 +13,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from hubbub.core.errors import Code, HubbubError
+from hubbub.core.convs import validate
+from hubbub.core.errors import Code, HubbubError, invalid_id
+from hubbub.core.ids import MAX_SEQ, parse_id, parse_number, parse_seq
 from hubbub.services.auth import Principal
 from hubbub.services.container import Services
 
@@ -73,22 +75,56 @@ class Ctx:
         return self.principal.user_id
 
     def path_int(self, name: str) -> int:
-        raw = self.request.match_info[name]
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # "²".isdigit() is True
-            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be a positive integer")
-        return int(raw)
+        """A user, group or request id (a seq when the parameter is ``seq``) from the path, spelled
+        canonically (core/ids.py); anything else is ``invalid_id``, so "007", "+7" or "７" never reach a
+        service."""
+        return _path_number(name, self.request.match_info[name])
+
+    def path_conv(self, name: str = "conv") -> str:
+        """A conversation id from the path, in its canonical form (``invalid_id`` otherwise)."""
+        return validate(self.request.match_info[name], name)
+
+    def query_seq(self, name: str, high: int = MAX_SEQ) -> int | None:
+        """A seq or an id cursor from the query (0 to ``high``, canonical), None when absent."""
+        raw = self.request.query.get(name)
+        if raw is None or raw == "":
+            return None
+        value = parse_seq(raw, high)
+        if value is None:
+            raise invalid_id(name, f"a number from 0 to {high}")
+        return value
 
     def query_int(self, name: str, default: int | None, low: int = 0, high: int = 2**53) -> int | None:
+        """A count (a page size) from the query; ``invalid_field`` unless a number from low to high."""
         raw = self.request.query.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError as exc:
-            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be an integer") from exc
-        if not low <= value <= high:
-            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be between {low} and {high}")
+        value = parse_number(raw, high)
+        if value is None or value < low:
+            raise HubbubError(Code.INVALID_FIELD, f"{name}: must be an integer from {low} to {high}")
         return value
+
+
+#: Path parameters that are not numbers: each route checks its own (content hashes, export ids past 2^31,
+#: invite and link codes), answering ``not_found`` for one it does not know.
+OPAQUE_PATH_KEYS = frozenset({"upload_id", "export_id", "code"})
+
+
+def ids_in_path(request: web.Request) -> None:
+    """Refuse a request whose path holds an id that is not canonical (``invalid_id``), before its body is
+    read, so a bad id is reported as such whatever else is wrong with the request."""
+    for name, raw in request.match_info.items():
+        if name == "conv":
+            validate(raw, name)
+        elif name not in OPAQUE_PATH_KEYS:
+            _path_number(name, raw)
+
+
+def _path_number(name: str, raw: str) -> int:
+    value = parse_seq(raw) if name == "seq" else parse_id(raw)
+    if value is None:
+        raise invalid_id(name, "a seq" if name == "seq" else "an id")
+    return value
 
 
 async def decode_body(request: web.Request, body_type: type[msgspec.Struct]) -> Any:
@@ -102,11 +138,3 @@ async def decode_body(request: web.Request, body_type: type[msgspec.Struct]) -> 
         raise HubbubError(code, message) from exc
     except msgspec.DecodeError as exc:
         raise HubbubError(Code.BAD_REQUEST, f"malformed JSON: {exc}") from exc
-
-
-def bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HubbubError(Code.UNAUTHORIZED, "missing bearer token")
-    return token.strip()

@@ -1,28 +1,36 @@
 """Every WebSocket frame, both directions, as msgspec Structs tagged by ``type``.
 
 Client frames are decoded straight into these (validation included) by one compiled decoder; server
-frames are encoded from them. Field limits here are the protocol's limits.
+frames are encoded from them. Field limits here are the protocol's limits. Ids are checked as they are
+decoded: a ``conv`` that is not a canonical conversation id raises ``invalid_id`` (a HubbubError, which
+msgspec lets through) out of the decoder, so no handler ever sees one.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from hubbub.core.convs import ConvField, validate
+from hubbub.core.ids import IdField, SeqField
 from hubbub.core.models import Conversation, Message, Terminal, User
 
 Rid = str | int | None
 Cmid = Annotated[str, Meta(min_length=1, max_length=64)]
-ConvId = Annotated[str, Meta(min_length=3, max_length=48)]
-Seq = Annotated[int, Meta(ge=0, le=2**53)]
+ConvId = ConvField  # checked in ClientFrame.__post_init__
+Seq = SeqField
 Limit = Annotated[int, Meta(ge=1, le=200)]
-UserId = Annotated[int, Meta(ge=1, le=2**31)]
+UserId = IdField
 
 
 class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=False):
-    pass
+    def __post_init__(self) -> None:
+        conv = getattr(self, "conv", None)
+        if conv is not None:
+            validate(conv)
 
 
 class Auth(ClientFrame, tag="auth"):
@@ -85,7 +93,94 @@ class Receipts(ClientFrame, tag="receipts"):
     rid: Rid = None
 
 
-AnyClientFrame = Auth | Ping | Send | Sync | Pull | History | Read | Recall | Typing | Receipts
+# -- calls (docs/protocol.md, "Calls"; the rules are services/calls/machine.py) ------------------------------
+CallId = Annotated[str, Meta(min_length=1, max_length=64)]
+Media = Literal["audio", "video"]
+
+
+class CallInvite(ClientFrame, tag="call_invite"):
+    to: UserId
+    media: Media = "audio"
+    rid: Rid = None
+
+
+class CallRing(ClientFrame, tag="call_ring"):
+    """The callee's device is ringing: the caller hears ``call_ringing``."""
+
+    call: CallId
+    rid: Rid = None
+
+
+class CallAccept(ClientFrame, tag="call_accept"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallReject(ClientFrame, tag="call_reject"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallCancel(ClientFrame, tag="call_cancel"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallHangup(ClientFrame, tag="call_hangup"):
+    call: CallId
+    rid: Rid = None
+
+
+class CallResume(ClientFrame, tag="call_resume"):
+    """The device in an answered call reconnected: move the call to this connection (same terminal only)."""
+
+    call: CallId
+    rid: Rid = None
+
+
+class CallSdp(ClientFrame, tag="call_sdp"):
+    """An SDP offer or answer for the peer's device in the call (renegotiation is a new offer)."""
+
+    call: CallId
+    kind: Literal["offer", "answer"]
+    #: Its size is checked by the call rules (``too_large``), not here, so the refusal names the limit.
+    sdp: str
+    rid: Rid = None
+
+
+class CallIce(ClientFrame, tag="call_ice"):
+    """An ICE candidate (``RTCIceCandidateInit``) for the peer's device; null ends the candidates."""
+
+    call: CallId
+    candidate: dict[str, Any] | None = None
+    rid: Rid = None
+
+
+CallFrame = (
+    CallInvite | CallRing | CallAccept | CallReject | CallCancel | CallHangup | CallResume | CallSdp | CallIce
+)
+
+AnyClientFrame = (
+    Auth
+    | Ping
+    | Send
+    | Sync
+    | Pull
+    | History
+    | Read
+    | Recall
+    | Typing
+    | Receipts
+    | CallInvite
+    | CallRing
+    | CallAccept
+    | CallReject
+    | CallCancel
+    | CallHangup
+    | CallResume
+    | CallSdp
+    | CallIce
+)
 
 
 # -- server -> client -----------------------------------------------------------------------------
@@ -123,6 +218,13 @@ class AckFrame(ServerFrame, tag="ack"):
     ts: int
     rid: Rid = None
 
+    @classmethod
+    def of(cls, message: Message, rid: Rid) -> AckFrame:
+        """The ack of a stored message (for a resend: of the first one) to the send ``rid``."""
+        return cls(
+            cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts, rid=rid
+        )
+
 
 class SyncResult(ServerFrame, tag="sync_result"):
     conversations: list[Conversation]
@@ -131,7 +233,9 @@ class SyncResult(ServerFrame, tag="sync_result"):
 
 class Messages(ServerFrame, tag="messages"):
     conv: str
-    messages: list[Message]
+    #: A message may be given already encoded (``msgspec.Raw``: a hot group's cache holds JSON), and is
+    #: written into the frame as it is.
+    messages: Sequence[Message | msgspec.Raw]
     has_more: bool
     rid: Rid = None
 
@@ -193,6 +297,63 @@ class FriendPush(ServerFrame, tag="friend"):
     event: str
     request: Any = None
     user: User | None = None
+
+
+class CallInfo(msgspec.Struct, omit_defaults=True):
+    """A call as its two parties see it."""
+
+    id: str
+    caller: int
+    callee: int
+    media: str
+    state: str
+    created_at: int
+    accepted_at: int = 0
+
+
+class CallInvited(ServerFrame, tag="call_invited"):
+    """The reply to ``call_invite``: the call exists and the callee's devices are being rung."""
+
+    call: CallInfo
+    rid: Rid = None
+
+
+class CallIncoming(ServerFrame, tag="call_incoming"):
+    """To every device of the callee: ring, then ``call_accept`` or ``call_reject``."""
+
+    call: CallInfo
+
+
+class CallRinging(ServerFrame, tag="call_ringing"):
+    call: str
+
+
+class CallAccepted(ServerFrame, tag="call_accepted"):
+    """To the caller's device: the callee answered; send the SDP offer now."""
+
+    call: str
+    media: str
+
+
+class CallEnded(ServerFrame, tag="call_ended"):
+    call: str
+    #: hangup, declined, cancelled, timeout, answered_elsewhere, lost (a party's connection went away)
+    reason: str
+    #: Talking time (from the accept), for a call that was answered.
+    duration_ms: int = 0
+    #: Who ended it, when a person did.
+    by: int = 0
+
+
+class CallSdpPush(ServerFrame, tag="call_sdp"):
+    call: str
+    kind: str
+    sdp: str
+
+
+class CallIcePush(ServerFrame, tag="call_ice"):
+    call: str
+    candidate: dict[str, Any] | None = None
 
 
 _encoder = msgspec.json.Encoder()

@@ -1,7 +1,7 @@
 """Per-connection protocol state, without I/O: what a frame means given what came before.
 
 The gateway feeds raw frame text in and gets back either a decoded request to run or an error frame (and
-perhaps a close code) to send. Tested by feeding strings (tests/unit/test_session.py).
+perhaps a close code) to send. Tested by feeding strings (tests/unit/protocol/test_session.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import enum
 
 import msgspec
 
-from hubbub.core.errors import Code
+from hubbub.core.errors import Code, HubbubError
 from hubbub.protocol import frames
 from hubbub.protocol.close_codes import Close
 
@@ -50,6 +50,8 @@ class Session:
             return self._reject(_classify(str(exc)), str(exc), _salvage_rid(raw))
         except msgspec.DecodeError as exc:
             return self._reject(Code.BAD_REQUEST, f"malformed JSON: {exc}")
+        except HubbubError as exc:  # a frame's own check (frames.ClientFrame.__post_init__): a bad id
+            return self._reject(exc.code, exc.message, _salvage_rid(raw))
 
         if self.state is not State.READY:
             if isinstance(frame, frames.Auth) and self.state is State.AWAITING_AUTH:

@@ -23,6 +23,7 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.close_codes import Close
+from hubbub.services.access import AccessService
 from hubbub.services.limits import enforce
 from hubbub.services.names import check_new_user
 from hubbub.services.passwords import Passwords, check_new_password
@@ -50,6 +51,8 @@ class AuthService:
         self.routing = routing
         self.limiter = limiter
         self.passwords = passwords
+        #: Registration modes and invites (services/access.py); stateless, so built here.
+        self.access = AccessService(config, storage)
         self._secret = config.secret()
 
     # -- tokens -----------------------------------------------------------------------------------
@@ -99,12 +102,17 @@ class AuthService:
         return principal
 
     # -- flows ------------------------------------------------------------------------------------
-    async def register(self, username: str, password: str, nickname: str | None) -> Tokens:
+    async def register(
+        self, username: str, password: str, nickname: str | None, invite: str | None = None
+    ) -> Tokens:
+        """Sign up, if the server's registration mode lets this caller in (services/access.py): an invite's
+        use and the account are one transaction, so a refused sign-up uses nothing up."""
         nick = check_new_user(username, nickname)
         check_new_password(password)
         if await self.storage.account_by_username(username) is not None:
             raise HubbubError(Code.USERNAME_TAKEN, f"username {username!r} is taken")
-        user = await self.storage.create_user(username, nick, await self.passwords.hash(password), now_ms())
+        password_hash = await self.passwords.hash(password)
+        user = await self.access.create_account(username, nick, password_hash, invite)
         return await self._new_session(user)
 
     async def login(self, username: str, password: str, address: str) -> Tokens:
@@ -118,7 +126,7 @@ class AuthService:
         ok = await self.passwords.verify(account.password_hash if account else None, password)
         if account is None or not ok:
             raise HubbubError(Code.UNAUTHORIZED, "wrong username or password")
-        if account.banned:
+        if account.banned and not await self.storage.lift_expired_ban(account.user.id, now_ms()):
             raise _banned()
         return await self._new_session(account.user)
 

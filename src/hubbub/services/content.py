@@ -1,6 +1,6 @@
 """What a message body may contain, per message type: the one place content is validated.
 
-``prepare`` in the message service calls ``ContentRules.validate``; a new message type registers a validator
+``MessageService.enqueue`` calls ``ContentRules.validate``; a new message type registers a validator
 there rather than adding branches elsewhere. Validators run before storing and may be async
 (for instance to check that a referenced upload exists and belongs to the sender).
 """
@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError, invalid
+from hubbub.core.ids import MAX_ID
 
 MAX_MENTIONS = 50
 _TEXT_KEYS = frozenset({"text", "mentions", "mention_all"})
@@ -88,8 +89,8 @@ def mentions_of(body: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
     mention_all = body.get("mention_all", False)
     if not isinstance(mentions, list) or len(mentions) > MAX_MENTIONS:
         raise invalid("body.mentions", f"a list of at most {MAX_MENTIONS} user ids")
-    if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in mentions):
-        raise invalid("body.mentions", "user ids must be positive integers")
+    if not all(isinstance(m, int) and not isinstance(m, bool) and 0 < m <= MAX_ID for m in mentions):
+        raise invalid("body.mentions", f"user ids are integers from 1 to {MAX_ID}")
     if not isinstance(mention_all, bool):
         raise invalid("body.mention_all", "must be true or false")
     return tuple(sorted(set(mentions))), mention_all

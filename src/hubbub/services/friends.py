@@ -12,9 +12,9 @@ from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.models import Friend, FriendRequest
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.registry.base import Registry
-from hubbub.engines.routing.base import Event, Routing
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
-from hubbub.protocol.frames import FriendPush, encode
+from hubbub.services import pushes
 from hubbub.services.limits import enforce
 
 # Positive friendship answers are cached this long (seconds): the send path asks on every private message.
@@ -74,25 +74,20 @@ class FriendService:
         if await self.storage.pending_request(me, to) is not None:
             raise HubbubError(Code.CONFLICT, "a request to this user is already pending")
         request = await self.storage.create_friend_request(me, to, note.strip(), now_ms())
-        await self._tell([me, to], FriendPush(event="request", request=request))
+        await self.routing.publish([pushes.friend("request", [me, to], request=request)])
         return request
 
     async def accept(self, me: int, request_id: int) -> FriendRequest:
         request = await self._pending_for(me, request_id)
-        if not await self.storage.answer_friend_request(request_id, "accepted"):
+        # One transaction: a failure between answering and befriending used to leave the request accepted
+        # and the two users strangers.
+        if not await self.storage.accept_friend_request(request_id, now_ms()):
             raise HubbubError(Code.CONFLICT, "this request was already answered")
-        await self.storage.add_friendship(request.from_user.id, request.to_user.id, now_ms())
         accepted = _with_status(request, "accepted")
         await self.routing.publish(
             [
-                Event(
-                    [request.from_user.id],
-                    encode(FriendPush(event="accepted", request=accepted, user=request.to_user)),
-                ),
-                Event(
-                    [request.to_user.id],
-                    encode(FriendPush(event="accepted", request=accepted, user=request.from_user)),
-                ),
+                pushes.friend("accepted", [request.from_user.id], request=accepted, user=request.to_user),
+                pushes.friend("accepted", [request.to_user.id], request=accepted, user=request.from_user),
             ]
         )
         return accepted
@@ -102,7 +97,7 @@ class FriendService:
         if not await self.storage.answer_friend_request(request_id, "declined"):
             raise HubbubError(Code.CONFLICT, "this request was already answered")
         declined = _with_status(request, "declined")
-        await self._tell([request.from_user.id, me], FriendPush(event="declined", request=declined))
+        await self.routing.publish([pushes.friend("declined", [request.from_user.id, me], request=declined)])
         return declined
 
     async def remove(self, me: int, friend_id: int) -> None:
@@ -112,8 +107,8 @@ class FriendService:
         people = await self.storage.users([me, friend_id])
         await self.routing.publish(
             [
-                Event([me], encode(FriendPush(event="removed", user=people.get(friend_id)))),
-                Event([friend_id], encode(FriendPush(event="removed", user=people.get(me)))),
+                pushes.friend("removed", [me], user=people.get(friend_id)),
+                pushes.friend("removed", [friend_id], user=people.get(me)),
             ]
         )
 
@@ -134,9 +129,6 @@ class FriendService:
         if request.status != "pending":
             raise HubbubError(Code.CONFLICT, f"this request was already {request.status}")
         return request
-
-    async def _tell(self, users: list[int], frame: FriendPush) -> None:
-        await self.routing.publish([Event(users, encode(frame))])
 
 
 def _with_status(request: FriendRequest, status: str) -> FriendRequest:

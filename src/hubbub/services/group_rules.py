@@ -1,5 +1,5 @@
 """Who may do what in a group, and what a frozen or dismissed group still allows: two tables, no I/O,
-unit-tested as role x action and state x action matrices (tests/unit/test_group_rules.py).
+unit-tested as role x action and state x action matrices (tests/unit/services/test_group_rules.py).
 
 Roles rank owner > admin > member. Acting *on* someone (kick, mute, recall their message) needs a strictly
 higher rank than theirs, so admins manage members, the owner manages everyone, and nobody manages themselves
@@ -44,6 +44,13 @@ class Action(StrEnum):
     SET_NICKNAME = "set_nickname"
     #: Do-not-disturb: the member's own notification setting, seen by nobody else.
     SET_DND = "set_dnd"
+    #: Join by a link or from the public directory (the joiner is not a member yet: only the group's state
+    #: is checked; services/joins.py).
+    JOIN = "join"
+    #: Create, list and revoke the group's join links.
+    MANAGE_LINKS = "manage_links"
+    #: Approve or decline requests to join a group that needs approval.
+    ANSWER_REQUESTS = "answer_requests"
 
 
 #: The lowest role allowed to take each action.
@@ -65,6 +72,9 @@ MIN_ROLE = {
     Action.MENTION_ALL: "admin",
     Action.SET_NICKNAME: "member",
     Action.SET_DND: "member",
+    Action.JOIN: "member",
+    Action.MANAGE_LINKS: "admin",
+    Action.ANSWER_REQUESTS: "admin",
 }
 
 #: Actions that have a target member whose rank must be below the actor's.

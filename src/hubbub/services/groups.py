@@ -20,14 +20,15 @@ from hubbub.core.ids import MessageIds
 from hubbub.core.models import Group, GroupMember
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.registry.base import Registry
-from hubbub.engines.routing.base import Event, Routing
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, Storage
-from hubbub.protocol.frames import MsgPush, encode
+from hubbub.services import pushes
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 from hubbub.services.media import MediaService
+from hubbub.services.names import clean_nickname, visible
 
 SYSTEM_TYPE = "system"
 MAX_MUTE_S = 30 * 24 * 3600
@@ -235,7 +236,8 @@ class GroupService:
         return await self._apply(group_id, change, me, event, Action.MUTE_ALL)
 
     async def edit(self, me: int, group_id: int, fields: dict[str, Any]) -> Group:
-        action = Action.SET_POLICY if "invite_policy" in fields else Action.EDIT_PROFILE
+        policy = {"invite_policy", "public", "join_approval"} & set(fields)
+        action = Action.SET_POLICY if policy else Action.EDIT_PROFILE
         group, member = await self._acting(group_id, me, action)
         if not fields:
             return group
@@ -260,9 +262,10 @@ class GroupService:
         clean: dict[str, Any] = {}
         if "nickname" in fields:
             nickname = fields["nickname"]
-            if not isinstance(nickname, str) or len(nickname.strip()) > 64:
-                raise invalid("nickname", "at most 64 characters")
-            clean["nickname"] = nickname.strip()
+            if not isinstance(nickname, str):
+                raise invalid("nickname", "must be a string")
+            # The account nickname's rule (names.py), except that "" clears the group nickname.
+            clean["nickname"] = clean_nickname(nickname) if visible(nickname) else ""
         if "dnd" in fields:
             if not isinstance(fields["dnd"], bool):
                 raise invalid("dnd", "must be true or false")
@@ -327,9 +330,9 @@ class GroupService:
         if push_pull:
             gone = sorted(set(update.before) - set(update.after))
             if gone:
-                await self.routing.publish([Event(gone, encode(MsgPush(msg=message)))])
+                await self.routing.publish(pushes.message(message, gone))
             return
-        await self.routing.publish([Event(update.stored.recipients, encode(MsgPush(msg=message)))])
+        await self.routing.publish(pushes.message(message, update.stored.recipients))
 
 
 def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -341,7 +344,7 @@ def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dic
         if value is None and name in ("avatar",):
             clean[name] = None
             continue
-        if name == "hot":
+        if name in ("hot", "public", "join_approval"):  # join settings: services/joins.py
             if not isinstance(value, bool):
                 raise invalid(name, "must be true or false")
             clean[name] = value

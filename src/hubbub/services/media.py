@@ -41,13 +41,13 @@ from hubbub.core.periodic import Periodic
 from hubbub.engines.blobs.base import BlobNotFound, BlobStore
 from hubbub.engines.storage.base import Storage, UploadRecord
 from hubbub.services import media_probe as probe
+from hubbub.services.content import MEDIA_TYPES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-KINDS = ("image", "file", "voice", "video")
-#: Message types that carry an upload (the same names as the upload kinds).
-MEDIA_TYPES = KINDS
+#: An upload's kind is the message type that carries it; the one list lives with the content rules.
+KINDS = MEDIA_TYPES
 _ID = re.compile(r"^[0-9a-f]{32}$")
 #: Spool writes are batched to this size: one thread hop per MiB, not per network chunk.
 _WRITE_BATCH = 1024 * 1024

@@ -11,6 +11,9 @@ Guarantees (docs/architecture.md, "Conversations, sequences, sync"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -20,19 +23,20 @@ from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group, parse_private, peer_of, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
-from hubbub.core.models import Ack, Conversation, Message
+from hubbub.core.models import Conversation, Message
 from hubbub.engines.ratelimit.base import RateLimiter
-from hubbub.engines.routing.base import Event, Routing
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
-from hubbub.protocol.frames import MsgPush, ReadPush, TypingPush, encode
-from hubbub.services import content
-from hubbub.services.batcher import SendBatcher
+from hubbub.proof.trace import NO_TRACE, Tracer
+from hubbub.services import content, pushes
+from hubbub.services.batcher import Queued, SendBatcher
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed, refusal
 from hubbub.services.hot import HotGroups
 from hubbub.services.limits import enforce
 
 RECALL_TYPE = "recall"
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 #: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
 SYSTEM_CMID_PREFIX = "~"
 
@@ -60,32 +64,6 @@ def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | No
     return None
 
 
-class SendCommand:
-    """A validated send, ready for the batcher."""
-
-    __slots__ = ("body", "cmid", "conv", "members", "mention_all", "mentions", "msg_type", "sender")
-
-    def __init__(
-        self,
-        sender: int,
-        conv: str,
-        members: tuple[int, ...],
-        cmid: str,
-        msg_type: str,
-        body: dict[str, Any],
-        mentions: tuple[int, ...] = (),
-        mention_all: bool = False,
-    ) -> None:
-        self.sender = sender
-        self.conv = conv
-        self.members = members
-        self.cmid = cmid
-        self.msg_type = msg_type
-        self.body = body
-        self.mentions = mentions
-        self.mention_all = mention_all
-
-
 class MessageService:
     def __init__(
         self,
@@ -97,8 +75,11 @@ class MessageService:
         ids: MessageIds,
         hot: HotGroups,
         rules: content.ContentRules,
+        clock: Callable[[], int] = now_ms,
+        tracer: Tracer = NO_TRACE,
     ) -> None:
         self.config = config
+        self.trace = tracer  # per-message tracing for admins (proof/trace.py)
         self.hot = hot
         self.content = rules
         self.storage = storage
@@ -106,26 +87,70 @@ class MessageService:
         self.limiter = limiter
         self.friends = friends
         self.ids = ids
+        #: Server time in ms (core/clock.py); a test passes its own to move time.
+        self.clock = clock
         self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
-        # Which connection sent which pending message, so its own push is not echoed back to it.
-        self._origin: dict[tuple[int, str], str] = {}
 
     # -- sending ----------------------------------------------------------------------------------
-    async def prepare(
+    async def enqueue(
+        self,
+        sender: int,
+        *,
+        to: int | None,
+        conv: str | None,
+        cmid: str,
+        msg_type: str,
+        body: dict[str, Any],
+        origin: str | None = None,
+    ) -> asyncio.Future[Message]:
+        """Check a client's send and queue it for storing; the one way in for WebSocket and REST alike.
+
+        Raises the error the client should see if the send is refused before storing. Otherwise returns, as
+        soon as the message is queued (so sends awaited one after another keep their order), a future of the
+        stored message: its ack. A resend (same sender and cmid) resolves to the first message. ``origin``,
+        the sending connection, is not pushed its own message.
+        """
+        item = await self._check(sender, to=to, conv=conv, cmid=cmid, msg_type=msg_type, body=body)
+        return self.batcher.submit(Queued(item, origin))
+
+    async def post(self, items: Sequence[NewMessage]) -> list[Message]:
+        """Store and push messages the server composes itself (admin notices): no client rules apply, but
+        they take the sends' path — batched, deduplicated on (sender, cmid), pushed after storing, a resend
+        pushed again. Returns the stored messages, in order; raises if any could not be stored."""
+        return list(await asyncio.gather(*(self.batcher.submit(Queued(item)) for item in items)))
+
+    async def _check(
         self, sender: int, *, to: int | None, conv: str | None, cmid: str, msg_type: str, body: dict[str, Any]
-    ) -> SendCommand:
-        """Check everything about a send that needs no storing. Raises the error the client should see."""
-        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX):
-            raise invalid("cmid", f"1 to 64 characters, not starting with {SYSTEM_CMID_PREFIX!r}")
+    ) -> NewMessage:
+        """Check everything about a send that needs no storing; the message to store. Raises the error the
+        client should see."""
+        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX) or _CONTROL.search(cmid):
+            # (PostgreSQL refuses a NUL in text: once a 503 for the whole batch the cmid was sent in.)
+            rule = f"1 to 64 characters, no control characters, not starting with {SYSTEM_CMID_PREFIX!r}"
+            raise invalid("cmid", rule)
         if to is not None and conv is not None:
             raise invalid("to", "give either 'to' or 'conv', not both")
         in_group = conv is not None and parse_group(conv) is not None
         await self.content.validate(sender, msg_type, body, in_group)
         await enforce(self.limiter, f"send:{sender}", self.config.send_rate, self.config.send_burst)
+        mentions: tuple[int, ...] = ()
+        mention_all = False
         if conv is not None and in_group:
             mentions, mention_all = content.mentions_of(body)
-            return SendCommand(sender, conv, (), cmid, msg_type, body, mentions, mention_all)
-        return SendCommand(sender, await self._private_conv(sender, to, conv), (), cmid, msg_type, body)
+        else:
+            conv = await self._private_conv(sender, to, conv)
+        return NewMessage(
+            id=self.ids.next(),
+            conv=conv,
+            sender=sender,
+            cmid=cmid,
+            type=msg_type,
+            body=body,
+            ts=self.clock(),
+            members=_members_of(conv),
+            mentions=mentions,
+            mention_all=mention_all,
+        )
 
     async def _private_conv(self, sender: int, to: int | None, conv: str | None) -> str:
         if to is not None:
@@ -150,63 +175,28 @@ class MessageService:
             raise not_found("user")
         return private_conv(sender, peer)
 
-    def submit(self, command: SendCommand, origin_conn: str | None = None) -> asyncio.Future[Stored]:
-        """Queue a prepared send. Synchronous, so sends from one connection keep their order."""
-        item = NewMessage(
-            id=self.ids.next(),
-            conv=command.conv,
-            sender=command.sender,
-            cmid=command.cmid,
-            type=command.msg_type,
-            body=command.body,
-            ts=now_ms(),
-            members=command.members or _members_of(command.conv),
-            mentions=command.mentions,
-            mention_all=command.mention_all,
-        )
-        future = self.batcher.submit(item)
-        if origin_conn is not None:
-            key = (command.sender, command.cmid)
-            self._origin[key] = origin_conn
-            # Normally popped when the batch is published; a failed batch is never published.
-            future.add_done_callback(lambda _f: self._origin.pop(key, None))
-        return future
-
-    async def send(
-        self,
-        sender: int,
-        *,
-        to: int | None,
-        conv: str | None,
-        cmid: str,
-        msg_type: str,
-        body: dict[str, Any],
-        origin_conn: str | None = None,
-    ) -> Ack:
-        command = await self.prepare(sender, to=to, conv=conv, cmid=cmid, msg_type=msg_type, body=body)
-        stored = await self.submit(command, origin_conn)
-        return ack_of(stored.message)
-
-    async def _publish_stored(self, items: list[NewMessage], results: list[Stored | Rejected]) -> None:
+    async def _publish_stored(self, batch: Sequence[Queued], results: Sequence[Stored | Rejected]) -> None:
+        """Push what a batch stored. A resend's message (``duplicate``) is pushed again, to the recipients
+        storage names for the stored message (never the resend's own ``to``/``conv``): its first try may
+        have stored it on a node that died before publishing, and recipients drop a seq they hold."""
+        if self.trace.on:
+            self.trace.stored([q.item for q in batch], results)
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
-        for item, result in zip(items, results, strict=True):
-            origin = self._origin.pop((item.sender, item.cmid), None)
-            if isinstance(result, Rejected) or result.duplicate:
-                continue
+        published: set[str] = set()
+        for queued, result in zip(batch, results, strict=True):
+            if isinstance(result, Rejected) or result.message.id in published:
+                continue  # (the same cmid twice in one batch: one push)
+            published.add(result.message.id)
+            item = queued.item
+            if result.duplicate:
+                item = _as_stored(item, result.message)
             if result.hot:
                 hot.append((item, result))
                 continue
-            payload = encode(MsgPush(msg=result.message))
-            recipients = result.recipients or item.members
+            recipients = result.recipients if result.duplicate else result.recipients or item.members
             silent = _silenced(item, result.quiet)
-            if silent:
-                # Do not disturb: the same message, marked silent, to members not mentioned by it.
-                events.append(Event(silent, encode(MsgPush(msg=result.message, silent=True)), origin))
-                recipients = tuple(uid for uid in recipients if uid not in silent)
-                if not recipients:
-                    continue
-            events.append(Event(recipients, payload, origin))
+            events += pushes.message(result.message, recipients, silent=silent, origin=queued.origin)
         await self.routing.publish(events)
         if hot:
             await self.hot.publish(hot)
@@ -227,21 +217,24 @@ class MessageService:
             return (0, 0)
         return state
 
-    async def pull_encoded(
+    async def pull_for_wire(
         self, user_id: int, conv: str, after_seq: int, limit: int
-    ) -> tuple[list[bytes], bool]:
-        """``pull`` with each message already encoded: hot groups are served from their recent cache, for
-        members this node's roster names; every other pull is authorized and read by the database."""
+    ) -> tuple[Sequence[Message | msgspec.Raw], bool]:
+        """``pull`` for a frame: hot groups are served from their recent cache, for members this node's
+        roster names, as the JSON the cache holds (``msgspec.Raw``, encoded into the frame as it is); every
+        other pull is authorized and read by the database."""
         served = await self.hot.pull(user_id, conv, after_seq, max(1, min(limit, 200)))
         if served is not None:
-            return served
-        found, more = await self.pull(user_id, conv, after_seq, limit)
-        return [encode(m) for m in found], more
+            found, more = served
+            self.trace.pulled_encoded(user_id, conv, after_seq, found)
+            return [msgspec.Raw(data) for data in found], more
+        return await self.pull(user_id, conv, after_seq, limit)
 
     async def pull(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[Message], bool]:
         _, min_seq = await self._membership(user_id, conv)
         limit = max(1, min(limit, 200))
         found = await self.storage.messages_after(conv, max(after_seq, min_seq), limit + 1)
+        self.trace.pulled(user_id, conv, after_seq, found[:limit][-1].seq if found else None)
         return found[:limit], len(found) > limit
 
     async def history(
@@ -267,6 +260,7 @@ class MessageService:
                 mention=state.mention_seq > state.read_seq,
                 group=parse_group(state.conv),
                 dnd=state.dnd,
+                floor=state.purged_seq,
             )
             for state in states
         ]
@@ -276,12 +270,11 @@ class MessageService:
         read_seq = await self.storage.set_read_seq(conv, user_id, seq)
         if read_seq is None:
             raise not_found("conversation")
+        self.trace.read(user_id, conv, read_seq)
         # In a private chat the peer gets a receipt; in a group only the reader's other terminals hear of it
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
-        await self.routing.publish(
-            [Event(recipients, encode(ReadPush(conv=conv, user=user_id, seq=read_seq)))]
-        )
+        await self.routing.publish([pushes.read(conv, user_id, read_seq, recipients)])
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:
@@ -298,32 +291,38 @@ class MessageService:
         private = await self._private_conv(user_id, None, conv)
         peer = peer_of(private, user_id)
         if peer is not None:
-            await self.routing.publish([Event([peer], encode(TypingPush(conv=private, user=user_id)))])
+            await self.routing.publish([pushes.typing(private, user_id, peer)])
 
     # -- recall -----------------------------------------------------------------------------------
-    async def recall(self, user_id: int, conv: str, seq: int) -> Message:
+    async def recall(self, user_id: int, conv: str, seq: int, *, moderator: bool = False) -> Message:
         """Blank a message and append a ``recall`` notice, so clients that were offline learn it by sync.
 
         The sender may recall within the window; in groups the owner and admins may recall any message of a
         lower-ranked member at any time. The blanking and the notice are one transaction
         (``Storage.recall_message``), admitted inside it by the group rules: a frozen or dismissed group, or a
         recaller removed meanwhile, gets the refusal and the message stays as it was.
+
+        ``moderator``: a server admin acting on a report (services/admin.py), as ``user_id`` (the server
+        account): no membership, window or group-state check, so a frozen group's message can be recalled.
         """
-        await self._membership(user_id, conv)
+        if not moderator:
+            await self._membership(user_id, conv)
         target = await self.storage.message(conv, seq)
         if target is None or target.type in (RECALL_TYPE, "system"):
             raise not_found("message")
         own = target.sender == user_id
         group_id = parse_group(conv)
-        if group_id is not None:
+        if group_id is not None and not moderator:
             # The group's state answers before the roles do, as for every group action (group_rules.py);
             # the transaction checks it again.
             group = await self.storage.group(group_id)
             refused = refusal(Action.RECALL if own else Action.RECALL_OTHERS, group) if group else None
             if refused is not None:
                 raise refused
-        if own:
-            if not target.recalled and now_ms() - target.ts > self.config.recall_window_s * 1000:
+        if moderator:
+            pass
+        elif own:
+            if not target.recalled and self.clock() - target.ts > self.config.recall_window_s * 1000:
                 raise HubbubError(
                     Code.RECALL_EXPIRED, f"messages can be recalled for {self.config.recall_window_s} s"
                 )
@@ -337,16 +336,16 @@ class MessageService:
             cmid=f"{SYSTEM_CMID_PREFIX}recall:{conv}:{seq}",
             type=RECALL_TYPE,
             body={"seq": seq},
-            ts=now_ms(),
+            ts=self.clock(),
             members=_members_of(conv),
         )
-        result = await self.storage.recall_message(seq, notice, admit_group_message)
+        result = await self.storage.recall_message(seq, notice, None if moderator else admit_group_message)
         if isinstance(result, Rejected):
             raise result.error
         if not result.duplicate:
             if group_id is not None:  # it may be cached from a time the group was hot, on any node
                 await self.hot.recalled(msgspec.structs.replace(target, recalled=True, body={}))
-            await self._publish_stored([notice], [result])
+            await self._publish_stored([Queued(notice)], [result])
         return result.message
 
     async def _check_moderator(self, user_id: int, conv: str, sender: int) -> None:
@@ -363,16 +362,25 @@ class MessageService:
         await self.batcher.close()
 
 
-def ack_of(message: Message) -> Ack:
-    return Ack(cmid=message.cmid, id=message.id, conv=message.conv, seq=message.seq, ts=message.ts)
-
-
 def _silenced(item: NewMessage, quiet: tuple[int, ...]) -> tuple[int, ...]:
     """Of the recipients with do-not-disturb, those the message does not mention (docs/protocol.md)."""
     if not quiet or item.mention_all:
         return ()
     mentioned = set(item.mentions)
     return tuple(uid for uid in quiet if uid not in mentioned)
+
+
+def _as_stored(item: NewMessage, message: Message) -> NewMessage:
+    """A resend, described by the message it resends: its mentions are those the stored body carries (they
+    were checked when it was stored), not whatever the resend claims."""
+    mentions: tuple[int, ...] = ()
+    mention_all = False
+    if parse_group(message.conv) is not None:
+        with contextlib.suppress(HubbubError):  # stored before a rule changed: no mention, still a push
+            mentions, mention_all = content.mentions_of(message.body)
+    return msgspec.structs.replace(
+        item, conv=message.conv, body=message.body, mentions=mentions, mention_all=mention_all
+    )
 
 
 def _members_of(conv: str) -> tuple[int, ...]:

@@ -55,9 +55,14 @@ def check_username(username: str) -> None:
         raise invalid("username", "this name is reserved for the server")
 
 
+def visible(nickname: str) -> str:
+    """The nickname without its format characters and surrounding white space."""
+    return "".join(ch for ch in nickname if unicodedata.category(ch) != "Cf").strip()
+
+
 def clean_nickname(nickname: str) -> str:
     """The nickname to store (format characters removed, ends stripped), or ``invalid_field``."""
-    nick = "".join(ch for ch in nickname if unicodedata.category(ch) != "Cf").strip()
+    nick = visible(nickname)
     if not 1 <= len(nick) <= NICKNAME_MAX:
         raise invalid("nickname", f"1 to {NICKNAME_MAX} visible characters")
     if any(unicodedata.category(ch) == "Cc" for ch in nick):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hubbub.engines.registry.base import Registered, Registry
-from hubbub.engines.routing.base import Event, Routing
+from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.close_codes import Close
-from hubbub.protocol.frames import PresencePush, encode
+from hubbub.services import pushes
 
 
 class PresenceService:
@@ -40,5 +40,4 @@ class PresenceService:
             return
         friends = await self.storage.friend_ids(user_id)
         if friends:
-            frame = PresencePush(user=user_id, online=bool(change.after), terminals=list(change.after))
-            await self.routing.publish([Event(friends, encode(frame))])
+            await self.routing.publish([pushes.presence(user_id, change.after, friends)])

@@ -8,14 +8,19 @@ import type {
   Ack,
   ConversationRow,
   ConvId,
+  ExportView,
   Friend,
   FriendRequest,
   Group,
   GroupMember,
+  IceServers,
   InvitePolicy,
   MediaKind,
   Message,
+  AroundPage,
+  SearchResults,
   Receipts,
+  Retention,
   Tokens,
   Upload,
   User,
@@ -49,9 +54,10 @@ export class Api {
   }
 
   // ---- auth -----------------------------------------------------------------------------------------
-  async register(username: string, password: string, nickname?: string): Promise<User> {
+  async register(username: string, password: string, nickname?: string, invite?: string): Promise<User> {
     const body: Record<string, string> = { username, password }
     if (nickname) body.nickname = nickname
+    if (invite) body.invite = invite
     return this.session.set(await this.call<Tokens>('POST', '/auth/register', body)).user
   }
 
@@ -73,6 +79,20 @@ export class Api {
     return u
   }
   user = (id: UserId) => this.authed<User>('GET', `/users/${id}`)
+  /** Close my account (protocol.md, "Closing an account"): the session ends with it. A wrong password is
+   * 401 `unauthorized` but must not end the session, so this goes around `authed`'s 401 handling (after a
+   * call through it, which refreshes an expired access token). */
+  async closeAccount(password: string): Promise<void> {
+    await this.me()
+    await this.call<void>('DELETE', '/me', { password }, this.session.value?.access_token)
+  }
+
+  // ---- data lifecycle -------------------------------------------------------------------------------
+  requestExport = () => this.authed<ExportView>('POST', '/exports')
+  exports = () => this.authed<{ exports: ExportView[] }>('GET', '/exports').then((r) => r.exports)
+  retention = (conv: ConvId) => this.authed<Retention>('GET', `/conversations/${encodeURIComponent(conv)}/retention`)
+  setRetention = (conv: ConvId, days: number | null) =>
+    this.authed<Retention>('PUT', `/conversations/${encodeURIComponent(conv)}/retention`, { days })
   searchUsers = (q: string, limit = 20) =>
     this.authed<{ users: User[] }>('GET', `/users?q=${encodeURIComponent(q)}&limit=${limit}`).then((r) => r.users)
 
@@ -99,6 +119,10 @@ export class Api {
     )
   }
 
+  // ---- calls ----------------------------------------------------------------------------------------
+  /** STUN/TURN servers, with TURN credentials for this user valid for `ttl_s` seconds. */
+  iceServers = () => this.authed<IceServers>('GET', '/calls/ice')
+
   // ---- groups ---------------------------------------------------------------------------------------
   groups = () => this.authed<{ groups: Group[] }>('GET', '/groups').then((r) => r.groups)
   group = (id: number) => this.authed<Group>('GET', `/groups/${id}`)
@@ -106,7 +130,15 @@ export class Api {
     this.authed<Group>('POST', '/groups', b)
   editGroup = (
     id: number,
-    patch: { name?: string; notice?: string; avatar?: string | null; invite_policy?: InvitePolicy; hot?: boolean },
+    patch: {
+      name?: string
+      notice?: string
+      avatar?: string | null
+      invite_policy?: InvitePolicy
+      hot?: boolean
+      public?: boolean
+      join_approval?: boolean
+    },
   ) => this.authed<Group>('PATCH', `/groups/${id}`, patch)
   dismissGroup = (id: number) => this.authed<void>('DELETE', `/groups/${id}`)
   groupMembers = (id: number, after = 0, limit = 100) =>
@@ -125,6 +157,22 @@ export class Api {
   muteAll = (id: number, muted: boolean) => this.authed<Group>('POST', `/groups/${id}/mute_all`, { muted })
   groupPrefs = (id: number, patch: { nickname?: string; dnd?: boolean }) =>
     this.authed<GroupMember>('PATCH', `/groups/${id}/me`, patch)
+  /** Search the messages I may read (protocol.md, "Search"); `conv` limits it to one conversation. */
+  search = (q: string, opts: { conv?: ConvId; cursor?: string; limit?: number } = {}) => {
+    const qs = new URLSearchParams({ q })
+    if (opts.conv) qs.set('conv', opts.conv)
+    if (opts.cursor) qs.set('cursor', opts.cursor)
+    if (opts.limit) qs.set('limit', String(opts.limit))
+    return this.authed<SearchResults>('GET', `/search?${qs}`)
+  }
+
+  /** The page of history around `seq`, to open a conversation at a search result. */
+  around = (conv: ConvId, seq: number, before = 25, after = 25) =>
+    this.authed<AroundPage>(
+      'GET',
+      `/conversations/${encodeURIComponent(conv)}/messages/${seq}/around?before=${before}&after=${after}`,
+    )
+
   receipts = (id: number, seq: number) => this.authed<Receipts>('GET', `/groups/${id}/messages/${seq}/receipts`)
 
   // ---- media ----------------------------------------------------------------------------------------

@@ -211,6 +211,12 @@ export class Connection {
       case 'typing':
       case 'presence':
       case 'friend':
+      case 'call_incoming':
+      case 'call_ringing':
+      case 'call_accepted':
+      case 'call_ended':
+      case 'call_sdp':
+      case 'call_ice':
         this.opts.onPush(f)
         return
       default:

@@ -15,6 +15,8 @@ export interface User {
   avatar: string | null
   /** The server's own account (the sender of notices): shown with a badge; its name is reserved. */
   system?: boolean
+  /** A closed account: show "Deleted user" (protocol.md, "Closing an account"). */
+  deleted?: boolean
 }
 
 /** Known message types; anything else is rendered as a placeholder. */
@@ -77,6 +79,8 @@ export interface ConversationRow {
   mention?: boolean
   /** The group id for `g:` conversations, else null. */
   group?: number | null
+  /** Retention removed every message at or below this seq (protocol.md, "Retention and the purged floor"). */
+  floor?: number
 }
 
 export type Terminal = 'web' | 'mobile' | 'desktop'
@@ -99,6 +103,12 @@ export interface Group {
   member_count: number
   created_at: number
   hot: boolean
+  /** Frozen by a server admin: read-only. */
+  frozen?: boolean
+  /** Listed in the public directory (issue 20). */
+  public?: boolean
+  /** Joins by link or from the directory need an admin's approval. */
+  join_approval?: boolean
 }
 
 export interface GroupMember {
@@ -175,6 +185,53 @@ export type ClientFrame =
   | { type: 'recall'; rid?: Rid; conv: ConvId; seq: number }
   | { type: 'typing'; conv: ConvId }
   | { type: 'receipts'; rid?: Rid; conv: ConvId; seq: number }
+  | { type: 'call_invite'; rid?: Rid; to: UserId; media: CallMedia }
+  | {
+      type: 'call_ring' | 'call_accept' | 'call_reject' | 'call_cancel' | 'call_hangup' | 'call_resume'
+      rid?: Rid
+      call: string
+    }
+  | { type: 'call_sdp'; rid?: Rid; call: string; kind: 'offer' | 'answer'; sdp: string }
+  | { type: 'call_ice'; rid?: Rid; call: string; candidate: RTCIceCandidateInit | null }
+
+// ---- calls (protocol.md, "Calls") ------------------------------------------------------------------
+export type CallMedia = 'audio' | 'video'
+export interface CallInfo {
+  id: string
+  caller: UserId
+  callee: UserId
+  media: CallMedia
+  state: 'ringing' | 'active' | 'ended'
+  created_at: number
+  accepted_at?: number
+}
+export type CallEndReason = 'hangup' | 'declined' | 'cancelled' | 'timeout' | 'answered_elsewhere' | 'lost'
+export interface CallInvitedFrame { type: 'call_invited'; rid?: Rid; call: CallInfo }
+export interface CallIncomingFrame { type: 'call_incoming'; call: CallInfo }
+export interface CallRingingFrame { type: 'call_ringing'; call: string }
+export interface CallAcceptedFrame { type: 'call_accepted'; call: string; media: CallMedia }
+export interface CallEndedFrame { type: 'call_ended'; call: string; reason: CallEndReason; duration_ms?: number; by?: UserId }
+export interface CallSdpFrame { type: 'call_sdp'; call: string; kind: 'offer' | 'answer'; sdp: string }
+export interface CallIceFrame { type: 'call_ice'; call: string; candidate?: RTCIceCandidateInit }
+export type CallPushFrame =
+  | CallIncomingFrame
+  | CallRingingFrame
+  | CallAcceptedFrame
+  | CallEndedFrame
+  | CallSdpFrame
+  | CallIceFrame
+/** The body of a `call` message: the record a call leaves in the private conversation. */
+export interface CallRecord {
+  kind: 'missed' | 'declined' | 'cancelled' | 'completed'
+  media: CallMedia
+  call: string
+  duration_ms?: number
+}
+export interface IceServers {
+  ice_servers: RTCIceServer[]
+  ttl_s: number
+  ice_transport_policy?: RTCIceTransportPolicy
+}
 
 export interface SendFrame {
   type: 'send'
@@ -231,9 +288,11 @@ export type ServerFrame =
   | TypingFrame
   | PresenceFrame
   | FriendFrame
+  | CallInvitedFrame
+  | CallPushFrame
 
 /** Frames the server pushes without being asked (no rid). */
-export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame
+export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame
 
 /** WebSocket close codes (protocol.md, "Close codes"). */
 export const CloseCode = {
@@ -285,4 +344,47 @@ export function peerOf(conv: ConvId, me: UserId): UserId | null {
   const a = Number(m[1])
   const b = Number(m[2])
   return a === me ? b : a
+}
+
+/** An export of my data (protocol.md, "Exports"). */
+export interface ExportView {
+  id: string
+  kind: 'user' | 'conversation'
+  subject: string
+  status: 'pending' | 'building' | 'ready' | 'failed' | 'expired'
+  size: number
+  created_at: number
+  finished_at: number
+  expires_at: number
+  failure: string
+  /** A signed link (no token needed) while ready. */
+  download_url: string | null
+}
+
+/** A conversation's retention (protocol.md, "Retention and the purged floor"); days 0 = for ever. */
+export interface Retention {
+  conv: string
+  days: number
+  own: number | null
+  server_default: number
+  floor: number
+  can_edit: boolean
+}
+
+/** `GET /search` (protocol.md, "Search"). `highlights` are [start, end) code-point ranges in `text`. */
+export interface SearchResult {
+  message: Message
+  text: string
+  highlights: [number, number][]
+}
+export interface SearchResults {
+  results: SearchResult[]
+  next_cursor: string | null
+  /** False when a query of only short terms stopped at its scan bound: `next_cursor` reads further back. */
+  complete: boolean
+}
+export interface AroundPage {
+  messages: Message[]
+  has_older: boolean
+  has_newer: boolean
 }

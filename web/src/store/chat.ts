@@ -17,6 +17,7 @@ import {
   peerOf,
   privateConvId,
   type AckFrame,
+  type CallPushFrame,
   type ClientFrame,
   type ConvId,
   type FriendFrame,
@@ -30,6 +31,7 @@ import {
   type Message,
   type MessagesFrame,
   type Receipts,
+  type SearchResults,
   type ReceiptsResultFrame,
   type PushFrame,
   type SendFrame,
@@ -144,6 +146,8 @@ export function createChatStore(deps: StoreDeps) {
     incoming: [] as FriendRequest[],
     outgoing: [] as FriendRequest[],
     activeConv: null as ConvId | null,
+    /** The message a search result opened the conversation at: shown highlighted, scrolled into view. */
+    highlight: null as { conv: ConvId; seq: number } | null,
     typing: {} as Record<ConvId, { user: UserId; until: number }>,
     loadingHistory: {} as Record<ConvId, boolean>,
     toasts: [] as Toast[],
@@ -306,8 +310,8 @@ export function createChatStore(deps: StoreDeps) {
     afterLogin(u)
   }
 
-  async function register(username: string, password: string, nickname?: string): Promise<void> {
-    const u = await api.register(username, password, nickname)
+  async function register(username: string, password: string, nickname?: string, invite?: string): Promise<void> {
+    const u = await api.register(username, password, nickname, invite)
     afterLogin(u)
   }
 
@@ -443,6 +447,7 @@ export function createChatStore(deps: StoreDeps) {
         remember(auth.user)
         api.session.updateUser(auth.user)
         void onConnected()
+        callReady?.()
       },
       onPush: (f) => onPush(f),
       onStatus: (s, d) => {
@@ -606,7 +611,32 @@ export function createChatStore(deps: StoreDeps) {
       case 'friend':
         onFriendEvent(f)
         return
+      case 'call_incoming':
+      case 'call_ringing':
+      case 'call_accepted':
+      case 'call_ended':
+      case 'call_sdp':
+      case 'call_ice':
+        callSink?.(f)
+        return
     }
+  }
+
+  // ---- calls: the signalling goes to the call store (store/calls.ts), over this connection -------------
+  let callSink: ((f: CallPushFrame) => void) | null = null
+  let callReady: (() => void) | null = null
+  /** Called after every `auth_ok`: a call in progress follows the new connection (`call_resume`). */
+  function onCallReady(cb: () => void): void {
+    callReady = cb
+  }
+  /** Where call frames go (the call store registers itself). */
+  function onCallFrame(sink: (f: CallPushFrame) => void): void {
+    callSink = sink
+  }
+  /** A call request over the WebSocket (rejects with WsError on an `error` reply or when offline). */
+  function callRequest<T extends ServerFrame>(frame: ClientFrame): Promise<T> {
+    if (!conn) return Promise.reject(new WsError('disconnected', 'not connected'))
+    return conn.request<T>(frame)
   }
 
   function afterAppend(conv: ConvId, appended: Message[], live: boolean): void {
@@ -812,7 +842,14 @@ export function createChatStore(deps: StoreDeps) {
   const transferOwner = (id: number, user: UserId) => groupAction(id, () => api.transferOwner(id, user), true)
   const editGroup = (
     id: number,
-    patch: { name?: string; notice?: string; avatar?: string | null; invite_policy?: InvitePolicy },
+    patch: {
+      name?: string
+      notice?: string
+      avatar?: string | null
+      invite_policy?: InvitePolicy
+      public?: boolean
+      join_approval?: boolean
+    },
   ) => groupAction(id, () => api.editGroup(id, patch))
 
   async function setGroupPrefs(id: number, patch: { nickname?: string; dnd?: boolean }): Promise<boolean> {
@@ -1091,6 +1128,41 @@ export function createChatStore(deps: StoreDeps) {
     markActiveRead()
   }
 
+  /**
+   * Open `conv` at message `seq` (a search result): the window already holds it, or reaches it once the page
+   * around it is joined to the window's front; a page far older than the window replaces it, and the newer
+   * messages come back by the usual pull.
+   */
+  function searchMessages(q: string, opts: { conv?: ConvId; cursor?: string } = {}): Promise<SearchResults> {
+    return api.search(q, { ...opts, limit: 20 })
+  }
+
+  async function jumpTo(conv: ConvId, seq: number): Promise<void> {
+    openConv(conv)
+    state.highlight = { conv, seq }
+    const c = ensureConv(conv, null)
+    if (c.messages.some((m) => m.seq === seq)) return
+    let page
+    try {
+      page = await api.around(conv, seq)
+    } catch {
+      toast('msgsearch.failed', {}, 'error')
+      return
+    }
+    const msgs = page.messages
+    const newest = msgs[msgs.length - 1]
+    if (!newest) return
+    for (const m of msgs) void ensureUser(m.sender)
+    const lo = c.messages[0]?.seq
+    if (lo !== undefined && newest.seq >= lo - 1) {
+      prependHistory(c, msgs, page.has_older)
+    } else {
+      resetWindow(c, newest)
+      prependHistory(c, msgs.slice(0, -1), page.has_older)
+      void pull(conv)
+    }
+  }
+
   function openChatWith(user: UserId): ConvId {
     const conv = privateConvId(meId(), user)
     openConv(conv)
@@ -1299,6 +1371,8 @@ export function createChatStore(deps: StoreDeps) {
 
   return {
     state,
+    /** The REST client, for settings pages that call one route and show its answer (exports, retention). */
+    api,
     conversationList,
     totalUnread,
     contacts,
@@ -1347,6 +1421,8 @@ export function createChatStore(deps: StoreDeps) {
     pull,
     loadOlder,
     openConv,
+    jumpTo,
+    searchMessages,
     openChatWith,
     markActiveRead,
     sendText,
@@ -1362,6 +1438,9 @@ export function createChatStore(deps: StoreDeps) {
     removeFriend,
     updateProfile,
     toast,
+    onCallFrame,
+    onCallReady,
+    callRequest,
     /** For tests: feed a push as if it came from the socket. */
     _onPush: onPush,
   }

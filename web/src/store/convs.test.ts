@@ -4,6 +4,7 @@ import {
   RESET_GAP,
   applyAck,
   applyReadFrame,
+  applyFloor,
   applySyncRow,
   canRecall,
   deliveryOf,
@@ -294,5 +295,33 @@ describe('system messages', () => {
     receive(c, [msg(2, { type: 'system', body: { event: 'joined', users: [3], actor: PEER } })], ME)
     expect(c.unread).toBe(0)
     expect(c.have).toBe(2)
+  })
+})
+
+describe('retention floor', () => {
+  it('drops what was purged and does not wait for it', () => {
+    const c = newConv(CONV, PEER)
+    receive(c, [msg(1), msg(2), msg(3), msg(4)], ME)
+    receive(c, [msg(7)], ME)
+    expect(c.have).toBe(4)
+    const r = applySyncRow(c, row({ max_seq: 8, floor: 5, last: msg(8) }))
+    expect(c.messages.map((m) => m.seq)).toEqual([])
+    expect(c.have).toBe(5)
+    expect(c.hasMoreBefore).toBe(false)
+    expect(r.pullAfter).toBe(5) // the pull returns 6.. from the server, not a hole
+    receive(c, [msg(6), msg(8)], ME)
+    expect(c.messages.map((m) => m.seq)).toEqual([6, 7, 8])
+  })
+
+  it('keeps the window above the floor as it is', () => {
+    const c = newConv(CONV, PEER)
+    receive(c, [msg(1), msg(2), msg(3)], ME)
+    c.hasMoreBefore = true
+    applyFloor(c, 1)
+    expect(c.messages.map((m) => m.seq)).toEqual([2, 3])
+    expect(c.have).toBe(3)
+    expect(c.hasMoreBefore).toBe(false)
+    applyFloor(c, 0)
+    expect(c.messages.map((m) => m.seq)).toEqual([2, 3])
   })
 })

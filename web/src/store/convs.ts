@@ -108,12 +108,34 @@ export function applySyncRow(state: ConvState, row: ConversationRow): { pullAfte
   state.unread = row.unread
   state.unreadBase = Math.max(state.unreadBase, row.max_seq)
   state.mention = !!row.mention
+  applyFloor(state, row.floor ?? 0)
   const empty = state.messages.length === 0 && state.ahead.length === 0
   if (row.last && row.max_seq > state.have && (empty || row.max_seq - state.have > RESET_GAP)) {
     resetWindow(state, row.last)
+    applyFloor(state, row.floor ?? 0)
     return { pullAfter: null }
   }
   return { pullAfter: row.max_seq > state.have ? state.have : null }
+}
+
+/**
+ * Retention removed every message at or below `floor` on the server: drop what we hold of them, count them
+ * as held (nothing waits for those seqs), and stop offering older history there.
+ */
+export function applyFloor(state: ConvState, floor: number): void {
+  if (floor <= 0) return
+  state.messages = state.messages.filter((m) => m.seq > floor)
+  state.ahead = state.ahead.filter((m) => m.seq > floor)
+  if (state.have < floor) {
+    state.have = floor
+    // Messages waiting above the floor may now be contiguous with it.
+    while (state.ahead.length > 0 && state.ahead[0]!.seq === state.have + 1) {
+      state.messages.push(state.ahead.shift()!)
+      state.have += 1
+    }
+  }
+  const first = state.messages[0]
+  if (!first || first.seq <= floor + 1) state.hasMoreBefore = false
 }
 
 /** Restart an (empty or stale) window at `newest`; older messages then come from `history`. */

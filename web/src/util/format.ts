@@ -1,4 +1,5 @@
 /** Display helpers: times, day labels, avatar colours, message previews. Pure; the locale is a parameter. */
+import { callText } from './callRecord'
 import type { Message, UserId } from '../api/types'
 import { t, type Locale } from '../i18n'
 import { systemText, type NameSource } from './system'
@@ -79,6 +80,8 @@ export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 're
       return names ? systemText(m, names) : t('msg.system')
     case 'notice': // from the server account (admin notices): plain text
       return String(b.text ?? '')
+    case 'call': // a call record (its sender is the caller)
+      return callText(m.body, names ? m.sender === names.me : false)
     default:
       return t('msg.unknown')
   }

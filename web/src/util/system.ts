@@ -64,6 +64,10 @@ export function systemText(m: Pick<Message, 'body' | 'sender'>, src: NameSource)
         : t('sys.created', { actor, name: quote(b.name) })
     }
     case 'joined':
+      // Joins by link, from the directory, or on an approved request (services/joins.py).
+      if (b.via === 'link') return t('sys.joinedLink', { users: subjects() })
+      if (b.via === 'directory') return t('sys.joinedDirectory', { users: subjects() })
+      if (b.via === 'request') return t('sys.joinedRequest', { actor, users: users() })
       return t('sys.joined', { actor, users: users() })
     case 'left':
       return t('sys.left', { users: subjects() })

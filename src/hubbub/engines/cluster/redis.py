@@ -120,13 +120,13 @@ class RedisCluster(Cluster):
         await self.halt()
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(self.keys.alive(self.node_id))
-            await self.redis.srem(self.keys.nodes(), self.node_id)  # type: ignore[misc]
-            await self.redis.hdel(self.keys.load(), self.node_id)  # type: ignore[misc]
+            await self.redis.srem(self.keys.nodes(), self.node_id)
+            await self.redis.hdel(self.keys.load(), self.node_id)
         await self._probe.aclose()
 
     async def _announce(self) -> None:
         await self.redis.set(self.keys.alive(self.node_id), "1", ex=int(self.alive_ttl_s))
-        await self.redis.sadd(self.keys.nodes(), self.node_id)  # type: ignore[misc]
+        await self.redis.sadd(self.keys.nodes(), self.node_id)
 
     # -- liveness ---------------------------------------------------------------------------------
     async def is_alive(self, node: str) -> bool:
@@ -142,11 +142,11 @@ class RedisCluster(Cluster):
         self._alive_cache[node] = (alive, now + _ALIVE_CACHE_S)
         if not alive:
             await self.redis.delete(self.keys.queue(node))
-            await self.redis.srem(self.keys.nodes(), node)  # type: ignore[misc]
+            await self.redis.srem(self.keys.nodes(), node)
         return alive
 
     async def live_nodes(self) -> list[str]:
-        members: set[Any] = await self.redis.smembers(self.keys.nodes())  # type: ignore[misc]
+        members: set[Any] = await self.redis.smembers(self.keys.nodes())
         names = {m.decode() if isinstance(m, bytes) else str(m) for m in members} | {self.node_id}
         return sorted([n for n in names if await self.is_alive(n)])
 
@@ -178,14 +178,14 @@ class RedisCluster(Cluster):
 
     async def report_load(self, load: NodeLoad) -> None:
         try:
-            await self.redis.hset(self.keys.load(), self.node_id, _encode_load(load))  # type: ignore[misc]
+            await self.redis.hset(self.keys.load(), self.node_id, _encode_load(load))
         except RedisError as exc:
             log.warning("reporting this node's load failed: %s", exc)
 
     async def nodes(self) -> list[NodeLoad]:
         try:
-            raw: dict[Any, Any] = await self.redis.hgetall(self.keys.load())  # type: ignore[misc]
-            members: set[Any] = await self.redis.smembers(self.keys.nodes())  # type: ignore[misc]
+            raw: dict[Any, Any] = await self.redis.hgetall(self.keys.load())
+            members: set[Any] = await self.redis.smembers(self.keys.nodes())
             reports: dict[str, NodeLoad] = {}
             for key, value in raw.items():
                 with contextlib.suppress(msgspec.DecodeError):
@@ -207,7 +207,7 @@ class RedisCluster(Cluster):
             load.alive = bool(is_alive)
             if not load.alive and now - load.reported_at > _LOAD_KEPT_MS:
                 with contextlib.suppress(RedisError):
-                    await self.redis.hdel(self.keys.load(), node)  # type: ignore[misc]
+                    await self.redis.hdel(self.keys.load(), node)
                 continue
             result.append(load)
         return result

@@ -36,6 +36,8 @@ class Event(msgspec.Struct, frozen=True):
     recipients: Sequence[int]
     payload: bytes
     exclude_conn: str | None = None
+    #: Only this connection of the recipients gets it (call signalling to the one device in the call).
+    only_conn: str | None = None
 
 
 class LocalSink(Protocol):

@@ -41,6 +41,8 @@ class _WireEvent(msgspec.Struct, array_like=True):
     recipients: list[int]
     payload: bytes
     exclude_conn: str | None
+    #: Last with a default: an entry from a node without it still decodes.
+    only_conn: str | None = None
 
 
 class _WireClose(msgspec.Struct, array_like=True):
@@ -134,10 +136,14 @@ class RedisRouting(Routing):
                     for node in nodes_of.get(uid, ()):
                         split.setdefault(node, []).append(uid)
                 for node, uids in split.items():
-                    per_node.setdefault(node, []).append(_WireEvent(uids, event.payload, event.exclude_conn))
+                    per_node.setdefault(node, []).append(
+                        _WireEvent(uids, event.payload, event.exclude_conn, event.only_conn)
+                    )
             local = per_node.pop(self.node_id, None)
             if local is not None and self._sink is not None:
-                self._sink.deliver([Event(e.recipients, e.payload, e.exclude_conn) for e in local])
+                self._sink.deliver(
+                    [Event(e.recipients, e.payload, e.exclude_conn, e.only_conn) for e in local]
+                )
             await self._send({node: _Envelope(events=evs) for node, evs in per_node.items()})
         except RedisError as exc:
             # Pushes are best effort (the client's sync fills any gap): reach at least this node's sockets.
@@ -216,7 +222,9 @@ class RedisRouting(Routing):
             log.error("dropping an undecodable queue entry")
             return
         if envelope.events:
-            self._sink.deliver([Event(e.recipients, e.payload, e.exclude_conn) for e in envelope.events])
+            self._sink.deliver(
+                [Event(e.recipients, e.payload, e.exclude_conn, e.only_conn) for e in envelope.events]
+            )
         for c in envelope.closes:
             self._sink.disconnect(c.user_id, Close(c.code), c.reason, c.conn_id, c.sid)
         for payload in envelope.broadcasts:

@@ -5,7 +5,10 @@ Contract (tests/contract/test_storage.py runs it against SQLite and PostgreSQL):
   increasing inside the same transaction that stores the rows: a seq is never taken for a message that was
   not stored, and never reused, whatever happens to Redis or to a node.
 - ``store_messages`` is idempotent on (sender, cmid): a message already stored is returned as it was, never
-  stored twice, even when the duplicate is in the same call.
+  stored twice, even when the duplicate is in the same call. A duplicate also says who should hear of the
+  stored message now (``recipients``/``hot``, as for a new one, less members who joined after it), so the
+  service can push it again: its first try may have been stored by a node that died before pushing.
+- A message whose conversation id is not canonical (core/convs.py) is rejected alone, never its batch.
 - Any failure to reach the database raises ``HubbubError(Code.UNAVAILABLE)``: nothing was stored.
 """
 
@@ -17,7 +20,10 @@ from typing import Any
 
 import msgspec
 
+from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
+from hubbub.engines.storage.base_access import AccessStorage
+from hubbub.engines.storage.lifecycle import LifecycleStorage
 
 
 class NewMessage(msgspec.Struct, kw_only=True):
@@ -52,7 +58,8 @@ class Stored(msgspec.Struct, kw_only=True):
 class Rejected(msgspec.Struct):
     """A message of a batch that was refused inside the storing transaction (nothing stored for it)."""
 
-    error: Any
+    #: What its sender is told (``forbidden``, ``muted``, ``group_frozen``, ``invalid_id``...).
+    error: HubbubError
 
 
 class MemberFacts(msgspec.Struct, frozen=True):
@@ -71,11 +78,11 @@ class GroupFacts(msgspec.Struct, kw_only=True):
 
 
 #: Decides, inside the transaction, whether a group message may be stored: None to admit, or the error.
-Admit = Callable[[NewMessage, GroupFacts], Any]
+Admit = Callable[[NewMessage, GroupFacts], HubbubError | None]
 
 #: Decides, inside a group change's transaction, whether the group as it is now allows the change: None to go
 #: on, or the exception to raise (nothing is written).
-GroupCheck = Callable[[Group], Any]
+GroupCheck = Callable[[Group], HubbubError | None]
 
 
 class GroupChange(msgspec.Struct, kw_only=True):
@@ -119,6 +126,8 @@ class ConvState(msgspec.Struct, kw_only=True):
     mention_seq: int = 0
     #: A group the user set do-not-disturb on.
     dnd: bool = False
+    #: Retention removed every message at or below this seq.
+    purged_seq: int = 0
 
 
 class GroupStorage(abc.ABC):
@@ -272,6 +281,13 @@ class UserRecord(msgspec.Struct, kw_only=True):
     banned: bool
     is_admin: bool
     created_at: int
+    #: A delivery canary's account (hubbub/proof/canary.py).
+    canary: bool = False
+    #: When a timed ban ends by itself (ms; 0: never, or not banned).
+    banned_until: int = 0
+    ban_reason: str = ""
+    #: Closed by an admin (services/moderation.py ``delete_user``): anonymised, no login possible.
+    deleted: bool = False
 
 
 class AdminStorage(abc.ABC):
@@ -283,9 +299,18 @@ class AdminStorage(abc.ABC):
 
     @abc.abstractmethod
     async def set_user_flags(
-        self, user_id: int, *, banned: bool | None = None, is_admin: bool | None = None
+        self,
+        user_id: int,
+        *,
+        banned: bool | None = None,
+        is_admin: bool | None = None,
+        canary: bool | None = None,
     ) -> UserRecord | None:
         """Set the flags given; None if there is no such user."""
+
+    @abc.abstractmethod
+    async def purge_canary_messages(self, before_ts: int) -> int:
+        """Delete messages sent by canary accounts before ``before_ts`` (ms); how many."""
 
     @abc.abstractmethod
     async def ban_user(self, user_id: int) -> UserRecord | None:
@@ -319,7 +344,95 @@ class AdminStorage(abc.ABC):
         """The id of the server's own account (created on first use, with no usable password)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage):
+class SearchQuery(msgspec.Struct, kw_only=True):
+    """A message search by ``user_id`` (core/searchtext.py makes ``terms``; at least one)."""
+
+    user_id: int
+    terms: list[str]
+    conv: str | None = None
+    sender: int | None = None
+    #: Message types (core/searchtext.KINDS); empty means all of them.
+    kinds: tuple[str, ...] = ()
+    #: ``ts`` range in milliseconds: since is inclusive, until exclusive.
+    since: int | None = None
+    until: int | None = None
+    #: The paging cursor: only messages with an index position (``rid``) below this.
+    before: int | None = None
+    limit: int = 20
+    #: A query of short terms only (under three characters: no trigram) reads at most this many of the
+    #: newest visible messages in scope per call, and says where it stopped.
+    short_scan: int = 20_000
+
+
+class SearchHit(msgspec.Struct):
+    message: Message
+    #: The message's index position: rowid (SQLite) or ``messages.rid`` (PostgreSQL); newest is highest.
+    rid: int
+
+
+class SearchPage(msgspec.Struct, kw_only=True):
+    hits: list[SearchHit]
+    #: Where the next page starts (pass as ``before``); None when nothing older can match.
+    next_before: int | None
+    #: False when a short-term query stopped at ``short_scan`` messages: older ones were not read yet.
+    complete: bool = True
+
+
+class IndexProgress(msgspec.Struct, kw_only=True):
+    #: Messages (re)indexed by this call.
+    indexed: int
+    #: Every message at or below this index position is indexed (or was found not to exist).
+    watermark: int
+    #: The newest index position stored.
+    newest: int
+    #: False when another node holds the indexer lock (this call did nothing).
+    ran: bool = True
+
+
+class SearchStorage(abc.ABC):
+    """Message search: an index kept behind the messages table, and the visibility rules at query time.
+
+    Contract (tests/contract/test_search.py runs it on SQLite and PostgreSQL):
+    - Indexing never happens in the storing transaction: ``index_messages`` tails the messages by their
+      index position (``rid``) from a watermark stored in the database, a batch per call. Only one caller at
+      a time indexes (the SQLite writer lock; a PostgreSQL advisory lock — others return ``ran=False``), and
+      every write is idempotent, so a node that dies mid-batch costs nothing but the batch, redone.
+    - PostgreSQL hands out ``rid`` from a sequence before commit, so a smaller rid can become visible after
+      a larger one: the watermark stops below such a hole and the rows above it are indexed anyway; a hole
+      still empty after ``GAP_WAIT_S`` is a rolled-back send and is passed over.
+    - ``search_messages`` returns only what ``user_id`` may read: messages of conversations they are a member
+      of, newer than the seq they joined after (``min_seq``; a removed member has no row, so sees nothing),
+      not recalled, of a searchable type, containing every term (case-insensitive substring); newest first.
+      Each hit is rechecked against the message's current text, so an index entry older than an edit never
+      returns a message that no longer matches.
+    - ``reindex_message`` is the one call an edit (or a recall) needs: the message's entry is replaced by its
+      current text, or removed.
+    """
+
+    @abc.abstractmethod
+    async def search_messages(self, query: SearchQuery) -> SearchPage: ...
+
+    @abc.abstractmethod
+    async def index_messages(self, batch: int) -> IndexProgress:
+        """Index up to ``batch`` messages past the watermark, in one transaction."""
+
+    @abc.abstractmethod
+    async def reindex_message(self, conv: str, seq: int) -> None:
+        """Replace the index entry of message ``seq`` of ``conv`` by its current text (or drop it)."""
+
+    @abc.abstractmethod
+    async def search_backlog(self) -> IndexProgress:
+        """(watermark, newest) without indexing anything: how far the index is behind."""
+
+    @abc.abstractmethod
+    async def messages_around(
+        self, conv: str, seq: int, before: int, after: int, min_seq: int
+    ) -> tuple[list[Message], bool, bool]:
+        """Up to ``before`` messages with min_seq < s <= seq and ``after`` with s > seq, ascending; and whether
+        older and newer messages exist beyond them (a page to jump to a search result)."""
+
+
+class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage, AccessStorage):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -426,6 +539,11 @@ class Storage(GroupStorage, MediaStorage, AdminStorage):
     @abc.abstractmethod
     async def answer_friend_request(self, request_id: int, status: str) -> bool:
         """Move a pending request to ``status``; False if it was no longer pending (lost a race)."""
+
+    @abc.abstractmethod
+    async def accept_friend_request(self, request_id: int, now: int) -> bool:
+        """Mark a pending request accepted and make its two users friends, in one transaction: either both
+        or neither. False, changing nothing, if it was no longer pending (lost a race)."""
 
     @abc.abstractmethod
     async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:

@@ -33,6 +33,14 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     # May use the admin routes (docs/operations.md); the first user of a fresh server by default.
     Column("is_admin", Boolean, nullable=False, server_default=false()),
+    # Set when the account was closed (docs/operations.md, "Account deletion"): the row stays, anonymised,
+    # so the messages it sent keep a sender ("Deleted user").
+    Column("deleted_at", BigInteger, nullable=True),
+    #: A delivery canary's synthetic account (hubbub/proof/canary.py): hidden from user search.
+    Column("canary", Boolean, nullable=False, server_default=false()),
+    # With ``banned``: when the ban ends by itself (ms; 0: never), and the reason the admin gave.
+    Column("banned_until", BigInteger, nullable=False, server_default="0"),
+    Column("ban_reason", String(256), nullable=False, server_default=""),
 )
 
 # A session is one login: its refresh tokens form a family, and access tokens carry its id (``sid``) so
@@ -82,6 +90,9 @@ conversations = Table(
     Column("conv", String(48), primary_key=True),
     Column("max_seq", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Retention removed every message at or below this seq (docs/protocol.md, "Retention and the purged
+    # floor"); the messages above it are all there.
+    Column("purged_seq", BigInteger, nullable=False, server_default="0"),
 )
 
 # One row per (member, conversation): the member's read position and, for groups, the seq they joined after.
@@ -133,6 +144,10 @@ groups = Table(
     Column("frozen", Boolean, nullable=False, server_default=false()),
     # Who set ``avatar``: the avatar is public only when its uploader set it (docs/media.md).
     Column("avatar_by", Integer, nullable=True),
+    # Listed in the public directory and joinable without an invite (docs/protocol.md, "Join links").
+    Column("public", Boolean, nullable=False, server_default=false()),
+    # A join by link or from the directory becomes a request that the owner or an admin answers.
+    Column("join_approval", Boolean, nullable=False, server_default=false()),
 )
 
 group_members = Table(
@@ -227,4 +242,115 @@ settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# -- data lifecycle (docs/operations.md, "Retention") -----------------------------------------------
+# A conversation's own retention: ``days`` 0 keeps it for ever; without a row the server default applies.
+retention_policies = Table(
+    "retention_policies",
+    metadata,
+    Column("conv", String(48), primary_key=True),
+    Column("days", Integer, nullable=False),
+    Column("set_by", Integer, nullable=False),
+    Column("set_at", BigInteger, nullable=False),
+)
+
+# Export jobs (a user's data, or a conversation for an admin). ``active_key`` is set while the job is pending
+# or building, and unique: the same export asked for twice while one runs is refused by the database itself.
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(48), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("active_key", String(80), nullable=True, unique=True),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False, server_default="0"),
+    Column("expires_at", BigInteger, nullable=False, server_default="0"),
+)
+
+# -- access control (docs/operations.md, "Registration and invites"; services/access.py) -------------
+# Registration invite codes: a use count and an optional expiry; ``uses`` only grows, in the transaction
+# that creates the account it admitted.
+invites = Table(
+    "invites",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("created_by", Integer, nullable=False, index=True),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    # ms; 0: never expires.
+    Column("expires_at", BigInteger, nullable=False, server_default="0"),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+    Column("note", String(256), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# A group's join links (and their QR codes): revocable, optional expiry (0: none) and use limit (0: none).
+group_links = Table(
+    "group_links",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("group_id", Integer, nullable=False, index=True),
+    Column("created_by", Integer, nullable=False),
+    Column("max_uses", Integer, nullable=False, server_default="0"),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("expires_at", BigInteger, nullable=False, server_default="0"),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Requests to join a group that needs approval: ``pending`` until the owner or an admin approves or declines.
+join_requests = Table(
+    "join_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_id", Integer, nullable=False),
+    Column("user_id", Integer, nullable=False),
+    # The link it came through ("" from the public directory).
+    Column("link", String(32), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("decided_by", Integer, nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Index("ix_join_requests_group", "group_id", "status"),
+    Index("ix_join_requests_user", "user_id", "group_id"),
+)
+
+# Reports by users; ``snapshot`` is the reported thing as it was when reported (JSON), so a later recall or
+# edit does not hide what was reported.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reporter", Integer, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("reason", String(1024), nullable=False),
+    Column("snapshot", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(32), nullable=False, server_default=""),
+    Column("handled_by", Integer, nullable=True),
+    Column("handled_at", BigInteger, nullable=True),
+    Column("note", String(1024), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_reports_status", "status", "id"),
+)
+
+# Every admin action. Append-only: the storage has no method that updates or deletes a row.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, index=True),
+    Column("actor", Integer, nullable=False, index=True),
+    Column("action", String(32), nullable=False, index=True),
+    Column("target", String(64), nullable=False, server_default=""),
+    Column("reason", String(1024), nullable=False, server_default=""),
+    Column("address", String(64), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default="{}"),
 )

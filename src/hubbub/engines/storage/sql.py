@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Group, Message, User
 from hubbub.engines.storage import schema as t
+from hubbub.engines.storage import write_plan as plan
 from hubbub.engines.storage.base import (
     Admit,
     ConvState,
@@ -29,9 +30,12 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
-from hubbub.engines.storage.sql_admin import SERVER_ACCOUNT_PREFIX, SqlAdmin
+from hubbub.engines.storage.sql_access import SqlAccess, real_account
+from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
+from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
+from hubbub.engines.storage.sql_search import SqlSearch
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 from hubbub.engines.storage.sqlutil import (
     USER_COLS,
@@ -47,7 +51,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, Storage):
     def __init__(
         self,
         url: str,
@@ -153,10 +157,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
         """True for the first real account when ``first_user_admin`` is set, decided inside the insert."""
         if not self.first_user_admin:
             return False
-        others = select(t.users.c.id).where(
-            ~t.users.c.username.startswith(SERVER_ACCOUNT_PREFIX, autoescape=True)
-        )
-        return ~exists(others)
+        return ~exists(select(t.users.c.id).where(real_account()))
 
     @unavailable
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:
@@ -243,6 +244,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                         func.lower(t.users.c.nickname).like(escaped, escape="\\"),
                     )
                 )
+                .where(t.users.c.canary.is_(False))  # the delivery canary's accounts are no one to find
                 .order_by(t.users.c.id)
                 .limit(limit)
             )
@@ -464,6 +466,27 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             return result.rowcount == 1
 
     @unavailable
+    async def accept_friend_request(self, request_id: int, now: int) -> bool:
+        fr = t.friend_requests
+        async with self._tx() as conn:
+            pair = (
+                await conn.execute(
+                    update(fr)
+                    .where(fr.c.id == request_id, fr.c.status == "pending")
+                    .values(status="accepted")
+                    .returning(fr.c.from_id, fr.c.to_id)
+                )
+            ).first()
+            if pair is None:
+                return False
+            a, b = pair
+            await conn.execute(
+                self._insert_ignore(t.friendships),
+                [{"user_id": a, "friend_id": b, "since": now}, {"user_id": b, "friend_id": a, "since": now}],
+            )
+        return True
+
+    @unavailable
     async def friend_requests(self, user_id: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
         pending = t.friend_requests.c.status == "pending"
         async with self.engine.connect() as conn:
@@ -490,128 +513,93 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 if attempt == 2:
                     raise
             except DBAPIError as exc:
+                state = _sqlstate(exc) or ""
+                if state.startswith("22"):  # data exception: a value of one message, not the database
+                    if len(batch) == 1:
+                        why = "this message holds a value that cannot be stored"
+                        return [Rejected(HubbubError(Code.INVALID_FIELD, why))]
+                    # Not UNAVAILABLE (the whole batch would fail for one message): the batcher stores its
+                    # messages one by one, and this one is refused alone.
+                    raise UnstorableBatch(state) from exc
                 # Rows are locked in one order, so deadlocks should not happen; a serialization failure or
                 # deadlock rolled everything back, and trying again is safe.
-                if attempt == 2 or _sqlstate(exc) not in _RETRYABLE_SQLSTATES:
+                if attempt == 2 or state not in _RETRYABLE_SQLSTATES:
                     raise
         raise AssertionError("unreachable")
 
     async def _store_messages(self, batch: list[NewMessage], admit: Admit | None) -> list[Stored | Rejected]:
+        """Execute the batch's plan (write_plan.py) with SQLAlchemy Core, in one transaction."""
         msgs = t.messages
-        rejected: dict[tuple[int, str], Rejected] = {}
-        recipients: dict[str, tuple[int, ...]] = {}
-        quiet: dict[str, tuple[int, ...]] = {}
-        hot: set[str] = set()
         async with self._tx() as conn:
-            existing: dict[tuple[int, str], Message] = {}
-            by_sender: dict[int, set[str]] = {}
-            for m in batch:
-                by_sender.setdefault(m.sender, set()).add(m.cmid)
+            existing: dict[plan.Key, Message] = {}
             # One "sender = ? AND cmid IN (...)" per sender: both engines use the (sender, cmid) index for
             # that, where SQLite scans the whole table for a row-value "(sender, cmid) IN (...)".
-            lookups = list(by_sender.items())
+            lookups = list(plan.lookups(batch).items())
             for start in range(0, len(lookups), 100):
                 clause = or_(
                     *(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups[start : start + 100])
                 )
                 rows = await conn.execute(select(msgs).where(clause))
                 existing.update({(row.sender, row.cmid): message_of(row) for row in rows})
+            fresh, rejected = plan.split(batch, existing)
 
-            fresh: list[NewMessage] = []
-            seen: set[tuple[int, str]] = set(existing)
-            for m in batch:
-                if (m.sender, m.cmid) not in seen:
-                    seen.add((m.sender, m.cmid))
-                    fresh.append(m)
-
-            group_convs = sorted({m.conv for m in fresh if m.conv.startswith("g:")})
+            group_convs = plan.group_convs(fresh)
+            # A resend is told who should hear of its message now, as a new message is, and republished:
+            # the first try may have stored it and died before publishing (issue 12.5).
+            dup_groups = plan.duplicate_groups(existing)
+            facts: dict[str, GroupFacts] = {}
+            floors: dict[str, dict[int, int]] = {}
+            fanout = None
             if group_convs:
                 # Lock first, then read the members: a kick committed before our lock is seen; one after
                 # it waits for us. Either way the message and the membership agree.
                 await self._lock_conversations(conn, group_convs)
-                senders: dict[str, set[int]] = {}
-                for m in fresh:
-                    senders.setdefault(m.conv, set()).add(m.sender)
-                facts = await self._group_facts(conn, {c: senders[c] for c in group_convs})
-                admitted = []
-                for m in fresh:
-                    if m.conv in facts:
-                        error = admit(m, facts[m.conv]) if admit is not None else None
-                        if error is not None:
-                            rejected[(m.sender, m.cmid)] = Rejected(error)
-                            continue
-                        if facts[m.conv].hot:
-                            hot.add(m.conv)
-                        elif m.conv not in recipients:
-                            recipients[m.conv] = tuple(facts[m.conv].members)
-                            quiet[m.conv] = _quiet(facts[m.conv])
-                    elif m.conv in group_convs:
-                        rejected[(m.sender, m.cmid)] = Rejected(not_found("group"))
-                        continue
-                    admitted.append(m)
-                fresh = admitted
+            if group_convs or dup_groups:
+                senders = plan.senders_by_conv(fresh, existing)
+                every = sorted({*group_convs, *dup_groups})
+                facts = await self._group_facts(conn, {c: senders[c] for c in every})
+            if dup_groups:
+                floors = await self._readers(conn, plan.pushed_groups(dup_groups, facts))
+            if group_convs:
+                fresh, fanout = plan.admit_groups(fresh, facts, group_convs, admit, rejected)
             stored = await self._append(conn, fresh) if fresh else {}
+        return plan.results(batch, existing, rejected, stored, fanout, facts, floors)
 
-        results: list[Stored | Rejected] = []
-        first_seen: set[tuple[int, str]] = set()
-        for m in batch:
-            key = (m.sender, m.cmid)
-            if key in existing:
-                results.append(Stored(message=existing[key], duplicate=True))
-            elif key in rejected:
-                results.append(rejected[key])
-            else:
-                message = stored[key]
-                results.append(
-                    Stored(
-                        message=message,
-                        duplicate=key in first_seen,
-                        recipients=recipients.get(message.conv, m.members),
-                        hot=message.conv in hot,
-                        quiet=quiet.get(message.conv, ()),
-                    )
-                )
-                first_seen.add(key)
-        return results
+    async def _readers(self, conn: AsyncConnection, convs: list[str]) -> dict[str, dict[int, int]]:
+        """conv -> member -> floor (a member reads the messages above it), for the given conversations."""
+        cm = t.conv_members
+        found: dict[str, dict[int, int]] = {}
+        if convs:
+            query = select(cm.c.conv, cm.c.user_id, cm.c.min_seq).where(cm.c.conv.in_(convs))
+            rows = await conn.execute(query)
+            for row in rows:
+                found.setdefault(row.conv, {})[row.user_id] = row.min_seq
+        return found
 
-    async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[tuple[int, str], Message]:
+    async def _append(self, conn: AsyncConnection, fresh: list[NewMessage]) -> dict[plan.Key, Message]:
         """Give new messages their seqs and insert them (and their mentions), inside ``conn``'s transaction."""
-        per_conv: dict[str, list[NewMessage]] = {}
-        for m in fresh:
-            per_conv.setdefault(m.conv, []).append(m)
+        per_conv = plan.by_conversation(fresh)
         await self._ensure_conversations(conn, per_conv)
         top = await self._allocate_seqs(conn, {c: len(ms) for c, ms in per_conv.items()}, fresh[-1].ts)
-        stored: dict[tuple[int, str], Message] = {}
+        stored = plan.number(per_conv, top)
         values: list[dict[str, Any]] = []
-        for conv, ms in per_conv.items():
-            first = top[conv] - len(ms) + 1
-            for offset, m in enumerate(ms):
-                message = Message(
-                    id=str(m.id),
-                    conv=conv,
-                    seq=first + offset,
-                    sender=m.sender,
-                    type=m.type,
-                    body=m.body,
-                    ts=m.ts,
-                    cmid=m.cmid,
-                )
-                stored[(m.sender, m.cmid)] = message
-                values.append(
-                    {
-                        "conv": conv,
-                        "seq": message.seq,
-                        "id": m.id,
-                        "sender": m.sender,
-                        "cmid": m.cmid,
-                        "type": m.type,
-                        "body": json_encode(m.body).decode(),
-                        "ts": m.ts,
-                        "recalled": False,
-                    }
-                )
-                if m.mentions or m.mention_all:
-                    await self._record_mention(conn, m, message.seq)
+        for m in (m for ms in per_conv.values() for m in ms):
+            message = stored[(m.sender, m.cmid)]
+            values.append(
+                {
+                    "conv": message.conv,
+                    "seq": message.seq,
+                    "id": m.id,
+                    "sender": m.sender,
+                    "cmid": m.cmid,
+                    "type": m.type,
+                    "body": json_encode(m.body).decode(),
+                    "ts": m.ts,
+                    "recalled": False,
+                }
+            )
+            if m.mentions or m.mention_all:
+                await self._record_mention(conn, m, message.seq)
         await conn.execute(insert(t.messages), values)
         return stored
 
@@ -743,7 +731,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                     return Rejected(refused)
                 hot = facts.hot
                 recipients = () if hot else tuple(facts.members)
-                quiet = () if hot else _quiet(facts)
+                quiet = () if hot else plan.quiet_of(facts)
             await conn.execute(
                 update(msgs).where(msgs.c.conv == conv, msgs.c.seq == seq).values(recalled=True, body="{}")
             )
@@ -753,14 +741,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
 
     @unavailable
     async def member_state(self, conv: str, user_id: int) -> tuple[int, int] | None:
-        cm = t.conv_members
+        cm, c = t.conv_members, t.conversations
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(cm.c.read_seq, cm.c.min_seq).where(cm.c.conv == conv, cm.c.user_id == user_id)
+                    select(cm.c.read_seq, cm.c.min_seq, c.c.purged_seq)
+                    .outerjoin(c, c.c.conv == cm.c.conv)
+                    .where(cm.c.conv == conv, cm.c.user_id == user_id)
                 )
             ).first()
-        return None if row is None else (row.read_seq, row.min_seq)
+        # Below the purged floor there is nothing to see (retention): readers start above it.
+        return None if row is None else (row.read_seq, max(row.min_seq, row.purged_seq or 0))
 
     @unavailable
     async def set_read_seq(self, conv: str, user_id: int, seq: int) -> int | None:
@@ -788,7 +779,13 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             rows = list(
                 await conn.execute(
                     select(
-                        cm.c.conv, cm.c.read_seq, cm.c.min_seq, cm.c.mention_seq, c.c.max_seq, c.c.updated_at
+                        cm.c.conv,
+                        cm.c.read_seq,
+                        cm.c.min_seq,
+                        cm.c.mention_seq,
+                        c.c.max_seq,
+                        c.c.updated_at,
+                        c.c.purged_seq,
                     )
                     .join(c, c.c.conv == cm.c.conv)
                     .where(cm.c.user_id == user_id)
@@ -796,7 +793,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 )
             )
             last: dict[str, Message] = {}
-            tops = [(row.conv, row.max_seq) for row in rows if row.max_seq > row.min_seq]
+            tops = [(row.conv, row.max_seq) for row in rows if row.max_seq > max(row.min_seq, row.purged_seq)]
             for start in range(0, len(tops), 500):
                 found = await conn.execute(
                     select(m).where(tuple_(m.c.conv, m.c.seq).in_(tops[start : start + 500]))
@@ -845,8 +842,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
                 updated_at=row.updated_at,
                 unread=unread.get(row.conv, 0),
                 last=last.get(row.conv),
-                mention_seq=0 if row.conv in withdrawn else row.mention_seq,
+                mention_seq=0
+                if row.conv in withdrawn or row.mention_seq <= row.purged_seq
+                else row.mention_seq,
                 dnd=row.conv in dnd,
+                purged_seq=row.purged_seq,
             )
             for row in rows
         ]
@@ -863,16 +863,17 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, Storage):
             return {conv: seq for conv, seq in rows}
 
 
-def _quiet(facts: GroupFacts) -> tuple[int, ...]:
-    """The members who set do-not-disturb on the group."""
-    return tuple(uid for uid, member in facts.members.items() if member.dnd)
-
-
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 
 
 def _never_hot(_group: Group) -> bool:
     return False
+
+
+class UnstorableBatch(Exception):
+    """A batch holds a value the database refuses (SQLSTATE class 22, e.g. a NUL in text, an integer out of
+    its column's range): nothing was stored. Deliberately not a database error, so it is not reported as
+    ``unavailable``: the caller stores the messages one at a time to find which one."""
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

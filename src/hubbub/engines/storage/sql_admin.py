@@ -18,21 +18,43 @@ WORDS_VERSION = "words_version"
 #: Server accounts (the notice sender) have names starting with this; registration never allows it.
 SERVER_ACCOUNT_PREFIX = "~"
 
-_RECORD_COLS = (*USER_COLS, t.users.c.banned, t.users.c.is_admin, t.users.c.created_at)
+_RECORD_COLS = (
+    *USER_COLS,
+    t.users.c.banned,
+    t.users.c.is_admin,
+    t.users.c.created_at,
+    t.users.c.canary,
+    t.users.c.banned_until,
+    t.users.c.ban_reason,
+    t.users.c.deleted_at,
+)
 
 
 def record_of(row: Row[Any] | Any) -> UserRecord:
     return UserRecord(
-        user=user_of(row), banned=bool(row.banned), is_admin=bool(row.is_admin), created_at=row.created_at
+        user=user_of(row),
+        banned=bool(row.banned),
+        is_admin=bool(row.is_admin),
+        created_at=row.created_at,
+        canary=bool(row.canary),
+        banned_until=row.banned_until,
+        ban_reason=row.ban_reason,
+        deleted=row.deleted_at is not None,
     )
 
 
 class SqlAdmin(SqlHost):
     @unavailable
     async def set_user_flags(
-        self, user_id: int, *, banned: bool | None = None, is_admin: bool | None = None
+        self,
+        user_id: int,
+        *,
+        banned: bool | None = None,
+        is_admin: bool | None = None,
+        canary: bool | None = None,
     ) -> UserRecord | None:
-        values = {k: v for k, v in (("banned", banned), ("is_admin", is_admin)) if v is not None}
+        flags = (("banned", banned), ("is_admin", is_admin), ("canary", canary))
+        values = {k: v for k, v in flags if v is not None}
         async with self._tx() as conn:
             if values:
                 await conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
@@ -40,9 +62,20 @@ class SqlAdmin(SqlHost):
         return None if row is None else record_of(row)
 
     @unavailable
+    async def purge_canary_messages(self, before_ts: int) -> int:
+        canaries = select(t.users.c.id).where(t.users.c.canary.is_(True))
+        async with self._tx() as conn:
+            result = await conn.execute(
+                delete(t.messages).where(t.messages.c.sender.in_(canaries), t.messages.c.ts < before_ts)
+            )
+        return int(result.rowcount or 0)
+
+    @unavailable
     async def ban_user(self, user_id: int) -> UserRecord | None:
         async with self._tx() as conn:
-            await conn.execute(update(t.users).where(t.users.c.id == user_id).values(banned=True))
+            await conn.execute(
+                update(t.users).where(t.users.c.id == user_id).values(banned=True, banned_until=0, ban_reason="")
+            )
             row = (await conn.execute(select(*_RECORD_COLS).where(t.users.c.id == user_id))).first()
             if row is None:
                 return None

@@ -32,6 +32,8 @@ from hubbub.engines.storage.sqlutil import USER_COLS, like_prefix, unavailable, 
 _GROUP_FIELDS = frozenset(
     {"name", "avatar", "notice", "invite_policy", "muted_all", "dismissed", "owner_id", "hot", "frozen"}
 )
+#: Join settings (services/joins.py).
+_GROUP_FIELDS = _GROUP_FIELDS | {"public", "join_approval"}
 #: Who set the avatar (only an avatar its uploader set is public, docs/media.md): stored, never shown.
 _GROUP_FIELDS = _GROUP_FIELDS | {"avatar_by"}
 
@@ -51,6 +53,8 @@ def group_of(row: Row[Any] | Any) -> Group:
         conv=group_conv(row.id),
         hot=bool(row.hot),
         frozen=bool(row.frozen),
+        public=bool(row.public),
+        join_approval=bool(row.join_approval),
     )
 
 
@@ -233,10 +237,12 @@ class SqlGroups(SqlHost):
 
     @unavailable
     async def member_floors(self, conv: str) -> dict[int, int]:
-        cm = t.conv_members
+        cm, c = t.conv_members, t.conversations
         async with self.engine.connect() as conn:
+            # Retention's purged floor counts as everyone's (engines/storage/lifecycle.py).
+            purged = int(await conn.scalar(select(c.c.purged_seq).where(c.c.conv == conv)) or 0)
             rows = await conn.execute(select(cm.c.user_id, cm.c.min_seq).where(cm.c.conv == conv))
-            return {uid: floor for uid, floor in rows}
+            return {uid: max(floor, purged) for uid, floor in rows}
 
     @unavailable
     async def group(self, group_id: int) -> Group | None:

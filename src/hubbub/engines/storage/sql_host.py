@@ -1,4 +1,4 @@
-"""What the SQL mixins (sql_groups, sql_media, sql_admin) use of ``SqlStorage``, declared once.
+"""What the SQL mixins (sql_groups, sql_media, sql_admin, sql_access) use of ``SqlStorage``, declared once.
 
 The mixins are halves of one class split by domain; ``SqlStorage`` provides these. The declarations exist only
 for the type checker: at run time the class is empty, so a mixin can never call a stand-in by mistake.
@@ -27,6 +27,11 @@ class SqlHost:
         def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
         def _insert_ignore(self, table: Any) -> Any: ...
+
+        def _first_user_clause(self) -> Any: ...
+
+        @staticmethod
+        async def _revoke_sessions(conn: AsyncConnection, user_id: int, keep_sid: str | None) -> list[str]: ...
 
         async def _lock_conversations(self, conn: AsyncConnection, convs: list[str]) -> None: ...
 

@@ -2,9 +2,10 @@
 
 Through aiosqlite and SQLAlchemy a batch costs ~26 thread hops (one per statement) plus building each
 statement; the 1:1 benchmark found that to be half the server's time. Here the whole transaction is one
-function on a dedicated thread with its own connection and plain SQL: one hop per batch. It does exactly what
-``SqlStorage._store_messages`` does for private conversations (the contract tests run both paths); group
-messages, which need the membership rules inside the transaction, keep the general path.
+function on a dedicated thread with its own connection and plain SQL: one hop per batch. What it stores
+and returns is decided by the same pure planning as ``SqlStorage._store_messages`` (write_plan.py); only the
+statements differ (the contract tests run both paths). Group messages, which need the membership rules
+inside the transaction, keep the general path.
 
 SQLite allows one writer at a time: this connection and the engine's writer take turns through BEGIN
 IMMEDIATE and the busy timeout, as two processes would.
@@ -15,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from hubbub.core.convs import parse_private
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Message
-from hubbub.engines.storage.base import NewMessage, Stored
+from hubbub.engines.storage import write_plan as plan
+from hubbub.engines.storage.base import NewMessage, Rejected, Stored
 from hubbub.engines.storage.sqlutil import json_decode, json_encode
 
 _FIND = (
@@ -41,9 +45,10 @@ class SqliteBatchWriter:
 
     @staticmethod
     def handles(batch: list[NewMessage]) -> bool:
-        return all(m.conv.startswith("p:") for m in batch)
+        """Private conversations only, in their canonical spelling (the general path refuses the others)."""
+        return all(parse_private(m.conv) is not None for m in batch)
 
-    async def store(self, batch: list[NewMessage]) -> list[Stored]:
+    async def store(self, batch: list[NewMessage]) -> list[Stored | Rejected]:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._store, batch)
         except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
@@ -66,35 +71,22 @@ class SqliteBatchWriter:
             self._db = db
         return self._db
 
-    def _store(self, batch: list[NewMessage]) -> list[Stored]:
+    def _store(self, batch: list[NewMessage]) -> list[Stored | Rejected]:
+        """Execute the batch's plan (write_plan.py) in raw SQL: the same decisions as the general path."""
         db = self._connection()
         db.execute("BEGIN IMMEDIATE")
         queries = 2
         try:
-            existing: dict[tuple[int, str], Message] = {}
-            for key in {(m.sender, m.cmid) for m in batch}:
-                queries += 1
-                row = db.execute(_FIND, key).fetchone()
-                if row is not None:
-                    existing[key] = Message(
-                        id=str(row[2]),
-                        conv=row[0],
-                        seq=row[1],
-                        sender=row[3],
-                        type=row[4],
-                        body=json_decode(row[5]),
-                        ts=row[6],
-                        cmid=row[7],
-                        recalled=bool(row[8]),
-                    )
-            per_conv: dict[str, list[NewMessage]] = {}
-            seen = set(existing)
-            for m in batch:
-                if (m.sender, m.cmid) not in seen:
-                    seen.add((m.sender, m.cmid))
-                    per_conv.setdefault(m.conv, []).append(m)
-            stored: dict[tuple[int, str], Message] = {}
-            rows = []
+            existing: dict[plan.Key, Message] = {}
+            for sender, cmids in plan.lookups(batch).items():
+                for cmid in cmids:
+                    queries += 1
+                    row = db.execute(_FIND, (sender, cmid)).fetchone()
+                    if row is not None:
+                        existing[(sender, cmid)] = _message(row)
+            fresh, rejected = plan.split(batch, existing)
+            per_conv = plan.by_conversation(fresh)
+            top: dict[str, int] = {}
             for conv, ms in per_conv.items():
                 queries += 1
                 top_row = db.execute(_BUMP, (len(ms), ms[-1].ts, conv)).fetchone()
@@ -102,36 +94,17 @@ class SqliteBatchWriter:
                     queries += 2
                     db.execute(_NEW_CONV, (conv, len(ms), ms[-1].ts))
                     db.executemany(_NEW_MEMBER, [(uid, conv) for uid in ms[0].members])
-                    top = len(ms)
+                    top[conv] = len(ms)
                 else:
-                    top = int(top_row[0])
-                first = top - len(ms) + 1
-                for offset, m in enumerate(ms):
-                    message = Message(
-                        id=str(m.id),
-                        conv=conv,
-                        seq=first + offset,
-                        sender=m.sender,
-                        type=m.type,
-                        body=m.body,
-                        ts=m.ts,
-                        cmid=m.cmid,
-                    )
-                    stored[(m.sender, m.cmid)] = message
-                    rows.append(
-                        (
-                            conv,
-                            message.seq,
-                            m.id,
-                            m.sender,
-                            m.cmid,
-                            m.type,
-                            json_encode(m.body).decode(),
-                            m.ts,
-                        )
-                    )
-            if rows:
+                    top[conv] = int(top_row[0])
+            stored = plan.number(per_conv, top)
+            if stored:
                 queries += 1
+                rows = []
+                for ms in per_conv.values():
+                    for m in ms:
+                        seq = stored[(m.sender, m.cmid)].seq
+                        rows.append((m.conv, seq, m.id, m.sender, m.cmid, m.type, _json(m.body), m.ts))
                 db.executemany(_INSERT, rows)
             db.execute("COMMIT")
         except BaseException:
@@ -139,13 +112,22 @@ class SqliteBatchWriter:
             raise
         finally:
             self.queries += queries
-        results: list[Stored] = []
-        first_seen: set[tuple[int, str]] = set()
-        for m in batch:
-            key = (m.sender, m.cmid)
-            if key in existing:
-                results.append(Stored(message=existing[key], duplicate=True))
-            else:
-                results.append(Stored(message=stored[key], duplicate=key in first_seen, recipients=m.members))
-                first_seen.add(key)
-        return results
+        return plan.results(batch, existing, rejected, stored)
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(
+        id=str(row[2]),
+        conv=row[0],
+        seq=row[1],
+        sender=row[3],
+        type=row[4],
+        body=json_decode(row[5]),
+        ts=row[6],
+        cmid=row[7],
+        recalled=bool(row[8]),
+    )
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json_encode(body).decode()

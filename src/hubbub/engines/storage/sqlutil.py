@@ -45,8 +45,10 @@ def user_of(row: Row[Any] | Any) -> User:
         nickname=row.nickname,
         signature=row.signature,
         avatar=row.avatar,
-        # Server accounts' names start with "~", which no username may (services/names.py).
-        system=row.username.startswith("~"),
+        # Server accounts' names start with "~", which no username may (services/names.py); so do closed
+        # accounts' ("~deleted-<id>", engines/storage/sql_lifecycle.py), which are no server's.
+        system=row.username.startswith("~") and not row.username.startswith("~deleted-"),
+        deleted=row.username.startswith("~deleted-"),
     )
 
 

@@ -115,6 +115,12 @@ class HotGroups:
         await self.state.replace(message.conv, message.seq, encode(message))
         self.pulls.refresh(message.conv)
 
+    async def purged(self, conv: str, floor: int) -> None:
+        """Retention removed the group's messages up to ``floor``: the cache drops them (for every node: it
+        lives in Redis in a cluster) and this node's memo of pulls is stale."""
+        await self.state.drop_through(conv, floor)
+        self.pulls.refresh(conv)
+
     # -- pulls ------------------------------------------------------------------------------------
     async def pull(
         self, user_id: int, conv: str, after_seq: int, limit: int

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from hubbub.protocol.frames import NewsPush, encode
+from hubbub.services import pushes
 from hubbub.services.hot.news import News
 from hubbub.services.hot.rosters import Rosters
 
@@ -142,6 +142,6 @@ class Signaller:
                     targets.append(terminal)
         if not targets:
             return 0
-        sent = self.audience.send(targets, encode(NewsPush(conv=conv, seq=seq, mention=mention)))
+        sent = self.audience.send(targets, pushes.news(conv, seq, mention))
         self.signals_sent += sent
         return sent

@@ -28,6 +28,9 @@ EXPECTED = {
     Action.MENTION_ALL: {O, A},  # a member's @all is refused
     Action.SET_NICKNAME: {O, A, M},
     Action.SET_DND: {O, A, M},
+    Action.JOIN: {O, A, M},  # the joiner has no role yet; only the group's state decides
+    Action.MANAGE_LINKS: {O, A},
+    Action.ANSWER_REQUESTS: {O, A},
 }
 
 

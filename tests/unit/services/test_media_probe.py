@@ -52,10 +52,16 @@ VARIANTS = {
     "png-small-idat-chunks": lambda: _split_idat(encode(picture("RGB"), "PNG")),
     "apng": lambda: encode(picture("RGB"), "PNG", save_all=True, append_images=[picture("L").convert("RGB")]),
     "gif": lambda: encode(picture("P"), "GIF"),
-    "gif-animated": lambda: encode(picture("P"), "GIF", save_all=True, append_images=[picture("L").convert("P")]),
+    "gif-animated": lambda: encode(
+        picture("P"), "GIF", save_all=True, append_images=[picture("L").convert("P")]
+    ),
     "webp-lossy": lambda: encode(picture("RGB"), "WEBP", quality=80),
-    "webp-lossless-alpha": lambda: encode(picture("RGBA"), "WEBP", lossless=True, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0"),
-    "webp-animated": lambda: encode(picture("RGB"), "WEBP", save_all=True, append_images=[picture("L").convert("RGB")]),
+    "webp-lossless-alpha": lambda: encode(
+        picture("RGBA"), "WEBP", lossless=True, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0"
+    ),
+    "webp-animated": lambda: encode(
+        picture("RGB"), "WEBP", save_all=True, append_images=[picture("L").convert("RGB")]
+    ),
 }
 
 

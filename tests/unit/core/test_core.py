@@ -5,7 +5,7 @@ import pytest
 from hubbub.config import Config, load
 from hubbub.core.convs import group_conv, parse_group, parse_private, peer_of, private_conv, validate
 from hubbub.core.errors import HubbubError
-from hubbub.core.ids import MessageIds
+from hubbub.core.ids import MAX_ID, MAX_SEQ, MessageIds, parse_id, parse_seq
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
 from hubbub.gateway.wire import text_frame
 
@@ -19,6 +19,31 @@ def test_private_conv_ids_are_canonical():
     assert parse_group(group_conv(12)) == 12 and parse_group("g:") is None
     with pytest.raises(HubbubError):
         validate("x:1")
+
+
+#: Spellings ``int`` reads as a number (or that look like one) but that are not an id's one spelling.
+NON_CANONICAL = ["07", "0", "+7", "-7", " 7", "7 ", "\uff17", "\u0661", "\u00b2", "7\n", "1_0", "7.0", "", "1" * 5000]
+
+
+@pytest.mark.parametrize("text", NON_CANONICAL)
+def test_ids_have_one_spelling(text):
+    assert parse_id(text) is None
+    for conv in (f"g:{text}", f"p:{text}:99", f"p:1:{text}"):
+        assert parse_group(conv) is None and parse_private(conv) is None
+        with pytest.raises(HubbubError) as refused:
+            validate(conv)
+        assert refused.value.code == "invalid_id"
+
+
+def test_id_and_seq_ranges():
+    assert parse_id("7") == 7 and parse_id(str(MAX_ID)) == MAX_ID and parse_id(str(MAX_ID + 1)) is None
+    assert parse_seq("0") == 0 and parse_seq(str(MAX_SEQ)) == MAX_SEQ and parse_seq(str(MAX_SEQ + 1)) is None
+    assert parse_seq("00") is None and parse_seq("12", high=10) is None
+    assert parse_group(f"g:{MAX_ID + 1}") is None
+    assert validate("g:7") == "g:7" and validate("p:1:2") == "p:1:2"
+    for bad in ("p:2:1", "p:1:1", "g:7:", "G:7", "g:7\x00"):
+        with pytest.raises(HubbubError):
+            validate(bad)
 
 
 def test_message_ids_are_unique_and_increasing():

@@ -1,5 +1,7 @@
 """The protocol state machine, fed strings: no sockets, no event loop."""
 
+import json
+
 import pytest
 
 from hubbub.protocol import frames
@@ -65,6 +67,19 @@ def test_second_auth_is_an_error_not_a_close():
 def test_bad_frames_are_classified(raw, code):
     result = ready().receive(raw)
     assert isinstance(result, Rejection) and result.error.code == code and result.close is None
+
+
+@pytest.mark.parametrize(
+    "conv",
+    ["g:07", "p:2:1", "p:1:1", "p:01:2", "g:+7", "g: 7", "g:\uff17", "g:\u00b2", "g:" + "9" * 20, "g:" + "9" * 90,
+     "", "g:", "p::", "nonsense"],
+)
+@pytest.mark.parametrize("kind", ["pull", "history", "read", "recall", "typing", "receipts", "send"])
+def test_non_canonical_conversation_ids_are_invalid_id(kind, conv):
+    frame = {"type": kind, "conv": conv, "rid": "r1", "seq": 1, "cmid": "c", "body": {"text": "x"}}
+    result = ready().receive(json.dumps(frame))
+    assert isinstance(result, Rejection), result
+    assert (result.error.code, result.error.rid, result.close) == ("invalid_id", "r1", None)
 
 
 def test_rid_is_salvaged_from_invalid_frames():

@@ -14,7 +14,9 @@ def test_good_usernames(name: str) -> None:
     check_username(name)
 
 
-@pytest.mark.parametrize("name", ["ab", "x" * 33, "name\n", "name ", " name", "na me", "~hubbub", "nämé", "hubbub", "Hub.bub"])
+@pytest.mark.parametrize(
+    "name", ["ab", "x" * 33, "name\n", "name ", " name", "na me", "~hubbub", "nämé", "hubbub", "Hub.bub"]
+)
 def test_bad_usernames(name: str) -> None:
     with pytest.raises(HubbubError) as err:
         check_username(name)

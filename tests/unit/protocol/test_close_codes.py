@@ -7,7 +7,7 @@ import pytest
 
 from hubbub.protocol.close_codes import TERMINAL_MAX, TERMINAL_MIN, Close, is_terminal
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
 
 
 @pytest.mark.parametrize("code", [Close.PROTOCOL, Close.UNAUTHORIZED, Close.REVOKED, Close.REPLACED])
