@@ -44,7 +44,7 @@ class FakeHub:
         for event in events:
             for uid in event.recipients:
                 for conn in self.conns.get(uid, ()):
-                    if conn != event.exclude_conn:
+                    if conn != event.exclude_conn and event.only_conn in (None, conn):
                         self.received[conn].append(event.payload)
 
     def disconnect(

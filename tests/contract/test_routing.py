@@ -99,6 +99,16 @@ async def test_cross_node_delivery_is_one_queue_write_per_node(make_engines: Mak
     assert await n3.registry.presence([1, 2, 6]) == {1: ("web",), 2: ("mobile", "web")}
 
 
+async def test_only_conn_reaches_that_one_connection_across_nodes(make_engines: MakeEngines) -> None:
+    """Call signalling goes to the one device in the call (``Event.only_conn``), wherever it is: the field
+    survives the queue's wire format."""
+    n1, n2, n3 = await _cluster(make_engines)
+    await n2.connect(2, "web", "n2/2")
+    await n3.connect(2, "mobile", "n3/2m")
+    await n1.routing.publish([Event((2,), b"sdp", only_conn="n3/2m"), Event((2,), b"all")])
+    await eventually(lambda: n3.hub.received["n3/2m"] == [b"sdp", b"all"] and n2.hub.received["n2/2"] == [b"all"])
+
+
 async def test_broadcast_reaches_every_live_node_once(make_engines: MakeEngines) -> None:
     n1, n2, n3 = await _cluster(make_engines)
     before = _xadds(n1)
