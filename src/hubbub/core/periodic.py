@@ -2,7 +2,7 @@
 
 A node has several of these: the gateway's heartbeat sweeper, the load report, the registry's renewal, the
 liveness renewal, the Redis health probe (which also reads the queue lag), the word list refresh, the blob
-collector. Each used to be a hand-written ``while True: sleep; try: ... except`` loop with its own idea of
+collector, the retention purge. Each used to be a hand-written ``while True: sleep; try: ... except`` loop with its own idea of
 what an error does. Here, once:
 
 - **Fixed rate**: a run starts every ``interval_s`` (the time the work took is subtracted from the wait), so a
