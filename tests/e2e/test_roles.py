@@ -24,6 +24,11 @@ async def test_each_role_starts_only_what_it_needs(make_node):
     # only a node with connections signals hot-group members
     assert full.signaller.audience is not None and gateway.signaller.audience is not None
     assert platform.signaller.audience is None
+    # the database's housekeeping runs where the API is served; the call sweeper where connections are
+    for node, api, ws in ((full, True, True), (gateway, False, True), (platform, True, False)):
+        s = node.services
+        assert (s.retention.running, s.exports.running, node.indexer.running) == (api, api, api), node.config.role
+        assert s.calls.running == ws, node.config.role
 
 
 def test_the_admin_cli_builds_only_what_it_uses(tmp_path: Path):

@@ -281,6 +281,10 @@ class ExportService:
             log.warning("export: blob %s is missing; %s left out", key, name)
 
     # -- the sweep ------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._sweeper is not None and not self._sweeper.done()
+
     def start(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())

@@ -130,6 +130,10 @@ class RetentionService:
         return member is not None and member.role == "owner"
 
     # -- the purge job --------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._purger.running
+
     def start(self) -> None:
         """Purge every ``retention_interval_s`` (0: never; ``hubbub admin purge`` runs one pass by hand)."""
         if self.config.retention_interval_s > 0:

@@ -196,6 +196,10 @@ class SearchIndexer:
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         if self.config.search_indexer and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="search-indexer")

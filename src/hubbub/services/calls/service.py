@@ -192,6 +192,11 @@ class CallService:
                 if exc.code is Code.NOT_FOUND:
                     self.local.pop(conn, None)  # ended elsewhere
 
+    @property
+    def running(self) -> bool:
+        """Is this node's sweeper (and lease renewal) running? Only where the role holds connections."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
