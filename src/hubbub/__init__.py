@@ -2,7 +2,7 @@
 
 Layers (data flows one way; see docs/architecture.md):
 transport (``gateway``, ``platform``) -> ``protocol`` -> ``services`` -> ``engines``;
-events flow back out through the broker to the gateway.
+events flow back out through routing to the gateway.
 """
 
 __version__ = "0.1.0"

@@ -1,14 +1,14 @@
 """What a node knows of its Redis: how many commands it sent, and whether Redis answers (docs/cluster.md,
 "Failure behaviour"; docs/operations.md, "Metrics").
 
-Every Redis client a node builds (broker, hot-group state, rate limits, the health probe) shares one
+Every Redis client a node builds (the cluster engines, hot-group state, rate limits, calls, the tracer) shares one
 ``RedisLink``. Its clients' connections report to it where commands are packed for the wire and where
 sockets fail, so:
 
 - ``commands`` counts every command sent, one per command carried by a pipeline or a script call, retries
   included (``hubbub_redis_commands_total``);
 - a connection failure or timeout on *any* command of any engine marks Redis down at once, instead of
-  whenever the next readiness probe happens to ask. Only the broker's health probe (a ``PING`` every
+  whenever the next readiness probe happens to ask. Only the cluster engine's health probe (a ``PING`` every
   ``HEALTH_INTERVAL_S``, bounded by ``HEALTH_TIMEOUT_S``) marks it up again, so one lucky command in the
   middle of an outage does not flap readiness.
 
@@ -34,7 +34,7 @@ from hubbub.core.stats import Figure
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two health probes of the broker, and the longest a probe may take (docs/cluster.md).
+#: Seconds between two health probes of Redis (engines/cluster), and the longest a probe may take (docs/cluster.md).
 HEALTH_INTERVAL_S = 0.25
 HEALTH_TIMEOUT_S = 0.5
 #: What counts as "Redis is not answering" (a command's own error, e.g. NOGROUP, does not).
