@@ -2,7 +2,7 @@
 
 A component keeps plain counters on itself (an increment on a hot path costs nothing) and reports them when
 ``/metrics`` is scraped, as ``Figure``s. The node registers each component that has figures; the collector
-asks every registered provider and sums figures that share a name and labels (the broker, the hot-group
+asks every registered provider and sums figures that share a name and labels (the cluster engines, the hot-group
 state and the rate limiter each send Redis commands, and ``hubbub_redis_commands_total`` is their total).
 A component that is not registered, or is missing, reports nothing rather than a zero that looks real.
 """
