@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from hubbub.core.ids import MAX_ID
 from hubbub.engines.storage.base_access import GroupLink, Invite, JoinRequest, Report
 from hubbub.platform.limits import CLIENT_IP
 from hubbub.platform.routing import Ctx, route
@@ -150,7 +151,9 @@ async def revoke_my_invite(ctx: Ctx) -> None:
 )
 async def directory(ctx: Ctx) -> Directory:
     limit = ctx.query_int("limit", 50, 1, 100) or 50
-    found = await ctx.s.joins.directory(ctx.request.query.get("q", ""), ctx.query_int("after", 0) or 0, limit)
+    found = await ctx.s.joins.directory(
+        ctx.request.query.get("q", ""), ctx.query_seq("after", MAX_ID) or 0, limit
+    )
     return Directory(groups=found, next_after=found[-1].id if len(found) == limit else None)
 
 

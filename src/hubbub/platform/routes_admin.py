@@ -523,7 +523,7 @@ async def groups(ctx: Ctx) -> GroupPage:
     await _admin(ctx)
     limit = ctx.query_int("limit", 50, 1, 200) or 50
     found = await ctx.s.admin.find_groups(
-        ctx.request.query.get("q", ""), ctx.query_int("after", 0) or 0, limit
+        ctx.request.query.get("q", ""), ctx.query_seq("after", MAX_ID) or 0, limit
     )
     return GroupPage(groups=found, next_after=found[-1].id if len(found) == limit else None)
 
@@ -545,7 +545,7 @@ async def group(ctx: Ctx) -> Group:
 async def group_members(ctx: Ctx) -> MemberPage:
     await _admin(ctx)
     limit = ctx.query_int("limit", 100, 1, 200) or 100
-    found = await ctx.s.admin.group_members(ctx.path_int("group_id"), ctx.query_int("after", 0) or 0, limit)
+    found = await ctx.s.admin.group_members(ctx.path_int("group_id"), ctx.query_seq("after", MAX_ID) or 0, limit)
     return MemberPage(members=found, next_after=found[-1].user.id if len(found) == limit else None)
 
 

@@ -533,6 +533,9 @@ class AdminService:
         return masked_config(self.config)
 
 
+_UNSET = object()
+
+
 class _Unchanged(HubbubError):
     """Inside the transaction: the group already has the fields the admin asked for."""
 
@@ -541,7 +544,8 @@ def _still_open(group: Group, fields: dict[str, Any]) -> HubbubError | None:
     """The admin change's check inside the transaction: not on a dismissed group, not a no-op."""
     if group.dismissed:
         return HubbubError(Code.GROUP_DISMISSED, "this group was already dismissed")
-    if all(getattr(group, name) == value for name, value in fields.items()):
+    # (Fields named for columns the Group model calls otherwise, like owner_id, count as a change.)
+    if all(getattr(group, name, _UNSET) == value for name, value in fields.items()):
         return _Unchanged(Code.CONFLICT, "no change")
     return None
 

@@ -13,6 +13,7 @@ import pytest
 
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Group
+from hubbub.services.admin import Actor
 from tests.unit.services.conftest import World
 
 
@@ -49,8 +50,8 @@ async def test_two_racing_dismissals_store_one_notice(world: World) -> None:
     owner, group = await _setup(world)
     await _racing_reads(world)
     results = await asyncio.gather(
-        world.admin.dismiss_group(group.id, actor=owner),
-        world.admin.dismiss_group(group.id, actor=owner),
+        world.admin.dismiss_group(group.id, by=Actor(owner)),
+        world.admin.dismiss_group(group.id, by=Actor(owner)),
         return_exceptions=True,
     )
     refused = [r for r in results if isinstance(r, HubbubError)]
@@ -62,8 +63,8 @@ async def test_two_racing_freezes_store_one_notice_and_both_answer_the_group(wor
     owner, group = await _setup(world)
     await _racing_reads(world)
     results = await asyncio.gather(
-        world.admin.freeze_group(group.id, True, actor=owner),
-        world.admin.freeze_group(group.id, True, actor=owner),
+        world.admin.freeze_group(group.id, True, by=Actor(owner)),
+        world.admin.freeze_group(group.id, True, by=Actor(owner)),
     )
     assert [r.frozen for r in results] == [True, True]
     assert await _notices(world, group) == ["created", "frozen"]
@@ -71,8 +72,8 @@ async def test_two_racing_freezes_store_one_notice_and_both_answer_the_group(wor
 
 async def test_freezing_a_dismissed_group_is_refused(world: World) -> None:
     owner, group = await _setup(world)
-    await world.admin.dismiss_group(group.id, actor=owner)
+    await world.admin.dismiss_group(group.id, by=Actor(owner))
     with pytest.raises(HubbubError) as err:
-        await world.admin.freeze_group(group.id, True, actor=owner)
+        await world.admin.freeze_group(group.id, True, by=Actor(owner))
     assert err.value.code == Code.GROUP_DISMISSED
     assert await _notices(world, group) == ["created", "dismissed"]

@@ -268,8 +268,8 @@ class Fakes:
     async def publish(self, events: Any) -> None:
         self.published.extend(events)
 
-    async def store_notice(self, notice: Any) -> None:
-        self.records.append(notice)
+    async def post(self, notices: Any) -> None:
+        self.records.extend(notices)
 
     async def are_friends(self, a: int, b: int) -> bool:
         return C not in (a, b) and max(a, b) < 100

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hubbub.core.errors import Code
 from hubbub.core.models import Group
+from hubbub.services.admin import Actor
 from hubbub.services.groups import MAX_MUTE_S
 from tests.unit.services.conftest import FakeClock, World, refused
 
@@ -148,7 +149,7 @@ async def test_a_change_racing_a_freeze_is_refused_inside_the_transaction(world:
     async def group_before_the_freeze(group_id: int) -> Group | None:
         seen = await storage_group(group_id)
         world.storage.group = storage_group  # type: ignore[method-assign]
-        await world.admin.freeze_group(group_id, True, actor=owner)
+        await world.admin.freeze_group(group_id, True, by=Actor(owner))
         return seen
 
     world.storage.group = group_before_the_freeze  # type: ignore[method-assign]
