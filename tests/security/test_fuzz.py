@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubbub.client import HubbubClient
+from hubbub.platform.routing import OPAQUE_PATH_KEYS
 from tests.conftest import PASSWORD, base_url
 from tests.security.conftest import RELAXED, documented_close_codes, documented_errors
 
@@ -563,23 +564,20 @@ async def test_non_canonical_ids_on_every_frame_and_route(make_node):
             # -- REST: every route with an id in its path or query --------------------------------------------
             async with http.get(url + "/openapi.json") as resp:
                 spec = await resp.json()
-            real = {"group_id": group, "user_id": bob.user_id, "request_id": 1, "seq": ack["seq"], "conv": pair,
-                    "report_id": 1}
+            real = {"group_id": group, "user_id": bob.user_id, "request_id": 1, "report_id": 1, "seq": ack["seq"],
+                    "conv": pair}
             targets: list[tuple[str, str, str, dict[str, str]]] = []
             for path, ops in spec["paths"].items():
                 names = re.findall(r"{(\w+)}", path)
                 for method, op in ops.items():
-                    # Not ids, so no spelling of them is canonical (platform/routing.py: each route checks its
-                    # own and answers not_found): join link and invite codes, export ids (past 2^31).
-                    if path in ("/api/v1/auth/logout", "/api/v1/auth/password") or {
-                        "upload_id", "code", "export_id"
-                    } & set(names):
+                    # (Opaque path keys — upload ids, export ids, codes — are no numbers: their routes check them.)
+                    if path in ("/api/v1/auth/logout", "/api/v1/auth/password") or OPAQUE_PATH_KEYS & set(names):
                         continue
+                    # ``after`` is a count around a search result and an invite code's cursor: not an id there.
+                    not_ids = path.endswith("/around") or path.endswith("/invites")
                     queries = [q["name"] for q in op.get("parameters", []) if q["in"] == "query"
-                               and q["name"] in ("after", "after_seq", "before_seq")]
-                    # ``after`` there is no id: an invite code (admin invites), a count of messages (around)
-                    if path == "/api/v1/admin/invites" or path.endswith("/around"):
-                        queries = [q for q in queries if q != "after"]
+                               and q["name"] in ("after", "after_seq", "before_seq")
+                               and not (not_ids and q["name"] == "after")]
                     for name in names + queries:
                         targets.append((method.upper(), path, name, {n: str(real[n]) for n in names}))
             cases: list[tuple[str, str, str, dict[str, str], str]] = []

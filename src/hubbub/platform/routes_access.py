@@ -151,8 +151,9 @@ async def revoke_my_invite(ctx: Ctx) -> None:
 )
 async def directory(ctx: Ctx) -> Directory:
     limit = ctx.query_int("limit", 50, 1, 100) or 50
-    after = ctx.query_seq("after", MAX_ID) or 0  # a group id: canonical, like every id cursor
-    found = await ctx.s.joins.directory(ctx.request.query.get("q", ""), after, limit)
+    found = await ctx.s.joins.directory(
+        ctx.request.query.get("q", ""), ctx.query_seq("after", MAX_ID) or 0, limit
+    )
     return Directory(groups=found, next_after=found[-1].id if len(found) == limit else None)
 
 

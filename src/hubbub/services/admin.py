@@ -536,6 +536,9 @@ class AdminService:
         return masked_config(self.config)
 
 
+_UNSET = object()
+
+
 class _Unchanged(HubbubError):
     """Inside the transaction: the group already has the fields the admin asked for."""
 
@@ -544,14 +547,10 @@ def _still_open(group: Group, fields: dict[str, Any]) -> HubbubError | None:
     """The admin change's check inside the transaction: not on a dismissed group, not a no-op."""
     if group.dismissed:
         return HubbubError(Code.GROUP_DISMISSED, "this group was already dismissed")
-    if all(getattr(group, _MODEL_FIELD.get(name, name)) == value for name, value in fields.items()):
+    # (Fields named for columns the Group model calls otherwise, like owner_id, count as a change.)
+    if all(getattr(group, name, _UNSET) == value for name, value in fields.items()):
         return _Unchanged(Code.CONFLICT, "no change")
     return None
-
-
-#: Stored column -> ``Group`` attribute, where they differ (a transfer writes ``owner_id``; the model says
-#: ``owner``): comparing the column name against the model raised AttributeError, a 500 on every transfer.
-_MODEL_FIELD = {"owner_id": "owner"}
 
 
 def _reason(text: str) -> str:

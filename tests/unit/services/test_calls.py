@@ -268,10 +268,8 @@ class Fakes:
     async def publish(self, events: Any) -> None:
         self.published.extend(events)
 
-    async def post(self, notices: Any) -> list[Any]:
-        """``MessageService.post``: the call record, stored and pushed like any server-written message."""
+    async def post(self, notices: Any) -> None:
         self.records.extend(notices)
-        return list(notices)
 
     async def are_friends(self, a: int, b: int) -> bool:
         return C not in (a, b) and max(a, b) < 100
