@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -109,13 +109,18 @@ class _Fail(Exception):
 
 
 def _run(ctx: typer.Context, work: Callable[[AdminService], Awaitable[T]]) -> T:
-    from hubbub.core.errors import HubbubError
-
     cfg = _config(ctx)
 
     async def go() -> T:
         async with _admin(cfg) as admin:
             return await work(admin)
+
+    return _run_on_database(cfg, go)
+
+
+def _run_on_database(cfg: config_mod.Config, go: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's work against the configured database; its refusals become one red line and exit 1."""
+    from hubbub.core.errors import HubbubError
 
     try:
         if not cfg.database and not os.path.exists(os.path.join(cfg.data_dir, "hubbub.db")):
@@ -577,8 +582,6 @@ def migrate_to_postgres(
 
 def _run_services(ctx: typer.Context, work: Callable[[Root], Awaitable[T]]) -> T:
     """Like ``_run``, for the lifecycle commands: ``work`` gets the tool's root and builds what it uses."""
-    from hubbub.core.errors import HubbubError
-
     cfg = _config(ctx)
 
     async def go() -> T:
@@ -586,18 +589,7 @@ def _run_services(ctx: typer.Context, work: Callable[[Root], Awaitable[T]]) -> T
             await root.get_blobs().start()  # purges and exports read and delete blobs
             return await work(root)
 
-    try:
-        if not cfg.database and not os.path.exists(os.path.join(cfg.data_dir, "hubbub.db")):
-            raise _Fail(
-                f"no database: set HUBBUB_DATABASE, or --data-dir to a node's data directory ({cfg.data_dir})"
-            )
-        return asyncio.run(go())
-    except HubbubError as exc:
-        errors.print(f"[red]error[/red] {exc.code.value}: {exc.message}")
-        raise typer.Exit(1) from exc
-    except _Fail as exc:
-        errors.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(1) from exc
+    return _run_on_database(cfg, go)
 
 
 @admin_app.command("retention")
