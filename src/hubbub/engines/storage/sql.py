@@ -163,24 +163,30 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     async def create_user(self, username: str, nickname: str, password_hash: str, now: int) -> User:
         try:
             async with self._tx() as conn:
-                result = await conn.execute(
-                    insert(t.users)
-                    .values(
-                        username=username,
-                        username_lower=username.lower(),
-                        nickname=nickname,
-                        signature="",
-                        password_hash=password_hash,
-                        banned=False,
-                        created_at=now,
-                        is_admin=self._first_user_clause(),
-                    )
-                    .returning(t.users.c.id)
-                )
-                user_id = result.scalar_one()
+                user_id = await self._insert_user(conn, username, nickname, password_hash, now)
         except IntegrityError as exc:
             raise HubbubError(Code.USERNAME_TAKEN, f"username {username!r} is taken") from exc
         return User(id=user_id, username=username, nickname=nickname)
+
+    async def _insert_user(
+        self, conn: AsyncConnection, username: str, nickname: str, password_hash: str, now: int
+    ) -> int:
+        """The new account's row (the first real account of a fresh server is its admin); its id."""
+        result = await conn.execute(
+            insert(t.users)
+            .values(
+                username=username,
+                username_lower=username.lower(),
+                nickname=nickname,
+                signature="",
+                password_hash=password_hash,
+                banned=False,
+                created_at=now,
+                is_admin=self._first_user_clause(),
+            )
+            .returning(t.users.c.id)
+        )
+        return int(result.scalar_one())
 
     async def _account_where(self, clause: Any) -> Account | None:
         async with self.engine.connect() as conn:

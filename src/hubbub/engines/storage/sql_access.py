@@ -188,22 +188,7 @@ class SqlAccess(SqlHost):
                     raise HubbubError(
                         Code.INVITE_INVALID, f"this invite cannot be used ({reason})", reason=reason
                     )
-                user_id = (
-                    await conn.execute(
-                        insert(t.users)
-                        .values(
-                            username=username,
-                            username_lower=username.lower(),
-                            nickname=nickname,
-                            signature="",
-                            password_hash=password_hash,
-                            banned=False,
-                            created_at=now,
-                            is_admin=self._first_user_clause(),
-                        )
-                        .returning(t.users.c.id)
-                    )
-                ).scalar_one()
+                user_id = await self._insert_user(conn, username, nickname, password_hash, now)
         except IntegrityError as exc:
             raise HubbubError(Code.USERNAME_TAKEN, f"username {username!r} is taken") from exc
         return User(id=user_id, username=username, nickname=nickname)

@@ -30,6 +30,10 @@ class SqlHost:
 
         def _first_user_clause(self) -> Any: ...
 
+        async def _insert_user(
+            self, conn: AsyncConnection, username: str, nickname: str, password_hash: str, now: int
+        ) -> int: ...
+
         @staticmethod
         async def _revoke_sessions(conn: AsyncConnection, user_id: int, keep_sid: str | None) -> list[str]: ...
 
