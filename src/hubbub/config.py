@@ -252,6 +252,11 @@ class Config(msgspec.Struct, kw_only=True):
     trace_ttl_s: int = 86400
     #: On a single node (no Redis), most messages whose traces are kept in memory (the oldest go first).
     trace_memory_messages: int = 100_000
+    #: Seconds between reloads of the accounts marked canary, which product metrics leave out (a node that
+    #: marks one itself knows at once).
+    canary_refresh_s: float = 30.0
+    #: The retention purge deletes canary accounts' messages older than this many hours (0: never).
+    canary_retention_hours: float = 24.0
 
     @property
     def database_url(self) -> str:

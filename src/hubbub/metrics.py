@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -99,15 +99,21 @@ class _Providers(Collector):
 class HubStats:
     """This node's WebSocket connections and socket traffic."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, canaries: Collection[int] = ()) -> None:
         self.hub = hub
+        #: Users counted apart: the delivery canary's accounts are not people (services/canaries.py).
+        self.canaries = canaries
 
     def figures(self) -> Iterator[Figure]:
         by_terminal: Counter[str] = Counter()
+        canary_conns = 0
         buffered = 0
         largest = 0
         for conn in self.hub.by_id.values():
-            by_terminal[conn.terminal or "unauthenticated"] += 1
+            if conn.user_id in self.canaries:
+                canary_conns += 1
+            else:
+                by_terminal[conn.terminal or "unauthenticated"] += 1
             size = conn.transport.get_write_buffer_size()
             buffered += size
             largest = max(largest, size)
@@ -115,7 +121,14 @@ class HubStats:
             yield Figure(
                 "connections", "gauge", "Open WebSocket connections.", count, (("terminal", terminal),)
             )
-        yield Figure("online_users", "gauge", "Users with a connection on this node.", len(self.hub.by_user))
+        people = len(self.hub.by_user) - sum(1 for user in self.canaries if user in self.hub.by_user)
+        yield Figure("online_users", "gauge", "Users with a connection on this node.", people)
+        yield Figure(
+            "canary_connections",
+            "gauge",
+            "The delivery canary's connections (not in the figures above).",
+            canary_conns,
+        )
         yield Figure(
             "send_buffer_bytes", "gauge", "Bytes queued for sending, all connections together.", buffered
         )

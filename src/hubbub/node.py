@@ -66,6 +66,7 @@ class Node:
         await self.services.media.start()
         await self.services.words.load()
         self.services.words.start()
+        await self.services.canaries.start()
         # The queue first: membership reads its lag as it starts, so the gauge is there from the first scrape.
         await self.routing.start(self.hub)
         await self.cluster.start()

@@ -63,6 +63,7 @@ from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.calls import CallService
+from hubbub.services.canaries import Canaries
 from hubbub.services.closing import AccountClosing
 from hubbub.services.container import Services
 from hubbub.services.export import ExportService
@@ -414,6 +415,10 @@ class Root:
         return PresenceService(self.get_storage(), self.get_registry(), self.get_routing())
 
     @cached
+    def get_canaries(self) -> Canaries:
+        return Canaries(self.config, self.get_storage())
+
+    @cached
     def get_admin(self) -> AdminService:
         return AdminService(
             self.config,
@@ -426,6 +431,7 @@ class Root:
             self.get_passwords(),
             self.get_messages(),
             self.get_closing(),
+            self.get_canaries(),
         )
 
     @cached
@@ -456,6 +462,7 @@ class Root:
             access=self.get_auth().access,
             joins=self.get_joins(),
             reports=self.get_reports(),
+            canaries=self.get_canaries(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------
@@ -484,7 +491,7 @@ class Root:
         metrics = NodeMetrics()
         hot = self.get_hot()
         providers: list[StatsProvider] = [
-            HubStats(self.get_hub()),
+            HubStats(self.get_hub(), self.get_canaries()),
             BatcherStats(self.get_messages().batcher),
             HotStats(hot, hot.signaller),
             self.get_cluster(),  # the queue's lag, in a cluster
@@ -498,6 +505,7 @@ class Root:
             providers.append(link)
         metrics.provide(*providers)
         self.get_messages().batcher.on_batch = metrics.batch_size.observe
+        self.get_messages().batcher.unmetered = self.get_canaries()
         return metrics
 
     @cached
@@ -528,6 +536,8 @@ class Root:
             await self.get_calls().close()  # and its store
         if self.built("words"):
             await self.get_words().close()
+        if self.built("canaries"):
+            await self.get_canaries().close()
         if self.built("messages"):
             await self.get_messages().close()
         if self.built("tracer"):

@@ -196,3 +196,27 @@ async def test_every_documented_metric_is_exported_and_moves(metered_node):
     assert not missing, f"documented but not exported on a {kind} node: {missing}"
     still = {name for name in expected - STILL if after[name] == before[name]}
     assert not still, f"did not move with traffic on a {kind} node: {still}"
+
+
+async def test_the_canary_is_left_out_of_product_metrics(make_client, node):
+    """Accounts marked canary (``hubbub canary``) are synthetic: their messages and connections must not pass
+    for people's. Marking one on this node takes effect at once."""
+    admin = await make_client("mc_admin")  # the first account: the administrator
+    canary, peer = await make_client("mc_canary"), await make_client("mc_peer")
+    await friends(canary, peer)
+    await admin.api("PUT", f"/api/v1/admin/users/{canary.user_id}/canary")
+    before = await scrape(node)
+    await canary.send_text("synthetic", to=peer.user_id)
+    await peer.send_text("real", to=canary.user_id)
+    after = await scrape(node)
+    stored = 'type="text"'
+    assert metric(after, "hubbub_messages_stored_total", stored) - metric(before, "hubbub_messages_stored_total", stored) == 1
+    assert metric(after, "hubbub_connections", 'terminal="web"') == 2  # the admin and the peer
+    assert metric(after, "hubbub_canary_connections") == 1
+    assert metric(after, "hubbub_online_users") == 2
+
+    await admin.api("DELETE", f"/api/v1/admin/users/{canary.user_id}/canary")
+    await canary.send_text("counted again", to=peer.user_id)
+    again = await scrape(node)
+    assert metric(again, "hubbub_messages_stored_total", stored) - metric(after, "hubbub_messages_stored_total", stored) == 1
+    assert metric(again, "hubbub_canary_connections") == 0

@@ -146,3 +146,23 @@ async def test_hot_state_floor_contract(redis_server):
         await state.drop_through(conv, 2)  # a lower floor changes nothing
         assert await state.recent(conv, 4, 10) == [b"m5", b"m6", b"m7", b"m8"]
         await state.close()
+
+
+async def test_the_purge_job_cleans_up_the_canarys_messages(make_node, engine):
+    """The delivery canary's messages go after ``canary_retention_hours``, whatever the conversation's policy;
+    people's messages in the same purge stay."""
+    node = await make_node(**engine, **LIFE, canary_retention_hours=1)
+    admin = await user(node)  # the first account: a server admin
+    canary = await user(node)
+    await canary.befriend(admin)
+    await admin.api("PUT", f"/api/v1/admin/users/{canary.user_id}/canary")
+    synthetic = await canary.send_text("canary 1", to=admin.user_id)
+    await admin.send_text("a person's reply", to=canary.user_id)
+
+    assert (await node.services.retention.purge_once()).canary == 0  # younger than an hour
+    report = await node.services.retention.purge_once(now=now_ms() + 2 * 3_600_000)
+    assert (report.canary, report.messages) == (1, 0)
+    history = await admin.api("GET", f"/api/v1/conversations/{synthetic['conv']}/messages")
+    assert [m["body"]["text"] for m in history["messages"]] == ["a person's reply"]
+    for c in (admin, canary):
+        await c.close()

@@ -289,7 +289,7 @@ async def revoke(ctx: Ctx) -> UserRecord:
 @route(
     "PUT",
     "/api/v1/admin/users/{user_id}/canary",
-    summary="Mark a delivery canary's account: hidden from user search, its messages purged by canary-purge",
+    summary="Mark a delivery canary's account: hidden from user search, out of product metrics, its messages purged",
     response=UserRecord,
     tag="admin",
 )

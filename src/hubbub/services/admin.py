@@ -39,6 +39,7 @@ from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import GroupChange, NewMessage, Storage, UserRecord
 from hubbub.engines.storage.base_access import AuditEntry, AuditQuery, Report
 from hubbub.protocol.close_codes import Close
+from hubbub.services.canaries import Canaries
 from hubbub.services.closing import AccountClosing
 from hubbub.services.groups import GroupService
 from hubbub.services.messages import MessageService
@@ -117,11 +118,13 @@ class AdminService:
         passwords: Passwords,
         messages: MessageService,
         closing: AccountClosing,
+        canaries: Canaries,
     ) -> None:
         self.config = config
         self.storage = storage
         self.routing = routing
         self.cluster = cluster
+        self.canaries = canaries
         self.groups = groups
         self.messages = messages
         self.words = words
@@ -181,15 +184,18 @@ class AdminService:
         user = await self.storage.create_user(username, nick, password_hash, now_ms())
         record = await self.storage.set_user_flags(user.id, is_admin=admin, canary=canary)
         assert record is not None
+        if canary:
+            await self.canaries.refresh()
         await self.audit(by, "user.create", f"user:{user.id}", detail={"username": username, "admin": admin})
         return record
 
     async def set_canary(self, user_id: int, canary: bool) -> UserRecord:
-        """Mark a delivery canary's account (hubbub/proof/canary.py): hidden from user search, its messages
-        purged by ``purge_canary``."""
+        """Mark a delivery canary's account (hubbub/proof/canary.py): hidden from user search, left out of
+        product metrics (services/canaries.py), its old messages purged by the retention job."""
         record = await self.storage.set_user_flags(user_id, canary=canary)
         if record is None:
             raise not_found("user")
+        await self.canaries.refresh()
         return record
 
     async def purge_canary(self, older_than_s: int) -> int:

@@ -21,6 +21,7 @@ from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.calls import CallService
+from hubbub.services.canaries import Canaries
 from hubbub.services.closing import AccountClosing
 from hubbub.services.export import ExportService
 from hubbub.services.friends import FriendService
@@ -65,3 +66,5 @@ class Services:
     access: AccessService
     joins: JoinService
     reports: ReportService
+    #: The delivery canary's accounts, which product metrics leave out.
+    canaries: Canaries

@@ -61,6 +61,8 @@ class PurgeReport(msgspec.Struct, kw_only=True):
     refs: int = 0
     uploads: int = 0
     blobs: int = 0
+    #: Messages of the delivery canary's accounts, past ``canary_retention_hours``.
+    canary: int = 0
 
 
 def check_days(days: int | None) -> int | None:
@@ -144,7 +146,7 @@ class RetentionService:
 
     async def _purge_logged(self) -> None:
         report = await self.purge_once()
-        if report.messages:
+        if report.messages or report.canary:
             log.info("retention purge: %s", report)
 
     async def purge_once(self, now: int | None = None) -> PurgeReport:
@@ -165,6 +167,8 @@ class RetentionService:
                 await self.purge_conversation(c.conv, floor, report)
             if len(page) < _PAGE:
                 break
+        if (hours := self.config.canary_retention_hours) > 0:
+            report.canary = await self.storage.purge_canary_messages(now - int(hours * 3_600_000))
         gc = await self.media.gc_once(now)
         report.uploads, report.blobs = gc.uploads, gc.blobs
         return report

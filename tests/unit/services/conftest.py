@@ -38,6 +38,7 @@ from hubbub.protocol.close_codes import Close
 from hubbub.services import content
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.canaries import Canaries
 from hubbub.services.closing import AccountClosing
 from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
@@ -194,6 +195,7 @@ class World:
                 passwords,
                 messages,
                 AccountClosing(storage, routing, groups, passwords),
+                Canaries(config, storage),
             ),
             presence=PresenceService(storage, registry, routing),
             rules=rules,

@@ -313,6 +313,10 @@ class AdminStorage(abc.ABC):
         """Delete messages sent by canary accounts before ``before_ts`` (ms); how many."""
 
     @abc.abstractmethod
+    async def canary_user_ids(self) -> list[int]:
+        """The accounts marked canary, ascending (a handful: the canary's synthetic users)."""
+
+    @abc.abstractmethod
     async def ban_user(self, user_id: int) -> UserRecord | None:
         """Set the banned flag and revoke every session of the user, in one transaction; None if there is no
         such user."""

@@ -71,6 +71,12 @@ class SqlAdmin(SqlHost):
         return int(result.rowcount or 0)
 
     @unavailable
+    async def canary_user_ids(self) -> list[int]:
+        query = select(t.users.c.id).where(t.users.c.canary.is_(True)).order_by(t.users.c.id)
+        async with self.engine.connect() as conn:
+            return [int(row.id) for row in await conn.execute(query)]
+
+    @unavailable
     async def ban_user(self, user_id: int) -> UserRecord | None:
         async with self._tx() as conn:
             await conn.execute(
