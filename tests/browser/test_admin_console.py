@@ -199,3 +199,48 @@ def test_report_recall_freeze_and_join_by_link(
         shot(admin, "admin-10-groups-phone")
         assert alice_id
     assert not [e for e in errors if "403" not in e and "401" not in e], errors
+
+
+def test_admin_traces_a_message_in_the_console(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> None:
+    """Issue 23: the trace view. A message sent and read is looked up by id (and opened by a deep link), by
+    sender and client id, and an unknown one gets a sentence, not a stack trace."""
+    errors: list[str] = []
+    with running(tmp_path_factory, "admin-trace", HUBBUB_TRACE_SAMPLE="1") as srv:
+        rest_register(srv.url, "root")  # the first account: the server's admin
+        alice, alice_token = rest_register(srv.url, "alice")
+        bob, bob_token = rest_register(srv.url, "bob")
+        befriend(srv.url, "alice", "bob")
+        sent = rest(srv.url, "POST", "/messages", {"to": bob, "cmid": "trace-me", "body": {"text": "secret"}}, alice_token)
+        rest(srv.url, "POST", f"/conversations/{sent['conv']}/read", {"seq": sent["seq"]}, bob_token)
+
+        page = new_page(browser.new_context(viewport=DESKTOP, color_scheme="light"), errors)
+        login_ui(page, srv.url, "root")
+        page.goto(f"{srv.url}/admin/trace?id={sent['id']}")
+        timeline = page.get_by_test_id("trace-timeline")
+        expect(timeline).to_contain_text(str(sent["id"]))
+        steps = page.get_by_test_id("trace-step")
+        expect(steps.first).to_have_attribute("data-step", "received")
+        for step in ("stored", "published", "read"):
+            expect(page.locator(f"[data-testid=trace-step][data-step={step}]").first).to_be_visible()
+        assert "secret" not in timeline.inner_text()
+        shot(page, "admin-05-trace")
+
+        page.get_by_test_id("trace-id").fill("")
+        page.get_by_test_id("trace-sender").fill(str(alice))
+        page.get_by_test_id("trace-cmid").fill("trace-me")
+        page.get_by_test_id("trace-look").click()
+        expect(timeline).to_contain_text(str(sent["id"]))
+
+        page.get_by_test_id("trace-sender").fill("")
+        page.get_by_test_id("trace-id").fill("123456789")
+        page.get_by_test_id("trace-look").click()
+        expect(page.get_by_test_id("trace-error")).to_contain_text("No trace of that message")
+        page.get_by_test_id("trace-id").fill("abc")
+        page.get_by_test_id("trace-look").click()
+        expect(page.get_by_test_id("trace-error")).to_have_text("Ids are numbers.")
+
+        page.set_viewport_size(PHONE)
+        page.goto(f"{srv.url}/admin/trace?id={sent['id']}")
+        expect(page.get_by_test_id("trace-timeline")).to_be_visible()
+        shot(page, "admin-06-trace-phone")
+    assert not [e for e in errors if "404" not in e], errors

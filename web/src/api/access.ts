@@ -103,6 +103,28 @@ export interface AuditEntry {
   address: string
   detail: Record<string, unknown>
 }
+/** One thing that happened to a traced message (`GET /admin/trace`); never its body. */
+export interface TraceStep {
+  step: 'received' | 'stored' | 'published' | 'delivered' | 'pulled' | 'read'
+  at: number
+  node: string
+  conv?: string
+  seq?: number
+  user?: UserId
+  users?: UserId[]
+  terminals?: string[]
+  after?: number
+  upto?: number
+  mode?: string
+  cmid?: string
+}
+export interface Timeline {
+  message: string
+  conv: string | null
+  seq: number | null
+  sender: UserId | null
+  steps: TraceStep[]
+}
 export interface NodeLoad {
   node: string
   alive: boolean
@@ -193,6 +215,8 @@ export class AdminApi {
   createInvite = (b: { max_uses: number; ttl_s: number; note?: string }) =>
     this.api.authed<Invite>('POST', '/admin/invites', b)
   revokeInvite = (code: string) => this.api.authed<Invite>('DELETE', `/admin/invites/${enc(code)}`)
+  trace = (f: { id?: string; sender?: number; cmid?: string }) =>
+    this.api.authed<Timeline>('GET', `/admin/trace${q(f)}`)
   audit = (f: { action?: string; target?: string; actor?: number; before?: number }) =>
     this.api.authed<{ entries: AuditEntry[]; next_before: number | null }>('GET', `/admin/audit${q(f)}`)
   /** The JSON-lines export, fetched with the token (a plain link could not carry it) and saved as a file. */
