@@ -8,46 +8,24 @@ seq order for both members of its conversation, as a fresh client pulling from s
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from hubbub.client import HubbubClient
 from hubbub.client.sdk import ApiError
+from tests.cluster.clients import MakeClient, client_maker
 from tests.cluster.conftest import TIMEOUT_FACTOR, Cluster
 
 pytestmark = pytest.mark.cluster
 
 PASSWORD = "correct-horse-battery"
-_names = itertools.count(1)
-MakeClient = Callable[..., Awaitable[HubbubClient]]
 
 
 @pytest.fixture
 async def make_client(cluster: Cluster) -> AsyncIterator[MakeClient]:
-    clients: list[HubbubClient] = []
-
-    async def create(node: int, *, terminal: str = "web", like: HubbubClient | None = None) -> HubbubClient:
-        client = HubbubClient(cluster.url(node), terminal=terminal)
-        clients.append(client)
-        if like is None:
-            await client.register(f"c{uuid.uuid4().hex[:6]}{next(_names)}", PASSWORD)
-        else:  # another client of the same user (the same tokens), e.g. on another node
-            client.user, client.access_token, client.refresh_token = (
-                like.user,
-                like.access_token,
-                like.refresh_token,
-            )
-        await client.connect()
-        return client
-
-    yield create
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.close()
+    async with client_maker(cluster.url, "c") as make:
+        yield make
 
 
 def conv_of(a: HubbubClient, b: HubbubClient) -> str:

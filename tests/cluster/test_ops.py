@@ -5,8 +5,6 @@ readiness following Redis and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
 import os
 import signal
@@ -14,14 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from hubbub.client import HubbubClient
 from hubbub.client.sdk import ApiError
 from tests import servers
+from tests.cluster.clients import MakeClient, client_maker
 from tests.cluster.conftest import TIMEOUT_FACTOR, Cluster, NodeProcess
 from tests.cluster.test_cluster import Traffic, assert_no_acked_loss
 
@@ -29,8 +27,6 @@ pytestmark = pytest.mark.cluster
 
 PASSWORD = "correct-horse-battery"
 DRAIN_TIMEOUT_S = 4
-_names = itertools.count(1)
-MakeClient = Callable[..., Awaitable[HubbubClient]]
 
 
 class OpsCluster(Cluster):
@@ -95,29 +91,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsCluster]:
 
 @pytest.fixture
 async def make_client(cluster: OpsCluster) -> AsyncIterator[MakeClient]:
-    clients: list[HubbubClient] = []
-
-    async def create(
-        node: int, *, terminal: str = "web", like: HubbubClient | None = None, connect: bool = True
-    ) -> HubbubClient:
-        client = HubbubClient(cluster.urls(node), terminal=terminal)
-        clients.append(client)
-        if like is None:
-            await client.register(f"o{uuid.uuid4().hex[:6]}{next(_names)}", PASSWORD)
-        else:
-            client.user, client.access_token, client.refresh_token = (
-                like.user,
-                like.access_token,
-                like.refresh_token,
-            )
-        if connect:
-            await client.connect()
-        return client
-
-    yield create
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.close()
+    async with client_maker(cluster.urls, "o") as make:
+        yield make
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ nobody was told; recipients saw the message only when a later one revealed the g
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,29 +20,18 @@ from hubbub.core.clock import now_ms
 from hubbub.core.ids import MessageIds
 from hubbub.engines.storage.base import NewMessage, Stored
 from hubbub.engines.storage.sql import SqlStorage
+from tests.cluster.clients import MakeClient, client_maker
 from tests.cluster.conftest import TIMEOUT_FACTOR, Cluster
 
 pytestmark = pytest.mark.cluster
 
 PASSWORD = "correct-horse-battery"
-MakeClient = Callable[[int], Awaitable[HubbubClient]]
 
 
 @pytest.fixture
 async def make_client(cluster: Cluster) -> AsyncIterator[MakeClient]:
-    clients: list[HubbubClient] = []
-
-    async def create(node: int) -> HubbubClient:
-        client = HubbubClient(cluster.url(node))
-        clients.append(client)
-        await client.register(f"rp{uuid.uuid4().hex[:8]}", PASSWORD)
-        await client.connect()
-        return client
-
-    yield create
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.close()
+    async with client_maker(cluster.url, "rp") as make:
+        yield make
 
 
 @pytest.fixture

@@ -6,21 +6,19 @@ members' pulls appear."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from hubbub.client import HubbubClient
+from tests.cluster.clients import MakeClient, client_maker
 from tests.cluster.conftest import TIMEOUT_FACTOR, Cluster
 
 pytestmark = pytest.mark.cluster
 
 PASSWORD = "correct-horse-battery"
-MakeClient = Callable[..., Awaitable[HubbubClient]]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,26 +35,8 @@ def trace_everything() -> Iterator[None]:
 
 @pytest.fixture
 async def make_client(cluster: Cluster) -> AsyncIterator[MakeClient]:
-    clients: list[HubbubClient] = []
-
-    async def create(node: int, *, terminal: str = "web", like: HubbubClient | None = None) -> HubbubClient:
-        client = HubbubClient(cluster.url(node), terminal=terminal)
-        clients.append(client)
-        if like is None:
-            await client.register(f"t{uuid.uuid4().hex[:8]}", PASSWORD)
-        else:
-            client.user, client.access_token, client.refresh_token = (
-                like.user,
-                like.access_token,
-                like.refresh_token,
-            )
-        await client.connect()
-        return client
-
-    yield create
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.close()
+    async with client_maker(cluster.url, "t") as make:
+        yield make
 
 
 async def trace_until(
