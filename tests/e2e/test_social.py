@@ -366,6 +366,7 @@ async def test_password_change_may_keep_the_other_sessions(make_client: MakeClie
     await alice.api("POST", "/api/v1/auth/password", {"old_password": PASSWORD, "new_password": new, "logout_others": False})
     await phone.request({"type": "ping"})
     assert phone.close_code is None
-    sid = [s["id"] for s in (await alice.api("GET", "/api/v1/me/sessions"))["sessions"] if not s["current"]][0]
+    listed = (await alice.api("GET", "/api/v1/me/sessions"))["sessions"]
+    sid = next(s["id"] for s in listed if not s["current"])
     await alice.api("DELETE", f"/api/v1/me/sessions/{sid}")
     await closed_with(phone, Close.REVOKED)
