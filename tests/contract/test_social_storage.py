@@ -119,3 +119,18 @@ async def test_sessions_list_touch_and_revoke(storage: Storage) -> None:
     account = await storage.account(a)
     assert account is not None and account.password_hash == "new-hash"
     assert await storage.session_active("s1")  # a new password that ends nothing
+
+
+async def test_closing_an_account_takes_its_social_rows(storage: Storage) -> None:
+    a, b = await _users(storage, "cl_a", "cl_b")
+    await storage.block(a, b, NOW)
+    await storage.block(b, a, NOW)
+    await storage.set_remark(a, b, "Bee")
+    await storage.set_remark(b, a, "Ay")
+    await storage.set_chat_prefs(a, "p:1:2", ChatPrefsChange(archived=True), NOW, 5)
+    await storage.set_last_seen(a, NOW)
+    assert await storage.close_account(a, NOW) is not None
+    assert await storage.blocks(a) == [] and await storage.blocks(b) == []
+    assert await storage.remarks(a) == {} and await storage.remarks(b) == {}
+    assert await storage.chat_prefs(a) == []
+    assert await storage.social([a]) == {a: Social()}
