@@ -311,6 +311,12 @@ async def test_at_most_five_pins_and_group_mute_is_dnd(make_client: MakeClient) 
     await alice.api("PATCH", f"/api/v1/conversations/{group['conv']}/prefs", {"muted": True})
     me = (await alice.api("GET", f"/api/v1/groups/{group['id']}"))["me"]
     assert me["dnd"] is True
+    await alice.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": False})  # the other way round
+    prefs = {p["conv"]: p for p in (await alice.api("GET", "/api/v1/me/chat_prefs"))["prefs"]}
+    assert group["conv"] not in prefs or prefs[group["conv"]]["muted"] is False
+    await alice.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": True})
+    prefs = {p["conv"]: p for p in (await alice.api("GET", "/api/v1/me/chat_prefs"))["prefs"]}
+    assert prefs[group["conv"]]["muted"] is True
 
 
 # -- group read counts ----------------------------------------------------------------------------------
