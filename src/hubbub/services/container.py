@@ -34,6 +34,7 @@ from hubbub.services.presence import PresenceService
 from hubbub.services.reports import ReportService
 from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchService
+from hubbub.services.social import SocialService
 from hubbub.services.words import WordFilter
 
 
@@ -68,3 +69,5 @@ class Services:
     reports: ReportService
     #: The delivery canary's accounts, which product metrics leave out.
     canaries: Canaries
+    #: Issue 15: blocks, remarks, last seen, chat preferences, sessions, live profiles and read counts.
+    social: SocialService
