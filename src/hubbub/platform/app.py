@@ -29,6 +29,7 @@ from hubbub.platform import (  # noqa: F401
     routes_lifecycle,
     routes_media,
     routes_messages,
+    routes_push,
     routes_search,
 )
 from hubbub.platform.access_log import USER_KEY, access_log, quiet_parser_errors
@@ -164,7 +165,7 @@ def _digits_only(path: str) -> str:
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id", "export_id", "code") else f"{{{name}:[^/]*\\d[^/]*}}"
+        return match.group(0) if name in ("conv", "upload_id", "export_id", "code", "device_id") else f"{{{name}:[^/]*\\d[^/]*}}"
 
     return re.sub(r"{(\w+)}", param, path)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -90,6 +90,11 @@ class MessageService:
         #: Server time in ms (core/clock.py); a test passes its own to move time.
         self.clock = clock
         self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
+        #: Told of every stored batch after its publish, and of every read (set by the root to Web Push's
+        #: ``stored``/``read``: services/webpush), so notifications follow messages without this module
+        #: knowing of them.
+        self.on_stored: Callable[[Sequence[tuple[NewMessage, Stored]]], None] | None = None
+        self.on_read: Callable[[int, str, int], Awaitable[None]] | None = None
 
     # -- sending ----------------------------------------------------------------------------------
     async def enqueue(
@@ -183,6 +188,7 @@ class MessageService:
             self.trace.stored([q.item for q in batch], results)
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
+        stored: list[tuple[NewMessage, Stored]] = []
         published: set[str] = set()
         for queued, result in zip(batch, results, strict=True):
             if isinstance(result, Rejected) or result.message.id in published:
@@ -191,6 +197,7 @@ class MessageService:
             item = queued.item
             if result.duplicate:
                 item = _as_stored(item, result.message)
+            stored.append((item, result))
             if result.hot:
                 hot.append((item, result))
                 continue
@@ -200,6 +207,8 @@ class MessageService:
         await self.routing.publish(events)
         if hot:
             await self.hot.publish(hot)
+        if self.on_stored is not None and stored:
+            self.on_stored(stored)
 
     # -- reading ----------------------------------------------------------------------------------
     async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
@@ -275,6 +284,8 @@ class MessageService:
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
         await self.routing.publish([pushes.read(conv, user_id, read_seq, recipients)])
+        if self.on_read is not None:
+            await self.on_read(user_id, conv, read_seq)
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:
