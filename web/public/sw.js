@@ -10,13 +10,17 @@
 const SHELL = 'hubbub-shell-v1'
 const SHELL_URLS = ['/', '/manifest.webmanifest', '/icon-192.png']
 
+/** The page, and the hashed script and style it names (their names change with every build). */
+async function cacheShell() {
+  const cache = await caches.open(SHELL)
+  await cache.addAll(SHELL_URLS)
+  const page = await (await cache.match('/')).text()
+  const assets = [...page.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1])
+  await cache.addAll(assets)
+}
+
 self.addEventListener('install', (event) => {
-  event.waitUntil(
-    caches
-      .open(SHELL)
-      .then((cache) => cache.addAll(SHELL_URLS))
-      .then(() => self.skipWaiting()),
-  )
+  event.waitUntil(cacheShell().then(() => self.skipWaiting()))
 })
 
 self.addEventListener('activate', (event) => {
