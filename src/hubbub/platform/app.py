@@ -165,7 +165,11 @@ def _digits_only(path: str) -> str:
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id", "export_id", "code", "device_id") else f"{{{name}:[^/]*\\d[^/]*}}"
+        return (
+            match.group(0)
+            if name in ("conv", "upload_id", "export_id", "code", "device_id")
+            else f"{{{name}:[^/]*\\d[^/]*}}"
+        )
 
     return re.sub(r"{(\w+)}", param, path)
 

@@ -100,6 +100,16 @@ class PushJob(msgspec.Struct, kw_only=True):
     preview: str = "full"
 
 
+class Finished(msgspec.Struct, frozen=True):
+    """How one claimed job ended (``finish_pushes``)."""
+
+    job: PushJob
+    #: The push service took it.
+    sent: bool
+    #: Not sent: try again then (ms); None drops it.
+    retry_at: int | None = None
+
+
 class PushStorage(abc.ABC):
     # -- devices ------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -153,12 +163,17 @@ class PushStorage(abc.ABC):
         """Lease up to ``limit`` due rows to ``node`` (oldest due first)."""
 
     @abc.abstractmethod
+    async def finish_pushes(self, done: Sequence[Finished], now: int, window_ms: int = 0) -> int:
+        """End claims, in one transaction. ``sent``: the push service took it (the row's sent seq rises, a
+        newer message that arrived meanwhile stays pending for ``window_ms``); else ``retry_at`` puts it back
+        (attempts + 1), and neither drops it. A job whose lease is no longer its own changes nothing. Returns
+        how many changed."""
+
     async def finish_push(
         self, job: PushJob, now: int, *, sent: bool, retry_at: int | None = None, window_ms: int = 0
     ) -> bool:
-        """End a claim. ``sent``: the push service took it (the row's sent seq rises, a newer message that
-        arrived meanwhile stays pending for ``window_ms``); else ``retry_at`` puts it back (attempts + 1), and
-        neither drops it. False if the lease was no longer this job's."""
+        """``finish_pushes`` of one job: False if its lease was no longer its own."""
+        return bool(await self.finish_pushes([Finished(job, sent, retry_at)], now, window_ms))
 
     @abc.abstractmethod
     async def notifications_of(self, device_id: str) -> list[PushJob]:

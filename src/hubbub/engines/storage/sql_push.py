@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from hubbub.engines.storage import schema as t
-from hubbub.engines.storage.base_push import NewPush, PushDevice, PushJob, PushPrefs, PushTarget
+from hubbub.engines.storage.base_push import Finished, NewPush, PushDevice, PushJob, PushPrefs, PushTarget
 from hubbub.engines.storage.sql_host import SqlHost
 from hubbub.engines.storage.sqlutil import unavailable
 
@@ -33,6 +33,21 @@ _DEVICE_COLS = (
     t.push_devices.c.label,
     t.push_devices.c.created_at,
     t.push_devices.c.last_ok_at,
+)
+_MINE = "WHERE device_id = :device AND conv = :conv AND lease = :lease"
+_UNCHANGED = "kind = :kind AND seq = :seq AND count = :count"
+#: A claim ended (sent, or dropped): every SET reads the row as it was, so ``_UNCHANGED`` means "nothing
+#: newer arrived while it was out"; a newer message then waits out the window, a clear goes at once.
+_END = text(
+    "UPDATE push_outbox SET lease = '', lease_until = 0, attempts = 0, "
+    "sent_seq = CASE WHEN :sent = 1 AND sent_seq < :seq THEN :seq ELSE sent_seq END, "
+    "shown = CASE WHEN :sent = 1 THEN :shown ELSE shown END, "
+    "last_sent_at = CASE WHEN :sent = 1 THEN :now ELSE last_sent_at END, "
+    f"kind = CASE WHEN {_UNCHANGED} THEN '' ELSE kind END, "
+    f"due_at = CASE WHEN {_UNCHANGED} THEN due_at WHEN kind = 'msg' THEN :later ELSE :now END {_MINE}"
+)
+_RETRY = text(
+    f"UPDATE push_outbox SET lease = '', lease_until = 0, attempts = attempts + 1, due_at = :retry_at {_MINE}"
 )
 _LIVE = and_(t.sessions.c.sid == t.push_devices.c.sid, t.sessions.c.revoked == False)  # noqa: E712
 
@@ -288,35 +303,38 @@ class SqlPush(SqlHost):
         ]
 
     @unavailable
-    async def finish_push(
-        self, job: PushJob, now: int, *, sent: bool, retry_at: int | None = None, window_ms: int = 0
-    ) -> bool:
-        o = t.push_outbox
-        mine = and_(o.c.device_id == job.device.id, o.c.conv == job.conv, o.c.lease == job.lease)
-        unchanged = and_(o.c.kind == job.kind, o.c.seq == job.seq, o.c.count == job.count)
-        values: dict[str, Any] = {"lease": "", "lease_until": 0}
-        if retry_at is not None:
-            values.update(attempts=o.c.attempts + 1, due_at=retry_at)
-        else:
-            values.update(
-                attempts=0,
-                kind=case((unchanged, ""), else_=o.c.kind),
-                # What arrived while this one was out waits out the window; a clear goes at once.
-                due_at=case((unchanged, o.c.due_at), (o.c.kind == "msg", now + window_ms), else_=now),
-            )
-            if sent:
-                values.update(
-                    sent_seq=case((o.c.sent_seq < job.seq, job.seq), else_=o.c.sent_seq),
-                    shown=0 if job.kind == "clear" else job.count,
-                    last_sent_at=now,
+    async def finish_pushes(self, done: Sequence[Finished], now: int, window_ms: int = 0) -> int:
+        ended, retried = [], []
+        for item in done:
+            job = item.job
+            key = {"device": job.device.id, "conv": job.conv, "lease": job.lease}
+            if item.retry_at is not None and not item.sent:
+                retried.append({**key, "retry_at": item.retry_at})
+            else:
+                ended.append(
+                    {
+                        **key,
+                        "sent": 1 if item.sent else 0,
+                        "kind": job.kind,
+                        "seq": job.seq,
+                        "count": job.count,
+                        "shown": 0 if job.kind == "clear" else job.count,
+                        "now": now,
+                        "later": now + window_ms,
+                    }
                 )
+        changed = 0
         async with self._tx() as conn:
-            done = (await conn.execute(update(o).where(mine).values(**values))).rowcount
-            if sent and done:
+            for statement, rows in ((_END, ended), (_RETRY, retried)):
+                if rows:  # one statement, many parameter sets: a claim's outcomes cost one round
+                    result = await conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+                    changed += result.rowcount if result.rowcount >= 0 else len(rows)
+            delivered = {item.job.device.id for item in done if item.sent}
+            if delivered:
                 await conn.execute(
-                    update(t.push_devices).where(t.push_devices.c.id == job.device.id).values(last_ok_at=now)
+                    update(t.push_devices).where(t.push_devices.c.id.in_(delivered)).values(last_ok_at=now)
                 )
-        return bool(done)
+        return changed
 
     @unavailable
     async def notifications_of(self, device_id: str) -> list[PushJob]:

@@ -42,7 +42,7 @@ from hubbub.core.searchtext import searchable_text
 from hubbub.engines.attention.base import Attention
 from hubbub.engines.registry.base import Registry
 from hubbub.engines.storage.base import NewMessage, Storage, Stored
-from hubbub.engines.storage.base_push import NewPush, PushDevice, PushJob, PushPrefs, PushTarget
+from hubbub.engines.storage.base_push import Finished, NewPush, PushDevice, PushJob, PushPrefs, PushTarget
 from hubbub.services.webpush import payloads
 from hubbub.services.webpush.keys import VapidKeys
 from hubbub.services.webpush.senders import Outcome, PushSender
@@ -283,18 +283,22 @@ class WebPushService:
 
     # -- sending -------------------------------------------------------------------------------------
     async def drain(self) -> int:
-        """Claim the due rows and send them; how many were claimed (the worker loops while there are)."""
-        now = self.clock()
-        jobs = await self.storage.claim_pushes(self.node_id, now, _LEASE_MS, _CLAIM)
-        if jobs:
-            await asyncio.gather(*(self._send(job) for job in jobs))
+        """Claim the due rows, send them, and record the outcomes in one transaction; how many were claimed
+        (the worker loops while there are)."""
+        jobs = await self.storage.claim_pushes(self.node_id, self.clock(), _LEASE_MS, _CLAIM)
+        if not jobs:
+            return 0
+        outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
+        done = [item for item in outcomes if item is not None]
+        if done:
+            await self.storage.finish_pushes(done, self.clock(), self.window_ms)
         return len(jobs)
 
-    async def _send(self, job: PushJob) -> None:
+    async def _send(self, job: PushJob) -> Finished | None:
+        """Send one job; how it ended (None: its device is gone and was deleted with its rows)."""
         sender = self.senders.get(job.device.kind)
         if sender is None:
-            await self.storage.finish_push(job, self.clock(), sent=False)
-            return
+            return Finished(job, sent=False)
         body = payloads.payload(job, job.preview)
         try:
             outcome = await sender.send(
@@ -307,26 +311,21 @@ class WebPushService:
         except Exception:
             log.exception("push to device %s failed", job.device.id)
             outcome = Outcome(0)
-        now = self.clock()
         if outcome.delivered:
             self.sent += 1
-            await self.storage.finish_push(job, now, sent=True, window_ms=self.window_ms)
-        elif outcome.gone:
-            self.failed += 1
+            return Finished(job, sent=True)
+        self.failed += 1
+        if outcome.gone:
             log.info("push subscription gone", extra={"device": job.device.id, "status": outcome.status})
             await self.storage.remove_push_device(job.device.id)
-        elif outcome.transient and job.attempts + 1 < self.config.push_max_attempts:
-            self.failed += 1
-            await self.storage.finish_push(
-                job, now, sent=False, retry_at=now + self._backoff_ms(job, outcome)
-            )
-        else:
-            self.failed += 1
-            log.warning(
-                "push refused, dropped",
-                extra={"device": job.device.id, "status": outcome.status, "attempts": job.attempts + 1},
-            )
-            await self.storage.finish_push(job, now, sent=False)
+            return None
+        if outcome.transient and job.attempts + 1 < self.config.push_max_attempts:
+            return Finished(job, sent=False, retry_at=self.clock() + self._backoff_ms(job, outcome))
+        log.warning(
+            "push refused, dropped",
+            extra={"device": job.device.id, "status": outcome.status, "attempts": job.attempts + 1},
+        )
+        return Finished(job, sent=False)
 
     def _backoff_ms(self, job: PushJob, outcome: Outcome) -> int:
         if outcome.retry_after_s is not None:
