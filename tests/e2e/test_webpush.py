@@ -4,6 +4,7 @@ the VAPID JWT and decrypts every payload with the subscription's private key."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -188,3 +189,113 @@ async def test_group_rules_dnd_mentions_and_sender(make_client, push_service) ->
     await ann.send({"msg_type": "text", "body": {"text": "@bob look", "mentions": [bob.user_id]}}, conv=conv)
     got = await push_service.wait_for(bob_sub["endpoint"], 1)
     assert got[0].payload["mention"] is True and got[0].payload["title"] == "ann (crew)"
+
+
+async def test_hot_groups_push_only_mentions_unless_asked_and_mute_can_hold_mentions(
+    make_node, push_service
+) -> None:
+    node = await make_node(hot_group_threshold=3, **PUSH)
+    from tests.conftest import base_url
+
+    made: list[HubbubClient] = []
+
+    async def user(name: str) -> HubbubClient:
+        client = HubbubClient(base_url(node))
+        made.append(client)
+        await client.register(name, "correct-horse-battery")
+        return client
+
+    try:
+        ann, bob, cat = await user("ann"), await user("bob"), await user("cat")
+        await ann.connect()
+        await friends(ann, bob, cat)
+        group = await ann.api(
+            "POST", "/api/v1/groups", {"name": "town", "members": [bob.user_id, cat.user_id]}
+        )
+        conv = f"g:{group['id']}"
+        bob_sub, cat_sub = await subscribe(bob, push_service), await subscribe(cat, push_service)
+        await cat.api("PUT", "/api/v1/push/prefs", {"hot_groups": "all"})
+        await ann.send_text("plain news", conv=conv)
+        await push_service.wait_for(cat_sub["endpoint"], 1)  # cat asked for everything
+        await asyncio.sleep(0.5)
+        assert push_service.of(bob_sub["endpoint"]) == [], "a hot group pushes only mentions by default"
+        mention = {"msg_type": "text", "body": {"text": "@bob", "mentions": [bob.user_id]}}
+        await ann.send(mention, conv=conv)
+        assert (await push_service.wait_for(bob_sub["endpoint"], 1))[0].payload["mention"] is True
+        # Bob mutes the group and no longer lets mentions through.
+        await bob.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": True})
+        await bob.api("PUT", "/api/v1/push/prefs", {"mentions_through_mute": False})
+        await asyncio.sleep(1.1)
+        await ann.send(mention, conv=conv)
+        await asyncio.sleep(1.0)
+        assert len(push_service.of(bob_sub["endpoint"])) == 1
+    finally:
+        for client in made:
+            await client.close()
+
+
+async def test_fcm_sender_against_a_local_fake_endpoint(make_node, aiohttp_fcm) -> None:
+    """FCM HTTP v1 for native apps, against a fake of its one endpoint (never Google): the registration
+    token, the data payload, the collapse key; UNREGISTERED (404) deletes the device."""
+    fake_url, received = aiohttp_fcm
+    node = await make_node(fcm_project="demo-project", fcm_access_token="token-123", fcm_url=fake_url, **PUSH)
+    from tests.conftest import base_url
+
+    ann, bob = HubbubClient(base_url(node)), HubbubClient(base_url(node))
+    try:
+        await ann.register("ann", "correct-horse-battery")
+        await bob.register("bob", "correct-horse-battery")
+        await ann.connect()
+        await friends(ann, bob)
+        key = await bob.api("GET", "/api/v1/push/key")
+        assert key["kinds"] == ["fcm", "webpush"]
+        await bob.api("POST", "/api/v1/push/devices", {"endpoint": "fcm-registration-token", "kind": "fcm"})
+        await ann.send_text("to the phone", to=bob.user_id)
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        path, auth, message = received[0]
+        assert path == "/v1/projects/demo-project/messages:send" and auth == "Bearer token-123"
+        assert message["message"]["token"] == "fcm-registration-token"
+        data = json.loads(message["message"]["data"]["payload"])
+        assert data["body"] == "to the phone" and message["message"]["android"]["priority"] == "HIGH"
+        # The fake now answers UNREGISTERED: the device goes.
+        received.clear()
+        received.append(("unregistered", "", {}))
+        await asyncio.sleep(1.1)
+        await ann.send_text("gone?", to=bob.user_id)
+        for _ in range(100):
+            if not (await bob.api("GET", "/api/v1/push/devices"))["devices"]:
+                break
+            await asyncio.sleep(0.05)
+        assert (await bob.api("GET", "/api/v1/push/devices"))["devices"] == []
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+@pytest.fixture
+async def aiohttp_fcm() -> AsyncIterator[tuple[str, list[tuple[str, str, Any]]]]:
+    """A fake FCM HTTP v1 endpoint on a local port: records each send; answers 404 UNREGISTERED once told."""
+    from aiohttp import web
+
+    received: list[tuple[str, str, Any]] = []
+
+    async def send(request: web.Request) -> web.Response:
+        if received and received[0][0] == "unregistered":
+            return web.json_response(
+                {"error": {"code": 404, "status": "NOT_FOUND", "details": [{"errorCode": "UNREGISTERED"}]}},
+                status=404,
+            )
+        received.append((request.path, request.headers.get("Authorization", ""), await request.json()))
+        return web.json_response({"name": "projects/demo-project/messages/1"})
+
+    app = web.Application()
+    app.router.add_post("/v1/projects/{project}/messages:send", send)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", received
+    await runner.cleanup()

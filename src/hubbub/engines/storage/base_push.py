@@ -63,6 +63,8 @@ class PushTarget(msgspec.Struct, frozen=True):
     device_id: str
     user_id: int
     prefs: PushPrefs
+    #: The owner set the group (``push_targets``' ``conv``) to do-not-disturb.
+    dnd: bool = False
 
 
 class NewPush(msgspec.Struct, frozen=True):
@@ -145,7 +147,8 @@ class PushStorage(abc.ABC):
     # -- the queue ----------------------------------------------------------------------------------
     @abc.abstractmethod
     async def push_targets(self, user_ids: Sequence[int] = (), conv: str | None = None) -> list[PushTarget]:
-        """Devices of live sessions of ``user_ids``, or of every member of ``conv`` when given."""
+        """Devices of live sessions of ``user_ids``, or of every member of ``conv`` when given (with each
+        member's do-not-disturb of that group)."""
 
     @abc.abstractmethod
     async def queue_pushes(self, pushes: Sequence[NewPush], now: int, window_ms: int) -> int:

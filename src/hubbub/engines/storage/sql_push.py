@@ -15,6 +15,7 @@ from sqlalchemy import and_, bindparam, case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
+from hubbub.core.convs import parse_group
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base_push import Finished, NewPush, PushDevice, PushJob, PushPrefs, PushTarget
 from hubbub.engines.storage.sql_host import SqlHost
@@ -171,7 +172,8 @@ class SqlPush(SqlHost):
     # -- the queue ----------------------------------------------------------------------------------
     @unavailable
     async def push_targets(self, user_ids: Sequence[int] = (), conv: str | None = None) -> list[PushTarget]:
-        d, p = t.push_devices, t.push_prefs
+        d, p, gm = t.push_devices, t.push_prefs, t.group_members
+        group_id = parse_group(conv) if conv is not None else None
         if conv is not None:
             who = d.c.user_id.in_(select(t.conv_members.c.user_id).where(t.conv_members.c.conv == conv))
         elif user_ids:
@@ -179,14 +181,15 @@ class SqlPush(SqlHost):
         else:
             return []
         query = (
-            select(d.c.id, d.c.user_id, p.c.preview, p.c.mentions_through_mute, p.c.hot_groups)
+            select(d.c.id, d.c.user_id, p.c.preview, p.c.mentions_through_mute, p.c.hot_groups, gm.c.dnd)
             .join(t.sessions, _LIVE)
             .outerjoin(p, p.c.user_id == d.c.user_id)
+            .outerjoin(gm, and_(gm.c.group_id == (group_id or 0), gm.c.user_id == d.c.user_id))
             .where(who)
         )
         async with self.engine.connect() as conn:
             rows = list(await conn.execute(query))
-        return [PushTarget(row.id, row.user_id, _prefs(row)) for row in rows]
+        return [PushTarget(row.id, row.user_id, _prefs(row), bool(row.dnd)) for row in rows]
 
     @unavailable
     async def queue_pushes(self, pushes: Sequence[NewPush], now: int, window_ms: int) -> int:

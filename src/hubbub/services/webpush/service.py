@@ -263,7 +263,7 @@ class WebPushService:
             if uid == item.sender:
                 continue
             mention = item.mention_all or uid in mentioned
-            if uid in quiet and not (mention and target.prefs.mentions_through_mute):
+            if (uid in quiet or target.dnd) and not (mention and target.prefs.mentions_through_mute):
                 continue
             if stored.hot and not mention and target.prefs.hot_groups != "all":
                 continue
