@@ -461,6 +461,7 @@ class Root:
         messages = self.get_messages()
         messages.on_stored = service.stored
         messages.on_read = service.read
+        self.get_calls().on_invite = service.call_invited
         return service
 
     @cached

@@ -299,3 +299,21 @@ async def aiohttp_fcm() -> AsyncIterator[tuple[str, list[tuple[str, str, Any]]]]
     await site.start()
     yield f"http://127.0.0.1:{runner.addresses[0][1]}", received
     await runner.cleanup()
+
+
+async def test_a_call_to_a_closed_app_is_pushed_at_once(make_client, push_service) -> None:
+    ann, bob = await make_client("ann"), await make_client("bob", connect=False)
+    await friends(ann, bob)
+    sub = await subscribe(bob, push_service)
+    invited = await ann.request({"type": "call_invite", "to": bob.user_id, "media": "video"})
+    pushed = (await push_service.wait_for(sub["endpoint"], 1))[0]
+    conv = f"p:{min(ann.user_id, bob.user_id)}:{max(ann.user_id, bob.user_id)}"
+    assert pushed.payload == {
+        "type": "call",
+        "call": invited["call"]["id"],
+        "conv": conv,
+        "media": "video",
+        "tag": "call",
+        "title": "ann",
+    }
+    assert pushed.headers["Urgency"] == "high" and pushed.headers["TTL"] == "45"

@@ -100,6 +100,17 @@ self.addEventListener('push', (event) => {
     data = { type: 'msg', title: 'Hubbub', body: event.data ? event.data.text() : '' }
   }
   if (data.type === 'clear') event.waitUntil(closeTag(data.tag || `conv:${data.conv}`))
+  else if (data.type === 'call')
+    event.waitUntil(
+      self.registration.showNotification(data.title || 'Hubbub', {
+        body: data.media === 'video' ? 'Incoming video call' : 'Incoming voice call',
+        tag: 'call',
+        renotify: true,
+        requireInteraction: true,
+        icon: '/icon-192.png',
+        data: { conv: data.conv },
+      }),
+    )
   else if (data.type === 'wake') event.waitUntil(wake())
   else event.waitUntil(show(data))
 })

@@ -36,7 +36,7 @@ import msgspec
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
-from hubbub.core.convs import parse_group, peer_of
+from hubbub.core.convs import parse_group, peer_of, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.searchtext import searchable_text
 from hubbub.engines.attention.base import Attention
@@ -281,6 +281,45 @@ class WebPushService:
         away = await self.attention.background(list(online), self.clock())
         return {uid for uid, terminals in online.items() if set(terminals) - away.get(uid, set())}
 
+    # -- calls ---------------------------------------------------------------------------------------
+    def call_invited(self, caller: int, callee: int, call_id: str, media: str) -> None:
+        """A call rings ``callee``: push it to their devices if no terminal of theirs is looked at. Sent at
+        once by the node that took the invite, not queued: after the ring timeout it means nothing (the
+        missed call then arrives as a message, pushed like any other)."""
+        if self.config.push_enabled:
+            self._spawn(self._push_call(caller, callee, call_id, media))
+
+    async def _push_call(self, caller: int, callee: int, call_id: str, media: str) -> None:
+        if callee in await self._attending({callee}):
+            return
+        devices = await self.storage.push_devices(callee)
+        if not devices:
+            return
+        preview = (await self.storage.push_prefs(callee)).preview
+        conv = private_conv(caller, callee)
+        data: dict[str, Any] = {"type": "call", "call": call_id, "conv": conv, "media": media, "tag": "call"}
+        if preview != "none":
+            users = await self.storage.users([caller])
+            data["title"] = users[caller].nickname if caller in users else ""
+        body = msgspec.json.encode(data)
+        ttl = int(self.config.call_ring_timeout_s)
+
+        async def one(device: PushDevice) -> None:
+            sender = self.senders.get(device.kind)
+            if sender is None:
+                return
+            outcome = await sender.send(
+                device, body, ttl=ttl, topic=payloads.topic_of("call"), urgency="high"
+            )
+            if outcome.gone:
+                await self.storage.remove_push_device(device.id)
+            elif outcome.delivered:
+                self.sent += 1
+            else:
+                self.failed += 1
+
+        await asyncio.gather(*(one(device) for device in devices))
+
     # -- sending -------------------------------------------------------------------------------------
     async def drain(self) -> int:
         """Claim the due rows, send them, and record the outcomes in one transaction; how many were claimed
@@ -389,7 +428,7 @@ class WebPushService:
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.warning("renewing a background mark failed: %s", task.exception())
+        log.warning("a push side task failed: %s", task.exception())
 
 
 def _valid_key(value: str, length: int) -> bool:
