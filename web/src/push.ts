@@ -3,7 +3,33 @@
  * (public/sw.js), subscribes this browser with the server's VAPID key, reports this tab's visibility on the
  * WebSocket so a focused tab suppresses pushes, and opens the conversation a notification was clicked for.
  */
+import { ref } from 'vue'
 import type { Api } from './api/rest'
+
+/** The browser's install offer (Chromium's ``beforeinstallprompt``), kept until the user takes it. */
+interface InstallPrompt extends Event {
+  prompt(): Promise<void>
+  userChoice: Promise<{ outcome: 'accepted' | 'dismissed' }>
+}
+const installPrompt = ref<InstallPrompt | null>(null)
+/** The browser offers to install the app (the settings show an "Install" button while it does). */
+export const installable = () => installPrompt.value !== null
+
+export function watchInstallPrompt(): void {
+  window.addEventListener('beforeinstallprompt', (event) => {
+    event.preventDefault() // shown from the settings, not as the browser's own mini-bar
+    installPrompt.value = event as InstallPrompt
+  })
+  window.addEventListener('appinstalled', () => (installPrompt.value = null))
+}
+
+export async function install(): Promise<void> {
+  const offer = installPrompt.value
+  if (!offer) return
+  await offer.prompt()
+  await offer.userChoice
+  installPrompt.value = null
+}
 
 export interface PushDevice {
   id: string
