@@ -59,7 +59,8 @@ _MAX_PLANNED = 50_000
 _PURGE_MS = 60_000
 #: Background marks lapse after this many heartbeats without renewal.
 _MARK_HEARTBEATS = 3
-_RECALL = "recall"
+#: Messages that never push: recall notices, and group system messages ("X joined").
+_SILENT_TYPES = frozenset({"recall", "system"})
 
 
 class Subscription(msgspec.Struct, kw_only=True):
@@ -189,7 +190,7 @@ class WebPushService:
             if len(self._planned) >= _MAX_PLANNED:
                 self.dropped_plans += 1
                 continue
-            if item[0].type != _RECALL:
+            if item[0].type not in _SILENT_TYPES:
                 self._planned.append(item)
         self._plan_wake.set()
 
@@ -201,21 +202,39 @@ class WebPushService:
             self._send_wake.set()
 
     async def plan(self, items: Sequence[tuple[NewMessage, Stored]]) -> int:
-        """Queue the pushes of stored messages; how many rows changed."""
-        pushes: list[NewPush] = []
-        names: dict[int, str] = {}
-        senders = list({item.sender for item, _ in items})
-        for uid, user in (await self.storage.users(senders)).items():
-            names[uid] = user.nickname
-        groups: dict[int, str] = {}
+        """Queue the pushes of stored messages; how many rows changed. A batch costs a fixed handful of
+        round trips whatever its size: one device lookup for every private peer in it and one per group, one
+        presence and one attention lookup for every candidate, one upsert."""
+        items = [(item, stored) for item, stored in items if item.type not in _SILENT_TYPES]
+        if not items:
+            return 0
+        peers = {peer_of(item.conv, item.sender) for item, _ in items if parse_group(item.conv) is None}
+        by_user: dict[int, list[PushTarget]] = {}
+        for target in await self.storage.push_targets([p for p in peers if p is not None]):
+            by_user.setdefault(target.user_id, []).append(target)
+        by_conv: dict[str, list[PushTarget]] = {}
+        for conv in {item.conv for item, _ in items if parse_group(item.conv) is not None}:
+            by_conv[conv] = await self.storage.push_targets(conv=conv)
+        candidates: list[tuple[NewMessage, Stored, list[PushTarget]]] = []
         for item, stored in items:
-            targets = await self._targets(item, stored)
-            if not targets:
-                continue
-            attending = await self._attending({t.user_id for t in targets})
-            targets = [t for t in targets if t.user_id not in attending]
-            if not targets:
-                continue
+            if item.conv in by_conv:
+                targets = by_conv[item.conv]
+            else:
+                peer = peer_of(item.conv, item.sender)
+                targets = by_user.get(peer, []) if peer is not None else []
+            kept = _admitted(item, stored, targets)
+            if kept:
+                candidates.append((item, stored, kept))
+        if not candidates:
+            return 0
+        attending = await self._attending({t.user_id for _, _, kept in candidates for t in kept})
+        names = {
+            uid: user.nickname
+            for uid, user in (await self.storage.users(list({i.sender for i, _ in items}))).items()
+        }
+        groups: dict[int, str] = {}
+        pushes: list[NewPush] = []
+        for item, stored, kept in candidates:
             title = names.get(item.sender, "")
             group_id = parse_group(item.conv)
             if group_id is not None:
@@ -226,7 +245,9 @@ class WebPushService:
             message = stored.message
             text = searchable_text(message.type, message.body) or f"[{message.type}]"
             mentioned = set(item.mentions)
-            for target in targets:
+            for target in kept:
+                if target.user_id in attending:
+                    continue
                 mention = item.mention_all or target.user_id in mentioned
                 pushes.append(
                     NewPush(
@@ -246,29 +267,6 @@ class WebPushService:
         if changed:
             self._send_wake.set()
         return changed
-
-    async def _targets(self, item: NewMessage, stored: Stored) -> list[PushTarget]:
-        """The devices that may hear of the message, by the rules of the module docstring (attention aside)."""
-        group = parse_group(item.conv) is not None
-        if group:
-            targets = await self.storage.push_targets(conv=item.conv)
-        else:
-            peer = peer_of(item.conv, item.sender)
-            targets = await self.storage.push_targets([peer]) if peer is not None else []
-        mentioned = set(item.mentions)
-        quiet = set(stored.quiet)
-        kept = []
-        for target in targets:
-            uid = target.user_id
-            if uid == item.sender:
-                continue
-            mention = item.mention_all or uid in mentioned
-            if (uid in quiet or target.dnd) and not (mention and target.prefs.mentions_through_mute):
-                continue
-            if stored.hot and not mention and target.prefs.hot_groups != "all":
-                continue
-            kept.append(target)
-        return kept
 
     async def _attending(self, users: set[int]) -> set[int]:
         """Users with an online terminal that is not in the background (on any node)."""
@@ -439,3 +437,21 @@ def _valid_key(value: str, length: int) -> bool:
         return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))) == length
     except (binascii.Error, ValueError):
         return False
+
+
+def _admitted(item: NewMessage, stored: Stored, targets: list[PushTarget]) -> list[PushTarget]:
+    """The devices that may hear of the message, by the rules of the module docstring (attention aside)."""
+    mentioned = set(item.mentions)
+    quiet = set(stored.quiet)
+    kept = []
+    for target in targets:
+        uid = target.user_id
+        if uid == item.sender:
+            continue
+        mention = item.mention_all or uid in mentioned
+        if (uid in quiet or target.dnd) and not (mention and target.prefs.mentions_through_mute):
+            continue
+        if stored.hot and not mention and target.prefs.hot_groups != "all":
+            continue
+        kept.append(target)
+    return kept
