@@ -533,6 +533,18 @@ class Root:
             )
         if (link := self.get_redis_link()) is not None:
             providers.append(link)
+        push = self.get_webpush()
+        providers += [
+            Reading(
+                "push_sent", "counter", "Pushes a push service accepted (Web Push, FCM).", lambda: push.sent
+            ),
+            Reading(
+                "push_failed",
+                "counter",
+                "Pushes refused or unanswered (retried or dropped).",
+                lambda: push.failed,
+            ),
+        ]
         metrics.provide(*providers)
         self.get_messages().batcher.on_batch = metrics.batch_size.observe
         return metrics
