@@ -240,6 +240,32 @@ class Config(msgspec.Struct, kw_only=True):
     #: Call invites per user: a burst, then per minute.
     call_invite_burst: int = 10
     call_invite_per_minute: float = 20.0
+    # -- Web Push (docs/operations.md, "Web Push") ---------------------------------------------------
+    #: Push notifications to devices whose app is closed or in the background (Web Push, and FCM if set).
+    push_enabled: bool = True
+    #: The VAPID private key (PEM, or the raw key in base64url); empty means generated once into
+    #: ``data_dir/vapid-private.pem``. A cluster must give every node the same one (subscriptions are bound to
+    #: its public key). Never logged.
+    vapid_private_key: str = ""
+    #: Who runs this server, for the push services (RFC 8292 ``sub``): a ``mailto:`` or ``https:`` URL.
+    vapid_subject: str = "mailto:admin@hubbub.invalid"
+    #: At most one push per conversation per device in this many seconds; a burst becomes one notification
+    #: with a count.
+    push_window_s: float = 5.0
+    #: How long a push service keeps a push for an unreachable device (seconds, the ``TTL`` header).
+    push_ttl_s: int = 24 * 3600
+    #: Tries per push on 429, 5xx or no answer, waiting ``push_retry_base_s`` x 2^try (or ``Retry-After``).
+    push_max_attempts: int = 8
+    push_retry_base_s: float = 2.0
+    #: Seconds between a node's looks for pushes queued by other nodes (its own are sent at once).
+    push_poll_s: float = 1.0
+    #: Accept ``http://`` push endpoints (a push service on this host, for tests); never in production.
+    push_allow_http: bool = False
+    #: FCM HTTP v1 for native apps: the API base URL, the Firebase project and an OAuth access token (kept
+    #: fresh by whoever deploys it). Off unless the project is set. Tested against a local fake only.
+    fcm_url: str = "https://fcm.googleapis.com"
+    fcm_project: str = ""
+    fcm_access_token: str = ""
     #: ``debug``, ``info``, ``warning`` or ``error``.
     log_level: str = "info"
     #: Which roles this process plays: "all" (default), "gateway" (WebSocket connections only) or

@@ -79,6 +79,7 @@ class Node:
             await self.registry.start(self.hub)
             self.hub.start()
             self.services.calls.start()  # renews its connections' call leases, ends lost calls
+        self.services.webpush.start()  # every node sends its share of the push queue
         if self.root.serves_api:  # the database's housekeeping, kept off the nodes that hold connections
             self.services.retention.start()
             self.services.exports.start()

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hubbub.config import Config
 from hubbub.core.ids import MessageIds
 from hubbub.core.stats import Reading, StatsProvider
+from hubbub.engines.attention.base import Attention
 from hubbub.engines.blobs.base import BlobStore
 from hubbub.engines.calls.base import CallStore
 from hubbub.engines.cluster.base import Cluster
@@ -88,6 +89,7 @@ if TYPE_CHECKING:
     from hubbub.gateway.hub import Hub
     from hubbub.gateway.server import Gateway
     from hubbub.metrics import NodeMetrics
+    from hubbub.services.webpush import WebPushService
 
 T = TypeVar("T")
 
@@ -430,7 +432,7 @@ class Root:
             self.get_groups(),
             self.get_hot_policy().group_is_hot,
         )
-        self.get_messages().on_read = social.on_read
+        self.get_messages().on_read.append(social.on_read)
         return social
 
     @cached
@@ -452,6 +454,40 @@ class Root:
             self.get_closing(),
             self.get_canaries(),
         )
+
+    @cached
+    def get_attention(self) -> Attention:
+        """Which terminals are in the background, for Web Push: in Redis for a cluster, else in-process."""
+        if self.config.redis:
+            from hubbub.engines.attention.redis import RedisAttention
+
+            return RedisAttention(self.get_redis(), self.get_redis_keys())
+        from hubbub.engines.attention.memory import MemoryAttention
+
+        return MemoryAttention()
+
+    @cached
+    def get_webpush(self) -> WebPushService:
+        """Web Push (services/webpush): its VAPID key is made on first use, like the token secret."""
+        from pathlib import Path
+
+        from hubbub.services.webpush import WebPushService
+        from hubbub.services.webpush.keys import VapidKeys, load_or_create
+        from hubbub.services.webpush.senders import FcmSender, PushSender, WebPushSender
+
+        c = self.config
+        keys = VapidKeys(load_or_create(c.vapid_private_key, Path(c.data_dir)), c.vapid_subject)
+        senders: dict[str, PushSender] = {"webpush": WebPushSender(keys)}
+        if c.fcm_project:
+            senders["fcm"] = FcmSender(c.fcm_url, c.fcm_project, c.fcm_access_token)
+        service = WebPushService(
+            c, self.get_storage(), self.get_registry(), self.get_attention(), keys, senders, self.node_id
+        )
+        messages = self.get_messages()
+        messages.on_stored.append(service.stored)
+        messages.on_read.append(service.read)
+        self.get_calls().on_invite = service.call_invited
+        return service
 
     @cached
     def get_services(self) -> Services:
@@ -483,6 +519,7 @@ class Root:
             reports=self.get_reports(),
             canaries=self.get_canaries(),
             social=self.get_social(),
+            webpush=self.get_webpush(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------
@@ -523,6 +560,18 @@ class Root:
             )
         if (link := self.get_redis_link()) is not None:
             providers.append(link)
+        push = self.get_webpush()
+        providers += [
+            Reading(
+                "push_sent", "counter", "Pushes a push service accepted (Web Push, FCM).", lambda: push.sent
+            ),
+            Reading(
+                "push_failed",
+                "counter",
+                "Pushes refused or unanswered (retried or dropped).",
+                lambda: push.failed,
+            ),
+        ]
         metrics.provide(*providers)
         self.get_messages().batcher.on_batch = metrics.batch_size.observe
         self.get_messages().batcher.unmetered = self.get_canaries()
@@ -560,6 +609,8 @@ class Root:
             await self.get_words().close()
         if self.built("canaries"):
             await self.get_canaries().close()
+        if self.built("webpush"):
+            await self.get_webpush().close()
         if self.built("messages"):
             await self.get_messages().close()
         if self.built("tracer"):
@@ -586,6 +637,8 @@ class Root:
             close_limiter = getattr(self.get_limiter(), "close", None)  # the Redis one holds a pool
             if close_limiter is not None:
                 await close_limiter()
+        if self.built("attention"):
+            await self.get_attention().close()
         if self.built("redis"):
             await self.get_redis().aclose()
         if self.built("storage"):

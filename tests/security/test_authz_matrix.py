@@ -395,6 +395,19 @@ ROWS: list[Row] = [
     # -- friends ----------------------------------------------------------------------------------
     # -- calls ------------------------------------------------------------------------------------
     Row("GET", "/api/v1/calls/ice", EVERYONE),
+    # -- web push (issue 17): a user's own devices and settings only ------------------------------------
+    Row("GET", "/api/v1/push/key", EVERYONE),
+    Row("GET", "/api/v1/push/devices", EVERYONE),
+    Row("POST", "/api/v1/push/devices", EVERYONE, lambda w, a: _const(Call(json=_push_subscription()))),
+    Row("DELETE", "/api/v1/push/devices/{device_id}", who("not_found", owner=OK), lambda w, a: _owners_device(w)),
+    Row("GET", "/api/v1/push/prefs", EVERYONE),
+    Row("PUT", "/api/v1/push/prefs", EVERYONE, lambda w, a: _const(Call(json={"preview": "sender"}))),
+    Row(
+        "POST",
+        "/api/v1/push/wake",
+        who("not_found", anonymous="not_found"),
+        lambda w, a: _const(Call(json={"endpoint": "https://push.invalid/unknown"})),
+    ),
     Row("GET", "/api/v1/friends", EVERYONE),
     Row(
         "DELETE",
@@ -947,6 +960,7 @@ WS_ROWS: list[tuple[str, WsPrepare, str, dict[str, str]]] = [
     ("read group", frame(type="read", conv=lambda w: w.conv_g, seq=1), "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     ("read private", frame(type="read", conv=lambda w: w.conv_p, seq=1), "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, owner=OK)),
     ("recall", ws_recall_member, "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
+    ("visibility", frame(type="visibility", state="background"), "ok", who(OK, anonymous=NOT_AUTH)),
     ("typing private", frame(type="typing", conv=lambda w: w.conv_p), "", who("forbidden", anonymous=NOT_AUTH, member=OK, owner=OK)),
     ("receipts", frame(type="receipts", conv=lambda w: w.conv_g, seq=lambda w: w.seq_g), "receipts_result", who("not_found", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     # -- calls: friends may call; a call's frames are for its two parties, signalling for its two devices ----
@@ -1074,3 +1088,17 @@ async def test_a_banned_user_is_refused_on_every_route_and_the_socket(make_node)
     finally:
         await admin.close()
         await victim.close()
+
+
+def _push_subscription() -> dict[str, Any]:
+    """A subscription as a browser makes one (a fresh endpoint each time, so no device changes hands)."""
+    from tests.pushservice import PushService
+
+    sub = PushService().subscribe("")
+    return {"endpoint": f"https://push.invalid/{secrets.token_hex(8)}", "keys": sub["keys"]}
+
+
+async def _owners_device(world: World) -> Call:
+    device = await world.api("owner", "POST", "/api/v1/push/devices", _push_subscription())
+    return Call(params={"device_id": device["id"]})
+

@@ -8,6 +8,7 @@ import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
 import './style.css'
+import { convFromUrl, onNotificationClick, registerWorker, reportVisibility, watchInstallPrompt } from './push'
 
 const api = new Api(localStorage)
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`
@@ -69,6 +70,18 @@ applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 store.boot()
+
+// The installable app and Web Push (push.ts, public/sw.js).
+void registerWorker()
+watchInstallPrompt()
+reportVisibility((state) => {
+  store.callRequest({ type: 'visibility', state }).catch(() => {
+    /* not connected: a new connection starts in the foreground, and a hidden tab reports again */
+  })
+})
+onNotificationClick((conv) => store.openConv(conv))
+const openedFor = convFromUrl()
+if (openedFor) store.openConv(openedFor)
 
 const access = createAccess(api)
 void access.loadServer()

@@ -8,6 +8,7 @@ lease in one slot.
 - ``P{u:<user>}`` — registry (engines/registry/redis.py): terminal -> ``node\\tconn_id\\texpires_ms``.
 - ``P{node:<id>}:alive`` — liveness of a node (engines/cluster/redis.py).
 - ``P{node:<id>}:q`` — a node's queue, a Stream with one consumer group (engines/routing/redis.py).
+- ``P{u:<user>}:bg`` — terminals in the background, terminal -> lapse ms (engines/attention/redis.py).
 - ``P{nodes}`` — set of node ids that have run; ``P{nodes}:load`` — hash node id -> its last ``NodeLoad``;
   ``P{nodes}:numbers`` — counter that leases node numbers (engines/cluster/redis.py).
 """
@@ -41,3 +42,7 @@ class Keys:
 
     def numbers(self) -> str:
         return f"{self.prefix}{{nodes}}:numbers"
+
+    def background(self, user_id: int) -> str:
+        """Hash: the user's terminals in the background -> when the mark lapses (ms)."""
+        return f"{self.prefix}{{u:{user_id}}}:bg"

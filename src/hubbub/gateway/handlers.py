@@ -69,11 +69,13 @@ class Handlers:
             frames.CallResume: self._call_resume,
             frames.CallSdp: self._call_sdp,
             frames.CallIce: self._call_ice,
+            frames.Visibility: self._visibility,
         }
 
     async def handle(self, conn: Connection, frame: frames.ClientFrame) -> None:
         if isinstance(frame, frames.Ping):
             conn.send(encode(frames.Pong(ts=now_ms(), rid=frame.rid)))
+            self.s.webpush.heartbeat(conn.conn_id)  # renews a background mark (services/webpush)
         elif isinstance(frame, frames.Send):
             await self._send(conn, frame)
         else:
@@ -164,6 +166,11 @@ class Handlers:
                 conv=frame.conv, seq=frame.seq, read=read, total=total, readers=readers, rid=frame.rid
             )
         )
+
+    async def _visibility(self, conn: Connection, frame: frames.Visibility) -> bytes | None:
+        background = frame.state == "background"
+        await self.s.webpush.visibility(conn.user_id, conn.terminal, conn.conn_id, background)
+        return encode(frames.Ok(rid=frame.rid)) if frame.rid is not None else None
 
     async def _typing(self, conn: Connection, frame: frames.Typing) -> None:
         await self.s.messages.typing(conn.user_id, frame.conv)

@@ -66,6 +66,10 @@ class Gateway:
                 except Exception:
                     log.exception("unregistering %s failed", conn.conn_id)
                 try:
+                    await self.s.webpush.disconnected(conn.conn_id)  # its background mark goes
+                except Exception:
+                    log.exception("clearing the visibility of %s failed", conn.conn_id)
+                try:
                     await self.s.calls.disconnected(conn.conn_id)  # a call bound to it ends
                 except Exception:
                     log.exception("ending the call of %s failed", conn.conn_id)

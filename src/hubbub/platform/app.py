@@ -29,6 +29,7 @@ from hubbub.platform import (  # noqa: F401
     routes_lifecycle,
     routes_media,
     routes_messages,
+    routes_push,
     routes_search,
     routes_social,
 )
@@ -165,7 +166,11 @@ def _digits_only(path: str) -> str:
 
     def param(match: re.Match[str]) -> str:
         name = match.group(1)
-        return match.group(0) if name in ("conv", "upload_id", "export_id", "code") else f"{{{name}:[^/]*\\d[^/]*}}"
+        return (
+            match.group(0)
+            if name in ("conv", "upload_id", "export_id", "code", "device_id")
+            else f"{{{name}:[^/]*\\d[^/]*}}"
+        )
 
     return re.sub(r"{(\w+)}", param, path)
 
@@ -273,6 +278,12 @@ def _add_webui(app: web.Application) -> None:
             response = web.FileResponse(candidate)
             if "/assets/" in str(candidate):
                 response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+            elif path == "sw.js":
+                # A service worker runs under its own script's policy: the page's, so it may fetch and cache
+                # the app shell (the API's "default-src 'none'" would forbid that); always revalidated, so a
+                # new version installs on the next visit.
+                response.headers["Content-Security-Policy"] = page_csp(request)
+                response.headers["Cache-Control"] = "no-cache"
             return response
         # The page's policy is set here, not by content type: a revalidated page comes back as a 304 whose
         # headers replace the cached ones, and it must carry the same policy.

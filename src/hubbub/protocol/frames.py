@@ -159,6 +159,14 @@ class CallIce(ClientFrame, tag="call_ice"):
     rid: Rid = None
 
 
+class Visibility(ClientFrame, tag="visibility"):
+    """The terminal is looked at (``foreground``) or not (``background``): a user with no terminal in the
+    foreground gets Web Push notifications (docs/protocol.md, "Visibility")."""
+
+    state: Literal["foreground", "background"]
+    rid: Rid = None
+
+
 CallFrame = (
     CallInvite | CallRing | CallAccept | CallReject | CallCancel | CallHangup | CallResume | CallSdp | CallIce
 )
@@ -183,6 +191,7 @@ AnyClientFrame = (
     | CallResume
     | CallSdp
     | CallIce
+    | Visibility
 )
 
 

@@ -35,6 +35,7 @@ from hubbub.services.reports import ReportService
 from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchService
 from hubbub.services.social import SocialService
+from hubbub.services.webpush import WebPushService
 from hubbub.services.words import WordFilter
 
 
@@ -71,3 +72,5 @@ class Services:
     canaries: Canaries
     #: Issue 15: blocks, remarks, last seen, chat preferences, sessions, live profiles and read counts.
     social: SocialService
+    #: Issue 17: push subscriptions, visibility, and the push queue's worker.
+    webpush: WebPushService

@@ -90,8 +90,11 @@ class MessageService:
         #: Server time in ms (core/clock.py); a test passes its own to move time.
         self.clock = clock
         self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
-        #: Told of every read after it is stored (set by the composition root).
-        self.on_read: Callable[[int, str, int], Awaitable[None]] | None = None
+        #: Told of every stored batch after its publish, and of every read after it is stored (the
+        #: composition root subscribes Web Push, chat preferences and read counts, ...), so what follows a
+        #: message or a read needs no code here.
+        self.on_stored: list[Callable[[Sequence[tuple[NewMessage, Stored]]], None]] = []
+        self.on_read: list[Callable[[int, str, int], Awaitable[None]]] = []
 
     # -- sending ----------------------------------------------------------------------------------
     async def enqueue(
@@ -186,6 +189,7 @@ class MessageService:
             self.trace.stored([q.item for q in batch], results)
         events = []
         hot: list[tuple[NewMessage, Stored]] = []
+        stored: list[tuple[NewMessage, Stored]] = []
         published: set[str] = set()
         for queued, result in zip(batch, results, strict=True):
             if isinstance(result, Rejected) or result.message.id in published:
@@ -194,6 +198,7 @@ class MessageService:
             item = queued.item
             if result.duplicate:
                 item = _as_stored(item, result.message)
+            stored.append((item, result))
             if result.hot:
                 hot.append((item, result))
                 continue
@@ -203,6 +208,9 @@ class MessageService:
         await self.routing.publish(events)
         if hot:
             await self.hot.publish(hot)
+        if stored:
+            for listener in self.on_stored:
+                listener(stored)
 
     # -- reading ----------------------------------------------------------------------------------
     async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
@@ -278,8 +286,8 @@ class MessageService:
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
         await self.routing.publish([pushes.read(conv, user_id, read_seq, recipients)])
-        if self.on_read is not None:  # issue 15: chat preferences and group read counts (services/social.py)
-            await self.on_read(user_id, conv, read_seq)
+        for listener in self.on_read:
+            await listener(user_id, conv, read_seq)
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:

@@ -175,6 +175,7 @@ export const DEFAULT_LIMITS: Limits = { max_text_chars: 4000, max_frame_bytes: 6
 export type Rid = string | number
 
 export type ClientFrame =
+  | { type: 'visibility'; state: 'foreground' | 'background'; rid?: string | number }
   | { type: 'auth'; token: string; terminal: Terminal }
   | { type: 'ping' }
   | SendFrame

@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy import true as sa_true
 
 metadata = MetaData()
 
@@ -401,4 +402,58 @@ user_social = Table(
     Column("user_id", Integer, primary_key=True, autoincrement=False),
     Column("last_seen_privacy", String(16), nullable=False, server_default="friends"),
     Column("last_seen", BigInteger, nullable=False, server_default="0"),
+)
+
+# -- Web Push (issue 17; engines/storage/base_push.py) -----------------------------------------------------
+# A push subscription per terminal, tied to the login session that made it. The id is a random secret the
+# device also presents to fetch its notifications after a wake-up push.
+push_devices = Table(
+    "push_devices",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("sid", String(32), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("endpoint", String(1024), nullable=False, unique=True),
+    Column("p256dh", String(128), nullable=False, server_default=""),
+    Column("auth", String(64), nullable=False, server_default=""),
+    Column("label", String(128), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_ok_at", BigInteger, nullable=False, server_default="0"),
+)
+
+push_prefs = Table(
+    "push_prefs",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("preview", String(8), nullable=False, server_default="full"),
+    Column("mentions_through_mute", Boolean, nullable=False, server_default=sa_true()),
+    Column("hot_groups", String(8), nullable=False, server_default="mentions"),
+)
+
+# The outgoing queue: one row per (device, conversation), coalescing a burst into one notification. ``kind``
+# is what is pending ("" nothing, "msg", "clear"); ``sent_seq`` the newest seq pushed (never pushed again);
+# ``lease_*`` the node sending it now.
+push_outbox = Table(
+    "push_outbox",
+    metadata,
+    Column("device_id", String(32), nullable=False),
+    Column("conv", String(48), nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False, server_default=""),
+    Column("seq", BigInteger, nullable=False, server_default="0"),
+    Column("count", Integer, nullable=False, server_default="0"),
+    Column("title", String(160), nullable=False, server_default=""),
+    Column("text", String(256), nullable=False, server_default=""),
+    Column("mention", Boolean, nullable=False, server_default=false()),
+    Column("sent_seq", BigInteger, nullable=False, server_default="0"),
+    Column("shown", Integer, nullable=False, server_default="0"),
+    Column("last_sent_at", BigInteger, nullable=False, server_default="0"),
+    Column("due_at", BigInteger, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease", String(96), nullable=False, server_default=""),
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("device_id", "conv"),
+    Index("ix_push_outbox_due", "kind", "due_at"),
+    Index("ix_push_outbox_user", "user_id", "conv"),
 )

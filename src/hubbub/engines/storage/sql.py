@@ -35,6 +35,7 @@ from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
+from hubbub.engines.storage.sql_push import SqlPush
 from hubbub.engines.storage.sql_search import SqlSearch
 from hubbub.engines.storage.sql_social import SqlSocial
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
@@ -52,7 +53,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, SqlSocial, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, SqlSocial, SqlPush, Storage):
     def __init__(
         self,
         url: str,

@@ -76,6 +76,9 @@ class CallService:
         self.ids = ids
         self.limiter = limiter
         self.clock = clock
+        #: Told of every new call (caller, callee, call id, media), so Web Push can ring a closed app
+        #: (services/webpush); set by the root.
+        self.on_invite: Callable[[int, int, str, str], None] | None = None
         #: This node's connections bound to a call (conn id -> call id): their leases are renewed here.
         self.local: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
@@ -121,6 +124,8 @@ class CallService:
         call.version = 1
         self.local[conn] = call.id
         await self._effects(outcome)
+        if self.on_invite is not None:
+            self.on_invite(call.caller, call.callee, call.id, media)
         return call
 
     async def ring(self, user: int, conn: str, call_id: str) -> None:

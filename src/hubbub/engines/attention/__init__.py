@@ -1,0 +1,1 @@
+"""Which terminals are in the background (engines/attention/base.py)."""
