@@ -52,7 +52,7 @@ class Gateway:
         if transport is None:
             return ws
         conn_id = f"{self.node_id}/{self._boot}/{next(self._ids)}"
-        conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats)
+        conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats, self.hub.outbox)
         self.hub.add(conn)
         try:
             await self._read_loop(conn)
