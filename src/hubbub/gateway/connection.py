@@ -17,14 +17,13 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from hubbub.gateway.wire import text_frame
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.session import Session
 
 if TYPE_CHECKING:
     from hubbub.core.models import User
+    from hubbub.gateway.transport import WsProtocol
 
 
 class WireStats:
@@ -86,7 +85,7 @@ class Connection:
     def __init__(
         self,
         conn_id: str,
-        ws: web.WebSocketResponse,
+        ws: WsProtocol,
         transport: asyncio.Transport,
         max_buffer: int,
         stats: WireStats,
