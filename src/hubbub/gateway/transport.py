@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 #: Key in the aiohttp request where the /ws guard leaves the release of its per-IP slot; a handler that
 #: detaches the socket takes it and calls it when the connection ends (platform/limits.py).
-WS_RELEASE: web.RequestKey[Callable[[], None]] = web.RequestKey("hubbub.ws_release", object)
+WS_RELEASE: web.RequestKey[Callable[[], None]] = web.RequestKey("hubbub.ws_release")
 
 _PROTOCOL_ERROR = 1002
 _TOO_BIG = 1009
