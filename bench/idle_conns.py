@@ -136,6 +136,9 @@ def main() -> None:
     p.add_argument("--src", type=Path, help="serve hubbub from this src/ dir (A/B)")
     args = p.parse_args()
     limit = raise_files(args.conns + 5000)
+    if limit < args.conns + 500:
+        # Without CAP_SYS_RESOURCE the hard limit cannot be raised, and the server needs a descriptor per socket.
+        print(f"WARNING: ulimit -n is {limit} (hard limit); the server cannot hold {args.conns:,} sockets here")
     print(f"ulimit -n {limit}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     work = Path(tempfile.mkdtemp(prefix="hubbub-idle-"))
     (work / "data").mkdir()
