@@ -92,22 +92,25 @@ def client_proc(port: int, uids: list[int], secret: str, core: int, out: mp.Queu
             jwt.encode({"sub": str(u), "sid": f"s{u}", "exp": exp}, secret, algorithm="HS256") for u in uids
         ]
         rec = Recorder()
-        peers = []
+        peers: list = []
+        # Pinging starts with the first connection: the list grows in place as the rest connect.
+        pinger = asyncio.get_running_loop().create_task(keepalive(peers, every=20.0))
         t0 = time.monotonic()
         cpu0 = os.times()
         chunk = 7_000  # per loopback address
         for k in range(0, len(uids), chunk):
             host = f"127.0.0.{1 + (k // chunk) % 4}"
-            peers += await connect_many(
-                f"ws://{host}:{port}/ws",
-                rec,
-                len(tokens[k : k + chunk]),
-                tokens=tokens[k : k + chunk],
-                terminal="desktop",
-                parallel=100,
+            peers.extend(
+                await connect_many(
+                    f"ws://{host}:{port}/ws",
+                    rec,
+                    len(tokens[k : k + chunk]),
+                    tokens=tokens[k : k + chunk],
+                    terminal="desktop",
+                    parallel=100,
+                )
             )
         elapsed = time.monotonic() - t0
-        pinger = asyncio.get_running_loop().create_task(keepalive(peers, every=20.0))
         cpu1 = os.times()
         out.put(("connected", len(peers), elapsed, (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)))
         while not hold.is_set():
@@ -138,7 +141,9 @@ def main() -> None:
     limit = raise_files(args.conns + 5000)
     if limit < args.conns + 500:
         # Without CAP_SYS_RESOURCE the hard limit cannot be raised, and the server needs a descriptor per socket.
-        print(f"WARNING: ulimit -n is {limit} (hard limit); the server cannot hold {args.conns:,} sockets here")
+        print(
+            f"WARNING: ulimit -n is {limit} (hard limit); the server cannot hold {args.conns:,} sockets here"
+        )
     print(f"ulimit -n {limit}; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     work = Path(tempfile.mkdtemp(prefix="hubbub-idle-"))
     (work / "data").mkdir()
