@@ -97,9 +97,9 @@ def client_proc(port: int, uids: list[int], secret: str, core: int, out: mp.Queu
         pinger = asyncio.get_running_loop().create_task(keepalive(peers, every=20.0))
         t0 = time.monotonic()
         cpu0 = os.times()
-        chunk = 7_000  # per loopback address
+        chunk = 500  # added to the pinged list as each chunk is connected
         for k in range(0, len(uids), chunk):
-            host = f"127.0.0.{1 + (k // chunk) % 4}"
+            host = f"127.0.0.{1 + (k // 7_000) % 4}"  # 7,000 per loopback address and process
             peers.extend(
                 await connect_many(
                     f"ws://{host}:{port}/ws",
