@@ -28,7 +28,15 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from _procs import FAST_ENV, ServerProcess, free_port, hubbub_argv, pin_self, raise_nofile
+from _procs import (
+    FAST_ENV,
+    ServerProcess,
+    free_port,
+    hubbub_argv,
+    pin_self,
+    raise_nofile,
+    self_cpu_seconds,
+)
 from hubbub.core.clock import now_ms
 from hubbub.core.ids import MessageIds
 from hubbub.engines.storage import schema as t
@@ -180,13 +188,14 @@ async def main() -> None:
 
         total = args.senders * args.messages
         expected = total * (args.members - 1)  # the sender's own socket gets the ack, not the push
-        cpu0, started = server.cpu_seconds(), time.monotonic()
+        cpu0, started, load0 = server.cpu_seconds(), time.monotonic(), self_cpu_seconds()
         await asyncio.gather(*(sender(m) for m in members[: args.senders]))
         deadline = time.monotonic() + 120
         while sum(m.got for m in members) < expected and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         finished = max(seen.values()) if seen else time.monotonic()
         cpu = server.cpu_seconds() - cpu0
+        load_cpu = self_cpu_seconds() - load0
         delivered = sum(m.got for m in members)
         latencies = sorted(1000 * (seen[c] - sent[c]) for c in sent if c in seen)
         elapsed = finished - started
@@ -201,6 +210,7 @@ async def main() -> None:
                 f"{statistics.median(latencies):.1f} / {latencies[int(len(latencies) * 0.99) - 1]:.1f}",
             ),
             ("server CPU s per 1,000 deliveries", f"{1000 * cpu / max(delivered, 1):.4f}"),
+            ("server / load generator CPU", f"{cpu / elapsed:.0%} / {load_cpu / elapsed:.0%}"),
             ("every member got every message once", "yes" if complete else "NO"),
         ]
         print()

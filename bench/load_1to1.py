@@ -197,6 +197,10 @@ async def open_loop(
     i = 0
     count = len(peers)
 
+    # Ticks of 1-10 ms, each sending what is due: the client sleeps between them instead of spinning, so its
+    # CPU is its sends and receives (reported beside every figure), and it never is the bottleneck.
+    tick = max(0.001, min(0.01, 1.0 / rate))
+
     async def pace(until: float) -> None:
         nonlocal n, i
         while (now := loop.time()) < until:
@@ -205,7 +209,7 @@ async def open_loop(
                 peers[i].send_one()
                 i = (i + 1) % count
                 n += 1
-            await asyncio.sleep(0.0005)
+            await asyncio.sleep(tick)
 
     await pace(t0 + warmup)
     with Window(rec, server, SERVER_CORE) as w:
@@ -384,6 +388,21 @@ async def run_hubbub(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         out["latency"] = lat
         log(f"latency: ack {lat['ack_ms']} delivery {lat['delivery_ms']}")
 
+        # -- latency curve: the same open loop at fractions of the measured peak
+        if args.curve:
+            curve = []
+            for pct in args.curve:
+                r = max(1.0, peak["rate"] * pct / 100)
+                log(f"curve: {pct}% of peak, {r:,.0f} msg/s paced")
+                w = await open_loop(rec, server, peers, r, args.warmup, args.duration)
+                await drain(rec, peers, expect_delivery=True, timeout=120)  # a starved server has a backlog
+                point = w.summary()
+                point["percent_of_peak"] = pct
+                point["target_rate"] = round(r)
+                curve.append(point)
+                log(f"curve {pct}%: delivery {point['delivery_ms']}")
+            out["curve"] = curve
+
         out["totals"] = {
             "sent": rec.sent,
             "acked": rec.acked,
@@ -512,6 +531,13 @@ def table(res: dict[str, Any]) -> str:
         rows.append(("server CPU s per 1,000 msgs (half rate)", f"{lat['server_cpu_s_per_1000']:.3f}", ""))
         rows.append(
             (
+                "  server / client CPU during the paced run",
+                f"{lat['server_cpu_util']:.0%} / {lat['client_cpu_util']:.0%}",
+                "",
+            )
+        )
+        rows.append(
+            (
                 "  other processes on the server's core",
                 f"{lat['others_on_server_core']:.0%}",
                 "quiet" if lat["others_on_server_core"] < 0.05 else "NOISY: figures are low",
@@ -530,6 +556,17 @@ def table(res: dict[str, Any]) -> str:
                 "  server RSS before / after (MiB)",
                 f"{mem['rss_before_kib'] / 1024:.1f} / {mem['rss_after_kib'] / 1024:.1f}",
                 "",
+            )
+        )
+    for point in hub.get("curve", []):
+        d = point["delivery_ms"]
+        rows.append(
+            (
+                f"curve {point['percent_of_peak']}% of peak: achieved msg/s, delivery p50 / p99 (ms)",
+                f"{point['rate']:,}  {d.get('p50')} / {d.get('p99')}",
+                f"CPU s/1k {point['server_cpu_s_per_1000']:.3f}; server / client CPU "
+                f"{point['server_cpu_util']:.0%} / {point['client_cpu_util']:.0%}; "
+                f"others on server core {point['others_on_server_core']:.0%}",
             )
         )
     tot = hub.get("totals")
@@ -572,6 +609,13 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=10.0, help="seconds measured per phase")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before each measured window")
     p.add_argument("--rate", type=float, default=0, help="latency phase rate (default: half the peak)")
+    p.add_argument(
+        "--curve",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        metavar="PCTS",
+        help="after the peak, a paced run at each of these percentages of it, e.g. 10,25,50,75",
+    )
     p.add_argument("--quick", action="store_true", help="small and short: 200 clients, 1000 idle, 4 s phases")
     p.add_argument("--server-core", type=int, default=0)
     p.add_argument("--client-core", type=int, default=1)

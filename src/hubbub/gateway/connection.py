@@ -3,6 +3,12 @@
 Each connection's send buffer is its transport's write buffer, drained by the event loop on its own (the
 per-connection writer). ``write`` never waits: a connection whose buffer passes ``max_buffer`` bytes is a slow
 consumer and is cut off (close code 4529), so it can neither grow server memory nor delay anyone else.
+
+Frames written during one pass of the event loop are coalesced: the first queues the connection on the
+``Outbox``, later ones append, and one callback at the end of the pass hands each connection's frames to its
+transport in one write (one ``send()`` system call instead of one per frame). A batch of stored messages, the
+acks it produces and a group's fan-out thus cost one system call per socket, not one per frame; at low load a
+frame still leaves in the same loop pass it was written in (docs/benchmarks.md, "Latency under load").
 """
 
 from __future__ import annotations
@@ -11,14 +17,13 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from hubbub.gateway.wire import text_frame
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.session import Session
 
 if TYPE_CHECKING:
     from hubbub.core.models import User
+    from hubbub.gateway.transport import WsProtocol
 
 
 class WireStats:
@@ -32,6 +37,30 @@ class WireStats:
         self.frames_in = 0
 
 
+class Outbox:
+    """The connections with frames waiting for the end of this loop pass, and the one callback that sends them.
+
+    One per hub (so per event loop); ``flush`` also runs before a close frame, so nothing overtakes it."""
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def add(self, conn: Connection) -> None:
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
 class Connection:
     __slots__ = (
         "close_code",
@@ -41,6 +70,8 @@ class Connection:
         "inflight",
         "last_seen",
         "max_buffer",
+        "outbox",
+        "pending",
         "session",
         "sid",
         "signalled",
@@ -55,16 +86,21 @@ class Connection:
     def __init__(
         self,
         conn_id: str,
-        ws: web.WebSocketResponse,
+        ws: WsProtocol,
         transport: asyncio.Transport,
         max_buffer: int,
         stats: WireStats,
+        outbox: Outbox | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.ws = ws
         self.transport = transport
         self.max_buffer = max_buffer
         self.stats = stats
+        #: Where frames wait for the end of the loop pass (None: each frame is written at once).
+        self.outbox = outbox
+        #: This pass's frames, not yet handed to the transport (None: nothing waiting).
+        self.pending: list[bytes] | None = None
         self.session = Session()
         self.user: User | None = None
         self.terminal = ""
@@ -94,15 +130,34 @@ class Connection:
         if self.transport.get_write_buffer_size() > self.max_buffer:
             self.abort(Close.SLOW_CONSUMER)
             return False
-        self.transport.write(frame)
-        self.stats.frames_out += 1
-        self.stats.bytes_out += len(frame)
+        stats = self.stats
+        stats.frames_out += 1
+        stats.bytes_out += len(frame)
+        pending = self.pending
+        if pending is not None:
+            pending.append(frame)
+        elif self.outbox is None:
+            self.transport.write(frame)
+        else:
+            self.pending = [frame]
+            self.outbox.add(self)
         return True
+
+    def flush(self) -> None:
+        """Hand this pass's frames to the transport in one write (the outbox calls it once per pass)."""
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
+        if self.transport.is_closing():
+            return
+        self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close(self, code: Close, reason: str) -> None:
         """Close politely: a close frame, then the handshake, in the background."""
         if self.closing:
             return
+        self.flush()  # what was written before the close goes out before the close frame
         self.closing = True
         self.close_code = int(code)
         self.session.closed()
@@ -114,6 +169,7 @@ class Connection:
             return
         self.closing = True
         self.close_code = int(code)
+        self.pending = None
         self.session.closed()
         try:
             # Best effort: the close code goes in front of nothing, since the buffer is not draining.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from hubbub.core.periodic import Periodic
 from hubbub.engines.routing.base import Event
-from hubbub.gateway.connection import Connection, WireStats
+from hubbub.gateway.connection import Connection, Outbox, WireStats
 from hubbub.gateway.wire import text_frame
 from hubbub.proof.trace import NO_TRACE, Tracer
 from hubbub.protocol.close_codes import Close
@@ -30,6 +30,8 @@ class Hub:
         self.auth_timeout_s = auth_timeout_s
         self._sweeper = Periodic("hub-sweeper", min(1.0, heartbeat_s / 5), self._sweep)
         self.stats = WireStats()
+        #: Coalesces each connection's frames of one loop pass into one write (gateway/connection.py).
+        self.outbox = Outbox()
         #: Set by the composition root: receives node broadcasts (today, the hot groups' news).
         self.on_broadcast: Callable[[bytes], None] | None = None
         #: Set by the node: per-message tracing (proof/trace.py).

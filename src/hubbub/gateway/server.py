@@ -9,7 +9,7 @@ import logging
 import secrets
 import time
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hubbub.core.clock import now_ms
 from hubbub.core.errors import Code, HubbubError, invalid
@@ -17,6 +17,7 @@ from hubbub.engines.registry.base import slot_of
 from hubbub.gateway.connection import Connection
 from hubbub.gateway.handlers import Handlers, error_frame
 from hubbub.gateway.hub import Hub
+from hubbub.gateway.transport import WS_RELEASE, detach
 from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.close_codes import Close
@@ -44,71 +45,80 @@ class Gateway:
         config = self.s.config
         if not self.accepting:
             raise web.HTTPServiceUnavailable(text="draining")
-        # aiohttp refuses a message of max_msg_size bytes or more; +1 makes max_frame_bytes (what auth_ok
-        # announces) the largest frame accepted, as docs/protocol.md says.
-        ws = web.WebSocketResponse(
-            max_msg_size=config.max_frame_bytes + 1, autoping=True, heartbeat=None, compress=False
-        )
+        # aiohttp does the handshake (and every HTTP rule around it); then the socket is detached from it
+        # and read by the lean protocol of transport.py, which enforces max_frame_bytes (what auth_ok
+        # announces) as the largest message accepted.
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None, compress=False)
         await ws.prepare(request)
         transport = request.transport
-        if transport is None:
+        if transport is None or transport.is_closing():
             return ws
+        wire = detach(request, transport, config.max_frame_bytes)
         conn_id = f"{self.node_id}/{self._boot}/{next(self._ids)}"
-        conn = Connection(conn_id, ws, transport, config.max_send_buffer, self.hub.stats)
+        conn = Connection(conn_id, wire, transport, config.max_send_buffer, self.hub.stats, self.hub.outbox)
         self.hub.add(conn)
-        try:
-            await self._read_loop(conn)
-        finally:
-            self.hub.remove(conn)
-            if conn.user is not None:
-                try:
-                    await self.s.presence.disconnected(conn.user_id, conn.slot, conn.conn_id)
-                except Exception:
-                    log.exception("unregistering %s failed", conn.conn_id)
-                try:
-                    await self.s.webpush.disconnected(conn.conn_id)  # its background mark goes
-                except Exception:
-                    log.exception("clearing the visibility of %s failed", conn.conn_id)
-                try:
-                    await self.s.calls.disconnected(conn.conn_id)  # a call bound to it ends
-                except Exception:
-                    log.exception("ending the call of %s failed", conn.conn_id)
-            log.info(
-                "ws_closed",
-                extra={
-                    "conn": conn.conn_id,
-                    "user": conn.user_id or None,
-                    "terminal": conn.terminal or None,
-                    # the code this node sent, else the peer's, else 1006 (the socket just dropped)
-                    "code": conn.close_code or ws.close_code or 1006,
-                    "seconds": round(time.monotonic() - conn.connected_at, 1),
-                },
-            )
-        return ws
-
-    async def _read_loop(self, conn: Connection) -> None:
-        ws = conn.ws
+        release = request.pop(WS_RELEASE, None)  # the per-IP slot is held until the socket closes
         stats = self.hub.stats
-        async for msg in ws:
+
+        async def on_message(payload: bytes) -> None:
             conn.last_seen = time.monotonic()
             stats.frames_in += 1
-            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                result = conn.session.receive(msg.data)
-                if isinstance(result, Rejection):
-                    conn.send(encode(result.error))
-                    if result.close is not None:
-                        conn.close(result.close, result.error.message)
-                    continue
-                if isinstance(result, frames.Auth):
-                    await self._authenticate(conn, result)
-                else:
-                    if not isinstance(result, frames.Ping):  # the idlest session is the one evicted
-                        await self.s.presence.active(conn.user_id, conn.slot, conn.conn_id)
-                    await self.handlers.handle(conn, result)
-            elif msg.type is WSMsgType.ERROR:
-                break
-        if ws.close_code == 1009:
+            await self._receive(conn, payload)
+
+        def on_closed() -> None:
+            if release is not None:
+                release()
+            asyncio.get_running_loop().create_task(self._closed(conn))
+
+        wire.on_message = on_message
+        wire.on_closed = on_closed
+        return web.Response()  # aiohttp no longer holds the socket: this goes nowhere
+
+    async def _receive(self, conn: Connection, payload: bytes) -> None:
+        result = conn.session.receive(payload)
+        if isinstance(result, Rejection):
+            conn.send(encode(result.error))
+            if result.close is not None:
+                conn.close(result.close, result.error.message)
+            return
+        if isinstance(result, frames.Auth):
+            await self._authenticate(conn, result)
+        else:
+            if not isinstance(result, frames.Ping):  # the idlest session is the one evicted
+                await self.s.presence.active(conn.user_id, conn.slot, conn.conn_id)
+            await self.handlers.handle(conn, result)
+
+    async def _closed(self, conn: Connection) -> None:
+        """The socket is gone: forget the connection, unregister it, end its call."""
+        self.hub.remove(conn)
+        conn.closing = True
+        if conn.user is not None:
+            try:
+                await self.s.presence.disconnected(conn.user_id, conn.slot, conn.conn_id)
+            except Exception:
+                log.exception("unregistering %s failed", conn.conn_id)
+            try:
+                await self.s.webpush.disconnected(conn.conn_id)  # its background mark goes
+            except Exception:
+                log.exception("clearing the visibility of %s failed", conn.conn_id)
+            try:
+                await self.s.calls.disconnected(conn.conn_id)  # a call bound to it ends
+            except Exception:
+                log.exception("ending the call of %s failed", conn.conn_id)
+        code = conn.close_code or conn.ws.close_code or 1006
+        if code == 1009:
             log.info("closed %s: frame too big", conn.conn_id)
+        log.info(
+            "ws_closed",
+            extra={
+                "conn": conn.conn_id,
+                "user": conn.user_id or None,
+                "terminal": conn.terminal or None,
+                # the code this node sent, else the peer's, else 1006 (the socket just dropped)
+                "code": code,
+                "seconds": round(time.monotonic() - conn.connected_at, 1),
+            },
+        )
 
     async def _authenticate(self, conn: Connection, frame: frames.Auth) -> None:
         if frame.device is not None and not valid_device(frame.device):

@@ -29,6 +29,7 @@ from aiohttp import web
 from hubbub.config import Config
 from hubbub.core.errors import Code, HubbubError
 from hubbub.engines.ratelimit.base import RateLimiter
+from hubbub.gateway.transport import WS_RELEASE
 from hubbub.platform.bearer import bearer_token
 from hubbub.services.auth import AuthService
 from hubbub.services.limits import enforce, enforce_reads
@@ -66,7 +67,11 @@ class EdgeLimits:
         # (method, path) -> (bucket name, tokens per second, burst)
         self.ip_rules: dict[tuple[str, str], tuple[str, float, int]] = {
             ("POST", "/api/v1/auth/login"): ("login-ip", c.login_ip_per_minute / 60, c.login_ip_burst),
-            ("POST", "/api/v1/auth/register"): ("register-ip", c.register_ip_per_hour / 3600, c.register_ip_burst),
+            ("POST", "/api/v1/auth/register"): (
+                "register-ip",
+                c.register_ip_per_hour / 3600,
+                c.register_ip_burst,
+            ),
             ("POST", _UPLOADS): ("upload-ip", c.upload_ip_per_minute / 60, c.upload_ip_burst),
         }
 
@@ -155,14 +160,26 @@ class EdgeLimits:
                     retry_after=5,
                 )
             self.sockets[ip] = held + 1
-            try:
-                return await handle(request)
-            finally:
+            released = False
+
+            def release() -> None:
+                nonlocal released
+                if released:
+                    return
+                released = True
                 left = self.sockets[ip] - 1
                 if left:
                     self.sockets[ip] = left
                 else:
                     del self.sockets[ip]
+
+            # A handler that keeps the socket past its return (gateway/transport.py) takes the release.
+            request[WS_RELEASE] = release
+            try:
+                return await handle(request)
+            finally:
+                if request.get(WS_RELEASE) is release:
+                    release()
 
         return guarded
 
