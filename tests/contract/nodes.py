@@ -109,7 +109,7 @@ async def start_redis_engines(url: str, node_id: str, prefix: str, *, hub: FakeH
     cluster = RedisCluster(
         client, node_id, url=url, link=link, keys=keys, alive_interval_s=0.2, alive_ttl_s=1
     )
-    registry = RedisRegistry(client, node_id, cluster, keys=keys, refresh_s=0.3, alive_ttl_s=1)
+    registry = RedisRegistry(client, node_id, cluster, keys=keys, sweep_s=0.3)
     routing = RedisRouting(client, node_id, registry, cluster, keys=keys)
     engines = Engines(node_id, cluster, registry, routing, hub or FakeHub(), client)
     await routing.start(engines.hub)

@@ -1,17 +1,25 @@
 """The cluster's connection registry in Redis (docs/cluster.md; keys in engines/redis_keys.py).
 
-``P{u:<user>}`` is a hash, terminal -> ``node\\tconn_id\\texpires_ms``: which connection holds each of the
-user's terminals. Each field carries its own expiry (renewed by its node every ``refresh_s``) and the whole
-hash expires too, so the entries of a node that died vanish by themselves.
+``P{u:<user>}`` is a hash, terminal -> ``node\\tconn_id\\tincarnation``: which connection holds each of the
+user's terminals, and which process of its node (``Cluster.incarnation_of``).
+
+Upkeep does not grow with online users: an entry is live while its node's lease (the liveness key, renewed
+every 2 s by the cluster engine, one command per node) names the entry's incarnation, so nothing per user is
+renewed. A node that dies (or restarts under the same id: a new incarnation) takes its users offline within
+the lease's TTL. What it leaves in Redis is swept: each node notes its users in ``P{node:<id>}:users:<inc>``
+and its incarnation in ``P{nodes}:holders``; every ``sweep_s`` each node checks the holders (one lookup per
+node, cached) and purges the entries of dead ones (``_PURGE``, which deletes only fields still naming that
+node and incarnation).
 
 Atomicity: registering is one Lua script (``_REGISTER``: read the hash, write the slot, in one step), so of
 two logins of one terminal at once, on any nodes, Redis decides which came last, and each reply names the
-holder it displaced. Freeing (``_UNREGISTER``) and renewing (``_REFRESH``) compare the connection id inside
-their script, so a late close or a renewal never clobbers a newer holder. Per-slot locks on this node make
-its own record (``_local``, what it renews) follow Redis's order too.
+holder it displaced. Freeing (``_UNREGISTER``) and rewriting (``_REFRESH``) compare the connection id inside
+their script, so a late close or a rewrite never clobbers a newer holder. Per-slot locks on this node make
+its own record (``_local``) follow Redis's order too.
 
-Recovery: the registry keeps a copy of this node's registrations; when Redis comes back empty, the cluster's
-recovery hook rewrites them (``refresh``).
+Recovery: the registry keeps a copy of this node's registrations; when Redis lost this node's state (it came
+back empty, or this node stalled past its lease and was swept), the cluster's recovery hook rewrites them
+(``refresh``), closing any local connection whose slot another connection took meanwhile.
 """
 
 from __future__ import annotations
@@ -26,7 +34,6 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from hubbub.core.clock import now_ms
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.periodic import Periodic
 from hubbub.engines.cluster.base import Cluster
@@ -36,11 +43,10 @@ from hubbub.protocol.close_codes import Close
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] user hash; ARGV: terminal, value, ttl seconds. Returns the hash as it was before.
+# KEYS[1] user hash; ARGV: terminal, value. Returns the hash as it was before.
 _REGISTER = """
 local before = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
 return before
 """
 
@@ -48,24 +54,22 @@ return before
 _UNREGISTER = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return false end
-local conn = string.match(cur, '^[^\\t]*\\t(.-)\\t%d+$')
+local conn = string.match(cur, '^[^\\t]*\\t(.-)\\t[^\\t]*$')
 if conn ~= ARGV[2] then return false end
 local before = redis.call('HGETALL', KEYS[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 return before
 """
 
-# KEYS[1] user hash; ARGV: now ms, ttl s, then (terminal, conn id, value) triples. Renews this node's
-# entries unless another live connection took the slot; returns the terminals that were taken.
+# KEYS[1] user hash; ARGV: (terminal, conn id, value) triples. Rewrites this node's entries unless another
+# connection took the slot meanwhile; returns the terminals that were taken.
 _REFRESH = """
-local now = tonumber(ARGV[1])
 local lost = {}
-for i = 3, #ARGV, 3 do
+for i = 1, #ARGV, 3 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local mine = true
   if cur then
-    local conn, exp = string.match(cur, '^[^\\t]*\\t(.-)\\t(%d+)$')
-    mine = (conn == ARGV[i + 1]) or (tonumber(exp) < now)
+    mine = (string.match(cur, '^[^\\t]*\\t(.-)\\t[^\\t]*$') == ARGV[i + 1])
   end
   if mine then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
@@ -73,15 +77,31 @@ for i = 3, #ARGV, 3 do
     table.insert(lost, ARGV[i])
   end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
 return lost
 """
+
+# KEYS[1] user hash; ARGV: node, incarnation. Deletes the fields a dead process of that node left.
+_PURGE = """
+local flat = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #flat, 2 do
+  local node, inc = string.match(flat[i + 1], '^([^\\t]*)\\t.-\\t([^\\t]*)$')
+  if node == ARGV[1] and inc == ARGV[2] then
+    redis.call('HDEL', KEYS[1], flat[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+#: Users purged per round trip when sweeping a dead node's entries.
+_SWEEP_BATCH = 500
 
 
 class _Entry(msgspec.Struct, frozen=True):
     node: str
     conn_id: str
-    expires_ms: int
+    incarnation: str
 
 
 class _SlotLocks:
@@ -114,8 +134,8 @@ class _SlotLocks:
 
 def _parse(value: bytes) -> _Entry | None:
     try:
-        node, conn_id, expires = value.decode().split("\t")
-        return _Entry(node, conn_id, int(expires))
+        node, conn_id, incarnation = value.decode().split("\t")
+        return _Entry(node, conn_id, incarnation)
     except ValueError:
         return None
 
@@ -132,39 +152,48 @@ class RedisRegistry(Registry):
         cluster: Cluster,
         *,
         keys: Keys | None = None,
-        refresh_s: float = 10.0,
-        alive_ttl_s: float = 6.0,
+        sweep_s: float = 10.0,
     ) -> None:
         self.node_id = node_id
         self.redis = client
         self.cluster = cluster
         self.keys = keys or Keys()
-        self.refresh_s = refresh_s
-        #: A registry entry lives this long without renewal (its node died).
-        self.entry_ttl_s = max(3 * refresh_s, 2 * alive_ttl_s)
+        self.sweep_s = sweep_s
         self._register = self.redis.register_script(_REGISTER)
         self._unregister = self.redis.register_script(_UNREGISTER)
-        self._refresh = self.redis.register_script(_REFRESH)
         self._closer: LocalCloser | None = None
         #: This node's own registrations: user -> terminal -> conn id. Rewritten to Redis after it lost them.
         self._local: dict[int, dict[str, str]] = {}
         self._slot_locks = _SlotLocks()
-        self._renewal = Periodic(
-            f"registry-renewal-{node_id}", refresh_s, self.refresh, jitter=0.1, quiet=(RedisError, OSError)
+        self._sweeper = Periodic(
+            f"registry-sweep-{node_id}", sweep_s, self.sweep, jitter=0.1, quiet=(RedisError, OSError)
         )
+        #: Dead processes whose entries this node purged, for tests.
+        self.swept = 0
 
-    def _value(self, conn_id: str, now: int) -> str:
-        return f"{self.node_id}\t{conn_id}\t{now + int(self.entry_ttl_s * 1000)}"
+    @property
+    def incarnation(self) -> str:
+        return self.cluster.incarnation
+
+    def _value(self, conn_id: str) -> str:
+        return f"{self.node_id}\t{conn_id}\t{self.incarnation}"
+
+    def _users_key(self) -> str:
+        return self.keys.node_users(self.node_id, self.incarnation)
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, closer: LocalCloser) -> None:
         self._closer = closer
         self.cluster.on_recover(self.refresh)
-        self._renewal.start()
+        await self._note_holder()
+        self._sweeper.start()
+
+    async def _note_holder(self) -> None:
+        await self.redis.sadd(self.keys.holders(), f"{self.node_id}\t{self.incarnation}")
 
     async def halt(self) -> None:
-        """Stop renewing, as a node that died would (close calls it; tests call it alone)."""
-        await self._renewal.stop()
+        """Stop sweeping, as a node that died would (close calls it; tests call it alone)."""
+        await self._sweeper.stop()
 
     async def close(self) -> None:
         await self.halt()
@@ -172,22 +201,26 @@ class RedisRegistry(Registry):
             for user_id, slots in list(self._local.items()):
                 for terminal, conn_id in list(slots.items()):
                     await self._unregister(keys=[self.keys.user(user_id)], args=[terminal, conn_id])
+            await self.redis.delete(self._users_key())
+            await self.redis.srem(self.keys.holders(), f"{self.node_id}\t{self.incarnation}")
         self._local.clear()
 
     # -- slots ------------------------------------------------------------------------------------
     async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered:
-        now = now_ms()
         async with self._slot_locks.hold((user_id, terminal)):
             try:
                 raw = await self._register(
-                    keys=[self.keys.user(user_id)],
-                    args=[terminal, self._value(conn_id, now), int(self.entry_ttl_s)],
+                    keys=[self.keys.user(user_id)], args=[terminal, self._value(conn_id)]
                 )
             except RedisError as exc:
                 raise HubbubError(Code.UNAVAILABLE, "the connection registry is unavailable") from exc
+            known = user_id in self._local
             self._local.setdefault(user_id, {})[terminal] = conn_id
+        if not known:  # for the sweep, should this process die: best effort, a miss only leaves garbage
+            with contextlib.suppress(RedisError):
+                await self.redis.sadd(self._users_key(), user_id)
         before_all = {t: _parse(v) for t, v in _pairs(raw).items()}
-        live = await self._live_terminals(before_all, now)
+        live = await self._live_terminals(before_all)
         previous = before_all.get(terminal)
         replaced = None
         if previous is not None and previous.conn_id != conn_id and terminal in live:
@@ -205,33 +238,35 @@ class RedisRegistry(Registry):
         try:
             raw = await self._unregister(keys=[self.keys.user(user_id)], args=[terminal, conn_id])
         except RedisError:
-            log.warning("registry unavailable; %s's entry for %s will expire", conn_id, terminal)
+            log.warning("registry unavailable; %s's entry for %s stays until the sweep", conn_id, terminal)
             return None
         if raw is None:
             return None
         before_all = {t: _parse(v) for t, v in _pairs(raw).items()}
-        live = await self._live_terminals(before_all, now_ms())
+        live = await self._live_terminals(before_all)
         live.add(terminal)
         return Registered(before=tuple(sorted(live)), after=tuple(sorted(live - {terminal})))
 
     async def refresh(self) -> None:
-        """Renew every local registration (the registry does this itself every ``refresh_s``).
+        """Rewrite every local registration: the recovery hook, when Redis lost this node's state (one
+        command per local user, only then; nothing is renewed per user in normal running).
 
-        A slot that another live connection took meanwhile (a replacement whose close was lost) is not
-        overwritten: the local connection is closed as replaced.
+        A slot that another connection took meanwhile (a replacement whose close was lost with Redis's
+        state) is not overwritten: the local connection is closed as replaced.
         """
+        await self._note_holder()
         if not self._local:
             return
-        now = now_ms()
         users = list(self._local.items())
         async with self.redis.pipeline(transaction=False) as pipe:
             for user_id, slots in users:
-                args: list[Any] = [now, int(self.entry_ttl_s)]
+                args: list[Any] = []
                 for terminal, conn_id in slots.items():
-                    args += [terminal, conn_id, self._value(conn_id, now)]
-                await self._refresh(keys=[self.keys.user(user_id)], args=args, client=pipe)
+                    args += [terminal, conn_id, self._value(conn_id)]
+                pipe.eval(_REFRESH, 1, self.keys.user(user_id), *args)
+            pipe.sadd(self._users_key(), *(user_id for user_id, _ in users))
             replies = await pipe.execute()
-        for (user_id, slots), lost in zip(users, replies, strict=True):
+        for (user_id, slots), lost in zip(users, replies, strict=False):
             for raw in lost or ():
                 terminal = raw.decode()
                 if terminal in slots and self._closer is not None:
@@ -242,6 +277,23 @@ class RedisRegistry(Registry):
             if not slots:
                 self._local.pop(user_id, None)
 
+    async def sweep(self) -> None:
+        """Purge the entries of every dead process that held some: one lookup per node, not per user."""
+        members: set[Any] = await self.redis.smembers(self.keys.holders())
+        for member in members:
+            holder = member.decode() if isinstance(member, bytes) else str(member)
+            node, _, incarnation = holder.partition("\t")
+            if await self.cluster.incarnation_of(node) == incarnation:
+                continue
+            users_key = self.keys.node_users(node, incarnation)
+            while batch := await self.redis.spop(users_key, _SWEEP_BATCH):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for raw in batch:
+                        pipe.eval(_PURGE, 1, self.keys.user(int(raw)), node, incarnation)
+                    await pipe.execute()
+            await self.redis.srem(self.keys.holders(), holder)
+            self.swept += 1
+
     # -- lookups ----------------------------------------------------------------------------------
     async def presence(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         if not user_ids:
@@ -251,10 +303,9 @@ class RedisRegistry(Registry):
         except RedisError as exc:
             log.warning("presence from this node only (Redis: %s)", exc)
             return {u: tuple(sorted(self._local[u])) for u in user_ids if self._local.get(u)}
-        now = now_ms()
         result: dict[int, tuple[str, ...]] = {}
         for user_id, slots in entries.items():
-            live = await self._live_terminals(slots, now)
+            live = await self._live_terminals(slots)
             if live:
                 result[user_id] = tuple(sorted(live))
         return result
@@ -262,15 +313,14 @@ class RedisRegistry(Registry):
     async def locate(
         self, user_ids: Sequence[int], *, conn_id: str | None = None, stale: bool = False
     ) -> dict[int, set[str]]:
-        now = now_ms()
         found: dict[int, set[str]] = {}
         for user_id, slots in (await self._entries(user_ids)).items():
             nodes = {
                 e.node
                 for e in slots.values()
                 if e is not None
-                and (stale or e.expires_ms > now)
                 and (conn_id is None or e.conn_id == conn_id)
+                and (stale or await self._is_live(e))
             }
             if nodes:
                 found[user_id] = nodes
@@ -289,9 +339,11 @@ class RedisRegistry(Registry):
             if reply
         }
 
-    async def _live_terminals(self, slots: dict[str, _Entry | None], now: int) -> set[str]:
-        live = set()
-        for terminal, entry in slots.items():
-            if entry is not None and entry.expires_ms > now and await self.cluster.is_alive(entry.node):
-                live.add(terminal)
-        return live
+    async def _is_live(self, entry: _Entry) -> bool:
+        """Held by a process whose lease is current (a cached lookup per node, none for this one)."""
+        if entry.node == self.node_id:
+            return entry.incarnation == self.incarnation
+        return await self.cluster.incarnation_of(entry.node) == entry.incarnation
+
+    async def _live_terminals(self, slots: dict[str, _Entry | None]) -> set[str]:
+        return {t for t, entry in slots.items() if entry is not None and await self._is_live(entry)}
