@@ -96,7 +96,7 @@ class RedisServer:
 
 class RedisClusterServers:
     """A Redis Cluster of three masters (no replicas), each a ``redis-server --cluster-enabled yes`` on free
-    ports (client and bus), joined by ``redis-cli --cluster create``. Started once per session: ~0.5 s."""
+    ports (client and bus), joined by ``redis-cli --cluster create``. Started once per session, in about 2 s."""
 
     MASTERS = 3
 

@@ -125,6 +125,19 @@ messages = Table(
     UniqueConstraint("sender", "cmid", name="uq_messages_sender_cmid"),
 )
 
+#: PostgreSQL only (migration 0014): ``messages`` is partitioned by conversation hash there, so the unique
+#: (sender, cmid) of the idempotency check lives here, kept by row triggers on ``messages``. SQLite keeps
+#: ``uq_messages_sender_cmid`` on ``messages`` and has no such table.
+message_keys = Table(
+    "message_keys",
+    metadata,
+    Column("sender", Integer, nullable=False),
+    Column("cmid", String(96), nullable=False),
+    Column("conv", String(48), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("sender", "cmid"),
+)
+
 groups = Table(
     "groups",
     metadata,

@@ -7,11 +7,25 @@ whatever the batch size — one seq allocation for all its conversations, one in
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, case, delete, event, exists, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Select,
+    and_,
+    case,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -535,17 +549,13 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
 
     async def _store_messages(self, batch: list[NewMessage], admit: Admit | None) -> list[Stored | Rejected]:
         """Execute the batch's plan (write_plan.py) with SQLAlchemy Core, in one transaction."""
-        msgs = t.messages
         async with self._tx() as conn:
             existing: dict[plan.Key, Message] = {}
             # One "sender = ? AND cmid IN (...)" per sender: both engines use the (sender, cmid) index for
             # that, where SQLite scans the whole table for a row-value "(sender, cmid) IN (...)".
             lookups = list(plan.lookups(batch).items())
             for start in range(0, len(lookups), 100):
-                clause = or_(
-                    *(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups[start : start + 100])
-                )
-                rows = await conn.execute(select(msgs).where(clause))
+                rows = await conn.execute(self._by_keys(lookups[start : start + 100]))
                 existing.update({(row.sender, row.cmid): message_of(row) for row in rows})
             fresh, rejected = plan.split(batch, existing)
 
@@ -570,6 +580,19 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
                 fresh, fanout = plan.admit_groups(fresh, facts, group_convs, admit, rejected)
             stored = await self._append(conn, fresh) if fresh else {}
         return plan.results(batch, existing, rejected, stored, fanout, facts, floors)
+
+    def _by_keys(self, lookups: Sequence[tuple[int, Iterable[str]]]) -> Select[Any]:
+        """The stored messages with these (sender, cmids): on PostgreSQL through ``message_keys`` (its
+        ``messages`` is partitioned by conversation, migration 0014), elsewhere on messages' own unique index."""
+        msgs = t.messages
+        if self.dialect != "postgresql":
+            return select(msgs).where(or_(*(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups)))
+        k = t.message_keys
+        return (
+            select(msgs)
+            .select_from(k.join(msgs, and_(msgs.c.conv == k.c.conv, msgs.c.seq == k.c.seq)))
+            .where(or_(*(and_(k.c.sender == s, k.c.cmid.in_(c)) for s, c in lookups)))
+        )
 
     async def _readers(self, conn: AsyncConnection, convs: list[str]) -> dict[str, dict[int, int]]:
         """conv -> member -> floor (a member reads the messages above it), for the given conversations."""
@@ -716,11 +739,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     async def _recall_message(self, seq: int, notice: NewMessage, admit: Admit | None) -> Stored | Rejected:
         msgs, conv = t.messages, notice.conv
         async with self._tx() as conn:
-            found = (
-                await conn.execute(
-                    select(msgs).where(msgs.c.sender == notice.sender, msgs.c.cmid == notice.cmid)
-                )
-            ).first()
+            found = (await conn.execute(self._by_keys([(notice.sender, {notice.cmid})]))).first()
             if found is not None:
                 return Stored(message=message_of(found), duplicate=True)
             recipients, hot = notice.members, False
