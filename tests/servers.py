@@ -307,6 +307,44 @@ class PostgresServer:
         return out.stdout.decode()
 
 
+class PostgresReplica(PostgresServer):
+    """A hot-standby streaming replica of ``primary``: ``pg_basebackup -R -X stream`` of it into a new data
+    directory, started on its own free port. ``caught_up`` waits until it has replayed what the primary had
+    written; ``pause``/``resume`` stop and restart its replay, a replica that lags as long as a test wants."""
+
+    def __init__(self, primary: PostgresServer) -> None:
+        self.pg_ctl = _pg_binary("pg_ctl")
+        self.primary = primary
+        self.root = tempfile.mkdtemp(prefix="hubbub-pgreplica-")
+        _chown_postgres(self.root)
+        self.data = os.path.join(self.root, "data")
+        subprocess.run(
+            [
+                *_as_postgres(),
+                *(_pg_binary("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+                *("-D", self.data, "-R", "-X", "stream", "--no-sync", "-c", "fast"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.port = free_port()
+
+    def caught_up(self, timeout: float = 20) -> None:
+        target = self.primary.psql("SELECT pg_current_wal_lsn()").strip()
+        deadline = time.monotonic() + timeout
+        while self.psql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn").strip() != "t":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replica did not replay up to {target} in {timeout} s")
+            time.sleep(0.02)
+
+    def pause(self) -> None:
+        self.psql("SELECT pg_wal_replay_pause()")
+
+    def resume(self) -> None:
+        self.psql("SELECT pg_wal_replay_resume()")
+
+
 def cleanup_template() -> None:
     global _template
     if _template is not None:
@@ -346,6 +384,17 @@ def acquire_postgres() -> PostgresServer:
     return server
 
 
+def acquire_replica() -> tuple[PostgresServer, PostgresReplica]:
+    """A throwaway primary of its own (never the shared server) and its streaming replica."""
+    pair = _shared.get("pg-replica")
+    if pair is None:
+        primary = PostgresServer().start()
+        pair = _shared["pg-replica"] = (primary, PostgresReplica(primary).start())
+    _users["pg-replica"] = _users.get("pg-replica", 0) + 1
+    assert isinstance(pair, tuple)
+    return pair
+
+
 def release(kind: str) -> None:
     """Stop a shared server once its last session fixture is done with it."""
     _users[kind] -= 1
@@ -355,7 +404,10 @@ def release(kind: str) -> None:
             server.stop()
         elif isinstance(server, PostgresServer):
             server.destroy()
-        if "pg" not in _shared:
+        elif isinstance(server, tuple):
+            for pg in reversed(server):
+                pg.destroy()
+        if "pg" not in _shared and "pg-replica" not in _shared:
             cleanup_template()
 
 

@@ -147,6 +147,7 @@ class Root:
             self.config.database_url,
             is_hot=self.get_hot_policy().group_is_hot,
             first_user_admin=self.config.first_user_admin,
+            replica_url=self.config.database_replica_url,
         )
 
     @cached

@@ -37,6 +37,14 @@ def redis_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
+def postgres_replica() -> Iterator[tuple[servers.PostgresServer, servers.PostgresReplica]]:
+    """A throwaway PostgreSQL primary and a real streaming replica of it, for the session."""
+    pair = servers.acquire_replica()
+    yield pair
+    servers.release("pg-replica")
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[servers.PostgresServer]:
     server = servers.acquire_postgres()
     yield server

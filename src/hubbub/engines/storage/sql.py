@@ -49,6 +49,7 @@ from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
+from hubbub.engines.storage.sql_replica import ReplicaReads
 from hubbub.engines.storage.sql_search import SqlSearch
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 from hubbub.engines.storage.sqlutil import (
@@ -73,6 +74,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         echo: bool = False,
         is_hot: Callable[[Group], bool] | None = None,
         first_user_admin: bool = False,
+        replica_url: str = "",
     ) -> None:
         self.url = url
         #: The first account created (server accounts aside) becomes an admin (docs/operations.md).
@@ -104,6 +106,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         self._batch_writer: SqliteBatchWriter | None = None
         if self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
             self._batch_writer = SqliteBatchWriter(str(self.engine.url.database))
+        #: Message pages (pull, history) from a streaming replica, read-your-writes kept (sql_replica.py).
+        self.replica = ReplicaReads(replica_url) if replica_url else None
 
     def _count_query(self, *_args: Any) -> None:
         self._queries += 1
@@ -149,6 +153,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         if self._batch_writer is not None:
             self._batch_writer.close()
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.close()
         if self.writer is not self.engine:
             await self.writer.dispose()
 
@@ -586,7 +592,9 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         ``messages`` is partitioned by conversation, migration 0014), elsewhere on messages' own unique index."""
         msgs = t.messages
         if self.dialect != "postgresql":
-            return select(msgs).where(or_(*(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups)))
+            return select(msgs).where(
+                or_(*(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups))
+            )
         k = t.message_keys
         return (
             select(msgs)
@@ -690,25 +698,43 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
 
     @unavailable
     async def messages_after(self, conv: str, after_seq: int, limit: int) -> list[Message]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.messages)
-                .where(t.messages.c.conv == conv, t.messages.c.seq > after_seq)
-                .order_by(t.messages.c.seq)
-                .limit(limit)
+        query = (
+            select(t.messages)
+            .where(t.messages.c.conv == conv, t.messages.c.seq > after_seq)
+            .order_by(t.messages.c.seq)
+            .limit(limit)
+        )
+        if self.replica is not None:
+            # complete when full, or when it reaches the newest seq the primary had
+            rows = await self.replica.page(
+                self.engine,
+                conv,
+                query,
+                lambda rows, top: len(rows) >= limit or (rows[-1].seq if rows else after_seq) >= top,
             )
             return [message_of(row) for row in rows]
+        async with self.engine.connect() as conn:
+            return [message_of(row) for row in await conn.execute(query)]
 
     @unavailable
     async def messages_before(self, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.messages)
-                .where(t.messages.c.conv == conv, t.messages.c.seq < before_seq, t.messages.c.seq > min_seq)
-                .order_by(t.messages.c.seq.desc())
-                .limit(limit)
+        query = (
+            select(t.messages)
+            .where(t.messages.c.conv == conv, t.messages.c.seq < before_seq, t.messages.c.seq > min_seq)
+            .order_by(t.messages.c.seq.desc())
+            .limit(limit)
+        )
+        if self.replica is not None:
+            # complete when its newest row is the newest the primary had below before_seq
+            rows = await self.replica.page(
+                self.engine,
+                conv,
+                query,
+                lambda rows, top: (rows[0].seq if rows else min_seq) >= min(before_seq - 1, top),
             )
-            return [message_of(row) for row in reversed(list(rows))]
+            return [message_of(row) for row in reversed(rows)]
+        async with self.engine.connect() as conn:
+            return [message_of(row) for row in reversed(list(await conn.execute(query)))]
 
     @unavailable
     async def message(self, conv: str, seq: int) -> Message | None:
