@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Group, Message, User
+from hubbub.engines.storage import pg_writer
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage import write_plan as plan
 from hubbub.engines.storage.base import (
@@ -44,6 +45,7 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
+from hubbub.engines.storage.pg_writer import PostgresBatchWriter
 from hubbub.engines.storage.sql_access import SqlAccess, real_account
 from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
@@ -106,6 +108,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         self._batch_writer: SqliteBatchWriter | None = None
         if self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
             self._batch_writer = SqliteBatchWriter(str(self.engine.url.database))
+        # The cluster's hot path (pg_writer.py), on connections of its own.
+        self._pg_writer: PostgresBatchWriter | None = None
+        if self.dialect == "postgresql":
+            dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pg_writer = PostgresBatchWriter(dsn)
         #: Message pages (pull, history) from a streaming replica, read-your-writes kept (sql_replica.py).
         self.replica = ReplicaReads(replica_url) if replica_url else None
 
@@ -116,7 +123,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     def queries(self) -> int:
         """SQL statements executed, for metrics and benchmarks."""
         writer = self._batch_writer.queries if self._batch_writer is not None else 0
-        return self._queries + writer
+        pg_writer = self._pg_writer.queries if self._pg_writer is not None else 0
+        return self._queries + writer + pg_writer
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -152,6 +160,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     async def close(self) -> None:
         if self._batch_writer is not None:
             self._batch_writer.close()
+        if self._pg_writer is not None:
+            await self._pg_writer.close()
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.close()
@@ -530,6 +540,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
                 return list(await self._batch_writer.store(batch))
             except sqlite3.IntegrityError:
                 pass  # another writer (an admin command, a second process) raced us: the general path retries
+        if self._pg_writer is not None and self._pg_writer.handles(batch):
+            try:
+                return await self._pg_writer.store(batch)
+            except pg_writer.FAILURES:
+                pass  # a duplicate stored meanwhile, a refused value, a lost connection: the general path sorts it
         for attempt in range(3):
             try:
                 return await self._store_messages(batch, admit)
