@@ -39,6 +39,7 @@ class Config(msgspec.Struct, kw_only=True):
     #: empty means every read goes to ``database``.
     database_replica: str = ""
     #: Redis URL for cluster routing and presence; empty means in-process (single node).
+    #: ``redis+cluster://host:port`` (any node) uses a Redis Cluster.
     redis: str = ""
     #: Unique per cluster node; empty means derived from host and port.
     node_id: str = ""
