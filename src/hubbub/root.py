@@ -21,7 +21,7 @@ what                            all    gateway  platform  admin
 HTTP API routes                 yes    -        yes       -
 ``/ws``, ``Gateway``            yes    yes      -         -
 hub heartbeat/auth sweeper      yes    yes      -         -
-registry renewal                yes    yes      -         -
+registry sweep (dead nodes)     yes    yes      -         -
 node queue consumer             yes    yes      yes       -
 cluster liveness, load report   yes    yes      yes       -
 call sweeper (ends lost calls)  yes    yes      -         -
