@@ -247,6 +247,24 @@ async def test_postgresql_stores_a_private_batch_in_two_statements(storage: Stor
     assert [m.cmid for m in await storage.messages_after(conv, 0, 10)] == ["f1", "f2", "f3", "f4"]
 
 
+async def test_postgresql_fast_path_steps_aside_for_a_url_only_sqlalchemy_understands(
+    postgres_server: servers.PostgresServer,
+) -> None:
+    """An option of SQLAlchemy's asyncpg dialect in the URL: asyncpg alone refuses it, so every batch takes
+    the general path, and nothing is refused."""
+    url = _sqla(postgres_server.create_database()) + "?prepared_statement_cache_size=100"
+    storage = SqlStorage(url)
+    await storage.start()
+    try:
+        a, b, conv = await two_users(storage)
+        results = await storage.store_messages([new(conv, a, "u1")])
+        results += await storage.store_messages([new(conv, b, "u2")])
+        assert [s.message.seq for s in results if isinstance(s, Stored)] == [1, 2]
+        assert storage._pg_writer is not None and storage._pg_writer.disabled
+    finally:
+        await storage.close()
+
+
 async def test_a_duplicate_names_who_should_hear_of_it_now(storage: Storage) -> None:
     """A resend is pushed again (the first try may have died before pushing): storage says to whom, from the
     stored message, never from the resend, and not to members who joined after it (issue 12.5)."""

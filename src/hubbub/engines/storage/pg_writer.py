@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,6 +34,8 @@ from hubbub.core.models import Message
 from hubbub.engines.storage import write_plan as plan
 from hubbub.engines.storage.base import NewMessage, Rejected, Stored
 from hubbub.engines.storage.sqlutil import json_encode, message_of_values
+
+log = logging.getLogger(__name__)
 
 #: Columns in the order ``message_of_values`` reads them.
 _FIND = """
@@ -85,11 +88,14 @@ class PostgresBatchWriter:
         self._opened = 0
         self._limit = connections
         self.queries = 0
+        #: Set when the URL cannot be used by asyncpg directly (the general path still can).
+        self.disabled = False
 
-    @staticmethod
-    def handles(batch: list[NewMessage]) -> bool:
+    def handles(self, batch: list[NewMessage]) -> bool:
         """Private conversations without mentions (the general path refuses non-canonical ids)."""
-        return all(parse_private(m.conv) is not None and not m.mentions and not m.mention_all for m in batch)
+        return not self.disabled and all(
+            parse_private(m.conv) is not None and not m.mentions and not m.mention_all for m in batch
+        )
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -97,9 +103,14 @@ class PostgresBatchWriter:
             self._opened += 1
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=10)
-            except BaseException:
+            except (OSError, asyncio.TimeoutError):  # the database is down: the general path says so
                 self._opened -= 1
                 raise
+            except Exception as exc:  # refused, or a URL only SQLAlchemy understands: the general path only
+                self._opened -= 1
+                self.disabled = True
+                log.warning("PostgreSQL fast path off, every batch takes the general path: %s", exc)
+                raise ConnectionError(str(exc)) from exc
         else:
             conn = await self._free.get()
         try:
