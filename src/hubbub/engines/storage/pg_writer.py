@@ -103,7 +103,7 @@ class PostgresBatchWriter:
             self._opened += 1
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=10)
-            except (OSError, asyncio.TimeoutError):  # the database is down: the general path says so
+            except (OSError, TimeoutError):  # the database is down: the general path says so
                 self._opened -= 1
                 raise
             except Exception as exc:  # refused, or a URL only SQLAlchemy understands: the general path only
