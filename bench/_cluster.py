@@ -181,6 +181,28 @@ class Cluster:
     def cpu_seconds(self) -> float:
         return sum(proc_stats(p.pid)[0] for p in self.procs)
 
+    def backing_cpu_seconds(self) -> float:
+        """CPU seconds of Redis and of every PostgreSQL process (postmaster and backends) so far."""
+        pids = [self.redis_server.proc.pid] if self.redis_server.proc is not None else []
+        with open(os.path.join(self.pg.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    continue
+                if ppid == postmaster:
+                    pids.append(int(entry))
+        total = 0.0
+        for pid in [postmaster, *pids]:
+            try:
+                total += proc_stats(pid)[0]
+            except OSError:
+                continue  # a backend that just exited
+        return total
+
     def rss_bytes(self) -> int:
         return sum(proc_stats(p.pid)[1] for p in self.procs)
 

@@ -127,12 +127,15 @@ async def run_size(nodes: int, args: argparse.Namespace) -> dict[str, dict[str, 
         async def phase(name: str, senders: list[Client], frame_of: Any) -> None:
             stats.update(acked=0, delivered=0, errors=0, sent_at={}, latency=[])
             cpu0, redis0 = cluster.cpu_seconds(), await redis_calls(cluster.redis)
+            backing0, gen0 = cluster.backing_cpu_seconds(), time.process_time()
             started = time.monotonic()
             until = started + args.seconds
             await asyncio.gather(*(c.blast(frame_of(c), args.window, until) for c in senders))
             await asyncio.sleep(1.0)  # let the last deliveries land
             elapsed = time.monotonic() - started - 1.0
             cpu = cluster.cpu_seconds() - cpu0
+            backing = cluster.backing_cpu_seconds() - backing0
+            gen = time.process_time() - gen0
             redis_used = await redis_calls(cluster.redis) - redis0
             lat = sorted(stats["latency"]) or [0.0]
             results[name] = {
@@ -142,6 +145,8 @@ async def run_size(nodes: int, args: argparse.Namespace) -> dict[str, dict[str, 
                 "delivery p99 ms": 1000 * lat[int(len(lat) * 0.99) - 1],
                 "redis cmds/delivery": redis_used / max(stats["delivered"], 1),
                 "CPU s/1k msgs": 1000 * cpu / max(stats["acked"], 1),
+                "redis+pg CPU s/1k": 1000 * backing / max(stats["acked"], 1),
+                "loadgen CPU %": 100 * gen / (elapsed + 1.0),
                 "errors": stats["errors"],
             }
 

@@ -94,6 +94,85 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RedisClusterServers:
+    """A Redis Cluster of three masters (no replicas), each a ``redis-server --cluster-enabled yes`` on free
+    ports (client and bus), joined by ``redis-cli --cluster create``. Started once per session, in about 2 s."""
+
+    MASTERS = 3
+
+    def __init__(self) -> None:
+        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if binary is None or cli is None:
+            pytest.skip(
+                "redis-server and redis-cli are needed for a Redis Cluster (apt-get install redis-server)"
+            )
+        self.binary, self.cli = binary, cli
+        self.ports = [free_port() for _ in range(self.MASTERS)]
+        self.dir = tempfile.mkdtemp(prefix="hubbub-rediscluster-")
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """Any node seeds the client; the scheme says it is a cluster (engines/redis_link.py)."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> RedisClusterServers:
+        for port in self.ports:
+            node_dir = os.path.join(self.dir, str(port))
+            os.mkdir(node_dir)
+            args = [
+                self.binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            args += ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
+            args += [
+                "--cluster-config-file",
+                os.path.join(node_dir, "nodes.conf"),
+                "--cluster-node-timeout",
+                "2000",
+            ]
+            args += ["--dir", node_dir, "--protected-mode", "no", "--loglevel", "warning"]
+            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port, proc in zip(self.ports, self.procs, strict=True):
+            _wait_port(port, 10, proc)
+        subprocess.run(
+            [
+                *(self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)),
+                *("--cluster-replicas", "0", "--cluster-yes"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while not all(self._state_ok(port) for port in self.ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not reach cluster_state:ok in 20 s")
+            time.sleep(0.05)
+        return self
+
+    def _state_ok(self, port: int) -> bool:
+        out = subprocess.run(
+            [self.cli, "-p", str(port), "cluster", "info"], capture_output=True, check=False
+        ).stdout.decode()
+        return "cluster_state:ok" in out
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 # -- PostgreSQL -----------------------------------------------------------------------------------
 def _pg_binary(name: str) -> str:
     for directory in _PG_DIRS:
@@ -228,6 +307,44 @@ class PostgresServer:
         return out.stdout.decode()
 
 
+class PostgresReplica(PostgresServer):
+    """A hot-standby streaming replica of ``primary``: ``pg_basebackup -R -X stream`` of it into a new data
+    directory, started on its own free port. ``caught_up`` waits until it has replayed what the primary had
+    written; ``pause``/``resume`` stop and restart its replay, a replica that lags as long as a test wants."""
+
+    def __init__(self, primary: PostgresServer) -> None:
+        self.pg_ctl = _pg_binary("pg_ctl")
+        self.primary = primary
+        self.root = tempfile.mkdtemp(prefix="hubbub-pgreplica-")
+        _chown_postgres(self.root)
+        self.data = os.path.join(self.root, "data")
+        subprocess.run(
+            [
+                *_as_postgres(),
+                *(_pg_binary("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+                *("-D", self.data, "-R", "-X", "stream", "--no-sync", "-c", "fast"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.port = free_port()
+
+    def caught_up(self, timeout: float = 20) -> None:
+        target = self.primary.psql("SELECT pg_current_wal_lsn()").strip()
+        deadline = time.monotonic() + timeout
+        while self.psql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn").strip() != "t":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replica did not replay up to {target} in {timeout} s")
+            time.sleep(0.02)
+
+    def pause(self) -> None:
+        self.psql("SELECT pg_wal_replay_pause()")
+
+    def resume(self) -> None:
+        self.psql("SELECT pg_wal_replay_resume()")
+
+
 def cleanup_template() -> None:
     global _template
     if _template is not None:
@@ -249,6 +366,15 @@ def acquire_redis() -> RedisServer:
     return server
 
 
+def acquire_redis_cluster() -> RedisClusterServers:
+    server = _shared.get("redis-cluster")
+    if server is None:
+        server = _shared["redis-cluster"] = RedisClusterServers().start()
+    _users["redis-cluster"] = _users.get("redis-cluster", 0) + 1
+    assert isinstance(server, RedisClusterServers)
+    return server
+
+
 def acquire_postgres() -> PostgresServer:
     server = _shared.get("pg")
     if server is None:
@@ -258,16 +384,30 @@ def acquire_postgres() -> PostgresServer:
     return server
 
 
+def acquire_replica() -> tuple[PostgresServer, PostgresReplica]:
+    """A throwaway primary of its own (never the shared server) and its streaming replica."""
+    pair = _shared.get("pg-replica")
+    if pair is None:
+        primary = PostgresServer().start()
+        pair = _shared["pg-replica"] = (primary, PostgresReplica(primary).start())
+    _users["pg-replica"] = _users.get("pg-replica", 0) + 1
+    assert isinstance(pair, tuple)
+    return pair
+
+
 def release(kind: str) -> None:
     """Stop a shared server once its last session fixture is done with it."""
     _users[kind] -= 1
     if _users[kind] == 0:
         server = _shared.pop(kind)
-        if isinstance(server, RedisServer):
+        if isinstance(server, RedisServer | RedisClusterServers):
             server.stop()
         elif isinstance(server, PostgresServer):
             server.destroy()
-        if "pg" not in _shared:
+        elif isinstance(server, tuple):
+            for pg in reversed(server):
+                pg.destroy()
+        if "pg" not in _shared and "pg-replica" not in _shared:
             cleanup_template()
 
 

@@ -34,7 +34,12 @@ class Config(msgspec.Struct, kw_only=True):
     data_dir: str = "./hubbub-data"
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``. ``postgresql://...`` is accepted as is.
     database: str = ""
+    #: PostgreSQL URL of a streaming replica of ``database``: message pages (pull, history) are read there,
+    #: falling back to the primary for a page the replica has not caught up with (read-your-writes kept);
+    #: empty means every read goes to ``database``.
+    database_replica: str = ""
     #: Redis URL for cluster routing and presence; empty means in-process (single node).
+    #: ``redis+cluster://host:port`` (any node) uses a Redis Cluster.
     redis: str = ""
     #: Unique per cluster node; empty means derived from host and port.
     node_id: str = ""
@@ -308,6 +313,13 @@ class Config(msgspec.Struct, kw_only=True):
         return self.database
 
     @property
+    def database_replica_url(self) -> str:
+        """``database_replica`` as SQLAlchemy's asyncpg URL ("" without one)."""
+        if self.database_replica.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + self.database_replica.split("://", 1)[1]
+        return self.database_replica
+
+    @property
     def effective_node_id(self) -> str:
         return self.node_id or f"{self.host}:{self.port}"
 
@@ -329,6 +341,13 @@ class Config(msgspec.Struct, kw_only=True):
             raise ConfigError(f"max_sessions_per_user must be at least 1, not {self.max_sessions_per_user}")
         if self.receipt_push_window_ms < 50:
             raise ConfigError(f"receipt_push_window_ms must be at least 50, not {self.receipt_push_window_ms}")
+        if self.database_replica and not (
+            self.database_url.startswith("postgresql") and self.database_replica_url.startswith("postgresql")
+        ):
+            raise ConfigError(
+                "database_replica is a PostgreSQL streaming replica of a PostgreSQL database: set both "
+                "HUBBUB_DATABASE and HUBBUB_DATABASE_REPLICA to postgresql://... URLs"
+            )
         return self
 
     def validate_node(self) -> Config:

@@ -21,7 +21,7 @@ what                            all    gateway  platform  admin
 HTTP API routes                 yes    -        yes       -
 ``/ws``, ``Gateway``            yes    yes      -         -
 hub heartbeat/auth sweeper      yes    yes      -         -
-registry renewal                yes    yes      -         -
+registry sweep (dead nodes)     yes    yes      -         -
 node queue consumer             yes    yes      yes       -
 cluster liveness, load report   yes    yes      yes       -
 call sweeper (ends lost calls)  yes    yes      -         -
@@ -151,6 +151,7 @@ class Root:
             self.config.database_url,
             is_hot=self.get_hot_policy().group_is_hot,
             first_user_admin=self.config.first_user_admin,
+            replica_url=self.config.database_replica_url,
         )
 
     @cached

@@ -39,8 +39,8 @@ async def test_platform_and_gateway_nodes(tmp_path: Path, redis_server: servers.
         for node in nodes:
             assert isinstance(node.routing, RedisRouting) and node.routing._consumer is not None
             assert isinstance(node.cluster, RedisCluster) and all(loop.running for loop in node.cluster._loops)
-        assert isinstance(gateway.registry, RedisRegistry) and gateway.registry._renewal.running
-        assert isinstance(platform.registry, RedisRegistry) and not platform.registry._renewal.running
+        assert isinstance(gateway.registry, RedisRegistry) and gateway.registry._sweeper.running
+        assert isinstance(platform.registry, RedisRegistry) and not platform.registry._sweeper.running
         assert gateway.hub.sweeping and not platform.hub.sweeping
         assert await gateway.cluster.live_nodes() == ["gateway", "platform"]
     finally:

@@ -1,5 +1,5 @@
 """What the routing, registry and cluster contract suites share: a fake hub, and one node's three engines of
-one kind (memory, or Redis against the session's real redis-server), each test under its own key prefix."""
+one kind (memory, or Redis against the session's real redis-server or Redis Cluster), each test under its own key prefix."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from hubbub.engines.routing.base import Event, Routing
 from hubbub.engines.routing.memory import MemoryRouting
 from hubbub.engines.routing.redis import RedisRouting
 from hubbub.protocol.close_codes import Close
+from tests.contract.conftest import REDIS_FLAVOURS, redis_url
 
 
 class FakeHub:
@@ -109,7 +110,7 @@ async def start_redis_engines(url: str, node_id: str, prefix: str, *, hub: FakeH
     cluster = RedisCluster(
         client, node_id, url=url, link=link, keys=keys, alive_interval_s=0.2, alive_ttl_s=1
     )
-    registry = RedisRegistry(client, node_id, cluster, keys=keys, refresh_s=0.3, alive_ttl_s=1)
+    registry = RedisRegistry(client, node_id, cluster, keys=keys, sweep_s=0.3)
     routing = RedisRouting(client, node_id, registry, cluster, keys=keys)
     engines = Engines(node_id, cluster, registry, routing, hub or FakeHub(), client)
     await routing.start(engines.hub)
@@ -118,11 +119,11 @@ async def start_redis_engines(url: str, node_id: str, prefix: str, *, hub: FakeH
     return engines
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_FLAVOURS])
 async def make_engines(request: pytest.FixtureRequest) -> AsyncIterator[MakeEngines]:
     made: list[Engines] = []
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    url = request.getfixturevalue("redis_server").url if request.param == "redis" else ""
+    url = redis_url(request) if request.param != "memory" else ""
 
     async def make(node_id: str = "n1") -> Engines:
         if request.param == "memory":
@@ -155,5 +156,5 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def redis_only(make: MakeEngines, why: str) -> None:
-    if make.kind != "redis":  # type: ignore[attr-defined]
+    if make.kind == "memory":  # type: ignore[attr-defined]
         pytest.skip(why)

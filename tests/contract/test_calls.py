@@ -13,16 +13,15 @@ from hubbub.engines.calls.base import CallStore
 from hubbub.engines.calls.memory import MemoryCallStore
 from hubbub.engines.calls.redis import RedisCallStore
 from hubbub.engines.redis_link import RedisLink, connect
-from tests import servers
+from tests.contract.conftest import REDIS_FLAVOURS, redis_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_FLAVOURS])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[CallStore]:
     if request.param == "memory":
         yield MemoryCallStore()
         return
-    server: servers.RedisServer = request.getfixturevalue("redis_server")
-    redis_store = RedisCallStore(connect(server.url, RedisLink()), prefix=f"t{uuid.uuid4().hex[:8]}:")
+    redis_store = RedisCallStore(connect(redis_url(request), RedisLink()), prefix=f"t{uuid.uuid4().hex[:8]}:")
     yield redis_store
     await redis_store.close()
 

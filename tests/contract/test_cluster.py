@@ -66,5 +66,5 @@ async def test_every_key_is_hash_tagged(make_engines: MakeEngines) -> None:
     assert n1.client is not None
     keys = [k.decode() async for k in n1.client.scan_iter(match=f"{prefix}*")]
     assert len(keys) >= 7, keys  # user hash, 2 alive, 2 queues, node set, load, numbers
-    untagged = [k for k in keys if not re.fullmatch(rf"{re.escape(prefix)}\{{[^{{}}]+\}}(:\w+)?", k)]
+    untagged = [k for k in keys if not re.fullmatch(rf"{re.escape(prefix)}\{{[^{{}}]+\}}(:\w+)*", k)]
     assert not untagged, untagged

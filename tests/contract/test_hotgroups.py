@@ -6,21 +6,20 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from hubbub.engines.hotgroups.base import HotState
 from hubbub.engines.hotgroups.memory import MemoryHotState
 from hubbub.engines.hotgroups.redis import RedisHotState
-from tests import servers
+from hubbub.engines.redis_link import RedisLink, connect
+from tests.contract.conftest import REDIS_FLAVOURS, redis_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_FLAVOURS])
 async def state(request: pytest.FixtureRequest) -> AsyncIterator[HotState]:
     if request.param == "memory":
         yield MemoryHotState(capacity=5)
         return
-    server: servers.RedisServer = request.getfixturevalue("redis_server")
-    client = aioredis.Redis.from_url(server.url)
+    client = connect(redis_url(request), RedisLink())
     # Each test its own key prefix, so tests never see each other's keys.
     yield RedisHotState(client, prefix=f"t{uuid.uuid4().hex[:8]}", capacity=5)
     await client.aclose()

@@ -12,15 +12,15 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
 from hubbub.engines.ratelimit.redis import RedisRateLimiter
 from tests import servers
+from tests.contract.conftest import REDIS_FLAVOURS, redis_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_FLAVOURS])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     if request.param == "memory":
         yield MemoryRateLimiter()
         return
-    server: servers.RedisServer = request.getfixturevalue("redis_server")
-    redis_limiter = RedisRateLimiter(server.url, prefix=f"t{uuid.uuid4().hex[:8]}:")
+    redis_limiter = RedisRateLimiter(redis_url(request), prefix=f"t{uuid.uuid4().hex[:8]}:")
     yield redis_limiter
     await redis_limiter.close()
 

@@ -1,6 +1,6 @@
 """The sessions cap of the registry contract (issue 15; engines/registry/base.py), against MemoryRegistry and
 RedisRegistry alike: device slots coexist, the idlest is evicted past the cap, never the new one; and across
-two Redis nodes, an eviction names the other node's connection and its renewal does not bring it back."""
+two Redis nodes, an eviction names the other node's connection and its recovery rewrite does not bring it back."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ async def test_past_the_cap_the_idlest_is_evicted(make_engines: MakeEngines) -> 
         await _sleep_ms()
     await registry.touch(2, "web#d0", "c0")  # the oldest login is the most recently active one
     if isinstance(registry, RedisRegistry):
-        await registry.refresh()  # Redis hears of activity with the renewal (every refresh_s)
+        await registry.refresh()  # Redis hears of activity with a rewrite, or a touch at most once a minute
     await _sleep_ms()
     change = await registry.register(2, "web#d3", "c3", cap=3)
     assert change.evicted == (Holder(node.node_id, "c1"),)
@@ -78,8 +78,8 @@ async def test_eviction_reaches_across_nodes_and_is_not_renewed_back(make_engine
     await _sleep_ms()
     change = await n2.registry.register(5, "web#new", "n2/6", cap=2)
     assert change.evicted == (Holder("n1", "n1/5"),)
-    # The close to n1 is never sent here: n1 still believes it holds the slot. Its renewal must not bring
-    # the slot back; it closes its own connection as evicted instead.
+    # The close to n1 is never sent here: n1 still believes it holds the slot. Its rewrite (after Redis lost
+    # its state) must not bring the slot back; it closes its own connection as evicted instead.
     assert isinstance(n1.registry, RedisRegistry)
     await n1.registry.refresh()
     assert (5, Close.EVICTED, "n1/5") in n1.hub.closed
@@ -89,7 +89,8 @@ async def test_eviction_reaches_across_nodes_and_is_not_renewed_back(make_engine
 
 
 async def test_entries_written_before_issue_15_count_as_idlest(make_engines: MakeEngines) -> None:
-    """A rolling upgrade: an entry without the activity field is read, shown, and evicted first."""
+    """A rolling upgrade: an entry of an older node (node, conn, expiry: no incarnation, no activity) is not
+    live for a node with per-node leases (docs/operations.md, "Scale-out"), and is the first evicted."""
     redis_only(make_engines, "only Redis holds entries written by an older node")
     node = await make_engines()
     assert isinstance(node.registry, RedisRegistry) and node.client is not None
@@ -97,7 +98,7 @@ async def test_entries_written_before_issue_15_count_as_idlest(make_engines: Mak
 
     old = f"{node.node_id}\told-conn\t{now_ms() + 60_000}"  # node, conn, expires: no activity
     await node.client.hset(node.registry.keys.user(6), "web", old)
-    assert await node.registry.presence([6]) == {6: ("web",)}
+    assert await node.registry.presence([6]) == {}
     await node.registry.register(6, "web#a", "c1", cap=2)
     change = await node.registry.register(6, "web#b", "c2", cap=2)
     assert change.evicted == (Holder(node.node_id, "old-conn"),)

@@ -28,10 +28,11 @@ def _sqla(url: str) -> str:
     return Config(database=url).database_url
 
 
-@pytest.fixture(params=["sqlite", "sqlite-general-path", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-general-path", "postgresql", "postgresql-general-path"])
 async def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStorage]:
     """Storages on one fresh database (several instances share it, as cluster nodes do). SQLite runs twice:
-    with its one-call batch writer for private messages (the default) and with the general SQL path."""
+    with its one-call batch writer for private messages (the default) and with the general SQL path; so does
+    PostgreSQL (its two-statement writer, pg_writer.py)."""
     if request.param.startswith("sqlite"):
         url = f"sqlite+aiosqlite:///{tmp_path / 'hubbub.db'}"
     else:
@@ -44,6 +45,9 @@ async def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         if request.param == "sqlite-general-path" and storage._batch_writer is not None:
             storage._batch_writer.close()
             storage._batch_writer = None
+        if request.param == "postgresql-general-path" and storage._pg_writer is not None:
+            await storage._pg_writer.close()
+            storage._pg_writer = None
         await storage.start()
         made.append(storage)
         return storage
@@ -221,6 +225,44 @@ async def test_store_is_idempotent_on_sender_and_cmid(storage: Storage) -> None:
     assert [(s.message.seq, s.duplicate) for s in batch] == [(3, False), (3, True), (4, False)]
     assert batch[0].message == batch[1].message
     assert [m.cmid for m in await storage.messages_after(conv, 0, 100)] == ["same", "same", "twin", "z"]
+
+
+async def test_postgresql_stores_a_private_batch_in_two_statements(storage: Storage) -> None:
+    """The cluster's hot path (pg_writer.py): a lookup and one write, none through SQLAlchemy; a
+    conversation's first batch also creates it and its members."""
+    if not isinstance(storage, SqlStorage) or storage._pg_writer is None:
+        pytest.skip("PostgreSQL's fast path")
+    writer = storage._pg_writer
+    a, b, conv = await two_users(storage)
+    general, fast = storage._queries, writer.queries
+    first = await storage.store_messages([new(conv, a, "f1"), new(conv, b, "f2")])
+    assert writer.queries - fast == 5 and storage._queries == general  # find, write, create, write
+    fast = writer.queries
+    more = await storage.store_messages([new(conv, a, "f3"), new(conv, a, "f1"), new(conv, b, "f4")])
+    assert writer.queries - fast == 2 and storage._queries == general
+    assert [(s.message.seq, s.duplicate) for s in [*first, *more]] == [
+        (1, False), (2, False), (3, False), (1, True), (4, False),
+    ]  # fmt: skip
+    assert (await storage.member_state(conv, b)) is not None
+    assert [m.cmid for m in await storage.messages_after(conv, 0, 10)] == ["f1", "f2", "f3", "f4"]
+
+
+async def test_postgresql_fast_path_steps_aside_for_a_url_only_sqlalchemy_understands(
+    postgres_server: servers.PostgresServer,
+) -> None:
+    """An option of SQLAlchemy's asyncpg dialect in the URL: asyncpg alone refuses it, so every batch takes
+    the general path, and nothing is refused."""
+    url = _sqla(postgres_server.create_database()) + "?prepared_statement_cache_size=100"
+    storage = SqlStorage(url)
+    await storage.start()
+    try:
+        a, b, conv = await two_users(storage)
+        results = await storage.store_messages([new(conv, a, "u1")])
+        results += await storage.store_messages([new(conv, b, "u2")])
+        assert [s.message.seq for s in results if isinstance(s, Stored)] == [1, 2]
+        assert storage._pg_writer is not None and storage._pg_writer.disabled
+    finally:
+        await storage.close()
 
 
 async def test_a_duplicate_names_who_should_hear_of_it_now(storage: Storage) -> None:

@@ -9,24 +9,25 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-import redis.asyncio as aioredis
 
 from hubbub.core.models import Message
+from hubbub.engines.redis_link import RedisLink, connect
 from hubbub.engines.routing.base import Event
 from hubbub.engines.storage.base import NewMessage, Stored
 from hubbub.proof.trace import MemoryTraceStore, RedisTraceStore, Tracer, TraceStore
+from tests.contract.conftest import REDIS_FLAVOURS, redis_url
 
 MakeStore = Callable[[int], TraceStore]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_FLAVOURS])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
     made: list[TraceStore] = []
     prefix = "t" + secrets.token_hex(4)
 
     def make(ttl_s: int) -> TraceStore:
-        if request.param == "redis":
-            client = aioredis.Redis.from_url(request.getfixturevalue("redis_server").url)
+        if request.param != "memory":
+            client = connect(redis_url(request), RedisLink())
             store: TraceStore = RedisTraceStore(client, ttl_s, prefix=prefix)
         else:
             store = MemoryTraceStore(ttl_s)

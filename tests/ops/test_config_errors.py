@@ -28,6 +28,8 @@ from tests import conftest
         ({}, ["--role", "everything"], "role"),
         # a cluster node without the shared token secret would reject the other nodes' tokens
         ({"HUBBUB_REDIS": "redis://127.0.0.1:1"}, [], "HUBBUB_JWT_SECRET"),
+        # a read replica of SQLite does not exist
+        ({"HUBBUB_DATABASE_REPLICA": "postgresql://127.0.0.1:1/x"}, [], "HUBBUB_DATABASE_REPLICA"),
     ],
 )
 def test_serve_refuses_a_config_that_cannot_work(

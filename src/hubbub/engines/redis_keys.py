@@ -5,7 +5,9 @@ user or node it is about and the same code runs on Redis Cluster; every multi-ke
 registry's) touches one user's key only, and ``{nodes}`` groups the node set, the load reports and the number
 lease in one slot.
 
-- ``P{u:<user>}`` — registry (engines/registry/redis.py): terminal -> ``node\\tconn_id\\texpires_ms``.
+- ``P{u:<user>}`` — registry (engines/registry/redis.py): terminal -> ``node\\tconn_id\\tincarnation``.
+- ``P{node:<id>}:users:<inc>`` — users a process of a node registered, swept when it dies;
+  ``P{nodes}:holders`` — the ``node\\tincarnation`` of every process with registrations.
 - ``P{node:<id>}:alive`` — liveness of a node (engines/cluster/redis.py).
 - ``P{node:<id>}:q`` — a node's queue, a Stream with one consumer group (engines/routing/redis.py).
 - ``P{u:<user>}:bg`` — terminals in the background, terminal -> lapse ms (engines/attention/redis.py).
@@ -39,6 +41,12 @@ class Keys:
     def load(self) -> str:
         """Hash: node id -> its last load report (``NodeLoad``, msgpack)."""
         return f"{self.prefix}{{nodes}}:load"
+
+    def node_users(self, node: str, incarnation: str) -> str:
+        return f"{self.prefix}{{node:{node}}}:users:{incarnation}"
+
+    def holders(self) -> str:
+        return f"{self.prefix}{{nodes}}:holders"
 
     def numbers(self) -> str:
         return f"{self.prefix}{{nodes}}:numbers"

@@ -12,6 +12,10 @@ sockets fail, so:
   ``HEALTH_INTERVAL_S``, bounded by ``HEALTH_TIMEOUT_S``) marks it up again, so one lucky command in the
   middle of an outage does not flap readiness.
 
+A URL with the scheme ``redis+cluster://host:port`` (any node of the cluster) gives a Redis Cluster client
+with the same options; the engines use only what both clients offer (single-slot scripts and commands, and
+pipelines, which the cluster client splits per slot), and their keys are hash-tagged (engines/redis_keys.py).
+
 Hence the detection bound: Redis refusing connections is noticed by the next command or probe (at most
 ``HEALTH_INTERVAL_S`` later); Redis hanging, at most ``HEALTH_INTERVAL_S + HEALTH_TIMEOUT_S`` (0.75 s) later.
 """
@@ -21,9 +25,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -37,6 +43,10 @@ log = logging.getLogger(__name__)
 #: Seconds between two health probes of Redis (engines/cluster), and the longest a probe may take (docs/cluster.md).
 HEALTH_INTERVAL_S = 0.25
 HEALTH_TIMEOUT_S = 0.5
+#: The URL scheme of a Redis Cluster (``redis+cluster://host:port``, any of its nodes).
+CLUSTER_SCHEME = "redis+cluster"
+#: Options of a single-server pool that a cluster client has no counterpart for (it opens connections per node).
+_POOL_ONLY = ("timeout",)
 #: What counts as "Redis is not answering" (a command's own error, e.g. NOGROUP, does not).
 LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -120,10 +130,45 @@ def watched_client(
 ) -> aioredis.Redis:
     """A client for ``url`` (what ``Redis.from_url`` builds, with the same options) whose connections
     report to ``link``."""
+    if urlsplit(url).scheme == CLUSTER_SCHEME:
+        return _cluster_client(url, link, **options)
     url_options: dict[str, Any] = dict(parse_url(url))
     base = url_options.pop("connection_class", Connection)
     pool = pool_class(connection_class=_watched(base, link), **{**options, **url_options})
     return aioredis.Redis.from_pool(pool)
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, discovering the cluster before any command: left to itself (8.1), script
+    calls racing the first discovery find the seed node's connections closed under them (AttributeError on a
+    closed writer); discovery runs once, under the client's own lock."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self._initialize:
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
+def _cluster_client(url: str, link: RedisLink, **options: Any) -> aioredis.Redis:
+    """A Redis Cluster client seeded from the URL's node, every node's connections reporting to ``link``.
+
+    Typed as the single-server client: the engines call only commands both have."""
+    parts = urlsplit(url)
+    for name in _POOL_ONLY:
+        options.pop(name, None)
+    client = _Cluster(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 6379,
+        username=parts.username,
+        password=parts.password,
+        **options,
+    )
+    watched = cast(type[Connection], _watched(Connection, link))
+    # The cluster client builds a node's connections from these options (the seed node already exists).
+    client.connection_kwargs["connection_class"] = watched
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = watched
+    return cast(aioredis.Redis, client)
 
 
 def connect(url: str, link: RedisLink, timeout: float = 5.0) -> aioredis.Redis:

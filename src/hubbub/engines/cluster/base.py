@@ -5,7 +5,8 @@ Contract (tests/contract/test_cluster.py runs it against every implementation):
   stalled): then it counts as dead within ``alive_ttl_s`` (6 s on Redis). ``is_alive`` of this node is
   always true; of another, the answer may be up to a second old, either way. Engines that route to a node
   ask this first, so a dead node gets no new registry entries or queue writes, and its queue is deleted by
-  the first node that notices.
+  the first node that notices. ``incarnation_of`` is the node's lease: a token that changes when a node
+  restarts under the same id (None while it is dead), so what the previous process left is told apart.
 - **Node list.** ``live_nodes`` names every node alive for more than a second (the targets of a broadcast).
   ``report_load`` publishes this node's load, best effort (a failure is logged, never raised); ``nodes``
   lists every node that reported recently, dead ones included with ``alive`` false for ten minutes, so an
@@ -50,6 +51,8 @@ class NodeLoad(msgspec.Struct, kw_only=True):
 
 class Cluster(abc.ABC):
     node_id: str
+    #: This process's token in its lease (``incarnation_of`` of this node).
+    incarnation: str = "1"
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -61,6 +64,11 @@ class Cluster(abc.ABC):
 
     @abc.abstractmethod
     async def is_alive(self, node: str) -> bool: ...
+
+    async def incarnation_of(self, node: str) -> str | None:
+        """Which process of ``node`` is alive (a token that changes when a node restarts under the same
+        id), None if it is dead: the node's lease, which its registry entries name."""
+        return "1" if await self.is_alive(node) else None
 
     @abc.abstractmethod
     async def live_nodes(self) -> list[str]:

@@ -1,7 +1,9 @@
 """Cluster membership in Redis (docs/cluster.md; keys in engines/redis_keys.py).
 
 - Liveness: ``P{node:<id>}:alive``, a string with a TTL of ``alive_ttl_s``, renewed every
-  ``alive_interval_s`` with ``SET XX``. Finding it gone means Redis lost this node's state (it restarted
+  ``alive_interval_s`` with ``SET XX``: the node's lease. Its value is the process's incarnation (random per
+  start), so what a previous process with the same node id left (registry entries) is told apart from what
+  this one holds. Finding it gone means Redis lost this node's state (it restarted
   empty, or the node stalled past the TTL): the node recovers (``on_recover`` hooks).
 - Node list: the set ``P{nodes}`` (no ``KEYS`` scans), load reports in the hash ``P{nodes}:load``.
 - Node numbers: ``INCR P{nodes}:numbers`` modulo 1024.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -73,6 +76,7 @@ class RedisCluster(Cluster):
         self.link = link
         self.alive_interval_s = alive_interval_s
         self.alive_ttl_s = alive_ttl_s
+        self.incarnation = secrets.token_hex(6)
         # The health probe has its own connection without retries, so it is never queued behind a blocking
         # read or a retrying command, and a probe that does not answer in time is a failed probe.
         self._probe = watched_client(
@@ -85,7 +89,7 @@ class RedisCluster(Cluster):
         #: Entries of this node's queue not yet read by it (``XINFO GROUPS`` lag), refreshed by the probe.
         self.lag: int | None = None
         self._lag_checked = 0.0
-        self._alive_cache: dict[str, tuple[bool, float]] = {}
+        self._alive_cache: dict[str, tuple[str | None, float]] = {}
         self._hooks: list[RecoverHook] = []
         self._recover_lock = asyncio.Lock()
         #: Times this node found Redis had lost its state, for tests.
@@ -125,25 +129,29 @@ class RedisCluster(Cluster):
         await self._probe.aclose()
 
     async def _announce(self) -> None:
-        await self.redis.set(self.keys.alive(self.node_id), "1", ex=int(self.alive_ttl_s))
+        await self.redis.set(self.keys.alive(self.node_id), self.incarnation, ex=int(self.alive_ttl_s))
         await self.redis.sadd(self.keys.nodes(), self.node_id)
 
     # -- liveness ---------------------------------------------------------------------------------
     async def is_alive(self, node: str) -> bool:
-        """Is the node's liveness key there? Cached for a second; a node found dead loses its queue and its
-        place in the node set."""
+        return await self.incarnation_of(node) is not None
+
+    async def incarnation_of(self, node: str) -> str | None:
+        """The value of the node's liveness key, None if it is gone. Cached for a second; a node found dead
+        loses its queue and its place in the node set."""
         if node == self.node_id:
-            return True
+            return self.incarnation
         now = time.monotonic()
         cached = self._alive_cache.get(node)
         if cached is not None and cached[1] > now:
             return cached[0]
-        alive = bool(await self.redis.exists(self.keys.alive(node)))
-        self._alive_cache[node] = (alive, now + _ALIVE_CACHE_S)
-        if not alive:
+        raw = await self.redis.get(self.keys.alive(node))
+        incarnation = raw.decode() if isinstance(raw, bytes) else raw
+        self._alive_cache[node] = (incarnation, now + _ALIVE_CACHE_S)
+        if incarnation is None:
             await self.redis.delete(self.keys.queue(node))
             await self.redis.srem(self.keys.nodes(), node)
-        return alive
+        return incarnation
 
     async def live_nodes(self) -> list[str]:
         members: set[Any] = await self.redis.smembers(self.keys.nodes())
@@ -152,7 +160,8 @@ class RedisCluster(Cluster):
 
     async def _renew(self) -> None:
         """Renew the liveness key; finding it gone means Redis lost our state (restarted, or we stalled)."""
-        if not await self.redis.set(self.keys.alive(self.node_id), "1", ex=int(self.alive_ttl_s), xx=True):
+        alive = self.keys.alive(self.node_id)
+        if not await self.redis.set(alive, self.incarnation, ex=int(self.alive_ttl_s), xx=True):
             await self.recover("liveness key missing")
 
     def on_recover(self, hook: RecoverHook) -> None:

@@ -9,10 +9,13 @@ Contract (tests/contract/test_registry.py runs it against every implementation):
   kept.
 - ``unregister`` frees the slot only if this connection still holds it (a replaced connection that closes
   late must not log the new one out); None otherwise.
-- **Expiry.** Entries must expire if not renewed: a node renews its own entries (every ``refresh_s`` on
-  Redis), so the entries of a node that died vanish by themselves, from presence as soon as the node counts
-  as dead (``Cluster.is_alive``). A renewal that finds its slot taken by another live connection does not
-  overwrite it: it closes its own connection as replaced, through the ``LocalCloser`` given to ``start``.
+- **Expiry.** Entries must stop counting when their node dies, without per-user renewals (upkeep must not
+  grow with online users): an entry names its node's process (``Cluster.incarnation_of``), and is live only
+  while that lease is, so a dead node's users leave presence as soon as the node counts as dead, and a node
+  restarted under the same id does not inherit its predecessor's entries. Dead entries are swept in the
+  background. When the backend lost this node's state, the recovery rewrites its entries; a rewrite that finds
+  its slot taken by another connection does not overwrite it: it closes its own connection as replaced,
+  through the ``LocalCloser`` given to ``start``.
 - ``presence`` is derived from the registry: a user is online while any terminal is held by a connection of
   a live node. Users with none are left out.
 - **Sessions cap** (issue 15). ``register(..., cap=n)`` keeps at most ``n`` live slots for the user: when the
@@ -84,11 +87,11 @@ class Registry(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, closer: LocalCloser) -> None:
-        """Begin renewing this node's entries; ``closer`` closes a local connection whose slot was taken."""
+        """Begin keeping this node's entries; ``closer`` closes a local connection whose slot was taken."""
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Stop renewing and free every slot this node holds."""
+        """Free every slot this node holds."""
 
     @abc.abstractmethod
     async def register(self, user_id: int, terminal: str, conn_id: str, *, cap: int = 0) -> Registered:
@@ -111,5 +114,5 @@ class Registry(abc.ABC):
         self, user_ids: Sequence[int], *, conn_id: str | None = None, stale: bool = False
     ) -> dict[int, set[str]]:
         """The nodes holding each user's connections (only ``conn_id``'s, if given); users with none are left
-        out. Entries past their expiry count only with ``stale`` (a close must reach a node that failed to
-        renew; a push need not). The answer may name a node that just died: routing skips dead nodes."""
+        out. Entries of a dead process count only with ``stale`` (a close must reach a node that lost its
+        lease; a push need not). The answer may name a node that just died: routing skips dead nodes."""

@@ -7,9 +7,9 @@ Delivery: ``publish`` asks the registry where the recipients are (one pipelined 
 them by node, hands the local share straight to the sink and writes **one** ``XADD`` per remote node per
 call, carrying every event of the call for that node's recipients. Closes and broadcasts travel the same way
 (one envelope type). Each node reads its own queue with ``XREADGROUP`` and ``XACK``s entries once they are
-handed to the sink; after a restart with the same node id, entries left pending by the previous process are
-claimed with ``XAUTOCLAIM`` and delivered. A node the cluster finds dead gets no queue write. As in the
-interface, a push is at most once and best effort: what it misses, the client's sync fills.
+handed to the sink (the ``XACK`` pipelined with the next read: one round trip per read); after a restart
+with the same node id, entries left pending by the previous process are claimed with ``XAUTOCLAIM`` and
+delivered. A node the cluster finds dead gets no queue write. As in the interface, a push is at most once and best effort: what it misses, the client's sync fills.
 
 Recovery: a read that finds the consumer group gone (``NOGROUP``: Redis restarted empty) asks the cluster to
 recover; this engine's hook recreates the group.
@@ -252,20 +252,28 @@ class RedisRouting(Routing):
             if start in (b"0-0", "0-0"):
                 return
 
+    async def _read(self, key: str, ack: list[Any]) -> Any:
+        """The next entries of this node's queue; the ``XACK`` of those just handled rides in the same
+        round trip (sent at once, as before, only its reply is read with the entries')."""
+        if not ack:
+            return await self.redis.xreadgroup(QUEUE_GROUP, self.node_id, {key: ">"}, count=256, block=500)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(key, QUEUE_GROUP, *ack)
+            pipe.xreadgroup(QUEUE_GROUP, self.node_id, {key: ">"}, count=256, block=500)
+            return (await pipe.execute())[1]
+
     async def _consume(self) -> None:
         """Read this node's queue until ``halt`` (a consumer, not a periodic task: it blocks on the queue)."""
         key = self.keys.queue(self.node_id)
         backoff = 0.1
+        handled: list[Any] = []  # entries handed to the sink, acknowledged with the next read
         while not self._closed:
             try:
-                reply: Any = await self.redis.xreadgroup(
-                    QUEUE_GROUP, self.node_id, {key: ">"}, count=256, block=500
-                )
+                ack, handled = handled, []
+                reply: Any = await self._read(key, ack)
                 backoff = 0.1
                 for _, entries in reply or ():
-                    ids = self._handle_entries(entries)
-                    if ids:
-                        await self.redis.xack(key, QUEUE_GROUP, *ids)
+                    handled += self._handle_entries(entries)
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -280,3 +288,6 @@ class RedisRouting(Routing):
                 backoff = min(backoff * 2, 2.0)
             except Exception:
                 log.exception("delivering a queue entry failed")
+        if handled:  # stopping: what was delivered is not delivered again by the next process
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.xack(key, QUEUE_GROUP, *handled)

@@ -128,6 +128,23 @@ messages = Table(
     UniqueConstraint("sender", "cmid", name="uq_messages_sender_cmid"),
 )
 
+#: Tables that exist on PostgreSQL only, kept out of ``metadata`` so what walks every table (the SQLite to
+#: PostgreSQL copy, tools/migrate_pg.py) never looks for them in SQLite.
+postgresql_only = MetaData()
+
+#: PostgreSQL only (migration 0014): ``messages`` is partitioned by conversation hash there, so the unique
+#: (sender, cmid) of the idempotency check lives here, kept by row triggers on ``messages`` (a copy into
+#: ``messages`` fills it). SQLite keeps ``uq_messages_sender_cmid`` on ``messages`` and has no such table.
+message_keys = Table(
+    "message_keys",
+    postgresql_only,
+    Column("sender", Integer, nullable=False),
+    Column("cmid", String(96), nullable=False),
+    Column("conv", String(48), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("sender", "cmid"),
+)
+
 groups = Table(
     "groups",
     metadata,

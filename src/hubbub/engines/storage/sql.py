@@ -7,17 +7,32 @@ whatever the batch size — one seq allocation for all its conversations, one in
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, case, delete, event, exists, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Select,
+    and_,
+    case,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hubbub.core.errors import Code, HubbubError, not_found
 from hubbub.core.models import Account, FriendRequest, Group, Message, User
+from hubbub.engines.storage import pg_writer
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage import write_plan as plan
 from hubbub.engines.storage.base import (
@@ -30,12 +45,14 @@ from hubbub.engines.storage.base import (
     Storage,
     Stored,
 )
+from hubbub.engines.storage.pg_writer import PostgresBatchWriter
 from hubbub.engines.storage.sql_access import SqlAccess, real_account
 from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sql_push import SqlPush
+from hubbub.engines.storage.sql_replica import ReplicaReads
 from hubbub.engines.storage.sql_search import SqlSearch
 from hubbub.engines.storage.sql_social import SqlSocial
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
@@ -61,6 +78,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         echo: bool = False,
         is_hot: Callable[[Group], bool] | None = None,
         first_user_admin: bool = False,
+        replica_url: str = "",
     ) -> None:
         self.url = url
         #: The first account created (server accounts aside) becomes an admin (docs/operations.md).
@@ -92,6 +110,13 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
         self._batch_writer: SqliteBatchWriter | None = None
         if self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
             self._batch_writer = SqliteBatchWriter(str(self.engine.url.database))
+        # The cluster's hot path (pg_writer.py), on connections of its own.
+        self._pg_writer: PostgresBatchWriter | None = None
+        if self.dialect == "postgresql":
+            dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pg_writer = PostgresBatchWriter(dsn)
+        #: Message pages (pull, history) from a streaming replica, read-your-writes kept (sql_replica.py).
+        self.replica = ReplicaReads(replica_url) if replica_url else None
 
     def _count_query(self, *_args: Any) -> None:
         self._queries += 1
@@ -100,7 +125,8 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     def queries(self) -> int:
         """SQL statements executed, for metrics and benchmarks."""
         writer = self._batch_writer.queries if self._batch_writer is not None else 0
-        return self._queries + writer
+        pg_writer = self._pg_writer.queries if self._pg_writer is not None else 0
+        return self._queries + writer + pg_writer
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,7 +162,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     async def close(self) -> None:
         if self._batch_writer is not None:
             self._batch_writer.close()
+        if self._pg_writer is not None:
+            await self._pg_writer.close()
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.close()
         if self.writer is not self.engine:
             await self.writer.dispose()
 
@@ -512,6 +542,11 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
                 return list(await self._batch_writer.store(batch))
             except sqlite3.IntegrityError:
                 pass  # another writer (an admin command, a second process) raced us: the general path retries
+        if self._pg_writer is not None and self._pg_writer.handles(batch):
+            try:
+                return await self._pg_writer.store(batch)
+            except pg_writer.FAILURES:
+                pass  # a duplicate stored meanwhile, a refused value, a lost connection: the general path sorts it
         for attempt in range(3):
             try:
                 return await self._store_messages(batch, admit)
@@ -537,17 +572,13 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
 
     async def _store_messages(self, batch: list[NewMessage], admit: Admit | None) -> list[Stored | Rejected]:
         """Execute the batch's plan (write_plan.py) with SQLAlchemy Core, in one transaction."""
-        msgs = t.messages
         async with self._tx() as conn:
             existing: dict[plan.Key, Message] = {}
             # One "sender = ? AND cmid IN (...)" per sender: both engines use the (sender, cmid) index for
             # that, where SQLite scans the whole table for a row-value "(sender, cmid) IN (...)".
             lookups = list(plan.lookups(batch).items())
             for start in range(0, len(lookups), 100):
-                clause = or_(
-                    *(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups[start : start + 100])
-                )
-                rows = await conn.execute(select(msgs).where(clause))
+                rows = await conn.execute(self._by_keys(lookups[start : start + 100]))
                 existing.update({(row.sender, row.cmid): message_of(row) for row in rows})
             fresh, rejected = plan.split(batch, existing)
 
@@ -572,6 +603,21 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
                 fresh, fanout = plan.admit_groups(fresh, facts, group_convs, admit, rejected)
             stored = await self._append(conn, fresh) if fresh else {}
         return plan.results(batch, existing, rejected, stored, fanout, facts, floors)
+
+    def _by_keys(self, lookups: Sequence[tuple[int, Iterable[str]]]) -> Select[Any]:
+        """The stored messages with these (sender, cmids): on PostgreSQL through ``message_keys`` (its
+        ``messages`` is partitioned by conversation, migration 0014), elsewhere on messages' own unique index."""
+        msgs = t.messages
+        if self.dialect != "postgresql":
+            return select(msgs).where(
+                or_(*(and_(msgs.c.sender == s, msgs.c.cmid.in_(c)) for s, c in lookups))
+            )
+        k = t.message_keys
+        return (
+            select(msgs)
+            .select_from(k.join(msgs, and_(msgs.c.conv == k.c.conv, msgs.c.seq == k.c.seq)))
+            .where(or_(*(and_(k.c.sender == s, k.c.cmid.in_(c)) for s, c in lookups)))
+        )
 
     async def _readers(self, conn: AsyncConnection, convs: list[str]) -> dict[str, dict[int, int]]:
         """conv -> member -> floor (a member reads the messages above it), for the given conversations."""
@@ -669,25 +715,43 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
 
     @unavailable
     async def messages_after(self, conv: str, after_seq: int, limit: int) -> list[Message]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.messages)
-                .where(t.messages.c.conv == conv, t.messages.c.seq > after_seq)
-                .order_by(t.messages.c.seq)
-                .limit(limit)
+        query = (
+            select(t.messages)
+            .where(t.messages.c.conv == conv, t.messages.c.seq > after_seq)
+            .order_by(t.messages.c.seq)
+            .limit(limit)
+        )
+        if self.replica is not None:
+            # complete when full, or when it reaches the newest seq the primary had
+            rows = await self.replica.page(
+                self.engine,
+                conv,
+                query,
+                lambda rows, top: len(rows) >= limit or (rows[-1].seq if rows else after_seq) >= top,
             )
             return [message_of(row) for row in rows]
+        async with self.engine.connect() as conn:
+            return [message_of(row) for row in await conn.execute(query)]
 
     @unavailable
     async def messages_before(self, conv: str, before_seq: int, limit: int, min_seq: int) -> list[Message]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.messages)
-                .where(t.messages.c.conv == conv, t.messages.c.seq < before_seq, t.messages.c.seq > min_seq)
-                .order_by(t.messages.c.seq.desc())
-                .limit(limit)
+        query = (
+            select(t.messages)
+            .where(t.messages.c.conv == conv, t.messages.c.seq < before_seq, t.messages.c.seq > min_seq)
+            .order_by(t.messages.c.seq.desc())
+            .limit(limit)
+        )
+        if self.replica is not None:
+            # complete when its newest row is the newest the primary had below before_seq
+            rows = await self.replica.page(
+                self.engine,
+                conv,
+                query,
+                lambda rows, top: (rows[0].seq if rows else min_seq) >= min(before_seq - 1, top),
             )
-            return [message_of(row) for row in reversed(list(rows))]
+            return [message_of(row) for row in reversed(rows)]
+        async with self.engine.connect() as conn:
+            return [message_of(row) for row in reversed(list(await conn.execute(query)))]
 
     @unavailable
     async def message(self, conv: str, seq: int) -> Message | None:
@@ -718,11 +782,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
     async def _recall_message(self, seq: int, notice: NewMessage, admit: Admit | None) -> Stored | Rejected:
         msgs, conv = t.messages, notice.conv
         async with self._tx() as conn:
-            found = (
-                await conn.execute(
-                    select(msgs).where(msgs.c.sender == notice.sender, msgs.c.cmid == notice.cmid)
-                )
-            ).first()
+            found = (await conn.execute(self._by_keys([(notice.sender, {notice.cmid})]))).first()
             if found is not None:
                 return Stored(message=message_of(found), duplicate=True)
             recipients, hot = notice.members, False

@@ -23,8 +23,9 @@ from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Message
 from hubbub.engines.storage import write_plan as plan
 from hubbub.engines.storage.base import NewMessage, Rejected, Stored
-from hubbub.engines.storage.sqlutil import json_decode, json_encode
+from hubbub.engines.storage.sqlutil import json_encode, message_of_values
 
+#: Columns in the order ``message_of_values`` reads them.
 _FIND = (
     "SELECT conv, seq, id, sender, type, body, ts, cmid, recalled FROM messages WHERE sender = ? AND cmid = ?"
 )
@@ -83,7 +84,7 @@ class SqliteBatchWriter:
                     queries += 1
                     row = db.execute(_FIND, (sender, cmid)).fetchone()
                     if row is not None:
-                        existing[(sender, cmid)] = _message(row)
+                        existing[(sender, cmid)] = message_of_values(row)
             fresh, rejected = plan.split(batch, existing)
             per_conv = plan.by_conversation(fresh)
             top: dict[str, int] = {}
@@ -113,20 +114,6 @@ class SqliteBatchWriter:
         finally:
             self.queries += queries
         return plan.results(batch, existing, rejected, stored)
-
-
-def _message(row: tuple[Any, ...]) -> Message:
-    return Message(
-        id=str(row[2]),
-        conv=row[0],
-        seq=row[1],
-        sender=row[3],
-        type=row[4],
-        body=json_decode(row[5]),
-        ts=row[6],
-        cmid=row[7],
-        recalled=bool(row[8]),
-    )
 
 
 def _json(body: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import msgspec
@@ -63,6 +63,22 @@ def message_of(row: Row[Any]) -> Message:
         ts=row.ts,
         cmid=row.cmid,
         recalled=bool(row.recalled),
+    )
+
+
+def message_of_values(row: Sequence[Any]) -> Message:
+    """A message from a driver's plain row (sqlite3 tuple, asyncpg Record) of the columns conv, seq, id,
+    sender, type, body, ts, cmid, recalled: the fast paths' reads (sqlite_writer.py, pg_writer.py)."""
+    return Message(
+        id=str(row[2]),
+        conv=row[0],
+        seq=row[1],
+        sender=row[3],
+        type=row[4],
+        body=json_decode(row[5]),
+        ts=row[6],
+        cmid=row[7],
+        recalled=bool(row[8]),
     )
 
 
