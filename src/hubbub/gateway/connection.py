@@ -41,6 +41,7 @@ class Connection:
         "inflight",
         "last_seen",
         "max_buffer",
+        "scopes",
         "session",
         "sid",
         "signalled",
@@ -68,6 +69,8 @@ class Connection:
         self.user: User | None = None
         self.terminal = ""
         self.sid = ""
+        #: A bot token's scopes (services/bot_scopes.py); None for a user's session.
+        self.scopes: tuple[str, ...] | None = None
         self.connected_at = self.last_seen = time.monotonic()
         self.closing = False
         #: The code this side closed with (the peer's echo may differ); None if the peer closed first.

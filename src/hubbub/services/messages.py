@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -90,6 +90,9 @@ class MessageService:
         #: Server time in ms (core/clock.py); a test passes its own to move time.
         self.clock = clock
         self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
+        #: The embedder's before-send hook (services/before_send.py), when configured: awaited by the
+        #: sender's own call, before the batcher, so a slow hook delays that sender only.
+        self.before_send: Callable[[NewMessage], Awaitable[NewMessage]] | None = None
 
     # -- sending ----------------------------------------------------------------------------------
     async def enqueue(
@@ -111,6 +114,11 @@ class MessageService:
         the sending connection, is not pushed its own message.
         """
         item = await self._check(sender, to=to, conv=conv, cmid=cmid, msg_type=msg_type, body=body)
+        if self.before_send is not None:
+            checked = await self.before_send(item)
+            if checked.body is not item.body:  # rewritten: the new body must pass the same rules
+                await self.content.validate(sender, msg_type, checked.body, parse_group(checked.conv) is not None)
+            item = checked
         return self.batcher.submit(Queued(item, origin))
 
     async def post(self, items: Sequence[NewMessage]) -> list[Message]:
@@ -202,6 +210,11 @@ class MessageService:
             await self.hot.publish(hot)
 
     # -- reading ----------------------------------------------------------------------------------
+    async def member_check(self, user_id: int, conv: str) -> None:
+        """Refuse (``forbidden``/``not_found``) anyone who is not a member of ``conv``: integrations check
+        webhook owners and bots with the rule reads use."""
+        await self._membership(user_id, conv)
+
     async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
         """(read_seq, min_seq) of a member; refuses anyone else. A private conversation with no message
         yet has no rows, so its rightful members get (0, 0)."""
