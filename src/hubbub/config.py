@@ -258,12 +258,9 @@ class Config(msgspec.Struct, kw_only=True):
     bot_requests_per_minute: float = 600.0
     #: Bots one user may own (admins are not limited).
     bots_per_user: int = 10
-    #: Comma-separated networks (CIDR) webhook deliveries, the before-send hook and attachment fetches may
-    #: reach although private, loopback or link-local; by default only public addresses are reached.
+    #: Comma-separated networks (CIDR) webhook deliveries and the before-send hook may reach although
+    #: private, loopback or link-local; by default only public addresses are reached.
     webhook_allow_networks: str = ""
-    #: An incoming webhook may fetch ``attachment_url`` into an upload; off: the URL is added to the text
-    #: as a link, never fetched.
-    webhook_fetch_attachments: bool = False
     #: Seconds one outgoing webhook delivery may take before it counts as failed.
     webhook_timeout_s: float = 5.0
     #: Seconds a signed delivery stays acceptable to a receiver (the replay window documented for them).
