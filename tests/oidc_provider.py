@@ -9,8 +9,12 @@ verifier before it issues an ID token.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -126,3 +130,25 @@ class Provider:
                 "id_token": id_token,
             }
         )
+
+
+@contextlib.contextmanager
+def in_thread(*servers_: Any) -> Iterator[None]:
+    """Run test servers (anything with async ``start``/``stop``: a Provider, a webhook Receiver) on an event
+    loop of their own, for synchronous tests and module-scoped fixtures."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(step: Callable[[], Awaitable[object]]) -> None:
+        asyncio.run_coroutine_threadsafe(step(), loop).result(10)  # type: ignore[arg-type]
+
+    try:
+        for server in servers_:
+            run(server.start)
+        yield
+    finally:
+        for server in servers_:
+            run(server.stop)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

@@ -3,40 +3,21 @@ Connect provider (tests/oidc_provider.py, on loopback), and the "bot" badge of a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.browser.test_web_client import browser as browser
 from tests.browser.test_web_client import expect, login, login_ui, new_page, rest, running, shot, sync_api
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, in_thread
 
 pytestmark = pytest.mark.browser
 assert sync_api is not None
 
 
-@contextlib.contextmanager
-def provider_in_thread() -> Iterator[Provider]:
-    """The provider on its own event loop (the browser tests are synchronous)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    provider = Provider()
-    asyncio.run_coroutine_threadsafe(provider.start(), loop).result(10)
-    try:
-        yield provider
-    finally:
-        asyncio.run_coroutine_threadsafe(provider.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-
-
 def test_single_sign_on_button_and_bot_badge(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> None:
-    with provider_in_thread() as provider:
+    provider = Provider()
+    with in_thread(provider):
         env = {
             "HUBBUB_OIDC_ISSUER": provider.issuer,
             "HUBBUB_OIDC_CLIENT_ID": CLIENT_ID,
@@ -60,7 +41,9 @@ def test_single_sign_on_button_and_bot_badge(tmp_path_factory: pytest.TempPathFa
             # A bot writes to Bea: her chat with it carries the "bot" badge.
             bea_id, bea_token = login(srv.url, "bea")
             bot = rest(srv.url, "POST", "/bots", {"username": "deploy_bot", "nickname": "Deploy"}, bea_token)
-            issued = rest(srv.url, "POST", f"/bots/{bot['user']['id']}/tokens", {"scopes": ["send"]}, bea_token)
+            issued = rest(
+                srv.url, "POST", f"/bots/{bot['user']['id']}/tokens", {"scopes": ["send"]}, bea_token
+            )
             rest(srv.url, "POST", "/friends/requests", {"to": bot["user"]["id"]}, bea_token)
             body = {"cmid": "d1", "to": bea_id, "type": "text", "body": {"text": "deployed v2"}}
             rest(srv.url, "POST", "/messages", body, issued["secret"])

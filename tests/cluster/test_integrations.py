@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 
 from hubbub.client import HubbubClient
 from tests.cluster.conftest import TIMEOUT_FACTOR, Cluster, running_cluster
+from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, in_thread
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.cluster
@@ -18,9 +22,37 @@ pytestmark = pytest.mark.cluster
 PASSWORD = "correct-horse-battery"
 
 
+async def before_send(request: dict[str, Any]) -> dict[str, Any]:
+    """The cluster's before-send hook: refuses "blocked", rewrites "shout", allows the rest."""
+    text = request["body"].get("text", "")
+    if text == "blocked":
+        return {"action": "reject", "reason": "not on this cluster"}
+    if text == "shout":
+        return {"action": "rewrite", "body": {"text": "SHOUT"}}
+    return {"action": "allow"}
+
+
 @pytest.fixture(scope="module")
-def hooks_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    env = {"HUBBUB_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "HUBBUB_WEBHOOK_POLL_S": "0.05"}
+def provider() -> Iterator[Provider]:
+    """An OpenID Connect provider and the before-send hook, on loopback for the whole module."""
+    hook = Receiver()
+    hook.respond = before_send
+    idp = Provider()
+    idp.hook = hook  # type: ignore[attr-defined]
+    with in_thread(idp, hook):
+        yield idp
+
+
+@pytest.fixture(scope="module")
+def hooks_cluster(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterator[Cluster]:
+    env = {
+        "HUBBUB_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+        "HUBBUB_WEBHOOK_POLL_S": "0.05",
+        "HUBBUB_OIDC_ISSUER": provider.issuer,
+        "HUBBUB_OIDC_CLIENT_ID": CLIENT_ID,
+        "HUBBUB_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+        "HUBBUB_BEFORE_SEND_URL": provider.hook.url,  # type: ignore[attr-defined]
+    }
     with running_cluster(tmp_path_factory.mktemp("hooks"), env) as running:
         yield running
 
@@ -106,3 +138,47 @@ async def test_bots_and_incoming_webhooks_across_nodes(hooks_cluster: Cluster) -
     finally:
         for c in (owner, as_bot, poster):
             await c.close()
+
+
+async def test_sign_in_started_on_one_node_finishes_on_others(hooks_cluster: Cluster) -> None:
+    """The sign-in's state and ticket live in PostgreSQL: started on node 1, the provider's redirect lands on
+    node 2, the ticket is exchanged on node 3; the state replayed on node 3 is refused."""
+    async with aiohttp.ClientSession() as http:
+
+        async def location(url: str) -> str:
+            async with http.get(url, allow_redirects=False) as resp:
+                assert resp.status == 302, await resp.text()
+                return resp.headers["Location"]
+
+        to_provider = await location(hooks_cluster.url(0) + "/api/v1/auth/oidc/start")
+        callback = await location(to_provider)
+        on_two = callback.replace(hooks_cluster.url(0), hooks_cluster.url(1))
+        ticket = parse_qs(urlsplit(await location(on_two)).query)["sso_ticket"][0]
+        replay = callback.replace(hooks_cluster.url(0), hooks_cluster.url(2))
+        assert "sso_error" in parse_qs(urlsplit(await location(replay)).query)
+    async with HubbubClient(hooks_cluster.url(2)) as client:
+        tokens = await client.api("POST", "/api/v1/auth/oidc/exchange", {"ticket": ticket}, auth=False)
+        assert tokens["user"]["nickname"] == "Alice SSO"
+
+
+async def test_before_send_hook_on_every_node(hooks_cluster: Cluster) -> None:
+    a, b = HubbubClient(hooks_cluster.url(1)), HubbubClient(hooks_cluster.url(2))
+    try:
+        await a.register("bs_cl_a", PASSWORD)
+        await b.register("bs_cl_b", PASSWORD)
+        await a.befriend(b)
+        from hubbub.client import ApiError
+
+        with pytest.raises(ApiError) as refused:
+            await a.api(
+                "POST", "/api/v1/messages", {"cmid": "q1", "to": b.user_id, "body": {"text": "blocked"}}
+            )
+        assert refused.value.code == "content_rejected" and refused.value.message == "not on this cluster"
+        ack = await b.api(
+            "POST", "/api/v1/messages", {"cmid": "q2", "to": a.user_id, "body": {"text": "shout"}}
+        )
+        page = await a.api("GET", f"/api/v1/conversations/{ack['conv']}/messages")
+        assert page["messages"][-1]["body"] == {"text": "SHOUT"}
+    finally:
+        await a.close()
+        await b.close()
