@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,6 +66,7 @@ class Receiver:
         status = self.plan.pop(0) if self.plan else 200
         if status == 200:
             data["_headers"] = dict(request.headers)
+            data["_arrived_ms"] = int(time.time() * 1000)
             self.received.append(data)
             self._arrived.set()
         return web.Response(status=status, text="ok" if status == 200 else "try later")

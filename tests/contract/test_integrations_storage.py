@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from hubbub.engines.storage.base import NewMessage
 from hubbub.engines.storage.base_integrations import Delivery, OidcFlow
 from tests.contract import test_storage as storage_contract
@@ -53,9 +55,15 @@ async def test_a_webhook_lease_is_one_nodes_and_only_it_moves_the_cursor(make_st
     assert not await one.advance_webhook(hook.id, other, 5)
     assert await one.advance_webhook(hook.id, holder, 5)
     assert not await one.advance_webhook(hook.id, holder, 4)  # never backwards
+    delivered = Delivery(webhook_id=hook.id, event_id="e6", event="message", attempt=1, status=200, ok=True,
+                         duration_ms=1, ts=NOW, node=holder)  # fmt: skip
+    assert await one.log_delivery(delivered, 50, advance_to=6)  # logged and moved in one transaction
+    assert not await one.log_delivery(msgspec.structs.replace(delivered, node=other), 50, advance_to=7)
+    assert len(await one.deliveries(hook.id, 50)) == 2
+    assert (await one.outgoing_hook(hook.id)).cursor_seq == 6  # type: ignore[union-attr]
     assert await two.claim_webhook(hook.id, other, NOW + 5_000, 10_000) is None
     taken = await two.claim_webhook(hook.id, other, NOW + 20_000, 10_000)  # the lease ran out
-    assert taken is not None and taken.cursor_seq == 5
+    assert taken is not None and taken.cursor_seq == 6
     assert await one.fail_webhook(hook.id, other, 3, NOW + 99_000, True)
     assert await one.claim_webhook(hook.id, other, NOW + 100_000, 10_000) is None  # disabled
     assert await one.enable_outgoing_hook(hook.id)

@@ -246,19 +246,43 @@ class Dispatcher:
         self._working.pop(hook_id, None)
 
     async def _work(self, hook: OutgoingHook) -> None:
+        """Deliver from the cursor while there is work, renewing the lease between batches."""
         try:
-            found = await self.storage.messages_after(hook.conv, hook.cursor_seq, BATCH)
-            for message in found:
-                event = classify(hook, message)
-                if event is not None and not await self._deliver(hook, event, message):
+            while True:
+                found = await self.storage.messages_after(hook.conv, hook.cursor_seq, BATCH)
+                if not await self._run(hook, found) or len(found) < BATCH:
                     return
-                if not await self.storage.advance_webhook(hook.id, self.node, message.seq):
-                    return  # the lease went to another node: it carries on from the cursor
-                hook.failures = 0
+                renewed = await self.storage.claim_webhook(hook.id, self.node, now_ms(), self.lease_ms)
+                if renewed is None:
+                    return
+                hook = renewed
         except HubbubError as exc:
             log.warning("webhook %s: %s", hook.id, exc.message)
         except Exception:
             log.exception("webhook %s failed", hook.id)
+
+    async def _run(self, hook: OutgoingHook, found: list[Message]) -> bool:
+        """Deliver a batch in order; True when all of it is done. The cursor moves with each delivered event
+        (in the transaction that logs it), and past a run of events the webhook does not subscribe to in one
+        write."""
+        skipped: int | None = None
+        for message in found:
+            event = classify(hook, message)
+            if event is None:
+                skipped = message.seq
+                continue
+            outcome = await self._deliver(hook, event, message)
+            if outcome != "ok":
+                if outcome == "failed" and skipped is not None:
+                    await self.storage.advance_webhook(hook.id, self.node, skipped)
+                return False
+            skipped = None
+            hook.cursor_seq, hook.failures = message.seq, 0
+        if skipped is not None:
+            if not await self.storage.advance_webhook(hook.id, self.node, skipped):
+                return False  # the lease went to another node: it carries on from the cursor
+            hook.cursor_seq = skipped
+        return True
 
     async def payload(self, hook: OutgoingHook, event: str, message: Message) -> dict[str, Any]:
         sender = self._users.get(message.sender)
@@ -276,8 +300,9 @@ class Dispatcher:
             "sender": sender,
         }
 
-    async def _deliver(self, hook: OutgoingHook, event: str, message: Message) -> bool:
-        """One attempt; True when the receiver took it (2xx)."""
+    async def _deliver(self, hook: OutgoingHook, event: str, message: Message) -> str:
+        """One attempt: "ok" (2xx, logged and the cursor moved past it), "failed" (retry later) or "lost"
+        (delivered, but the lease is another node's now: it goes on from the cursor)."""
         data = await self.payload(hook, event, message)
         body = msgspec.json.encode(data)
         ts = int(time.time())
@@ -301,7 +326,7 @@ class Dispatcher:
             response = f"error: {exc or type(exc).__name__}"
         ok = 200 <= status < 300
         attempt = hook.failures + 1
-        await self.storage.log_delivery(
+        logged = await self.storage.log_delivery(
             Delivery(
                 webhook_id=hook.id,
                 event_id=data["id"],
@@ -315,9 +340,10 @@ class Dispatcher:
                 node=self.node,
             ),
             LOG_KEEP,
+            advance_to=message.seq if ok else None,
         )
         if ok:
-            return True
+            return "ok" if logged else "lost"
         c = self.config
         disable = attempt >= c.webhook_max_failures
         delay = min(MAX_BACKOFF_S, c.webhook_retry_base_s * 2 ** (attempt - 1))
@@ -334,4 +360,4 @@ class Dispatcher:
                     await self.notify(hook.owner_id, text)
                 except HubbubError as exc:
                     log.warning("webhook %s disabled, but its owner was not told: %s", hook.id, exc.message)
-        return False
+        return "failed"

@@ -186,8 +186,10 @@ class IntegrationStorage(abc.ABC):
         """Give up every lease of ``node`` (it is stopping)."""
 
     @abc.abstractmethod
-    async def log_delivery(self, delivery: Delivery, keep: int) -> None:
-        """Append to the webhook's log, keeping its newest ``keep`` entries."""
+    async def log_delivery(self, delivery: Delivery, keep: int, advance_to: int | None = None) -> bool:
+        """Append to the webhook's log, keeping its newest ``keep`` entries; with ``advance_to``, in the same
+        transaction, ``advance_webhook`` for ``delivery.node`` (one write per delivered event). False when
+        the cursor was to move and did not (the lease is another node's)."""
 
     @abc.abstractmethod
     async def deliveries(self, hook_id: int, limit: int) -> list[Delivery]:

@@ -337,9 +337,18 @@ class SqlIntegrations(SqlHost):
             await conn.execute(update(w).where(w.c.lease_owner == node).values(lease_owner="", lease_until=0))
 
     @unavailable
-    async def log_delivery(self, delivery: Delivery, keep: int) -> None:
+    async def log_delivery(self, delivery: Delivery, keep: int, advance_to: int | None = None) -> bool:
         d = t.webhook_deliveries
+        w = t.outgoing_webhooks
+        advanced = True
         async with self._tx() as conn:
+            if advance_to is not None:
+                moved = await conn.execute(
+                    update(w)
+                    .where(self._leased_by(delivery.webhook_id, delivery.node), w.c.cursor_seq < advance_to)
+                    .values(cursor_seq=advance_to, failures=0, next_attempt_at=0)
+                )
+                advanced = moved.rowcount == 1
             await conn.execute(
                 insert(d).values(**{f: getattr(delivery, f) for f in delivery.__struct_fields__})
             )
@@ -354,6 +363,7 @@ class SqlIntegrations(SqlHost):
             ).scalar_one_or_none()
             if floor is not None:
                 await conn.execute(delete(d).where(d.c.webhook_id == delivery.webhook_id, d.c.id <= floor))
+        return advanced
 
     @unavailable
     async def deliveries(self, hook_id: int, limit: int) -> list[Delivery]:
