@@ -303,6 +303,44 @@ class Config(msgspec.Struct, kw_only=True):
     voice_max_seconds: int = 600
     #: Chats one user may pin.
     max_pinned_chats: int = 5
+    # -- integrations (docs/integrations.md): bots, webhooks, the before-send hook, OpenID Connect --------
+    #: Requests one bot token may make: a burst, then per minute (every route and WebSocket sign-in counts).
+    bot_request_burst: int = 60
+    bot_requests_per_minute: float = 600.0
+    #: Bots one user may own (admins are not limited).
+    bots_per_user: int = 10
+    #: Comma-separated networks (CIDR) webhook deliveries and the before-send hook may reach although
+    #: private, loopback or link-local; by default only public addresses are reached.
+    webhook_allow_networks: str = ""
+    #: Seconds one outgoing webhook delivery may take before it counts as failed.
+    webhook_timeout_s: float = 5.0
+    #: Seconds a signed delivery stays acceptable to a receiver (the replay window documented for them).
+    webhook_replay_window_s: int = 300
+    #: Consecutive failed deliveries after which a webhook is disabled (its owner gets a notice).
+    webhook_max_failures: int = 8
+    #: First retry delay of a failed delivery (seconds); it doubles with each failure, up to 10 minutes.
+    webhook_retry_base_s: float = 1.0
+    #: How often each node looks for webhook work (seconds); the webhook's lease keeps it to one node.
+    webhook_poll_s: float = 0.5
+    #: Optional URL called before each user message is stored: it may allow, reject or rewrite it.
+    before_send_url: str = ""
+    #: Seconds the before-send hook may take; past it the send follows ``before_send_fail_open``.
+    before_send_timeout_s: float = 2.0
+    #: When the hook fails or times out: true lets the message through, false refuses it (``unavailable``).
+    before_send_fail_open: bool = True
+    #: OpenID Connect provider (one): its issuer URL (discovery is read from
+    #: ``<issuer>/.well-known/openid-configuration``); empty turns single sign-on off.
+    oidc_issuer: str = ""
+    #: The client registered at the provider; the secret may be empty for a public client (PKCE alone).
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    #: The name on the login page's button.
+    oidc_name: str = "Single sign-on"
+    #: This server's public base URL (``https://chat.example.org``), for the redirect URI; empty: the
+    #: request's own scheme and host.
+    public_url: str = ""
+    #: Create an account on a first sign-in with an unknown subject (still only when registration is open).
+    oidc_auto_create: bool = True
 
     @property
     def database_url(self) -> str:

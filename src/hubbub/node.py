@@ -84,6 +84,7 @@ class Node:
             self.services.retention.start()
             self.services.exports.start()
             self.indexer.start()
+            self.root.get_dispatcher().start()  # outgoing webhooks (each delivered by one node)
         self._runner = web.AppRunner(
             self.app,
             handle_signals=False,

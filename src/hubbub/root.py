@@ -28,6 +28,7 @@ call sweeper (ends lost calls)  yes    yes      -         -
 retention purge loop            yes    -        yes       -
 export sweeper                  yes    -        yes       -
 search indexer                  yes    -        yes       -
+webhook dispatcher              yes    -        yes       -
 tracer buffer flush             yes    yes      yes       -
 ==============================  =====  =======  ========  =====
 
@@ -81,6 +82,12 @@ from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchIndexer, SearchService
 from hubbub.services.social import SocialService
 from hubbub.services.words import WordFilter
+
+if TYPE_CHECKING:
+    from hubbub.services.bots import BotService
+    from hubbub.services.egress import Egress
+    from hubbub.services.oidc import OidcService
+    from hubbub.services.webhooks import Dispatcher, IncomingWebhooks, OutgoingWebhooks
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -358,7 +365,7 @@ class Root:
 
     @cached
     def get_messages(self) -> MessageService:
-        return MessageService(
+        messages = MessageService(
             self.config,
             self.get_storage(),
             self.get_routing(),
@@ -369,6 +376,55 @@ class Root:
             self.get_content_rules(),
             tracer=self.get_tracer(),
         )
+        if self.config.before_send_url:  # the embedder's hook (services/before_send.py)
+            from hubbub.services.before_send import BeforeSend
+
+            messages.before_send = BeforeSend(self.config, self.get_egress())
+        return messages
+
+    # -- integrations (docs/integrations.md) ----------------------------------------------------------
+    @cached
+    def get_egress(self) -> Egress:
+        """Outgoing HTTP to user-chosen URLs, kept off private networks (services/egress.py)."""
+        from hubbub.services.egress import Egress
+
+        return Egress(self.config.webhook_allow_networks)
+
+    @cached
+    def get_bots(self) -> BotService:
+        from hubbub.services.bots import BotService
+
+        return BotService(self.config, self.get_storage(), self.get_routing(), self.get_limiter())
+
+    @cached
+    def get_incoming_hooks(self) -> IncomingWebhooks:
+        from hubbub.services.webhooks import IncomingWebhooks
+
+        return IncomingWebhooks(self.get_storage(), self.get_messages(), self.get_bots())
+
+    @cached
+    def get_outgoing_hooks(self) -> OutgoingWebhooks:
+        from hubbub.services.webhooks import OutgoingWebhooks
+
+        return OutgoingWebhooks(self.get_storage(), self.get_messages(), self.get_bots())
+
+    @cached
+    def get_dispatcher(self) -> Dispatcher:
+        """Delivers outgoing webhooks; started on nodes that serve the API (each webhook by one of them)."""
+        from hubbub.services.webhooks import Dispatcher
+
+        admin = self.get_admin()
+
+        async def notify(user_id: int, text: str) -> None:
+            await admin.notice(text, user_id, quiet=True)
+
+        return Dispatcher(self.config, self.get_storage(), self.get_egress(), notify)
+
+    @cached
+    def get_oidc(self) -> OidcService:
+        from hubbub.services.oidc import OidcService
+
+        return OidcService(self.config, self.get_storage(), self.get_auth())
 
     @cached
     def get_closing(self) -> AccountClosing:
@@ -521,6 +577,10 @@ class Root:
             canaries=self.get_canaries(),
             social=self.get_social(),
             webpush=self.get_webpush(),
+            bots=self.get_bots(),
+            incoming_hooks=self.get_incoming_hooks(),
+            outgoing_hooks=self.get_outgoing_hooks(),
+            oidc=self.get_oidc(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------
@@ -596,6 +656,10 @@ class Root:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def close(self) -> None:
         """Close what was built, dependents before what they depend on. Safe after a partial start."""
+        if self.built("dispatcher"):
+            await self.get_dispatcher().close()
+        if self.built("oidc"):
+            await self.get_oidc().close()
         if self.built("retention"):
             await self.get_retention().close()
         if self.built("exports"):
@@ -618,6 +682,8 @@ class Root:
             await self.get_tracer().close()
         if self.built("media"):
             await self.get_media().close()
+        if self.built("egress"):
+            await self.get_egress().close()
         if self.built("passwords"):
             self.get_passwords().close()  # the password hashing threads
         if self.built("blobs"):

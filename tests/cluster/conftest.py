@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,11 +84,11 @@ class Cluster:
         return self.nodes[i].url
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def running_cluster(tmp: Path, extra_env: dict[str, str] | None = None, size: int = 3) -> Iterator[Cluster]:
+    """``size`` node processes over a throwaway Redis and PostgreSQL, with ``extra_env`` settings."""
     redis = servers.RedisServer().start()
     pg = servers.PostgresServer().start()
-    tmp = tmp_path_factory.mktemp("cluster")
     env = {
         **os.environ,
         "HUBBUB_JWT_SECRET": "cluster-test-secret-" + "x" * 32,
@@ -96,11 +97,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "HUBBUB_LOGIN_BURST": "1000",
         "HUBBUB_SEND_BURST": "2000",
         "HUBBUB_LOG_LEVEL": "warning",
+        **(extra_env or {}),
     }
     nodes: list[NodeProcess] = []
     try:
         database = pg.create_database("cluster")
-        for i in (1, 2, 3):
+        for i in range(1, size + 1):
             nodes.append(NodeProcess(f"n{i}", redis.url, database, tmp, env))
         nodes[0].start()  # the first one runs the migrations alone
         for node in nodes[1:]:
@@ -113,3 +115,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             node.stop()
         redis.stop()
         pg.destroy()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running

@@ -337,6 +337,44 @@ async def join_request_call(world: World, actor: str) -> Call:
     return Call(params={"group_id": gid, "request_id": asked["request"]["id"]})
 
 
+# -- integrations (issue 21): the owner's bot, in the world's group -------------------------------------
+async def owner_bot(world: World) -> int:
+    """A bot of the owner's, befriended and in the world's group (made once)."""
+    if not hasattr(world, "bot_id"):
+        bot = await world.api("owner", "POST", "/api/v1/bots", {"username": f"mbot{next(_names)}"})
+        world.bot_id = bot["user"]["id"]  # type: ignore[attr-defined]
+        await world.api("owner", "POST", "/api/v1/friends/requests", {"to": world.bot_id})  # type: ignore[attr-defined]
+        await world.api("owner", "POST", f"/api/v1/groups/{world.group}/members", {"users": [world.bot_id]})  # type: ignore[attr-defined]
+    return int(world.bot_id)  # type: ignore[attr-defined]
+
+
+async def bot_call(world: World, actor: str) -> Call:
+    return Call(params={"bot_id": await owner_bot(world)}, json={"scopes": ["read"]})
+
+
+async def bot_token_call(world: World, actor: str) -> Call:
+    bot_id = await owner_bot(world)
+    issued = await world.api("owner", "POST", f"/api/v1/bots/{bot_id}/tokens", {"scopes": ["read"]})
+    return Call(params={"bot_id": bot_id, "token_id": issued["token"]["id"]})
+
+
+async def incoming_body(world: World, actor: str) -> Call:
+    return Call(json={"conv": world.conv_g, "bot_id": await owner_bot(world)})
+
+
+async def incoming_hook_call(world: World, actor: str) -> Call:
+    made = await world.api("owner", "POST", "/api/v1/webhooks/incoming", (await incoming_body(world, actor)).json)
+    return Call(params={"hook_id": made["hook"]["id"], "code": made["url"].rsplit("/", 1)[1]}, json={"text": "via hook"})
+
+
+OUTGOING = {"url": "https://hooks.invalid/receiver", "events": ["message"]}
+
+
+async def outgoing_hook_call(world: World, actor: str) -> Call:
+    made = await world.api("owner", "POST", "/api/v1/webhooks/outgoing", {"conv": world.conv_g, **OUTGOING})
+    return Call(params={"hook_id": made["id"]})
+
+
 G = "/api/v1/groups/{group_id}"
 ROWS: list[Row] = [
     # -- accounts ---------------------------------------------------------------------------------
@@ -696,6 +734,39 @@ ROWS: list[Row] = [
         lambda w, a: _const(Call(json={"kind": "user", "target": str(w.user("owner")), "reason": "spam"})),
     ),
     Row("GET", "/api/v1/reports", EVERYONE),
+    # -- integrations (issue 21) --------------------------------------------------------------------
+    Row("POST", "/api/v1/bots", EVERYONE, lambda w, a: _const(Call(json={"username": f"bot{next(_names)}"}))),
+    Row("GET", "/api/v1/bots", EVERYONE),
+    # The server's administrator may manage any bot; anyone else but its owner does not learn it exists.
+    Row("POST", "/api/v1/bots/{bot_id}/tokens", who("not_found", owner=OK, admin=OK), bot_call),
+    Row("GET", "/api/v1/bots/{bot_id}/tokens", who("not_found", owner=OK, admin=OK), bot_call),
+    Row("DELETE", "/api/v1/bots/{bot_id}/tokens/{token_id}", who("not_found", owner=OK, admin=OK), bot_token_call),
+    Row("POST", "/api/v1/webhooks/incoming", who("not_found", owner=OK, admin=OK), incoming_body),
+    Row("GET", "/api/v1/webhooks/incoming", EVERYONE),
+    Row("DELETE", "/api/v1/webhooks/incoming/{hook_id}", who("not_found", owner=OK), incoming_hook_call),
+    # The secret path is the authorization: whoever holds it posts, with or without a token.
+    Row("POST", "/api/v1/hooks/{code}", who(OK, anonymous=OK), incoming_hook_call),
+    Row(
+        "POST",
+        "/api/v1/webhooks/outgoing",
+        MEMBERS_OK_FORBIDDEN,
+        lambda w, a: _const(Call(json={"conv": w.conv_g, **OUTGOING})),
+    ),
+    Row("GET", "/api/v1/webhooks/outgoing", EVERYONE),
+    Row("DELETE", "/api/v1/webhooks/outgoing/{hook_id}", who("not_found", owner=OK), outgoing_hook_call),
+    Row("POST", "/api/v1/webhooks/outgoing/{hook_id}/enable", who("not_found", owner=OK), outgoing_hook_call),
+    Row("GET", "/api/v1/webhooks/outgoing/{hook_id}/deliveries", who("not_found", owner=OK), outgoing_hook_call),
+    Row("GET", "/api/v1/auth/oidc/providers", who(OK, anonymous=OK)),
+    # No provider configured here (tests/e2e/test_oidc.py has one): nothing to start, the callback goes back
+    # to the web client with an error, and no ticket exists.
+    Row("GET", "/api/v1/auth/oidc/start", who("not_found", anonymous="not_found")),
+    Row("GET", "/api/v1/auth/oidc/callback", who(OK, anonymous=OK)),
+    Row(
+        "POST",
+        "/api/v1/auth/oidc/exchange",
+        who("unauthorized"),
+        lambda w, a: _const(Call(json={"ticket": "not-a-ticket"})),
+    ),
     # -- operations -------------------------------------------------------------------------------
     Row("GET", "/healthz", who(OK, anonymous=OK)),
 ]
@@ -1102,3 +1173,80 @@ async def _owners_device(world: World) -> Call:
     device = await world.api("owner", "POST", "/api/v1/push/devices", _push_subscription())
     return Call(params={"device_id": device["id"]})
 
+# -- bot tokens -------------------------------------------------------------------------------------
+async def test_a_bot_token_reaches_only_its_scopes_and_its_conversations(make_node):
+    """A bot token with every scope, on every route and the socket: anything outside services/bot_scopes.py
+    (the admin routes first) is ``forbidden`` before any other check; inside it, the conversations the bot is
+    not in are refused like anyone else's."""
+    import re
+
+    from hubbub.platform.routing import ROUTES
+    from hubbub.services.bot_scopes import ROUTE_SCOPES
+
+    node = await make_node(**RELAXED, bot_request_burst=10_000)
+    url = base_url(node)
+    owner, member = HubbubClient(url), HubbubClient(url)
+    try:
+        await owner.register(f"botowner{next(_names)}", PASSWORD)  # the first account: the server's admin
+        await member.register(f"botpeer{next(_names)}", PASSWORD)
+        await owner.befriend(member)
+        bot = await owner.api("POST", "/api/v1/bots", {"username": f"allbot{next(_names)}"})
+        bot_id = bot["user"]["id"]
+        issued = await owner.api(
+            "POST", f"/api/v1/bots/{bot_id}/tokens", {"scopes": ["send", "read", "profile"]}
+        )
+        token = issued["secret"]
+        await owner.api("POST", "/api/v1/friends/requests", {"to": bot_id})
+        with_bot = await owner.api("POST", "/api/v1/groups", {"name": "with", "members": [bot_id]})
+        without = await owner.api("POST", "/api/v1/groups", {"name": "without", "members": [member.user_id]})
+        secret = f"CANARY-BOT-{secrets.token_hex(4)}"
+        await owner.api("POST", "/api/v1/messages", {"cmid": "c1", "conv": without["conv"], "body": {"text": secret}})
+        await owner.api("POST", "/api/v1/messages", {"cmid": "c2", "to": member.user_id, "body": {"text": secret}})
+        private = f"p:{min(owner.user_id, member.user_id)}:{max(owner.user_id, member.user_id)}"
+        failures: list[str] = []
+        headers = {"Authorization": f"Bearer {token}"}
+        values = {"conv": with_bot["conv"], "upload_id": "x", "code": "abc", "export_id": "1"}
+        async with aiohttp.ClientSession() as http:
+            for r in ROUTES:
+                if not r.auth or (r.method, r.path) in ROUTE_SCOPES:
+                    continue
+                path = re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "1"), r.path)
+                async with http.request(r.method, url + path, headers=headers, json={}) as resp:
+                    body = await resp.json(content_type=None)
+                    code = (body or {}).get("error", {}).get("code")
+                    if (resp.status, code) != (403, "forbidden"):
+                        failures.append(f"{r.method} {r.path}: {resp.status} {code}")
+            for method, path, body, wanted in (
+                ("GET", f"/api/v1/conversations/{with_bot['conv']}/messages", None, 200),
+                ("GET", f"/api/v1/conversations/{without['conv']}/messages", None, 403),
+                ("GET", f"/api/v1/conversations/{private}/messages", None, 403),
+                ("GET", f"/api/v1/conversations/{without['conv']}/messages/1/around", None, 403),
+                ("POST", f"/api/v1/conversations/{without['conv']}/read", {"seq": 1}, 403),
+                ("GET", f"/api/v1/groups/{without['id']}/members", None, 404),
+                ("POST", "/api/v1/messages", {"cmid": "b1", "conv": without["conv"], "body": {"text": "x"}}, 403),
+                ("POST", "/api/v1/messages", {"cmid": "b2", "conv": with_bot["conv"], "body": {"text": "x"}}, 200),
+            ):
+                async with http.request(method, url + path, headers=headers, json=body) as resp:
+                    text = await resp.text()
+                    if resp.status != wanted:
+                        failures.append(f"{method} {path}: {resp.status}, expected {wanted}")
+                    if secret in text:
+                        failures.append(f"{method} {path}: leaked the canary")
+            sock = await open_socket(http, url, token)
+            for frame_ in (
+                {"type": "pull", "conv": without["conv"], "after_seq": 0},
+                {"type": "history", "conv": private},
+                {"type": "send", "cmid": "w1", "conv": without["conv"], "msg_type": "text", "body": {"text": "x"}},
+                {"type": "call_invite", "to": owner.user_id, "media": "audio"},
+                {"type": "typing", "conv": f"p:{min(owner.user_id, bot_id)}:{max(owner.user_id, bot_id)}"},
+            ):
+                reply = await sock.request(frame_)
+                if reply is None or reply.get("code") != "forbidden":
+                    failures.append(f"ws {frame_['type']}: {reply}")
+            if any(secret in seen for seen in sock.seen):
+                failures.append("ws: leaked the canary")
+            await sock.ws.close()
+        assert not failures, "\n".join(failures)
+    finally:
+        await owner.close()
+        await member.close()

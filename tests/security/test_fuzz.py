@@ -565,7 +565,7 @@ async def test_non_canonical_ids_on_every_frame_and_route(make_node):
             async with http.get(url + "/openapi.json") as resp:
                 spec = await resp.json()
             real = {"group_id": group, "user_id": bob.user_id, "request_id": 1, "report_id": 1, "seq": ack["seq"],
-                    "conv": pair}
+                    "conv": pair, "bot_id": 1, "token_id": 1, "hook_id": 1}
             targets: list[tuple[str, str, str, dict[str, str]]] = []
             for path, ops in spec["paths"].items():
                 names = re.findall(r"{(\w+)}", path)

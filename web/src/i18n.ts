@@ -318,6 +318,10 @@ const en = {
   'sys.joinedLink': '{users} joined by link',
   'sys.joinedDirectory': '{users} joined from the group directory',
   'sys.joinedRequest': '{actor} let {users} in',
+  // -- integrations
+  'auth.sso': 'Sign in with {name}',
+  'auth.or': 'or',
+  'user.bot': 'bot',
 }
 
 export type MessageKey = keyof typeof en
@@ -636,6 +640,10 @@ const zh: Record<MessageKey, string> = {
   'sys.joinedLink': '{users} 通过链接加入了群聊',
   'sys.joinedDirectory': '{users} 从群目录加入了群聊',
   'sys.joinedRequest': '{actor} 同意了 {users} 入群',
+  // -- integrations
+  'auth.sso': '使用 {name} 登录',
+  'auth.or': '或',
+  'user.bot': '机器人',
 }
 
 export type Locale = 'en' | 'zh'

@@ -10,6 +10,7 @@ It follows docs/protocol.md: heartbeats, reconnect with backoff, sync by seq aft
 sends retried with the same cmid until acknowledged, so nothing is sent twice or lost.
 """
 
+from hubbub.client.bots import Bot, Incoming
 from hubbub.client.sdk import ApiError, ClosedError, HubbubClient
 
-__all__ = ["ApiError", "ClosedError", "HubbubClient"]
+__all__ = ["ApiError", "Bot", "ClosedError", "HubbubClient", "Incoming"]

@@ -168,6 +168,13 @@ class HubbubClient:
         body = {"refresh_token": self.refresh_token}
         return self._take_tokens(await self.api("POST", "/api/v1/auth/refresh", body, auth=False))
 
+    def use_bot_token(self, token: str) -> None:
+        """Act as a bot (docs/integrations.md): its token is the bearer of every request and of the socket,
+        and never expires (it is revoked instead), so there is nothing to refresh."""
+        self.access_token = token
+        self.refresh_token = None
+        self.user = None
+
     async def befriend(self, other: HubbubClient, note: str = "") -> None:
         """Make this user and ``other`` friends (request + accept), for tests and bots."""
         request = await self.api("POST", "/api/v1/friends/requests", {"to": other.user_id, "note": note})
@@ -239,6 +246,8 @@ class HubbubClient:
                     frame = msg.json()
                     if frame["type"] == "auth_ok":
                         self.connects += 1
+                        if self.user is None:  # a bot token: who we are is learnt here
+                            self.user = frame["user"]
                         self._heartbeat = float(frame["heartbeat"])
                         beat = asyncio.get_running_loop().create_task(self._beat(ws))
                         asyncio.get_running_loop().create_task(self._after_connect())

@@ -25,6 +25,9 @@ class User(msgspec.Struct, kw_only=True):
     system: bool = False
     #: A closed account ("Deleted user"): its profile is anonymised, its messages keep it as their sender.
     deleted: bool = False
+    #: A bot account (docs/integrations.md): run by a program through a bot token, never logged in to;
+    #: clients show a "bot" badge.
+    bot: bool = False
 
 
 class Account(msgspec.Struct, kw_only=True):

@@ -72,6 +72,7 @@ class Connection:
         "max_buffer",
         "outbox",
         "pending",
+        "scopes",
         "session",
         "sid",
         "signalled",
@@ -107,6 +108,8 @@ class Connection:
         #: The registry slot: the terminal, or ``<terminal>#<device>`` for a client that names its device.
         self.slot = ""
         self.sid = ""
+        #: A bot token's scopes (services/bot_scopes.py); None for a user's session.
+        self.scopes: tuple[str, ...] | None = None
         self.connected_at = self.last_seen = time.monotonic()
         self.closing = False
         #: The code this side closed with (the peer's echo may differ); None if the peer closed first.

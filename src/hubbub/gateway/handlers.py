@@ -21,6 +21,7 @@ from hubbub.gateway.connection import Connection
 from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
 from hubbub.protocol.frames import encode
+from hubbub.services.bot_scopes import check_frame
 from hubbub.services.container import Services
 from hubbub.services.limits import enforce_reads
 
@@ -73,6 +74,12 @@ class Handlers:
         }
 
     async def handle(self, conn: Connection, frame: frames.ClientFrame) -> None:
+        if conn.scopes is not None:
+            try:
+                check_frame(conn.scopes, frame)
+            except HubbubError as exc:
+                conn.send(error_frame(exc, getattr(frame, "rid", None), self.metrics))
+                return
         if isinstance(frame, frames.Ping):
             conn.send(encode(frames.Pong(ts=now_ms(), rid=frame.rid)))
             self.s.webpush.heartbeat(conn.conn_id)  # renews a background mark (services/webpush)

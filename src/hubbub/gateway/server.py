@@ -23,6 +23,7 @@ from hubbub.protocol import frames
 from hubbub.protocol.close_codes import Close
 from hubbub.protocol.frames import encode
 from hubbub.protocol.session import Rejection
+from hubbub.services.bot_scopes import check_socket
 from hubbub.services.container import Services
 from hubbub.services.social_rules import valid_device
 
@@ -128,6 +129,7 @@ class Gateway:
             return
         try:
             principal = await self.s.auth.authenticate(frame.token)
+            check_socket(principal.scopes)
             user = await self.s.accounts.user(principal.user_id)
         except HubbubError as exc:
             conn.send(error_frame(exc, frame.rid))
@@ -142,6 +144,7 @@ class Gateway:
             conn.close(Close.TOO_MANY_CONNECTIONS, refusal.message)
             return
         conn.user, conn.terminal, conn.slot, conn.sid = user, frame.terminal, slot, principal.sid
+        conn.scopes = principal.scopes
         self.hub.claim(conn)
         # Register before saying auth_ok: a client told it is online must be reachable, and the old holder
         # of this terminal's slot is replaced first.

@@ -26,6 +26,7 @@ from hubbub.platform import (  # noqa: F401
     routes_calls,
     routes_friends,
     routes_groups,
+    routes_integrations,
     routes_lifecycle,
     routes_media,
     routes_messages,
@@ -38,6 +39,7 @@ from hubbub.platform.bearer import bearer, bearer_token
 from hubbub.platform.limits import EdgeLimits
 from hubbub.platform.routes_admin import METRICS_KEY
 from hubbub.platform.routing import ROUTES, Ctx, Route, decode_body, ids_in_path
+from hubbub.services.bot_scopes import check_route
 from hubbub.services.container import Services
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -141,6 +143,7 @@ def _endpoint(services: Services, r: Route) -> Callable[[web.Request], Awaitable
         principal = await services.auth.authenticate(bearer(request)) if r.auth else None
         if principal is not None:
             request[USER_KEY] = principal.user_id
+            check_route(principal.scopes, r.method, r.path)  # a bot token: only what its scopes allow
         if principal is not None and r.tag == "admin":
             # Before the body is read: a non-admin learns nothing of these routes, not even their schemas
             # (a 422 for a bad body would tell them the route takes one). Found by the authorization matrix.

@@ -24,6 +24,7 @@ from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.close_codes import Close
 from hubbub.services.access import AccessService
+from hubbub.services.bots import TOKEN_PREFIX, bot_credentials
 from hubbub.services.limits import enforce
 from hubbub.services.names import check_new_user
 from hubbub.services.passwords import Passwords, check_new_password
@@ -32,6 +33,8 @@ from hubbub.services.passwords import Passwords, check_new_password
 class Principal(msgspec.Struct, frozen=True):
     user_id: int
     sid: str
+    #: A bot token's scopes (services/bots.py); None for a user's own session, which may do everything.
+    scopes: tuple[str, ...] | None = None
 
 
 def _hash_token(token: str) -> str:
@@ -80,6 +83,16 @@ class AuthService:
             expires_in=self.config.access_token_ttl_s,
         )
 
+    async def sign_in(self, user_id: int) -> Tokens:
+        """A session for a user who proved who they are elsewhere (single sign-on, services/oidc.py):
+        refused if the account is banned, closed or a bot."""
+        account = await self.storage.account(user_id)
+        if account is None or account.user.deleted or account.user.bot:
+            raise HubbubError(Code.UNAUTHORIZED, "this account cannot sign in")
+        if account.banned and not await self.storage.lift_expired_ban(user_id, now_ms()):
+            raise _banned()
+        return await self._new_session(account.user)
+
     def decode_access(self, token: str) -> Principal:
         """Check signature and expiry only (no database): for hot paths that re-check the session later."""
         try:
@@ -96,6 +109,9 @@ class AuthService:
             raise HubbubError(Code.UNAUTHORIZED, "invalid access token") from exc
 
     async def authenticate(self, token: str) -> Principal:
+        if token.startswith(TOKEN_PREFIX):
+            bot_id, sid, scopes = await bot_credentials(self.storage, self.limiter, self.config, token)
+            return Principal(user_id=bot_id, sid=sid, scopes=scopes)
         principal = self.decode_access(token)
         if not await self.storage.session_active(principal.sid):
             raise HubbubError(Code.TOKEN_REVOKED, "this session has ended, log in again")

@@ -20,6 +20,7 @@ from hubbub.services.access import AccessService
 from hubbub.services.accounts import AccountService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.bots import BotService
 from hubbub.services.calls import CallService
 from hubbub.services.canaries import Canaries
 from hubbub.services.closing import AccountClosing
@@ -30,11 +31,13 @@ from hubbub.services.hot import HotGroups
 from hubbub.services.joins import JoinService
 from hubbub.services.media import MediaService
 from hubbub.services.messages import MessageService
+from hubbub.services.oidc import OidcService
 from hubbub.services.presence import PresenceService
 from hubbub.services.reports import ReportService
 from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchService
 from hubbub.services.social import SocialService
+from hubbub.services.webhooks import IncomingWebhooks, OutgoingWebhooks
 from hubbub.services.webpush import WebPushService
 from hubbub.services.words import WordFilter
 
@@ -74,3 +77,8 @@ class Services:
     social: SocialService
     #: Issue 17: push subscriptions, visibility, and the push queue's worker.
     webpush: WebPushService
+    #: Issue 21: bots, webhooks in and out, single sign-on (docs/integrations.md).
+    bots: BotService
+    incoming_hooks: IncomingWebhooks
+    outgoing_hooks: OutgoingWebhooks
+    oidc: OidcService

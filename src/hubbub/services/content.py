@@ -15,7 +15,9 @@ from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.core.ids import MAX_ID
 
 MAX_MENTIONS = 50
-_TEXT_KEYS = frozenset({"text", "mentions", "mention_all"})
+_TEXT_KEYS = frozenset({"text", "mentions", "mention_all", "format"})
+#: ``format`` of a text message: plain (the default) or simple Markdown (docs/integrations.md).
+TEXT_FORMATS = ("plain", "markdown")
 
 #: (config, sender, body, in_group) -> None, raising HubbubError when the body is not acceptable.
 Validator = Callable[[Config, int, dict[str, Any], bool], Awaitable[None]]
@@ -29,6 +31,8 @@ def check_text(config: Config, body: dict[str, Any], in_group: bool) -> None:
         raise HubbubError(Code.TOO_LARGE, f"text is longer than {config.max_text_chars} characters")
     if not body.keys() <= _TEXT_KEYS:
         raise invalid("body", f"a text message body has only {sorted(_TEXT_KEYS)}")
+    if body.get("format", "plain") not in TEXT_FORMATS:
+        raise invalid("body.format", f"one of {', '.join(TEXT_FORMATS)}")
     if not in_group and ("mentions" in body or "mention_all" in body):
         raise invalid("body.mentions", "mentions are for group messages")
 

@@ -90,7 +90,8 @@ class FriendService:
         if to == me:
             raise invalid("to", "you cannot befriend yourself")
         await enforce(self.limiter, f"friend-req:{me}", 20 / 3600, 20)
-        if not await self.storage.users([to]):
+        target = (await self.storage.users([to])).get(to)
+        if target is None:
             raise not_found("user")
         await self.check_not_blocked(me, to)
         if await self.storage.are_friends(me, to):
@@ -103,6 +104,8 @@ class FriendService:
             raise HubbubError(Code.CONFLICT, "a request to this user is already pending")
         request = await self.storage.create_friend_request(me, to, note.strip(), now_ms())
         await self.routing.publish([pushes.friend("request", [me, to], request=request)])
+        if target.bot:  # a bot is a service anyone may add (docs/integrations.md): it says yes at once
+            return await self.accept(to, request.id)
         return request
 
     async def accept(self, me: int, request_id: int) -> FriendRequest:

@@ -95,6 +95,9 @@ class MessageService:
         #: message or a read needs no code here.
         self.on_stored: list[Callable[[Sequence[tuple[NewMessage, Stored]]], None]] = []
         self.on_read: list[Callable[[int, str, int], Awaitable[None]]] = []
+        #: The embedder's before-send hook (services/before_send.py), when configured: awaited by the
+        #: sender's own call, before the batcher, so a slow hook delays that sender only.
+        self.before_send: Callable[[NewMessage], Awaitable[NewMessage]] | None = None
 
     # -- sending ----------------------------------------------------------------------------------
     async def enqueue(
@@ -116,6 +119,11 @@ class MessageService:
         the sending connection, is not pushed its own message.
         """
         item = await self._check(sender, to=to, conv=conv, cmid=cmid, msg_type=msg_type, body=body)
+        if self.before_send is not None:
+            checked = await self.before_send(item)
+            if checked.body is not item.body:  # rewritten: the new body must pass the same rules
+                await self.content.validate(sender, msg_type, checked.body, parse_group(checked.conv) is not None)
+            item = checked
         return self.batcher.submit(Queued(item, origin))
 
     async def post(self, items: Sequence[NewMessage]) -> list[Message]:
@@ -213,6 +221,11 @@ class MessageService:
                 listener(stored)
 
     # -- reading ----------------------------------------------------------------------------------
+    async def member_check(self, user_id: int, conv: str) -> None:
+        """Refuse (``forbidden``/``not_found``) anyone who is not a member of ``conv``: integrations check
+        webhook owners and bots with the rule reads use."""
+        await self._membership(user_id, conv)
+
     async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
         """(read_seq, min_seq) of a member; refuses anyone else. A private conversation with no message
         yet has no rows, so its rightful members get (0, 0)."""

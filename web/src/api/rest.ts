@@ -21,6 +21,7 @@ import type {
   SearchResults,
   Receipts,
   Retention,
+  SsoProvider,
   Tokens,
   Upload,
   User,
@@ -63,6 +64,12 @@ export class Api {
 
   async login(username: string, password: string): Promise<User> {
     return this.session.set(await this.call<Tokens>('POST', '/auth/login', { username, password })).user
+  }
+
+  /** Single sign-on: the login page's buttons, and the one-time ticket of the callback exchanged for tokens. */
+  ssoProviders = () => this.call<{ providers: SsoProvider[] }>('GET', '/auth/oidc/providers')
+  async ssoExchange(ticket: string): Promise<User> {
+    return this.session.set(await this.call<Tokens>('POST', '/auth/oidc/exchange', { ticket })).user
   }
 
   async logout(): Promise<void> {

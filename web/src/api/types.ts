@@ -17,6 +17,16 @@ export interface User {
   system?: boolean
   /** A closed account: show "Deleted user" (protocol.md, "Closing an account"). */
   deleted?: boolean
+  /** A bot account (docs/integrations.md): shown with a "bot" badge. */
+  bot?: boolean
+}
+
+/** A single sign-on provider for the login page (protocol.md, "Integrations"). */
+export interface SsoProvider {
+  id: string
+  name: string
+  /** Open this URL to sign in. */
+  start: string
 }
 
 /** Known message types; anything else is rendered as a placeholder. */

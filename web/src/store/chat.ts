@@ -310,6 +310,11 @@ export function createChatStore(deps: StoreDeps) {
     afterLogin(u)
   }
 
+  /** Finish a single sign-on: the callback's one-time ticket for a session. */
+  async function ssoLogin(ticket: string): Promise<void> {
+    afterLogin(await api.ssoExchange(ticket))
+  }
+
   async function register(username: string, password: string, nickname?: string, invite?: string): Promise<void> {
     const u = await api.register(username, password, nickname, invite)
     afterLogin(u)
@@ -1414,6 +1419,7 @@ export function createChatStore(deps: StoreDeps) {
     setGroupAvatar,
     boot,
     login,
+    ssoLogin,
     register,
     logout,
     reconnectNow,

@@ -23,6 +23,7 @@ import msgspec
 from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
 from hubbub.engines.storage.base_access import AccessStorage
+from hubbub.engines.storage.base_integrations import IntegrationStorage
 from hubbub.engines.storage.base_push import PushStorage
 from hubbub.engines.storage.base_social import SocialStorage
 from hubbub.engines.storage.lifecycle import LifecycleStorage
@@ -439,8 +440,15 @@ class SearchStorage(abc.ABC):
 
 
 class Storage(
-    GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage, AccessStorage, SocialStorage,
-    PushStorage
+    GroupStorage,
+    MediaStorage,
+    AdminStorage,
+    LifecycleStorage,
+    SearchStorage,
+    AccessStorage,
+    SocialStorage,
+    PushStorage,
+    IntegrationStorage,
 ):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 

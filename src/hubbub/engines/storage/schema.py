@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy import true as sa_true
 
@@ -42,6 +43,8 @@ users = Table(
     # With ``banned``: when the ban ends by itself (ms; 0: never), and the reason the admin gave.
     Column("banned_until", BigInteger, nullable=False, server_default="0"),
     Column("ban_reason", String(256), nullable=False, server_default=""),
+    # A bot account (docs/integrations.md): it has no usable password; programs act as it with bot tokens.
+    Column("is_bot", Boolean, nullable=False, server_default=false()),
 )
 
 # A session is one login: its refresh tokens form a family, and access tokens carry its id (``sid``) so
@@ -473,4 +476,108 @@ push_outbox = Table(
     PrimaryKeyConstraint("device_id", "conv"),
     Index("ix_push_outbox_due", "kind", "due_at"),
     Index("ix_push_outbox_user", "user_id", "conv"),
+)
+
+# -- integrations (docs/integrations.md) ------------------------------------------------------------------
+# A bot's owner (the user who made it; an admin may manage any bot).
+bots = Table(
+    "bots",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("owner_id", Integer, nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# A bot token: an opaque secret stored hashed, with the scopes it grants. Revoked, it stays (audit).
+bot_tokens = Table(
+    "bot_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("bot_id", Integer, nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(64), nullable=False),
+    Column("name", String(64), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+)
+
+# An incoming webhook: whoever knows the secret URL posts into ``conv`` as the bot.
+incoming_webhooks = Table(
+    "incoming_webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("conv", String(64), nullable=False),
+    Column("bot_id", Integer, nullable=False),
+    Column("owner_id", Integer, nullable=False, index=True),
+    Column("name", String(64), nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+)
+
+# An outgoing webhook: the events of one conversation, delivered in order from ``cursor_seq`` by whichever
+# node holds its lease; the messages table itself is the queue, so nothing is lost across restarts.
+outgoing_webhooks = Table(
+    "outgoing_webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Integer, nullable=False, index=True),
+    Column("conv", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(64), nullable=False),
+    # Comma-separated: message, mention, member.
+    Column("events", String(64), nullable=False),
+    # For "mention": the bot whose mentions are delivered.
+    Column("bot_id", Integer, nullable=True),
+    Column("cursor_seq", BigInteger, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False, server_default="0"),
+    Column("lease_owner", String(128), nullable=False, server_default=""),
+    Column("lease_until", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The last delivery attempts of each webhook (older ones are pruned), for its owner to debug.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("webhook_id", Integer, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("response", String(512), nullable=False, server_default=""),
+    Column("duration_ms", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("node", String(128), nullable=False, server_default=""),
+    Index("ix_webhook_deliveries_hook", "webhook_id", "id"),
+)
+
+# An OpenID Connect sign-in in progress (``state``), then its one-time ticket for the web client.
+oidc_flows = Table(
+    "oidc_flows",
+    metadata,
+    Column("state", String(64), primary_key=True),
+    Column("verifier", String(128), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("redirect_uri", String(1024), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False, server_default=false()),
+    Column("ticket_hash", String(64), nullable=True, unique=True),
+    Column("user_id", Integer, nullable=True),
+    Column("ticket_used", Boolean, nullable=False, server_default=false()),
+)
+
+# Accounts linked to the provider's subjects.
+oidc_links = Table(
+    "oidc_links",
+    metadata,
+    Column("issuer", String(512), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("issuer", "subject"),
 )

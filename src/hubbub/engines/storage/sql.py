@@ -49,6 +49,7 @@ from hubbub.engines.storage.pg_writer import PostgresBatchWriter
 from hubbub.engines.storage.sql_access import SqlAccess, real_account
 from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
+from hubbub.engines.storage.sql_integrations import SqlIntegrations
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sql_push import SqlPush
@@ -70,7 +71,18 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, SqlSocial, SqlPush, Storage):
+class SqlStorage(
+    SqlIntegrations,
+    SqlGroups,
+    SqlMedia,
+    SqlAdmin,
+    SqlLifecycle,
+    SqlSearch,
+    SqlAccess,
+    SqlSocial,
+    SqlPush,
+    Storage,
+):
     def __init__(
         self,
         url: str,

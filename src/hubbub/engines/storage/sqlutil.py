@@ -49,6 +49,7 @@ def user_of(row: Row[Any] | Any) -> User:
         # accounts' ("~deleted-<id>", engines/storage/sql_lifecycle.py), which are no server's.
         system=row.username.startswith("~") and not row.username.startswith("~deleted-"),
         deleted=row.username.startswith("~deleted-"),
+        bot=bool(row.is_bot),
     )
 
 
@@ -82,7 +83,14 @@ def message_of_values(row: Sequence[Any]) -> Message:
     )
 
 
-USER_COLS = (t.users.c.id, t.users.c.username, t.users.c.nickname, t.users.c.signature, t.users.c.avatar)
+USER_COLS = (
+    t.users.c.id,
+    t.users.c.username,
+    t.users.c.nickname,
+    t.users.c.signature,
+    t.users.c.avatar,
+    t.users.c.is_bot,
+)
 
 
 def like_prefix(prefix: str) -> str:
