@@ -318,6 +318,11 @@ const en = {
   'sys.joinedLink': '{users} joined by link',
   'sys.joinedDirectory': '{users} joined from the group directory',
   'sys.joinedRequest': '{actor} let {users} in',
+  // -- client-web
+  'rich.more': 'Read more',
+  'rich.less': 'Show less',
+  'status.evicted': 'Signed in on too many devices: this one was disconnected.',
+  // -- end client-web
 }
 
 export type MessageKey = keyof typeof en
@@ -636,6 +641,11 @@ const zh: Record<MessageKey, string> = {
   'sys.joinedLink': '{users} 通过链接加入了群聊',
   'sys.joinedDirectory': '{users} 从群目录加入了群聊',
   'sys.joinedRequest': '{actor} 同意了 {users} 入群',
+  // -- client-web
+  'rich.more': '展开全文',
+  'rich.less': '收起',
+  'status.evicted': '登录的设备过多，此设备已断开。',
+  // -- end client-web
 }
 
 export type Locale = 'en' | 'zh'

@@ -7,6 +7,7 @@ import { createRinger } from './util/ringtone'
 import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
+import { DeviceId } from './util/device'
 import './style.css'
 
 const api = new Api(localStorage)
@@ -16,6 +17,7 @@ const store = createChatStore({
   api,
   wsUrl,
   storage: localStorage,
+  device: new DeviceId(sessionStorage),
   isVisible: () => document.visibilityState === 'visible',
   notify: ({ title, body, conv }) => {
     if (document.visibilityState === 'visible') return

@@ -175,7 +175,7 @@ export const DEFAULT_LIMITS: Limits = { max_text_chars: 4000, max_frame_bytes: 6
 export type Rid = string | number
 
 export type ClientFrame =
-  | { type: 'auth'; token: string; terminal: Terminal }
+  | { type: 'auth'; token: string; terminal: Terminal; device?: string }
   | { type: 'ping' }
   | SendFrame
   | { type: 'sync'; rid?: Rid }
@@ -252,6 +252,9 @@ export interface AuthOkFrame {
   heartbeat: number
   ts: number
   limits?: Limits
+  /** This tab's device id, echoed (issue 15), and the id of the login's session. */
+  device?: string
+  session?: string
 }
 export interface PongFrame { type: 'pong'; ts: number }
 export interface AckFrame extends Ack { type: 'ack'; rid?: Rid }
@@ -304,6 +307,8 @@ export const CloseCode = {
   revoked: 4403,
   heartbeatTimeout: 4508,
   replaced: 4409,
+  /** Too many sessions of this user: this idlest one was closed; reconnect only when asked. */
+  evicted: 4410,
   slowConsumer: 4529,
   tooManyConnections: 4530,
   draining: 4503,

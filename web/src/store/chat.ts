@@ -85,6 +85,8 @@ export interface StoreDeps {
   newCmid?: () => string
   /** Where unsent messages survive a reload (localStorage in the browser). */
   storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>
+  /** This tab's device id (util/device.ts): every tab is its own live session. */
+  device?: { readonly value: string; renew(): string }
 }
 
 export interface Toast {
@@ -435,14 +437,20 @@ export function createChatStore(deps: StoreDeps) {
     receiptsInflight.clear()
   }
 
+  /** The server echoed our device id: it keeps one slot per tab, so a 4409 means a copy of this tab. */
+  let deviceKnown = false
+
   function connect(): void {
+    const device = deps.device
     const opts: ConnectionOptions = {
       url: deps.wsUrl,
       terminal: 'web',
+      device: device ? () => device.value : undefined,
       getToken: () => api.session.accessToken(),
       refreshToken: () => api.session.refresh(),
       onReady: (auth) => {
         if (auth.limits) state.limits = { ...DEFAULT_LIMITS, ...auth.limits }
+        deviceKnown = !!auth.device
         state.me = auth.user
         remember(auth.user)
         api.session.updateUser(auth.user)
@@ -454,6 +462,11 @@ export function createChatStore(deps: StoreDeps) {
         state.status = s
         state.retryInMs = d?.retryInMs ?? 0
         state.closeCode = d?.code ?? null
+        // A duplicated tab started with our id and took the slot: take a new id and come back at once.
+        if (s === 'replaced' && device && deviceKnown) {
+          device.renew()
+          setTimeout(() => conn?.reconnectNow(), 0)
+        }
       },
       onEnded: (reason) => endSession(reason),
     }
