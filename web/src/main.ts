@@ -8,6 +8,7 @@ import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
 import { DeviceId } from './util/device'
+import { installDeepLinks } from './util/deeplinks'
 import './style.css'
 
 const api = new Api(localStorage)
@@ -71,6 +72,7 @@ applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 store.boot()
+installDeepLinks({ state: store.state, openConv: store.openConv })
 
 const access = createAccess(api)
 void access.loadServer()
