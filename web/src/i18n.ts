@@ -88,12 +88,12 @@ const en = {
   'chat.send': 'Send',
   'chat.emoji': 'Emoji',
   'chat.hint': 'Enter to send, Shift+Enter for a new line',
-  'msg.image': '[image]',
-  'msg.file': '[file]',
-  'msg.voice': '[voice]',
-  'msg.video': '[video]',
+  'msg.image': 'Photo',
+  'msg.file': 'File',
+  'msg.voice': 'Voice message',
+  'msg.video': 'Video',
   'msg.system': '[system message]',
-  'msg.unknown': '[unsupported message]',
+  'msg.unknown': 'Message',
   'user.system': 'Official',
   'user.systemHint': 'The server’s own account: its notices come from the administrators',
   'msg.you': 'You: ',
@@ -340,6 +340,8 @@ const en = {
   'emoji.group7': 'Objects',
   'emoji.group8': 'Symbols',
   'emoji.group9': 'Flags',
+  'preview.file': 'File: {name}',
+  'preview.voice': 'Voice message {d}',
   // -- end client-web
 }
 
@@ -429,12 +431,12 @@ const zh: Record<MessageKey, string> = {
   'chat.send': '发送',
   'chat.emoji': '表情',
   'chat.hint': 'Enter 发送，Shift+Enter 换行',
-  'msg.image': '[图片]',
-  'msg.file': '[文件]',
-  'msg.voice': '[语音]',
-  'msg.video': '[视频]',
+  'msg.image': '图片',
+  'msg.file': '文件',
+  'msg.voice': '语音消息',
+  'msg.video': '视频',
   'msg.system': '[系统消息]',
-  'msg.unknown': '[暂不支持的消息]',
+  'msg.unknown': '消息',
   'user.system': '官方',
   'user.systemHint': '服务器自己的账号：其通知来自管理员',
   'msg.you': '我：',
@@ -681,6 +683,8 @@ const zh: Record<MessageKey, string> = {
   'emoji.group7': '物品',
   'emoji.group8': '符号',
   'emoji.group9': '旗帜',
+  'preview.file': '文件：{name}',
+  'preview.voice': '语音消息 {d}',
   // -- end client-web
 }
 
