@@ -342,6 +342,12 @@ const en = {
   'emoji.group9': 'Flags',
   'preview.file': 'File: {name}',
   'preview.voice': 'Voice message {d}',
+  'unread.divider': 'New messages',
+  'unread.jump': '{n} unread',
+  'long.counter': '{n} / {max}',
+  'long.over': '{n} characters over the limit of {max}. Shorten it, or send it as a text file.',
+  'long.asFile': 'Send as text file',
+  'long.fileName': 'message.txt',
   // -- end client-web
 }
 
@@ -685,6 +691,12 @@ const zh: Record<MessageKey, string> = {
   'emoji.group9': '旗帜',
   'preview.file': '文件：{name}',
   'preview.voice': '语音消息 {d}',
+  'unread.divider': '以下为新消息',
+  'unread.jump': '{n} 条未读',
+  'long.counter': '{n} / {max}',
+  'long.over': '超出 {max} 字上限 {n} 字。请删减，或作为文本文件发送。',
+  'long.asFile': '作为文本文件发送',
+  'long.fileName': '消息.txt',
   // -- end client-web
 }
 

@@ -9,6 +9,7 @@ import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
 import { DeviceId } from './util/device'
 import { installDeepLinks } from './util/deeplinks'
+import { installUnreadMarks } from './store/unreadMark'
 import './style.css'
 
 const api = new Api(localStorage)
@@ -71,6 +72,7 @@ const calls = createCallStore({
 applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
+installUnreadMarks(store)
 store.boot()
 installDeepLinks({ state: store.state, openConv: store.openConv })
 

@@ -10,7 +10,7 @@ describe('messageSummary', () => {
 })
 
 describe('previews read as words', () => {
-  const m = (type: string, body: object) => ({ type, body, sender: 1, recalled: false })
+  const m = (type: string, body: Record<string, unknown>) => ({ type, body, sender: 1, recalled: false })
   it('names media, with a file name and a voice duration', () => {
     expect(messageSummary(m('image', { upload: 'u' }))).toBe('Photo')
     expect(messageSummary(m('image', { upload: 'u', caption: 'sunset' }))).toBe('Photo · sunset')
