@@ -348,6 +348,13 @@ const en = {
   'long.over': '{n} characters over the limit of {max}. Shorten it, or send it as a text file.',
   'long.asFile': 'Send as text file',
   'long.fileName': 'message.txt',
+  'upload.tooLarge': '{name} is larger than {limit}, the most this server accepts.',
+  'upload.limit': 'larger than {limit}',
+  'preview.title': 'Send {n} item(s)',
+  'preview.remove': 'Remove {name}',
+  'preview.caption': 'Add a caption…',
+  'preview.captionFile': 'Add a message…',
+  'preview.send': 'Send',
   // -- end client-web
 }
 
@@ -697,6 +704,13 @@ const zh: Record<MessageKey, string> = {
   'long.over': '超出 {max} 字上限 {n} 字。请删减，或作为文本文件发送。',
   'long.asFile': '作为文本文件发送',
   'long.fileName': '消息.txt',
+  'upload.tooLarge': '{name} 超过了 {limit}，这是本服务器允许的上限。',
+  'upload.limit': '超过 {limit}',
+  'preview.title': '发送 {n} 项',
+  'preview.remove': '移除 {name}',
+  'preview.caption': '添加说明…',
+  'preview.captionFile': '添加留言…',
+  'preview.send': '发送',
   // -- end client-web
 }
 

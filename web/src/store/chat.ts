@@ -60,7 +60,7 @@ import {
   type ConvState,
   type Outgoing,
 } from './convs'
-import { kindFor, markDone, markFailed, newUpload, setProgress, type UploadItem } from './uploads'
+import { formatBytes, kindFor, markDone, markFailed, newUpload, setProgress, type UploadItem } from './uploads'
 import { extractMentions, type Picked } from '../util/mentions'
 
 /** What the store needs from a connection; `Connection` in production, a fake in tests. */
@@ -954,11 +954,13 @@ export function createChatStore(deps: StoreDeps) {
   function sendFile(
     conv: ConvId,
     file: Blob & { name?: string },
-    opts: { kind?: MediaKind; name?: string; width?: number; height?: number } = {},
+    opts: { kind?: MediaKind; name?: string; width?: number; height?: number; caption?: string; duration?: number } = {},
   ): string {
     const kind = kindFor({ type: file.type, name: opts.name ?? file.name ?? '' }, opts.kind)
     const item = newUpload(`u${++uploadSeq}`, conv, { name: opts.name ?? file.name ?? '', size: file.size, type: file.type }, kind, now())
     if (kind === 'image' || kind === 'video') item.preview = makePreview(file)
+    if (opts.caption) item.caption = opts.caption
+    if (opts.duration) item.duration = opts.duration
     if (opts.width && opts.height) {
       item.width = opts.width
       item.height = opts.height
@@ -976,21 +978,22 @@ export function createChatStore(deps: StoreDeps) {
     item.status = 'uploading'
     item.sent = 0
     delete item.error
-    const { promise, abort } = api.upload(file, item.kind, item.name, (sent, total) => setProgress(item, sent, total))
+    const { promise, abort } = api.upload(file, item.kind, item.name, (sent, total) => setProgress(item, sent, total), item.duration)
     uploadAborts.set(id, abort)
     promise.then(
       (up) => {
         uploadAborts.delete(id)
         markDone(item, up)
         dropUpload(id)
-        sendMedia(item.conv, up)
+        sendMedia(item.conv, up, item.caption)
       },
       (e: unknown) => {
         uploadAborts.delete(id)
         const code = e instanceof ApiError ? e.code : 'internal'
         if (code === 'aborted') return dropUpload(id)
-        markFailed(item, code)
-        toast(code, {}, 'error')
+        markFailed(item, code, e instanceof Error ? e.message : '')
+        if (item.limit) toast('upload.tooLarge', { name: item.name, limit: formatBytes(item.limit) }, 'error')
+        else toast(code, {}, 'error')
       },
     )
   }

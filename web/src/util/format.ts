@@ -1,10 +1,10 @@
 /** Display helpers: times, day labels, avatar colours, message previews. Pure; the locale is a parameter. */
 import { callText } from './callRecord'
 import type { Message, UserId } from '../api/types'
-import { t, type Locale } from '../i18n'
+import { errorText, t, type Locale } from '../i18n'
 import { systemText, type NameSource } from './system'
 import { parseMarkdown, plainText } from './markdown'
-import { formatDuration } from '../store/uploads'
+import { formatBytes, formatDuration, type UploadItem } from '../store/uploads'
 
 function tag(locale: Locale): string {
   return locale === 'zh' ? 'zh-CN' : 'en'
@@ -100,4 +100,10 @@ export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 're
 export function previewText(text: string): string {
   if (!/[*_~`[\]\\]/.test(text)) return text.replace(/\s*\n\s*/g, ' ')
   return plainText(parseMarkdown(text)).trim().replace(/\s*\n\s*/g, ' ')
+}
+
+/** Why an upload failed, in a sentence that names the limit when size was the reason. */
+export function uploadFailure(item: Pick<UploadItem, 'error' | 'limit'>): string {
+  if (item.error === 'too_large' && item.limit) return t('upload.limit', { limit: formatBytes(item.limit) })
+  return errorText(item.error ?? 'internal')
 }
