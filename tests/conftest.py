@@ -66,9 +66,14 @@ async def make_client(node: Node) -> AsyncIterator[Callable[..., Awaitable[Hubbu
     clients: list[HubbubClient] = []
 
     async def create(
-        name: str | None = None, *, connect: bool = True, terminal: str = "web", register: bool = True
+        name: str | None = None,
+        *,
+        connect: bool = True,
+        terminal: str = "web",
+        register: bool = True,
+        device: str | None = None,
     ) -> HubbubClient:
-        client = HubbubClient(base_url(node), terminal=terminal)
+        client = HubbubClient(base_url(node), terminal=terminal, device=device)
         clients.append(client)
         username = name or f"user{next(_names)}"
         if register:

@@ -196,8 +196,9 @@ class Config(msgspec.Struct, kw_only=True):
     trusted_proxies: str = ""
     #: Live WebSocket connections one client IP may hold on a node (refused with HTTP 429 before the upgrade).
     max_ws_per_ip: int = 256
-    #: Authenticated WebSocket connections one user may hold on a node (more: close 4530).
-    max_ws_per_user: int = 8
+    #: Authenticated WebSocket connections one user may hold on a node (more: close 4530). Above
+    #: ``max_sessions_per_user`` so that a user's own devices are evicted (4410), not refused.
+    max_ws_per_user: int = 12
     #: Seconds a new HTTP connection has to send its first request, and an idle keep-alive connection is
     #: kept: a client trickling its headers (slow loris) is cut off after this.
     http_keepalive_s: float = 15.0
@@ -252,6 +253,20 @@ class Config(msgspec.Struct, kw_only=True):
     trace_ttl_s: int = 86400
     #: On a single node (no Redis), most messages whose traces are kept in memory (the oldest go first).
     trace_memory_messages: int = 100_000
+    # -- social (issue 15; docs/protocol.md, "Sessions, profiles, blocking and chat preferences") --
+    #: Live connections (devices and tabs) one user may hold across the cluster; one more evicts the idlest
+    #: (close 4410).
+    max_sessions_per_user: int = 10
+    #: A profile change is pushed to fellow members of groups up to this size (and not push-pull).
+    profile_push_group_limit: int = 500
+    #: Group read counts are pushed to senders at most once per this window per group (ms).
+    receipt_push_window_ms: int = 1000
+    #: Groups above this many members get no read-count pushes (clients ask with ``receipts``).
+    receipt_push_max_members: int = 100
+    #: Longest voice note whose duration the server takes from the client (seconds).
+    voice_max_seconds: int = 600
+    #: Chats one user may pin.
+    max_pinned_chats: int = 5
 
     @property
     def database_url(self) -> str:

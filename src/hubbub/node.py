@@ -73,6 +73,7 @@ class Node:
             self.services.ids.set_number(self.config.node_number)
         elif (number := await self.cluster.lease_node_number()) is not None:
             self.services.ids.set_number(number)
+        await self.services.social.start()  # read counts are pushed from wherever the read was taken
         if self.root.serves_websocket:  # nothing to renew or sweep on a node without connections
             await self.registry.start(self.hub)
             self.hub.start()

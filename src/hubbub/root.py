@@ -77,6 +77,7 @@ from hubbub.services.presence import PresenceService
 from hubbub.services.reports import ReportService
 from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchIndexer, SearchService
+from hubbub.services.social import SocialService
 from hubbub.services.words import WordFilter
 
 if TYPE_CHECKING:
@@ -411,7 +412,25 @@ class Root:
 
     @cached
     def get_presence(self) -> PresenceService:
-        return PresenceService(self.get_storage(), self.get_registry(), self.get_routing())
+        return PresenceService(
+            self.get_storage(), self.get_registry(), self.get_routing(), self.config.max_sessions_per_user
+        )
+
+    @cached
+    def get_social(self) -> SocialService:
+        """Issue 15: blocks, remarks, privacy, chat preferences, sessions, live profiles and read counts. It
+        hears every stored read (``MessageService.on_read``)."""
+        social = SocialService(
+            self.config,
+            self.get_storage(),
+            self.get_routing(),
+            self.get_registry(),
+            self.get_friends(),
+            self.get_groups(),
+            self.get_hot_policy().group_is_hot,
+        )
+        self.get_messages().on_read = social.on_read
+        return social
 
     @cached
     def get_admin(self) -> AdminService:
@@ -456,6 +475,7 @@ class Root:
             access=self.get_auth().access,
             joins=self.get_joins(),
             reports=self.get_reports(),
+            social=self.get_social(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------
@@ -524,6 +544,8 @@ class Root:
             await self.get_exports().close()
         if self.built("indexer"):
             await self.get_indexer().close()
+        if self.built("social"):
+            await self.get_social().close()
         if self.built("calls"):
             await self.get_calls().close()  # and its store
         if self.built("words"):

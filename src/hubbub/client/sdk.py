@@ -75,7 +75,12 @@ class ConversationLog:
 
 class HubbubClient:
     def __init__(
-        self, base_url: str | Sequence[str], *, terminal: str = "web", request_timeout: float = 10.0
+        self,
+        base_url: str | Sequence[str],
+        *,
+        terminal: str = "web",
+        request_timeout: float = 10.0,
+        device: str | None = None,
     ) -> None:
         """``base_url`` may be a list of cluster nodes: the client moves to the next one when a connection
         fails (a node died or drains) and resumes there with a sync."""
@@ -83,6 +88,9 @@ class HubbubClient:
         self.urls = [u.rstrip("/") for u in urls]
         self.base_url = self.urls[0]
         self.terminal = terminal
+        #: This device's id (issue 15): several devices of one user stay online together; None is the old
+        #: one-connection-per-terminal behaviour.
+        self.device = device
         self.request_timeout = request_timeout
         self.http = aiohttp.ClientSession()
         self.user: dict[str, Any] | None = None
@@ -219,9 +227,10 @@ class HubbubClient:
         async with self.http.ws_connect(self.ws_url, autoping=True, max_msg_size=0) as ws:
             self._ws = ws
             self.close_code = None
-            await ws.send_json(
-                {"type": "auth", "token": self.access_token, "terminal": self.terminal, "rid": "auth"}
-            )
+            auth = {"type": "auth", "token": self.access_token, "terminal": self.terminal, "rid": "auth"}
+            if self.device is not None:
+                auth["device"] = self.device
+            await ws.send_json(auth)
             beat: asyncio.Task[None] | None = None
             try:
                 async for msg in ws:

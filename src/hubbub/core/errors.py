@@ -51,6 +51,8 @@ class Code(StrEnum):
     INVITE_INVALID = "invite_invalid"
     LINK_INVALID = "link_invalid"
     INTERNAL = "internal"
+    #: The other user blocked the caller, or the caller blocked them (docs/protocol.md, "Blocking").
+    BLOCKED = "blocked"
 
 
 HTTP_STATUS: dict[Code, int] = {
@@ -88,6 +90,7 @@ HTTP_STATUS: dict[Code, int] = {
     Code.INVITE_INVALID: 403,
     Code.LINK_INVALID: 403,
     Code.INTERNAL: 500,
+    Code.BLOCKED: 403,
 }
 
 

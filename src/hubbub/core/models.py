@@ -75,6 +75,10 @@ class Friend(msgspec.Struct, kw_only=True):
     user: User
     since: int
     online: bool = False
+    #: The caller's private alias for this friend ("" for none; issue 15).
+    remark: str = ""
+    #: When they were last online (ms), if offline and their privacy lets the caller see it; else null.
+    last_seen: int | None = None
 
 
 class Conversation(msgspec.Struct, kw_only=True):

@@ -44,6 +44,7 @@ class Connection:
         "session",
         "sid",
         "signalled",
+        "slot",
         "stats",
         "terminal",
         "transport",
@@ -67,6 +68,8 @@ class Connection:
         self.session = Session()
         self.user: User | None = None
         self.terminal = ""
+        #: The registry slot: the terminal, or ``<terminal>#<device>`` for a client that names its device.
+        self.slot = ""
         self.sid = ""
         self.connected_at = self.last_seen = time.monotonic()
         self.closing = False

@@ -170,7 +170,7 @@ class Handlers:
 
     # -- calls (services/calls): each frame is checked against the call's two parties there ------------
     async def _call_invite(self, conn: Connection, frame: frames.CallInvite) -> bytes:
-        call = await self.s.calls.invite(conn.user_id, conn.conn_id, frame.to, frame.media, conn.terminal)
+        call = await self.s.calls.invite(conn.user_id, conn.conn_id, frame.to, frame.media, conn.slot)
         return encode(frames.CallInvited(call=call.info(), rid=frame.rid))
 
     async def _call_ring(self, conn: Connection, frame: frames.CallRing) -> bytes:
@@ -178,11 +178,11 @@ class Handlers:
         return encode(frames.Ok(rid=frame.rid))
 
     async def _call_accept(self, conn: Connection, frame: frames.CallAccept) -> bytes:
-        await self.s.calls.accept(conn.user_id, conn.conn_id, frame.call, conn.terminal)
+        await self.s.calls.accept(conn.user_id, conn.conn_id, frame.call, conn.slot)
         return encode(frames.Ok(rid=frame.rid))
 
     async def _call_resume(self, conn: Connection, frame: frames.CallResume) -> bytes:
-        await self.s.calls.resume(conn.user_id, conn.conn_id, frame.call, conn.terminal)
+        await self.s.calls.resume(conn.user_id, conn.conn_id, frame.call, conn.slot)
         return encode(frames.Ok(rid=frame.rid))
 
     async def _call_reject(self, conn: Connection, frame: frames.CallReject) -> bytes:

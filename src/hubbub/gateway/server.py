@@ -12,7 +12,8 @@ import time
 from aiohttp import WSMsgType, web
 
 from hubbub.core.clock import now_ms
-from hubbub.core.errors import Code, HubbubError
+from hubbub.core.errors import Code, HubbubError, invalid
+from hubbub.engines.registry.base import slot_of
 from hubbub.gateway.connection import Connection
 from hubbub.gateway.handlers import Handlers, error_frame
 from hubbub.gateway.hub import Hub
@@ -22,6 +23,7 @@ from hubbub.protocol.close_codes import Close
 from hubbub.protocol.frames import encode
 from hubbub.protocol.session import Rejection
 from hubbub.services.container import Services
+from hubbub.services.social_rules import valid_device
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ class Gateway:
             self.hub.remove(conn)
             if conn.user is not None:
                 try:
-                    await self.s.presence.disconnected(conn.user_id, conn.terminal, conn.conn_id)
+                    await self.s.presence.disconnected(conn.user_id, conn.slot, conn.conn_id)
                 except Exception:
                     log.exception("unregistering %s failed", conn.conn_id)
                 try:
@@ -96,6 +98,8 @@ class Gateway:
                 if isinstance(result, frames.Auth):
                     await self._authenticate(conn, result)
                 else:
+                    if not isinstance(result, frames.Ping):  # the idlest session is the one evicted
+                        await self.s.presence.active(conn.user_id, conn.slot, conn.conn_id)
                     await self.handlers.handle(conn, result)
             elif msg.type is WSMsgType.ERROR:
                 break
@@ -103,6 +107,11 @@ class Gateway:
             log.info("closed %s: frame too big", conn.conn_id)
 
     async def _authenticate(self, conn: Connection, frame: frames.Auth) -> None:
+        if frame.device is not None and not valid_device(frame.device):
+            refusal = invalid("device", "1 to 64 characters from A-Z a-z 0-9 _ -")
+            conn.send(error_frame(refusal, frame.rid))
+            conn.close(Close.UNAUTHORIZED, refusal.message)
+            return
         try:
             principal = await self.s.auth.authenticate(frame.token)
             user = await self.s.accounts.user(principal.user_id)
@@ -112,17 +121,18 @@ class Gateway:
             retry = exc.code is Code.UNAVAILABLE
             conn.close(Close.GOING_AWAY if retry else Close.UNAUTHORIZED, exc.message)
             return
-        if self._over_user_cap(user.id, frame.terminal):
+        slot = slot_of(frame.terminal, frame.device)
+        if self._over_user_cap(user.id, slot):
             refusal = HubbubError(Code.RATE_LIMITED, "too many connections for this user", retry_after=5)
             conn.send(error_frame(refusal, frame.rid))
             conn.close(Close.TOO_MANY_CONNECTIONS, refusal.message)
             return
-        conn.user, conn.terminal, conn.sid = user, frame.terminal, principal.sid
+        conn.user, conn.terminal, conn.slot, conn.sid = user, frame.terminal, slot, principal.sid
         self.hub.claim(conn)
         # Register before saying auth_ok: a client told it is online must be reachable, and the old holder
         # of this terminal's slot is replaced first.
         try:
-            await self.s.presence.connected(user.id, frame.terminal, conn.conn_id)
+            await self.s.presence.connected(user.id, slot, conn.conn_id)
             # Again, now that a revocation or a ban can find this connection: one that landed after the
             # check above but before the registration would otherwise have missed it (docs/security.md).
             await self.s.auth.authenticate(frame.token)
@@ -140,6 +150,8 @@ class Gateway:
         conn.session.authenticated()
         self.hub.bind(conn)
         log.info("ws_opened", extra={"conn": conn.conn_id, "user": user.id, "terminal": frame.terminal})
+        with contextlib.suppress(HubbubError):  # the sessions list's "last active": never a reason to refuse
+            await self.s.social.session_seen(principal.sid)
         config = self.s.config
         conn.send(
             encode(
@@ -154,14 +166,16 @@ class Gateway:
                         max_frame_bytes=config.max_frame_bytes,
                         recall_window_s=config.recall_window_s,
                     ),
+                    device=frame.device,
+                    session=principal.sid,
                 )
             )
         )
 
-    def _over_user_cap(self, user_id: int, terminal: str) -> bool:
-        """At most ``max_ws_per_user`` live connections per user on this node (docs/security.md). One on the
-        same terminal does not count: the new connection replaces it (4409)."""
-        live = [c for c in self.hub.by_user.get(user_id, ()) if not c.closing and c.terminal != terminal]
+    def _over_user_cap(self, user_id: int, slot: str) -> bool:
+        """At most ``max_ws_per_user`` live connections per user on this node (docs/security.md). One in the
+        same slot (terminal, or device) does not count: the new connection replaces it (4409)."""
+        live = [c for c in self.hub.by_user.get(user_id, ()) if not c.closing and c.slot != slot]
         return len(live) >= self.s.config.max_ws_per_user
 
     async def drain(self, timeout: float = 5.0) -> None:

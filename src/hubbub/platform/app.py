@@ -30,6 +30,7 @@ from hubbub.platform import (  # noqa: F401
     routes_media,
     routes_messages,
     routes_search,
+    routes_social,
 )
 from hubbub.platform.access_log import USER_KEY, access_log, quiet_parser_errors
 from hubbub.platform.bearer import bearer, bearer_token

@@ -37,6 +37,8 @@ class RefreshBody(msgspec.Struct, kw_only=True):
 class PasswordBody(msgspec.Struct, kw_only=True):
     old_password: Password
     new_password: Password
+    #: Issue 15: false keeps the other sessions logged in.
+    logout_others: bool = True
 
 
 class ProfileBody(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -107,14 +109,16 @@ async def logout(ctx: Ctx) -> None:
 @route(
     "POST",
     "/api/v1/auth/password",
-    summary="Change password (rate limited per session and user); every other session is revoked",
+    summary="Change password (rate limited per session and user); every other session is revoked unless "
+    "logout_others is false",
     body=PasswordBody,
     status=204,
     tag="auth",
 )
 async def change_password(ctx: Ctx) -> None:
     assert ctx.principal is not None
-    await ctx.s.auth.change_password(ctx.principal, ctx.body.old_password, ctx.body.new_password)
+    b: PasswordBody = ctx.body
+    await ctx.s.auth.change_password(ctx.principal, b.old_password, b.new_password, logout_others=b.logout_others)
 
 
 @route("GET", "/api/v1/me", summary="My profile", response=User, tag="users")
@@ -126,7 +130,11 @@ async def me(ctx: Ctx) -> User:
 async def edit_me(ctx: Ctx) -> User:
     changes: dict[str, Any] = msgspec.structs.asdict(ctx.body)
     changes = {k: v for k, v in changes.items() if v is not msgspec.UNSET}
-    return await ctx.s.accounts.update_profile(ctx.me, changes)
+    before = await ctx.s.accounts.user(ctx.me)
+    after = await ctx.s.accounts.update_profile(ctx.me, changes)
+    if after != before:  # issue 15: friends and fellow members see it live
+        await ctx.s.social.profile_changed(after)
+    return after
 
 
 @route("GET", "/api/v1/users/{user_id}", summary="A user's public profile", response=User, tag="users")

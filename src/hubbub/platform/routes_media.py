@@ -7,6 +7,7 @@ before any body byte is read.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import AsyncIterator
 from urllib.parse import quote
@@ -42,6 +43,7 @@ async def usage(ctx: Ctx) -> Usage:
     query={
         "kind": "image | file | voice | video (required unless a multipart 'kind' field gives it)",
         "name": "the file name to show (sanitized; default: the multipart part's filename)",
+        "duration": "voice/video only: the duration in seconds, kept when the file does not say (issue 15)",
     },
     tag="media",
 )
@@ -53,10 +55,12 @@ async def upload(ctx: Ctx) -> UploadView:
     multipart = request.content_type.startswith("multipart/")
     media = ctx.s.media
     media.check_declared(kind, declared, MULTIPART_SLACK if multipart else 0)  # before reading anything
+    claim = _claimed_duration(request.query.get("duration"))
     if not multipart:
         if kind is None:
             raise invalid("kind", "give ?kind=image|file|voice|video")
-        return await media.upload(ctx.me, kind, name, _guard(request.content.iter_chunked(CHUNK)), declared)
+        chunks = _guard(request.content.iter_chunked(CHUNK))
+        return await media.upload(ctx.me, kind, name, chunks, declared, claimed_duration=claim)
     try:
         reader = await request.multipart()
     except ValueError as exc:  # "multipart/form-data" without a boundary (found by schemathesis)
@@ -78,7 +82,8 @@ async def upload(ctx: Ctx) -> UploadView:
         elif part.name == "file":
             if kind is None:
                 raise invalid("kind", "give ?kind= or a 'kind' field before the 'file' part")
-            return await media.upload(ctx.me, kind, name or part.filename, _guard(_part_chunks(part)))
+            chunks = _guard(_part_chunks(part))
+            return await media.upload(ctx.me, kind, name or part.filename, chunks, claimed_duration=claim)
 
 
 async def _guard(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -209,3 +214,16 @@ async def _serve(ctx: Ctx, thumb: bool) -> web.StreamResponse:
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+def _claimed_duration(raw: str | None) -> float | None:
+    """``?duration=`` as a finite number of seconds; its range and fit are the media service's to check."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid("duration", "a number of seconds") from None
+    if not math.isfinite(value):
+        raise invalid("duration", "a number of seconds")
+    return value

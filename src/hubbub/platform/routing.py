@@ -107,7 +107,7 @@ class Ctx:
 
 #: Path parameters that are not numbers: each route checks its own (content hashes, export ids past 2^31,
 #: invite and link codes), answering ``not_found`` for one it does not know.
-OPAQUE_PATH_KEYS = frozenset({"upload_id", "export_id", "code"})
+OPAQUE_PATH_KEYS = frozenset({"upload_id", "export_id", "code", "session_id"})
 
 
 def ids_in_path(request: web.Request) -> None:

@@ -36,6 +36,9 @@ class Close(IntEnum):
     REVOKED = 4403
     #: A newer login on the same terminal took this one's place.
     REPLACED = 4409
+    #: The user opened more than ``max_sessions_per_user`` sessions and this was the idlest (issue 15).
+    #: Terminal: reconnecting by itself would evict another of the user's sessions in turn.
+    EVICTED = 4410
     # -- reconnect (4500-4999) -----------------------------------------------------------------------
     #: The node drains (restart, deploy): reconnect, to any node.
     DRAINING = 4503

@@ -38,6 +38,9 @@ class Auth(ClientFrame, tag="auth"):
     #: Required: a default would let a phone that forgot it take the web tab's slot (4409) by surprise.
     terminal: Terminal
     rid: Rid = None
+    #: Issue 15: one slot per device/tab (absent: one per terminal, as before). Checked by the gateway
+    #: (services/social_rules.py) so the refusal can close with 4401 like any bad ``auth``.
+    device: Annotated[str, Meta(max_length=64)] | None = None
 
 
 class Ping(ClientFrame, tag="ping"):
@@ -203,6 +206,9 @@ class AuthOk(ServerFrame, tag="auth_ok"):
     ts: int
     rid: Rid = None
     limits: Limits | None = None
+    #: Echoed from ``auth`` (issue 15), and the id of this login's session (``GET /api/v1/me/sessions``).
+    device: str | None = None
+    session: str | None = None
 
 
 class Pong(ServerFrame, tag="pong"):
@@ -291,6 +297,8 @@ class PresencePush(ServerFrame, tag="presence"):
     user: int
     online: bool
     terminals: list[str]
+    #: Going offline, when the user's privacy lets the friends see it (issue 15).
+    last_seen: int | None = None
 
 
 class FriendPush(ServerFrame, tag="friend"):
@@ -354,6 +362,46 @@ class CallSdpPush(ServerFrame, tag="call_sdp"):
 class CallIcePush(ServerFrame, tag="call_ice"):
     call: str
     candidate: dict[str, Any] | None = None
+
+
+# -- issue 15: profiles, blocks, chat preferences, read counts (docs/protocol.md) ------------------------
+class ProfilePush(ServerFrame, tag="profile"):
+    """A user's public profile changed: to them, their friends and fellow members of small groups."""
+
+    user: User
+
+
+class RemarkPush(ServerFrame, tag="remark"):
+    """The user set a remark on ``user``: to their own sessions."""
+
+    user: int
+    remark: str
+
+
+class BlockPush(ServerFrame, tag="block"):
+    """The user blocked or unblocked ``user``: to their own sessions (the blocked user is never told)."""
+
+    event: Literal["blocked", "unblocked"]
+    user: User
+
+
+class PrefsPush(ServerFrame, tag="prefs"):
+    """A chat preference changed: to the user's own sessions."""
+
+    prefs: Any
+
+
+class ReadCount(msgspec.Struct):
+    seq: int
+    read: int
+    total: int
+
+
+class ReceiptsPush(ServerFrame, tag="receipts"):
+    """Read counts of the recipient's own messages in a small group, coalesced per window."""
+
+    conv: str
+    counts: list[ReadCount]
 
 
 _encoder = msgspec.json.Encoder()

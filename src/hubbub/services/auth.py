@@ -150,6 +150,7 @@ class AuthService:
         account = await self.storage.account(found.user_id)
         if account is None or account.banned:
             raise HubbubError(Code.TOKEN_REVOKED, "this session has ended, log in again")
+        await self.storage.touch_session(found.sid, now_ms())  # the sessions list's "last active"
         return Tokens(
             user=account.user,
             access_token=self._access_token(found.user_id, found.sid),
@@ -183,7 +184,9 @@ class AuthService:
             raise HubbubError(Code.UNAUTHORIZED, "unknown refresh token")
         await self._end_session(found.user_id, found.sid)
 
-    async def change_password(self, principal: Principal, old: str, new: str) -> None:
+    async def change_password(
+        self, principal: Principal, old: str, new: str, *, logout_others: bool = True
+    ) -> None:
         """Set a new password; this session stays, every other one is revoked and its sockets closed.
 
         Limited per session and per user (twice the session's allowance) before any hashing, so guessing
@@ -198,6 +201,9 @@ class AuthService:
         if account is None or not await self.passwords.verify(account.password_hash, old):
             raise HubbubError(Code.UNAUTHORIZED, "wrong password")
         new_hash = await self.passwords.hash(new)
+        if not logout_others:  # issue 15: the user chose to keep their other sessions
+            await self.storage.update_password_hash(principal.user_id, new_hash)
+            return
         revoked = await self.storage.set_password(principal.user_id, new_hash, keep_sid=principal.sid)
         for sid in revoked:
             await self.routing.disconnect(principal.user_id, Close.REVOKED, "password changed", sid=sid)

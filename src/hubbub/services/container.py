@@ -33,6 +33,7 @@ from hubbub.services.presence import PresenceService
 from hubbub.services.reports import ReportService
 from hubbub.services.retention import RetentionService
 from hubbub.services.search import SearchService
+from hubbub.services.social import SocialService
 from hubbub.services.words import WordFilter
 
 
@@ -65,3 +66,5 @@ class Services:
     access: AccessService
     joins: JoinService
     reports: ReportService
+    #: Issue 15: blocks, remarks, last seen, chat preferences, sessions, live profiles and read counts.
+    social: SocialService

@@ -16,11 +16,15 @@ from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.services import pushes
 from hubbub.services.limits import enforce
+from hubbub.services.social_rules import last_seen_visible
 
 # Positive friendship answers are cached this long (seconds): the send path asks on every private message.
 # A removal on this node drops the entry at once; one on another node is seen within this window.
 FRIENDSHIP_CACHE_S = 10.0
 _CACHE_MAX = 200_000
+# Answers to "does either block the other?" are cached this briefly (both answers): a block on this node
+# drops the entry at once; one made on another node takes effect here within this window (issue 15).
+BLOCK_CACHE_S = 2.0
 
 
 class FriendService:
@@ -34,6 +38,29 @@ class FriendService:
         self.limiter = limiter
         self._friends_cache: dict[tuple[int, int], float] = {}
         self._checking: dict[tuple[int, int], asyncio.Future[bool]] = {}
+        self._blocks_cache: dict[tuple[int, int], tuple[bool, float]] = {}
+
+    # -- blocks (issue 15) ------------------------------------------------------------------------
+    async def blocking(self, a: int, b: int) -> bool:
+        """Whether either of the two blocked the other (cached ``BLOCK_CACHE_S``: the send path asks)."""
+        key = (a, b) if a < b else (b, a)
+        cached = self._blocks_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        answer = await self.storage.blocking(*key)
+        if len(self._blocks_cache) >= _CACHE_MAX:
+            self._blocks_cache.clear()
+        self._blocks_cache[key] = (answer, now + BLOCK_CACHE_S)
+        return answer
+
+    def forget_block(self, a: int, b: int) -> None:
+        self._blocks_cache.pop((a, b) if a < b else (b, a), None)
+
+    async def check_not_blocked(self, me: int, other: int) -> None:
+        """``blocked`` if either blocked the other: no message, request or call passes a block."""
+        if await self.blocking(me, other):
+            raise HubbubError(Code.BLOCKED, "you cannot reach this user: one of you blocked the other")
 
     async def are_friends(self, a: int, b: int) -> bool:
         key = (a, b) if a < b else (b, a)
@@ -65,6 +92,7 @@ class FriendService:
         await enforce(self.limiter, f"friend-req:{me}", 20 / 3600, 20)
         if not await self.storage.users([to]):
             raise not_found("user")
+        await self.check_not_blocked(me, to)
         if await self.storage.are_friends(me, to):
             raise HubbubError(Code.CONFLICT, "already friends")
         reverse = await self.storage.pending_request(to, me)
@@ -114,8 +142,18 @@ class FriendService:
 
     async def friends(self, me: int) -> list[Friend]:
         pairs = await self.storage.friends(me)
-        online = await self.registry.presence([u.id for u, _ in pairs])
-        return [Friend(user=user, since=since, online=user.id in online) for user, since in pairs]
+        ids = [u.id for u, _ in pairs]
+        online = await self.registry.presence(ids)
+        hidden = await self.storage.blockers_among(me, ids)  # who blocks me shows offline, no last seen
+        remarks = await self.storage.remarks(me, ids)
+        social = await self.storage.social(ids)
+        rows = []
+        for user, since in pairs:
+            shown = user.id in online and user.id not in hidden
+            visible = last_seen_visible(social[user.id].privacy, friends=True, blocked=user.id in hidden)
+            seen = social[user.id].last_seen if visible and not shown and social[user.id].last_seen else None
+            rows.append(Friend(user=user, since=since, online=shown, remark=remarks.get(user.id, ""), last_seen=seen))
+        return rows
 
     async def requests(self, me: int) -> tuple[list[FriendRequest], list[FriendRequest]]:
         return await self.storage.friend_requests(me)

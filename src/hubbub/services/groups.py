@@ -19,7 +19,7 @@ from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.ids import MessageIds
 from hubbub.core.models import Group, GroupMember
 from hubbub.engines.ratelimit.base import RateLimiter
-from hubbub.engines.registry.base import Registry
+from hubbub.engines.registry.base import Registry, terminals_of
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import GroupChange, GroupUpdate, NewMessage, Storage
 from hubbub.services import pushes
@@ -104,7 +104,10 @@ class GroupService:
         await self._member(group_id, me)
         limit = max(1, min(limit, 200))
         page = await self.storage.group_members(group_id, after, limit)
-        online = await self.registry.presence([m.user.id for m in page])
+        found = await self.registry.presence([m.user.id for m in page])
+        # Terminal classes, never device ids; members who block me show offline to me (issue 15).
+        hidden = await self.storage.blockers_among(me, list(found))
+        online = {uid: terminals_of(slots) for uid, slots in found.items() if uid not in hidden}
         return online, page[-1].user.id if len(page) == limit else None
 
     async def receipts(self, me: int, group_id: int, seq: int) -> tuple[int, int, list[int]]:

@@ -42,6 +42,7 @@ from hubbub.engines.blobs.base import BlobNotFound, BlobStore
 from hubbub.engines.storage.base import Storage, UploadRecord
 from hubbub.services import media_probe as probe
 from hubbub.services.content import MEDIA_TYPES
+from hubbub.services.social_rules import claimed_duration as check_claimed_duration
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -187,10 +188,15 @@ class MediaService:
         name: str | None,
         source: AsyncIterator[bytes],
         declared: int | None = None,
+        claimed_duration: float | None = None,
     ) -> UploadView:
         """Stream ``source`` into storage as ``owner``'s upload of ``kind``. ``declared`` is the exact
-        length when the client announced it (refused at once if over the limit or quota)."""
+        length when the client announced it (refused at once if over the limit or quota).
+        ``claimed_duration``: the client's duration of a voice note or video, kept only when the container
+        does not say and the value is believable (issue 15; services/social_rules.py)."""
         self.check_declared(kind, declared)
+        if claimed_duration is not None and kind not in ("voice", "video"):
+            raise invalid("duration", "only for voice and video uploads")
         limit = self.limits[kind]
         token = secrets.token_hex(16)
         quota = _Quota(self.storage, token, owner, self.config.upload_quota_bytes)
@@ -207,7 +213,9 @@ class MediaService:
             if size == 0:
                 raise invalid("body", "the upload is empty")
             mime = probe.kind_mime(kind, probe.sniff(head))
-            record = await self._store(owner, kind, name, mime, spool, extra[1], token, digest)
+            record = await self._store(
+                owner, kind, name, mime, spool, extra[1], token, digest, claimed_duration
+            )
         finally:
             await asyncio.to_thread(_unlink_all, extra)
             await quota.release()
@@ -254,6 +262,7 @@ class MediaService:
         clean: Path,
         token: str,
         digest: str,
+        claimed_duration: float | None = None,
     ) -> UploadRecord:
         meta: dict[str, Any] = {}
         original, key = spool, digest
@@ -274,6 +283,8 @@ class MediaService:
                 self.probe_work.add(work)
             if seconds is not None:
                 meta["duration"] = seconds
+            elif claimed_duration is not None:  # a browser's WebM says nothing: believe a plausible client
+                meta["duration"] = check_claimed_duration(claimed_duration, size, self.config.voice_max_seconds)
         await self._put_blob(key, size, original)
         if thumb is not None:
             data, thumb_key = thumb

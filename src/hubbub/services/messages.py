@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -90,6 +90,8 @@ class MessageService:
         #: Server time in ms (core/clock.py); a test passes its own to move time.
         self.clock = clock
         self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
+        #: Told of every read after it is stored (set by the composition root).
+        self.on_read: Callable[[int, str, int], Awaitable[None]] | None = None
 
     # -- sending ----------------------------------------------------------------------------------
     async def enqueue(
@@ -173,6 +175,7 @@ class MessageService:
                 raise HubbubError(Code.NOT_FRIENDS, "you can only message friends")
         elif not await self.storage.users([peer]):
             raise not_found("user")
+        await self.friends.check_not_blocked(sender, peer)  # issue 15: no message passes a block
         return private_conv(sender, peer)
 
     async def _publish_stored(self, batch: Sequence[Queued], results: Sequence[Stored | Rejected]) -> None:
@@ -275,6 +278,8 @@ class MessageService:
         # (group receipts are asked for per message, so a read never fans out to thousands).
         recipients = _members_of(conv) or (user_id,)
         await self.routing.publish([pushes.read(conv, user_id, read_seq, recipients)])
+        if self.on_read is not None:  # issue 15: chat preferences and group read counts (services/social.py)
+            await self.on_read(user_id, conv, read_seq)
         return read_seq
 
     async def typing(self, user_id: int, conv: str) -> None:

@@ -13,7 +13,21 @@ from typing import Literal
 
 from hubbub.core.models import FriendRequest, Message, User
 from hubbub.engines.routing.base import Event
-from hubbub.protocol.frames import FriendPush, MsgPush, NewsPush, PresencePush, ReadPush, TypingPush, encode
+from hubbub.protocol.frames import (
+    BlockPush,
+    FriendPush,
+    MsgPush,
+    NewsPush,
+    PrefsPush,
+    PresencePush,
+    ProfilePush,
+    ReadCount,
+    ReadPush,
+    ReceiptsPush,
+    RemarkPush,
+    TypingPush,
+    encode,
+)
 
 
 def message(
@@ -45,9 +59,35 @@ def news(conv: str, seq: int, mention: bool) -> bytes:
     return encode(NewsPush(conv=conv, seq=seq, mention=mention))
 
 
-def presence(user: int, terminals: Sequence[str], friends: Sequence[int]) -> Event:
-    """``user``'s terminals changed (none: offline), to their friends."""
-    return Event(friends, encode(PresencePush(user=user, online=bool(terminals), terminals=list(terminals))))
+def presence(
+    user: int, terminals: Sequence[str], friends: Sequence[int], last_seen: int | None = None
+) -> Event:
+    """``user``'s terminals changed (none: offline, with ``last_seen`` if they let friends see it)."""
+    frame = PresencePush(user=user, online=bool(terminals), terminals=list(terminals), last_seen=last_seen)
+    return Event(friends, encode(frame))
+
+
+def profile(user: User, recipients: Sequence[int]) -> Event:
+    """``user`` changed their nickname, avatar or signature (issue 15)."""
+    return Event(recipients, encode(ProfilePush(user=user)))
+
+
+def remark(owner: int, user: int, text: str) -> Event:
+    return Event((owner,), encode(RemarkPush(user=user, remark=text)))
+
+
+def block(owner: int, event: Literal["blocked", "unblocked"], user: User) -> Event:
+    return Event((owner,), encode(BlockPush(event=event, user=user)))
+
+
+def prefs(owner: int, value: object) -> Event:
+    return Event((owner,), encode(PrefsPush(prefs=value)))
+
+
+def read_counts(conv: str, sender: int, counts: Sequence[tuple[int, int, int]]) -> Event:
+    """Read counts (seq, read, total) of ``sender``'s own messages in a small group."""
+    frame = ReceiptsPush(conv=conv, counts=[ReadCount(seq=s, read=r, total=t) for s, r, t in counts])
+    return Event((sender,), encode(frame))
 
 
 FriendEvent = Literal["request", "accepted", "declined", "removed"]

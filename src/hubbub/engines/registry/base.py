@@ -15,6 +15,12 @@ Contract (tests/contract/test_registry.py runs it against every implementation):
   overwrite it: it closes its own connection as replaced, through the ``LocalCloser`` given to ``start``.
 - ``presence`` is derived from the registry: a user is online while any terminal is held by a connection of
   a live node. Users with none are left out.
+- **Sessions cap** (issue 15). ``register(..., cap=n)`` keeps at most ``n`` live slots for the user: when the
+  new one makes ``n + 1``, the slot whose connection was least recently active (``touch``, else its
+  registration) is freed in the same atomic step and named in ``Registered.evicted``; the caller closes it
+  with ``Close.EVICTED``. The new slot is never the one evicted. A slot is a terminal class (``web``) or, for
+  clients that send a device id, ``<terminal>#<device>`` (``slot_of``); presence reports terminal classes.
+- ``touch`` records a connection's activity (at most as fresh as the last renewal on Redis).
 - ``locate`` names the nodes that hold the users' connections, for routing: one round trip for any number
   of users.
 """
@@ -43,6 +49,26 @@ class Registered(msgspec.Struct, frozen=True):
     after: tuple[str, ...]
     #: The connection this registration took the slot from, still open: the caller closes it.
     replaced: Holder | None = None
+    #: Connections freed to keep the user within the sessions cap, still open: the caller closes them.
+    evicted: tuple[Holder, ...] = ()
+
+
+#: Separates a slot's terminal class from its device id (device ids cannot contain it).
+DEVICE_SEP = "#"
+
+
+def slot_of(terminal: str, device: str | None) -> str:
+    """The registry slot of a connection: one per device when the client names one, else one per terminal."""
+    return f"{terminal}{DEVICE_SEP}{device}" if device else terminal
+
+
+def terminal_of(slot: str) -> str:
+    return slot.split(DEVICE_SEP, 1)[0]
+
+
+def terminals_of(slots: Sequence[str]) -> tuple[str, ...]:
+    """The terminal classes of some slots, sorted and distinct: what presence shows of them."""
+    return tuple(sorted({terminal_of(s) for s in slots}))
 
 
 class LocalCloser(Protocol):
@@ -65,7 +91,12 @@ class Registry(abc.ABC):
         """Stop renewing and free every slot this node holds."""
 
     @abc.abstractmethod
-    async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered: ...
+    async def register(self, user_id: int, terminal: str, conn_id: str, *, cap: int = 0) -> Registered:
+        """Take the slot ``terminal`` (see ``slot_of``); with ``cap`` > 0, evict down to ``cap`` slots."""
+
+    @abc.abstractmethod
+    async def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
+        """The connection was active now (it is the last to be evicted)."""
 
     @abc.abstractmethod
     async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:

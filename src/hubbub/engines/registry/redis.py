@@ -36,39 +36,73 @@ from hubbub.protocol.close_codes import Close
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] user hash; ARGV: terminal, value, ttl seconds. Returns the hash as it was before.
+# KEYS[1] user hash; ARGV: terminal, value, ttl seconds, now ms, cap (0: none). Returns the hash as it was
+# before, and the (terminal, value) pairs evicted to keep the user within the cap: the live entries (not past
+# their expiry) with the oldest activity (the value's 4th field), never the new one.
 _REGISTER = """
 local before = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return before
+local cap = tonumber(ARGV[5])
+local evicted = {}
+if cap > 0 then
+  local now = tonumber(ARGV[4])
+  local others = {}
+  local flat = redis.call('HGETALL', KEYS[1])
+  for i = 1, #flat, 2 do
+    local exp, active = string.match(flat[i + 1], '^[^\\t]*\\t[^\\t]*\\t(%d+)\\t?(%d*)')
+    if exp and tonumber(exp) >= now and flat[i] ~= ARGV[1] then
+      table.insert(others, {flat[i], flat[i + 1], tonumber(active) or 0})
+    end
+  end
+  table.sort(others, function(a, b) return a[3] < b[3] or (a[3] == b[3] and a[1] < b[1]) end)
+  local excess = #others + 1 - cap
+  for i = 1, excess do
+    -- a tombstone, not a deletion: the evicted connection's node must not renew the slot back (_REFRESH)
+    local conn = string.match(others[i][2], '^[^\\t]*\\t([^\\t]*)\\t')
+    redis.call('HSET', KEYS[1], others[i][1], '~\\t' .. conn .. '\\t0\\t0')
+    table.insert(evicted, others[i][1])
+    table.insert(evicted, others[i][2])
+  end
+end
+return {before, evicted}
 """
 
-# KEYS[1] user hash; ARGV: terminal, conn id. Frees the slot only if conn id still holds it.
+# KEYS[1] user hash; ARGV: terminal, conn id. Frees the slot only if conn id still holds it (an evicted
+# connection's tombstone is removed, and nothing is reported freed).
 _UNREGISTER = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return false end
-local conn = string.match(cur, '^[^\\t]*\\t(.-)\\t%d+$')
+local node, conn = string.match(cur, '^([^\\t]*)\\t([^\\t]*)\\t%d+')
 if conn ~= ARGV[2] then return false end
+if node == '~' then
+  redis.call('HDEL', KEYS[1], ARGV[1])  -- an evicted connection's tombstone: it held nothing any more
+  return false
+end
 local before = redis.call('HGETALL', KEYS[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 return before
 """
 
 # KEYS[1] user hash; ARGV: now ms, ttl s, then (terminal, conn id, value) triples. Renews this node's
-# entries unless another live connection took the slot; returns the terminals that were taken.
+# entries unless another live connection took the slot, or the sessions cap evicted this one (a tombstone,
+# node ``~``); returns the terminals that were taken, ``~``-prefixed for an eviction.
 _REFRESH = """
 local now = tonumber(ARGV[1])
 local lost = {}
 for i = 3, #ARGV, 3 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local mine = true
+  local evicted = false
   if cur then
-    local conn, exp = string.match(cur, '^[^\\t]*\\t(.-)\\t(%d+)$')
-    mine = (conn == ARGV[i + 1]) or (tonumber(exp) < now)
+    local node, conn, exp = string.match(cur, '^([^\\t]*)\\t([^\\t]*)\\t(%d+)')
+    evicted = (node == '~') and (conn == ARGV[i + 1])
+    mine = not evicted and ((conn == ARGV[i + 1]) or (tonumber(exp) < now))
   end
   if mine then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  elseif evicted then
+    table.insert(lost, '~' .. ARGV[i])
   else
     table.insert(lost, ARGV[i])
   end
@@ -113,8 +147,9 @@ class _SlotLocks:
 
 
 def _parse(value: bytes) -> _Entry | None:
+    """``node\\tconn\\texpires[\\tactive]``: entries written before issue 15 have no activity field."""
     try:
-        node, conn_id, expires = value.decode().split("\t")
+        node, conn_id, expires, *_active = value.decode().split("\t")
         return _Entry(node, conn_id, int(expires))
     except ValueError:
         return None
@@ -148,13 +183,16 @@ class RedisRegistry(Registry):
         self._closer: LocalCloser | None = None
         #: This node's own registrations: user -> terminal -> conn id. Rewritten to Redis after it lost them.
         self._local: dict[int, dict[str, str]] = {}
+        #: When each local connection was last active (ms), carried to Redis by the renewal.
+        self._active: dict[str, int] = {}
         self._slot_locks = _SlotLocks()
         self._renewal = Periodic(
             f"registry-renewal-{node_id}", refresh_s, self.refresh, jitter=0.1, quiet=(RedisError, OSError)
         )
 
     def _value(self, conn_id: str, now: int) -> str:
-        return f"{self.node_id}\t{conn_id}\t{now + int(self.entry_ttl_s * 1000)}"
+        active = self._active.get(conn_id, now)
+        return f"{self.node_id}\t{conn_id}\t{now + int(self.entry_ttl_s * 1000)}\t{active}"
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, closer: LocalCloser) -> None:
@@ -173,33 +211,57 @@ class RedisRegistry(Registry):
                 for terminal, conn_id in list(slots.items()):
                     await self._unregister(keys=[self.keys.user(user_id)], args=[terminal, conn_id])
         self._local.clear()
+        self._active.clear()
 
     # -- slots ------------------------------------------------------------------------------------
-    async def register(self, user_id: int, terminal: str, conn_id: str) -> Registered:
+    async def register(self, user_id: int, terminal: str, conn_id: str, *, cap: int = 0) -> Registered:
         now = now_ms()
+        self._active[conn_id] = now
         async with self._slot_locks.hold((user_id, terminal)):
             try:
-                raw = await self._register(
+                raw, evicted_raw = await self._register(
                     keys=[self.keys.user(user_id)],
-                    args=[terminal, self._value(conn_id, now), int(self.entry_ttl_s)],
+                    args=[terminal, self._value(conn_id, now), int(self.entry_ttl_s), now, cap],
                 )
             except RedisError as exc:
                 raise HubbubError(Code.UNAVAILABLE, "the connection registry is unavailable") from exc
             self._local.setdefault(user_id, {})[terminal] = conn_id
+            evicted = [(t, _parse(v)) for t, v in _pairs(evicted_raw).items()]
+            self._forget_local(user_id, [(t, e.conn_id) for t, e in evicted if e is not None])
         before_all = {t: _parse(v) for t, v in _pairs(raw).items()}
         live = await self._live_terminals(before_all, now)
         previous = before_all.get(terminal)
         replaced = None
         if previous is not None and previous.conn_id != conn_id and terminal in live:
             replaced = Holder(previous.node, previous.conn_id)
+        gone = {t for t, _ in evicted}
         return Registered(
-            before=tuple(sorted(live)), after=tuple(sorted({*live, terminal})), replaced=replaced
+            before=tuple(sorted(live)),
+            after=tuple(sorted({*live, terminal} - gone)),
+            replaced=replaced,
+            evicted=tuple(Holder(e.node, e.conn_id) for _, e in evicted if e is not None),
         )
+
+    def _forget_local(self, user_id: int, slots: Sequence[tuple[str, str]]) -> None:
+        """Drop this node's record of connections another registration evicted, so no renewal revives them."""
+        mine = self._local.get(user_id)
+        for terminal, conn_id in slots:
+            if mine is not None and mine.get(terminal) == conn_id:
+                del mine[terminal]
+                self._active.pop(conn_id, None)
+        if mine is not None and not mine:
+            del self._local[user_id]
+
+    async def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
+        """Local only: the renewal (every ``refresh_s``) carries it to Redis, so activity costs no round trip."""
+        if self._local.get(user_id, {}).get(terminal) == conn_id:
+            self._active[conn_id] = now_ms()
 
     async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:
         slots = self._local.get(user_id)
         if slots is not None and slots.get(terminal) == conn_id:
             del slots[terminal]
+            self._active.pop(conn_id, None)
             if not slots:
                 del self._local[user_id]
         try:
@@ -234,11 +296,17 @@ class RedisRegistry(Registry):
         for (user_id, slots), lost in zip(users, replies, strict=True):
             for raw in lost or ():
                 terminal = raw.decode()
+                evicted = terminal.startswith("~")
+                terminal = terminal.removeprefix("~")
                 if terminal in slots and self._closer is not None:
                     lost_conn = slots.pop(terminal)
-                    self._closer.disconnect(
-                        user_id, Close.REPLACED, "replaced by a newer login", lost_conn, None
+                    self._active.pop(lost_conn, None)
+                    code, why = (
+                        (Close.EVICTED, "signed in on too many devices")
+                        if evicted
+                        else (Close.REPLACED, "replaced by a newer login")
                     )
+                    self._closer.disconnect(user_id, code, why, lost_conn, None)
             if not slots:
                 self._local.pop(user_id, None)
 

@@ -52,6 +52,8 @@ sessions = Table(
     Column("user_id", Integer, nullable=False, index=True),
     Column("revoked", Boolean, nullable=False, server_default=false()),
     Column("created_at", BigInteger, nullable=False),
+    # When the session last refreshed its tokens or opened a socket (the sessions list, issue 15).
+    Column("last_active", BigInteger, nullable=False, server_default="0"),
 )
 
 refresh_tokens = Table(
@@ -353,4 +355,50 @@ audit_log = Table(
     Column("reason", String(1024), nullable=False, server_default=""),
     Column("address", String(64), nullable=False, server_default=""),
     Column("detail", Text, nullable=False, server_default="{}"),
+)
+
+# -- social (issue 15) ---------------------------------------------------------------------------------------
+# ``user_id`` blocks ``blocked_id``: one direction per row; the rules read both (services/social.py).
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("user_id", Integer, nullable=False),
+    Column("blocked_id", Integer, nullable=False),
+    Column("since", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id", "blocked_id"),
+    Index("ix_blocks_blocked", "blocked_id"),
+)
+
+# A private alias ``user_id`` gave ``target_id``; only its owner ever reads it.
+contact_remarks = Table(
+    "contact_remarks",
+    metadata,
+    Column("user_id", Integer, nullable=False),
+    Column("target_id", Integer, nullable=False),
+    Column("remark", String(64), nullable=False),
+    PrimaryKeyConstraint("user_id", "target_id"),
+)
+
+# Per user and conversation: the chat list's pin/mute/archive/mark-unread, synced across the user's sessions.
+chat_prefs = Table(
+    "chat_prefs",
+    metadata,
+    Column("user_id", Integer, nullable=False),
+    Column("conv", String(48), nullable=False),
+    Column("pinned", BigInteger, nullable=False, server_default="0"),
+    Column("muted", Boolean, nullable=False, server_default=false()),
+    Column("archived", Boolean, nullable=False, server_default=false()),
+    Column("marked_unread", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id", "conv"),
+    Index("ix_chat_prefs_conv", "conv"),
+)
+
+# Last seen (when the user's last connection closed) and who may see it. A row only once either is set.
+user_social = Table(
+    "user_social",
+    metadata,
+    Column("user_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seen_privacy", String(16), nullable=False, server_default="friends"),
+    Column("last_seen", BigInteger, nullable=False, server_default="0"),
 )

@@ -36,6 +36,7 @@ from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sql_search import SqlSearch
+from hubbub.engines.storage.sql_social import SqlSocial
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 from hubbub.engines.storage.sqlutil import (
     USER_COLS,
@@ -51,7 +52,7 @@ from hubbub.engines.storage.sqlutil import (
 NOT_UNREAD_TYPES = ("system", "recall")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, SqlSocial, Storage):
     def __init__(
         self,
         url: str,

@@ -54,12 +54,6 @@ Step = Callable[[Call, int], Outcome]
 _decode = msgspec.json.Decoder(Call).decode
 
 
-def _blocked(a: int, b: int) -> bool:
-    """Whether either user blocked the other. Blocking does not exist yet: when it does, this is the one
-    check to fill in (invites between them are then refused as between non-friends)."""
-    return False
-
-
 class CallService:
     def __init__(
         self,
@@ -99,10 +93,11 @@ class CallService:
             self.config.call_invite_per_minute / 60,
             self.config.call_invite_burst,
         )
-        if not await self.friends.are_friends(user, to) or _blocked(user, to):
+        if not await self.friends.are_friends(user, to):
             if not await self.storage.users([to]):
                 raise not_found("user")
             raise HubbubError(Code.NOT_FRIENDS, "you can only call friends")
+        await self.friends.check_not_blocked(user, to)  # issue 15: a blocked pair cannot call
         now = self.clock()
         outcome = machine.new_call(
             secrets.token_urlsafe(12),
