@@ -10,6 +10,7 @@ import { messageSummary } from './util/format'
 import { DeviceId } from './util/device'
 import { installDeepLinks } from './util/deeplinks'
 import { installUnreadMarks } from './store/unreadMark'
+import { SocialKey, createSocialStore } from './store/social'
 import './style.css'
 
 const api = new Api(localStorage)
@@ -23,6 +24,7 @@ const store = createChatStore({
   isVisible: () => document.visibilityState === 'visible',
   notify: ({ title, body, conv }) => {
     if (document.visibilityState === 'visible') return
+    if (social.isMuted(conv)) return // a muted chat counts, but does not pop up
     if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return
     try {
       const n = new Notification(title, { body: messageSummary(body), tag: conv })
@@ -73,10 +75,11 @@ applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
 installUnreadMarks(store)
+const social = createSocialStore(store, api)
 store.boot()
 installDeepLinks({ state: store.state, openConv: store.openConv })
 
 const access = createAccess(api)
 void access.loadServer()
 
-createApp(App).provide(StoreKey, store).provide(CallKey, calls).provide(AccessKey, access).mount('#app')
+createApp(App).provide(StoreKey, store).provide(CallKey, calls).provide(AccessKey, access).provide(SocialKey, social).mount('#app')

@@ -224,6 +224,11 @@ export class Connection {
       case 'call_ended':
       case 'call_sdp':
       case 'call_ice':
+      case 'profile':
+      case 'remark':
+      case 'block':
+      case 'prefs':
+      case 'receipts':
         this.opts.onPush(f)
         return
       default:

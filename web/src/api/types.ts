@@ -56,6 +56,9 @@ export interface Friend {
   user: User
   since: number
   online: boolean
+  /** My private alias for them ("" none) and when they were last online (issue 15; when I may see it). */
+  remark?: string
+  last_seen?: number | null
 }
 
 export interface Ack {
@@ -268,7 +271,7 @@ export interface ReceiptsResultFrame extends Receipts { type: 'receipts_result';
 export interface NewsFrame { type: 'news'; conv: ConvId; seq: number; mention?: boolean }
 export interface ReadFrame { type: 'read'; conv: ConvId; user: UserId; seq: number }
 export interface TypingFrame { type: 'typing'; conv: ConvId; user: UserId }
-export interface PresenceFrame { type: 'presence'; user: UserId; online: boolean; terminals: Terminal[] }
+export interface PresenceFrame { type: 'presence'; user: UserId; online: boolean; terminals: Terminal[]; last_seen?: number }
 export interface FriendFrame {
   type: 'friend'
   event: 'request' | 'accepted' | 'declined' | 'removed'
@@ -293,9 +296,13 @@ export type ServerFrame =
   | FriendFrame
   | CallInvitedFrame
   | CallPushFrame
+  | SocialPush
+
+/** Sessions, profiles, blocks and chat preferences (issue 15): handled by store/social.ts. */
+import type { SocialPush } from './social'
 
 /** Frames the server pushes without being asked (no rid). */
-export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame
+export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame | SocialPush
 
 /** WebSocket close codes (protocol.md, "Close codes"). */
 export const CloseCode = {

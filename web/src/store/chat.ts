@@ -167,6 +167,10 @@ export function createChatStore(deps: StoreDeps) {
     uploads: [] as UploadItem[],
     /** The access token used in media URLs (`?access_token=`), kept in step with the session. */
     mediaToken: '',
+    /** My private aliases for people (issue 15): shown instead of their names everywhere. */
+    remarks: {} as Record<UserId, string>,
+    /** When people went offline (ms), as far as their privacy lets me see. */
+    lastSeen: {} as Record<UserId, number>,
   })
 
   let conn: ConnectionLike | null = null
@@ -218,7 +222,7 @@ export function createChatStore(deps: StoreDeps) {
   function displayName(u: User | UserId | null | undefined): string {
     const user = typeof u === 'number' ? state.users[u] : u
     if (!user) return typeof u === 'number' ? `#${u}` : ''
-    return user.nickname || user.username
+    return state.remarks[user.id] || user.nickname || user.username
   }
 
   function convTitle(conv: ConvId): string {
@@ -424,6 +428,8 @@ export function createChatStore(deps: StoreDeps) {
     state.leftGroups = {}
     state.members = {}
     state.receipts = {}
+    state.remarks = {}
+    state.lastSeen = {}
     for (const u of state.uploads) if (u.preview) revokePreview(u.preview)
     for (const abort of uploadAborts.values()) abort()
     state.uploads = []
@@ -577,7 +583,19 @@ export function createChatStore(deps: StoreDeps) {
 
   // ---- pushes ----------------------------------------------------------------------------------------
 
+  /** Frames other stores handle (store/social.ts: profile, remark, block, prefs, receipts). */
+  const pushListeners = new Set<(f: PushFrame) => void>()
+  function onAnyPush(fn: (f: PushFrame) => void): () => void {
+    pushListeners.add(fn)
+    return () => pushListeners.delete(fn)
+  }
+  function noteRemark(user: UserId, remark: string): void {
+    if (remark) state.remarks[user] = remark
+    else delete state.remarks[user]
+  }
+
   function onPush(f: PushFrame): void {
+    for (const fn of pushListeners) fn(f)
     switch (f.type) {
       case 'msg': {
         const m = f.msg
@@ -620,6 +638,7 @@ export function createChatStore(deps: StoreDeps) {
       }
       case 'presence':
         state.online[f.user] = f.online
+        if (f.last_seen) state.lastSeen[f.user] = f.last_seen
         return
       case 'friend':
         onFriendEvent(f)
@@ -1320,6 +1339,8 @@ export function createChatStore(deps: StoreDeps) {
           remember(f.user)
           next[f.user.id] = { since: f.since }
           state.online[f.user.id] = f.online
+          if (f.remark !== undefined) noteRemark(f.user.id, f.remark)
+          if (f.last_seen) state.lastSeen[f.user.id] = f.last_seen
         }
         state.friends = next
         for (const r of [...reqs.incoming, ...reqs.outgoing]) {
@@ -1457,6 +1478,9 @@ export function createChatStore(deps: StoreDeps) {
     onCallFrame,
     onCallReady,
     callRequest,
+    onAnyPush,
+    noteRemark,
+    remember,
     /** For tests: feed a push as if it came from the socket. */
     _onPush: onPush,
   }
