@@ -24,7 +24,7 @@ describe('arrangeChats', () => {
 function stores() {
   const mem = new Map<string, string>()
   const storage = { getItem: (k: string) => mem.get(k) ?? null, setItem: (k: string, v: string) => void mem.set(k, v), removeItem: (k: string) => void mem.delete(k) }
-  const api = new Api(storage, '', async () => new Response('{}', { status: 503 }))
+  const api = new Api(storage as unknown as Storage, '', (async () => new Response('{}', { status: 503 })) as typeof fetch)
   const chat = createChatStore({ api, wsUrl: 'ws://x' })
   const social = createSocialStore(chat, api)
   return { chat, social }

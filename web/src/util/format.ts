@@ -107,3 +107,10 @@ export function uploadFailure(item: Pick<UploadItem, 'error' | 'limit'>): string
   if (item.error === 'too_large' && item.limit) return t('upload.limit', { limit: formatBytes(item.limit) })
   return errorText(item.error ?? 'internal')
 }
+
+/** "last seen 14:02", "last seen yesterday", "last seen Mar 3" (a person's presence when offline). */
+export function lastSeenText(ts: number, locale: Locale, now = Date.now()): string {
+  const days = Math.round((startOfDay(now) - startOfDay(ts)) / DAY)
+  if (days <= 0) return t('social.lastSeenAt', { when: clockTime(ts, locale) })
+  return t('social.lastSeenOn', { when: listTime(ts, locale, now) })
+}
