@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,6 @@ import pytest
 from tests.browser.test_web_client import (
     PASSWORD,
     ROOT,
-    WAIT_MS,
     expect,
     login,
     login_ui,
@@ -56,7 +53,9 @@ def befriend(base: str, a: tuple[int, str], b: tuple[int, str]) -> None:
 
 
 def say(base: str, sender: tuple[int, str], to: int, text: str, cmid: str) -> None:
-    rest(base, "POST", "/messages", {"cmid": cmid, "to": to, "type": "text", "body": {"text": text}}, sender[1])
+    rest(
+        base, "POST", "/messages", {"cmid": cmid, "to": to, "type": "text", "body": {"text": text}}, sender[1]
+    )
 
 
 def path(page: Any) -> str:
@@ -105,7 +104,13 @@ def test_links_unread_markdown_emoji_long_text_and_send_preview(
         say(url, tom, mei[0], "**bold** *it* ~~gone~~ `code` see www.example.com and <b>raw</b>", "t-md")
         say(url, tom, mei[0], "```\nlet x = **1**\n```", "t-code")
         say(url, tom, mei[0], "[bad](javascript:alert(1)) [good](https://example.org/x)", "t-links")
-        say(url, tom, mei[0], "\n".join(f"Long paragraph line {i} with some words" for i in range(40)), "t-long")
+        say(
+            url,
+            tom,
+            mei[0],
+            "\n".join(f"Long paragraph line {i} with some words" for i in range(40)),
+            "t-long",
+        )
         say(url, tom, mei[0], "🎉🎉", "t-emoji")
 
         ctx = browser.new_context(viewport=DESKTOP, color_scheme="light")
@@ -119,9 +124,11 @@ def test_links_unread_markdown_emoji_long_text_and_send_preview(
         assert path(page) == f"/chat/{conv}"
         divider = page.get_by_test_id("unread-divider")
         expect(divider).to_have_count(1)
-        first_unread = page.locator("[data-testid=message]", has=page.get_by_test_id("message-text")).filter(
-            has_text="Unread line 1"
-        ).first
+        first_unread = (
+            page.locator("[data-testid=message]", has=page.get_by_test_id("message-text"))
+            .filter(has_text="Unread line 1")
+            .first
+        )
         expect(first_unread).to_be_visible()
         shot(page, "everyday-01-divider")
 
@@ -270,3 +277,135 @@ def test_accessibility_names_keyboard_and_axe(tmp_path_factory: pytest.TempPathF
         ctx.close()
         dark.close()
     assert not found, "axe: " + json.dumps(found, indent=1, ensure_ascii=False)
+
+
+def test_two_tabs_live_profiles_blocks_prefs_and_settings(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> None:
+    """Two tabs of one user both live and both receiving; a rename seen live by a friend; a remark shown
+    instead of the name; chat prefs synced between the tabs; a block refused end to end and undone in
+    settings; sessions listed and the other ones logged out; sign-up rules shown up front."""
+    errors: list[str] = []
+    with running(tmp_path_factory, "social") as srv:
+        url = srv.url
+        lin = register(url, "lin", "Lin")
+        kai = register(url, "kai", "Kai")
+        befriend(url, lin, kai)
+        conv = f"p:{min(lin[0], kai[0])}:{max(lin[0], kai[0])}"
+        say(url, kai, lin[0], "Hi Lin", "k-1")
+
+        # -- sign-up shows the rules before anything goes wrong, and refuses in a sentence ------------------
+        guest_ctx = browser.new_context(viewport=DESKTOP)
+        guest = new_page(guest_ctx, errors)
+        guest.goto(url)
+        guest.get_by_test_id("to-register").click()
+        expect(guest.get_by_test_id("username-rule")).to_contain_text("3–32 characters")
+        expect(guest.get_by_test_id("password-rule")).to_contain_text("At least 8 characters")
+        guest.fill("input[name=username]", "no spaces please")
+        guest.fill("input[name=password]", PASSWORD)
+        guest.get_by_test_id("auth-submit").click()
+        expect(guest.locator(".error")).to_have_text(
+            "The username can only use letters a–z, digits, and _ . - (no spaces)."
+        )
+        shot(guest, "everyday-07-signup-rules")
+        guest_ctx.close()
+
+        # -- Lin in two tabs (one browser, two device ids): both live, both receive ------------------------
+        ctx = browser.new_context(viewport=DESKTOP)
+        tab1 = new_page(ctx, errors)
+        login_ui(tab1, url, "lin")
+        tab2 = new_page(ctx, errors)
+        tab2.goto(url)
+        expect(tab2.get_by_test_id("me-name")).to_have_text("Lin")
+        d1 = tab1.evaluate("sessionStorage.getItem('hubbub.device')")
+        d2 = tab2.evaluate("sessionStorage.getItem('hubbub.device')")
+        assert d1 and d2 and d1 != d2
+        for tab in (tab1, tab2):
+            tab.locator(f"[data-testid=conversation][data-conv='{conv}']").click()
+        say(url, kai, lin[0], "Both of you?", "k-2")
+        for tab in (tab1, tab2):
+            expect(tab.get_by_test_id("message-text").last).to_have_text("Both of you?")
+            expect(tab.get_by_test_id("conn-status")).to_have_count(0)  # neither was knocked offline
+        send(tab2, "Yes, from tab two")
+        expect(tab1.get_by_test_id("message-text").last).to_have_text("Yes, from tab two")
+
+        # -- Kai renames; Lin sees it live; then Lin's remark wins --------------------------------------------
+        kctx = browser.new_context(viewport=PHONE)
+        kp = new_page(kctx, errors)
+        login_ui(kp, url, "kai")
+        rest(url, "PATCH", "/me", {"nickname": "Kai the Builder"}, kai[1])
+        expect(tab1.get_by_test_id("chat-title")).to_contain_text("Kai the Builder")
+        tab1.get_by_test_id("chat-who").click()
+        card = tab1.get_by_test_id("profile-card")
+        expect(card.get_by_test_id("card-username")).to_have_text("@kai")
+        card.get_by_test_id("remark-input").fill("Cousin Kai")
+        card.get_by_test_id("remark-save").click()
+        expect(tab1.get_by_test_id("chat-title")).to_contain_text("Cousin Kai")
+        expect(tab2.get_by_test_id("chat-title")).to_contain_text("Cousin Kai")  # the remark push
+        shot(tab1, "everyday-08-profile-card")
+
+        # -- chat prefs from tab 1 show in tab 2: pin, mute, mark unread, archive ----------------------------
+        tab1.keyboard.press("Escape")
+        expect(card).to_have_count(0)
+        row1 = tab1.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        row2 = tab2.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        tab1.locator(".wrapper", has=row1).get_by_test_id("chat-menu-button").click()
+        tab1.get_by_test_id("pref-mute").click()
+        expect(row2.get_by_test_id("muted-icon")).to_be_visible()
+        tab1.locator(".wrapper", has=row1).get_by_test_id("chat-menu-button").click()
+        tab1.get_by_test_id("pref-pin").click()
+        expect(row2.get_by_test_id("pinned-icon")).to_be_visible()
+        tab2.locator(".wrapper", has=row2).get_by_test_id("chat-menu-button").click()
+        tab2.get_by_test_id("pref-unread").click()
+        expect(row1.get_by_test_id("marked-unread")).to_be_visible()
+        shot(tab1, "everyday-09-chat-prefs")
+        tab1.locator(".wrapper", has=row1).get_by_test_id("chat-menu-button").click()
+        tab1.get_by_test_id("pref-archive").click()
+        expect(row2).to_have_count(0)
+        expect(tab2.get_by_test_id("archived-toggle")).to_contain_text("Archived chats (1)")
+
+        # -- Lin blocks Kai: Kai's message is refused, out loud -----------------------------------------------
+        tab1.get_by_test_id("archived-toggle").click()
+        row1.click()
+        tab1.get_by_test_id("chat-who").click()
+        card.get_by_test_id("card-block").click()
+        card.get_by_test_id("card-confirm").click()
+        expect(card.get_by_test_id("card-blocked")).to_be_visible()
+        tab1.keyboard.press("Escape")
+        kp.locator(f"[data-testid=conversation][data-conv='{conv}']").click()
+        send(kp, "Are you there?")
+        failed = kp.get_by_test_id("send-failed")
+        expect(failed).to_contain_text("blocked")
+        shot(kp, "everyday-10-blocked-phone")
+
+        # -- settings: the block is listed and undone; sessions; log out the others ---------------------------
+        tab1.get_by_test_id("open-settings").click()
+        settings = tab1.get_by_test_id("settings")
+        expect(settings.get_by_test_id("blocked-user")).to_contain_text("Cousin Kai")
+        # One browser login for both tabs (plus the logins this test made over REST).
+        expect(settings.locator("[data-testid=session][data-current=true]")).to_have_count(1)
+        before = len(rest(url, "GET", "/me/sessions", None, lin[1])["sessions"])
+        expect(settings.get_by_test_id("session")).to_have_count(before)
+        settings.get_by_test_id("privacy-nobody").check()
+        shot(tab1, "everyday-11-settings")
+        settings.get_by_test_id("unblock").click()
+        expect(settings.get_by_test_id("blocked-user")).to_have_count(0)
+        phone_lin = browser.new_context(viewport=PHONE)
+        lp = new_page(phone_lin, errors)
+        login_ui(lp, url, "lin")
+        settings.get_by_test_id("old-password").fill("wrong-password-here")
+        settings.get_by_test_id("new-password").fill("another-horse-battery")
+        settings.get_by_test_id("change-password").click()
+        expect(settings.get_by_test_id("password-error")).to_have_text("The current password is not right.")
+        tab1.keyboard.press("Escape")
+        tab1.get_by_test_id("open-settings").click()
+        expect(settings.get_by_test_id("session")).to_have_count(before + 1)
+        settings.get_by_test_id("logout-others").click()
+        expect(lp.get_by_test_id("auth-form")).to_be_visible()  # the phone's session ended
+        expect(settings.get_by_test_id("session")).to_have_count(1)
+        lin = login(url, "lin")
+        assert rest(url, "GET", "/me/privacy", None, lin[1]) == {"last_seen": "nobody"}
+
+        assert not [e for e in errors if "pageerror" in e], errors
+        for c in (ctx, kctx, phone_lin):
+            c.close()

@@ -29,7 +29,8 @@ export interface SessionInfo {
   created_at: number
   last_active: number
   current: boolean
-  online: { terminal: Terminal; device?: string }[]
+  /** Its live connections now (may be absent from servers that do not report them). */
+  online?: { terminal: Terminal; device?: string }[]
 }
 export interface ChatPrefs {
   conv: ConvId
