@@ -294,6 +294,10 @@ class Config(msgspec.Struct, kw_only=True):
                 raise ConfigError(f"metrics_listen must be host:port, not {self.metrics_listen!r}")
         if not -1 <= self.node_number <= 1023:
             raise ConfigError(f"node_number must be -1 (leased) or 0-1023, not {self.node_number}")
+        if self.max_sessions_per_user < 1:
+            raise ConfigError(f"max_sessions_per_user must be at least 1, not {self.max_sessions_per_user}")
+        if self.receipt_push_window_ms < 50:
+            raise ConfigError(f"receipt_push_window_ms must be at least 50, not {self.receipt_push_window_ms}")
         return self
 
     def validate_node(self) -> Config:

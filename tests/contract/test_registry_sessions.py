@@ -86,3 +86,18 @@ async def test_eviction_reaches_across_nodes_and_is_not_renewed_back(make_engine
     assert 5 not in n1.registry._local
     assert await n2.registry.presence([5]) == {5: ("mobile#p", "web#new")}
     assert await n1.registry.locate([5]) == {5: {"n2"}}
+
+
+async def test_entries_written_before_issue_15_count_as_idlest(make_engines: MakeEngines) -> None:
+    """A rolling upgrade: an entry without the activity field is read, shown, and evicted first."""
+    redis_only(make_engines, "only Redis holds entries written by an older node")
+    node = await make_engines()
+    assert isinstance(node.registry, RedisRegistry) and node.client is not None
+    from hubbub.core.clock import now_ms
+
+    old = f"{node.node_id}\told-conn\t{now_ms() + 60_000}"  # node, conn, expires: no activity
+    await node.client.hset(node.registry.keys.user(6), "web", old)
+    assert await node.registry.presence([6]) == {6: ("web",)}
+    await node.registry.register(6, "web#a", "c1", cap=2)
+    change = await node.registry.register(6, "web#b", "c2", cap=2)
+    assert change.evicted == (Holder(node.node_id, "old-conn"),)

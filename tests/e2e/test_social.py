@@ -21,7 +21,7 @@ MakeClient = Callable[..., Awaitable[HubbubClient]]
 
 @pytest.fixture
 async def node(make_node: Callable[..., Awaitable[Node]]) -> Node:
-    return await make_node(max_sessions_per_user=3, receipt_push_window_ms=100)
+    return await make_node(max_sessions_per_user=3, receipt_push_window_ms=100, profile_push_group_limit=3)
 
 
 @pytest.fixture
@@ -148,6 +148,29 @@ async def test_a_rename_is_seen_live_by_friends_and_fellow_members(make_client: 
     await no_event(stranger, "profile")
     await alice.api("PATCH", "/api/v1/me", {"nickname": "Alice Liddell"})  # no change, no push
     await no_event(bob, "profile")
+
+
+async def test_profile_pushes_are_bounded_by_group_size_and_skip_hot_groups(make_client: MakeClient) -> None:
+    alice, bob, carol, dave = [await make_client() for _ in range(4)]
+    for other in (alice, carol, dave):
+        await bob.befriend(other)  # carol and alice are not friends
+    big = await bob.api(
+        "POST", "/api/v1/groups", {"name": "big", "members": [alice.user_id, carol.user_id, dave.user_id]}
+    )
+    assert big["member_count"] == 4  # above profile_push_group_limit (3) in this module
+    small = await bob.api("POST", "/api/v1/groups", {"name": "hot", "members": [alice.user_id, carol.user_id]})
+    await bob.api("PATCH", f"/api/v1/groups/{small['id']}", {"hot": True})  # push-pull: no per-member frames
+    await alice.api("PATCH", "/api/v1/me", {"signature": "new here"})
+    assert (await bob.next_event("profile"))["user"]["signature"] == "new here"  # a friend
+    await no_event(carol, "profile")  # a fellow member only of a big and a hot group
+
+
+async def test_a_second_tab_does_not_announce_presence_again(make_client: MakeClient, another: Any) -> None:
+    alice = await make_client(device="t1")
+    bob = await make_client()
+    await friends(alice, bob)
+    await another(alice, "t2")
+    await no_event(bob, "presence")  # still just "web" to her friends
 
 
 # -- blocking -----------------------------------------------------------------------------------------
@@ -288,6 +311,12 @@ async def test_at_most_five_pins_and_group_mute_is_dnd(make_client: MakeClient) 
     await alice.api("PATCH", f"/api/v1/conversations/{group['conv']}/prefs", {"muted": True})
     me = (await alice.api("GET", f"/api/v1/groups/{group['id']}"))["me"]
     assert me["dnd"] is True
+    await alice.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": False})  # the other way round
+    prefs = {p["conv"]: p for p in (await alice.api("GET", "/api/v1/me/chat_prefs"))["prefs"]}
+    assert group["conv"] not in prefs or prefs[group["conv"]]["muted"] is False
+    await alice.api("PATCH", f"/api/v1/groups/{group['id']}/me", {"dnd": True})
+    prefs = {p["conv"]: p for p in (await alice.api("GET", "/api/v1/me/chat_prefs"))["prefs"]}
+    assert prefs[group["conv"]]["muted"] is True
 
 
 # -- group read counts ----------------------------------------------------------------------------------
@@ -308,6 +337,17 @@ async def test_group_read_counts_are_pushed_to_the_sender(make_client: MakeClien
     both = await alice.next_event("receipts", where=lambda r: any(c["read"] == 2 for c in r["counts"]))
     assert {"seq": ack["seq"], "read": 2, "total": 2} in both["counts"]
     await no_event(bob, "receipts")  # only senders hear of their own messages' counts
+
+
+async def test_no_read_count_pushes_in_hot_groups(make_client: MakeClient) -> None:
+    alice = await make_client()
+    bob = await make_client()
+    await friends(alice, bob)
+    group = await alice.api("POST", "/api/v1/groups", {"name": "g", "members": [bob.user_id]})
+    await alice.api("PATCH", f"/api/v1/groups/{group['id']}", {"hot": True})
+    ack = await alice.send_text("read me", conv=group["conv"])
+    await bob.request({"type": "read", "conv": group["conv"], "seq": ack["seq"]})
+    await no_event(alice, "receipts", 0.5)
 
 
 # -- sessions and password --------------------------------------------------------------------------------
@@ -332,6 +372,7 @@ async def test_password_change_may_keep_the_other_sessions(make_client: MakeClie
     await alice.api("POST", "/api/v1/auth/password", {"old_password": PASSWORD, "new_password": new, "logout_others": False})
     await phone.request({"type": "ping"})
     assert phone.close_code is None
-    sid = [s["id"] for s in (await alice.api("GET", "/api/v1/me/sessions"))["sessions"] if not s["current"]][0]
+    listed = (await alice.api("GET", "/api/v1/me/sessions"))["sessions"]
+    sid = next(s["id"] for s in listed if not s["current"])
     await alice.api("DELETE", f"/api/v1/me/sessions/{sid}")
     await closed_with(phone, Close.REVOKED)

@@ -72,9 +72,12 @@ async def test_user_export(make_node, engine):
         "export.json",
         "profile.json",
         "friends.json",
+        "social.json",
         "groups.json",
         "uploads.json",
     } <= names
+    social = json.loads(zf.read("social.json"))
+    assert social["blocks"] == [] and social["last_seen_privacy"] == "friends"
     assert json.loads(zf.read("profile.json"))["user"]["id"] == a.user_id
     assert [f["user"]["id"] for f in json.loads(zf.read("friends.json"))] == [b.user_id]
     assert [g["id"] for g in json.loads(zf.read("groups.json"))] == [group["id"]]

@@ -24,6 +24,7 @@ from tests import conftest
         ({"HUBBUB_HEARTBEAT_S": "often"}, [], "HUBBUB_HEARTBEAT_S"),
         ({"HUBBUB_METRICS_LISTEN": "nowhere"}, [], "metrics_listen"),
         ({"HUBBUB_NODE_NUMBER": "5000"}, [], "node_number"),
+        ({"HUBBUB_MAX_SESSIONS_PER_USER": "0"}, [], "max_sessions_per_user"),
         ({}, ["--role", "everything"], "role"),
         # a cluster node without the shared token secret would reject the other nodes' tokens
         ({"HUBBUB_REDIS": "redis://127.0.0.1:1"}, [], "HUBBUB_JWT_SECRET"),

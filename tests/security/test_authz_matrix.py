@@ -256,6 +256,24 @@ async def refriend(world: World, actor: str, _result: Any) -> None:
         await world.c["owner"].befriend(world.c[actor])
 
 
+async def unblock_owner(world: World, actor: str, _result: Any) -> None:
+    """Undo the block, and the nonfriend asks again (a block declines pending requests between the two)."""
+    await world.api(actor, "DELETE", f"/api/v1/blocks/{world.user('owner')}")
+    if actor == "nonfriend":
+        await world.pending_request()
+
+
+async def owner_session_call(world: World, actor: str) -> Call:
+    """Another login of the owner: only the owner may end it; everyone else is told it does not exist."""
+    import base64
+    import json
+
+    token = (await world.new_session("owner"))["access_token"]
+    claims = token.split(".")[1]
+    sid = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sid"]
+    return Call(params={"session_id": sid})
+
+
 async def decline_outsider(world: World, actor: str, result: Any) -> None:
     if actor == "outsider":
         await world.api("owner", "POST", f"/api/v1/friends/requests/{result['id']}/decline")
@@ -337,6 +355,43 @@ ROWS: list[Row] = [
     Row("PATCH", "/api/v1/me", EVERYONE, lambda w, a: _const(Call(json={"signature": "hi"}))),
     Row("GET", "/api/v1/users/{user_id}", EVERYONE, fixed(user_id=lambda w: w.user("owner"))),
     Row("GET", "/api/v1/users", EVERYONE, lambda w, a: _const(Call(query={"q": "own"}))),
+    # -- social (issue 15) ------------------------------------------------------------------------
+    Row("GET", "/api/v1/blocks", EVERYONE),
+    Row(
+        "PUT",
+        "/api/v1/blocks/{user_id}",
+        who(OK, owner="invalid_field"),
+        fixed(user_id=lambda w: w.user("owner")),
+        after=unblock_owner,
+    ),
+    Row("DELETE", "/api/v1/blocks/{user_id}", EVERYONE, fixed(user_id=lambda w: w.user("owner"))),
+    Row("GET", "/api/v1/users/{user_id}/profile", EVERYONE, fixed(user_id=lambda w: w.user("owner"))),
+    Row(
+        "PUT",
+        "/api/v1/contacts/{user_id}/remark",
+        who(OK, owner="invalid_field"),
+        body_of(fixed(user_id=lambda w: w.user("owner")), lambda w, a: {"remark": "the owner"}),
+    ),
+    Row("GET", "/api/v1/me/privacy", EVERYONE),
+    Row("PATCH", "/api/v1/me/privacy", EVERYONE, lambda w, a: _const(Call(json={"last_seen": "friends"}))),
+    Row("GET", "/api/v1/me/chat_prefs", EVERYONE),
+    Row(
+        "PATCH",
+        "/api/v1/conversations/{conv}/prefs",
+        MEMBERS_OK_FORBIDDEN,
+        body_of(fixed(conv=lambda w: w.conv_g), lambda w, a: {"archived": False}),
+        label="group",
+    ),
+    Row(
+        "PATCH",
+        "/api/v1/conversations/{conv}/prefs",
+        PAIR_OK,
+        body_of(fixed(conv=lambda w: w.conv_p), lambda w, a: {"pinned": False}),
+        label="private",
+    ),
+    Row("GET", "/api/v1/me/sessions", EVERYONE),
+    Row("DELETE", "/api/v1/me/sessions/{session_id}", who("not_found", owner=OK), owner_session_call),
+    Row("POST", "/api/v1/me/sessions/logout_others", EVERYONE),  # the world's own sessions are the callers'
     # -- friends ----------------------------------------------------------------------------------
     # -- calls ------------------------------------------------------------------------------------
     Row("GET", "/api/v1/calls/ice", EVERYONE),

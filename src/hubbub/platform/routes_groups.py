@@ -272,7 +272,12 @@ async def mute_all(ctx: Ctx) -> Group:
     tag="groups",
 )
 async def prefs(ctx: Ctx) -> GroupMember:
-    return await ctx.s.groups.set_prefs(ctx.me, ctx.path_int("group_id"), _set(ctx.body))
+    group_id = ctx.path_int("group_id")
+    fields = _set(ctx.body)
+    member = await ctx.s.groups.set_prefs(ctx.me, group_id, fields)
+    if "dnd" in fields:  # issue 15: the chat list's "muted" is the same setting; every session hears of it
+        await ctx.s.social.mirror_group_mute(ctx.me, group_id, member.dnd)
+    return member
 
 
 @route(

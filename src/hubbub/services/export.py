@@ -9,7 +9,7 @@ It is written page by page (messages 500 at a time, files in the blob store's ch
 then streamed into the blob store: memory stays bounded whatever the size of the export.
 
 Archive layout (a user export; a conversation export has ``conversation.json`` and one ``messages.jsonl``):
-``README.txt``, ``profile.json``, ``friends.json``, ``groups.json``, ``conversations.json``,
+``README.txt``, ``profile.json``, ``friends.json``, ``social.json``, ``groups.json``, ``conversations.json``,
 ``messages/<conv>.jsonl`` (every message the user may read: from when they joined, above the purged floor),
 ``uploads.json`` and ``media/<upload id>-<name>`` (the user's own uploads).
 """
@@ -203,6 +203,13 @@ class ExportService:
         zf.writestr("profile.json", _encode(record))
         friends = [{"user": u, "since": since} for u, since in await self.storage.friends(uid)]
         zf.writestr("friends.json", _encode(friends))
+        social = {  # issue 15: whom I block, my remarks, my chat preferences and privacy
+            "blocks": [{"user": u, "since": since} for u, since in await self.storage.blocks(uid)],
+            "remarks": [{"user": user, "remark": text} for user, text in (await self.storage.remarks(uid)).items()],
+            "chat_prefs": await self.storage.chat_prefs(uid),
+            "last_seen_privacy": (await self.storage.social([uid]))[uid].privacy,
+        }
+        zf.writestr("social.json", _encode(social))
         zf.writestr("groups.json", _encode(await self.storage.groups_of(uid)))
         states = await self.storage.conversations_of(uid)
         zf.writestr("conversations.json", _encode(states))

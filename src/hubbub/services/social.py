@@ -15,7 +15,7 @@ import msgspec
 
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
-from hubbub.core.convs import parse_group, peer_of
+from hubbub.core.convs import group_conv, parse_group, peer_of
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
 from hubbub.core.models import Group, User
 from hubbub.core.periodic import Periodic
@@ -199,6 +199,13 @@ class SocialService:
             await self.groups.set_prefs(me, group_id, {"dnd": change.muted})  # one setting, two names
         await self.routing.publish([pushes.prefs(me, prefs)])
         return prefs
+
+    async def mirror_group_mute(self, me: int, group_id: int, dnd: bool) -> None:
+        """A group's do-not-disturb was set directly: keep the chat preference ``muted`` equal to it."""
+        conv = group_conv(group_id)
+        change = ChatPrefsChange(muted=dnd)
+        prefs = await self.storage.set_chat_prefs(me, conv, change, now_ms(), self.config.max_pinned_chats)
+        await self.routing.publish([pushes.prefs(me, prefs)])
 
     async def chat_prefs(self, me: int) -> list[ChatPrefs]:
         return await self.storage.chat_prefs(me)

@@ -264,6 +264,12 @@ class Fakes:
     def __init__(self) -> None:
         self.published: list[Any] = []
         self.records: list[Any] = []
+        #: Pairs where one blocked the other (issue 15), as FriendService.check_not_blocked sees them.
+        self.blocked: set[frozenset[int]] = set()
+
+    async def check_not_blocked(self, a: int, b: int) -> None:
+        if frozenset((a, b)) in self.blocked:
+            raise HubbubError(Code.BLOCKED, "blocked")
 
     async def publish(self, events: Any) -> None:
         self.published.extend(events)
@@ -376,3 +382,13 @@ async def test_a_device_resumes_on_a_new_connection() -> None:
     assert await calls.current(A) is not None and fakes.records == []
     await calls.hangup(A, "a/2", call.id)
     assert [r.body["kind"] for r in fakes.records] == ["completed"]
+
+
+async def test_a_blocked_pair_cannot_call() -> None:
+    calls, fakes = service(Clock())
+    fakes.blocked.add(frozenset((A, B)))
+    for caller, callee in ((A, B), (B, A)):
+        with pytest.raises(HubbubError) as refused:
+            await calls.invite(caller, f"{caller}/1", callee, "audio")
+        assert refused.value.code is Code.BLOCKED
+    assert fakes.published == []

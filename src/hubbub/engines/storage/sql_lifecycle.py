@@ -267,6 +267,13 @@ class SqlLifecycle(SqlHost, LifecycleStorage):
             await conn.execute(
                 update(jr).where(jr.c.user_id == user_id, jr.c.status == "pending").values(status="declined")
             )
+            # Issue 15: their blocks (both ways), remarks (theirs, and others' on them: a name for a person who
+            # is gone), chat preferences and last seen go with the account.
+            b, rm = t.blocks, t.contact_remarks
+            await conn.execute(delete(b).where(or_(b.c.user_id == user_id, b.c.blocked_id == user_id)))
+            await conn.execute(delete(rm).where(or_(rm.c.user_id == user_id, rm.c.target_id == user_id)))
+            await conn.execute(delete(t.chat_prefs).where(t.chat_prefs.c.user_id == user_id))
+            await conn.execute(delete(t.user_social).where(t.user_social.c.user_id == user_id))
             sids = list(
                 (
                     await conn.execute(select(s.c.sid).where(s.c.user_id == user_id, s.c.revoked.is_(False)))

@@ -138,6 +138,9 @@ class SqlSocial(SqlHost):
             current = _prefs_of(row) if row is not None else ChatPrefs(conv=conv)
             pinned = current.pinned
             if change.pinned is True and not pinned:
+                # The user's row serialises pins of different chats (PostgreSQL; SQLite's writer does anyway),
+                # so two racing pins cannot both pass the count.
+                await conn.execute(select(t.users.c.id).where(t.users.c.id == user_id).with_for_update())
                 count = (
                     await conn.execute(
                         select(func.count()).select_from(p).where(p.c.user_id == user_id, p.c.pinned > 0)
