@@ -443,15 +443,14 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
         assert got == [*backlog, "After expiry", "After restart 1", "After restart 2", "All here"]
         assert seqs(page) == list(range(1, 135))
 
-        # A second tab of the same terminal takes over (4409); the first offers "Use here" and takes it back.
+        # A second tab has its own device id (issue 15): both stay live, nobody is knocked offline.
         second = new_page(ctx, errors)
-        second.goto(srv.url)
+        second.goto(page.url)  # the conversation's own URL opens it
         expect(second.get_by_test_id("me-name")).to_have_text("Carol")
-        banner = page.get_by_test_id("conn-status")
-        expect(banner).to_contain_text("another tab")
-        banner.get_by_role("button").click()
-        expect(banner).to_be_hidden()
-        expect(second.get_by_test_id("conn-status")).to_contain_text("another tab")
+        send(second, "From a second tab")
+        expect(page.get_by_test_id("message-text").last).to_have_text("From a second tab")
+        expect(page.get_by_test_id("conn-status")).to_be_hidden()
+        expect(second.get_by_test_id("conn-status")).to_be_hidden()
         second.close()
 
         # Log out: back to the login form, and a reload stays logged out.
