@@ -422,6 +422,8 @@ const en = {
   'settings.logoutOthers': 'Log out other sessions ({n})',
   'settings.endedOthers': 'Logged out {n} other session(s)',
   'rules.usernameReserved': 'That username is reserved: choose another.',
+  'settings.notifySection': 'Notifications',
+  'settings.blockedPeople': 'Blocked people',
   // -- end client-web
 }
 
@@ -845,6 +847,8 @@ const zh: Record<MessageKey, string> = {
   'settings.logoutOthers': '退出其他会话（{n}）',
   'settings.endedOthers': '已退出 {n} 个其他会话',
   'rules.usernameReserved': '该用户名已被保留，请换一个。',
+  'settings.notifySection': '通知',
+  'settings.blockedPeople': '已屏蔽的人',
   // -- end client-web
 }
 
