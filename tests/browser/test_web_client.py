@@ -733,6 +733,12 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         c.get_by_test_id("record-send").click()
         voice = a.get_by_test_id("message-voice").last
         expect(voice.get_by_test_id("voice-play")).to_be_visible()
+        # Its length is known before playing (the client tells the server), and the list says it in words.
+        expect(voice.locator(".time")).to_have_text(re.compile(r"0:0[1-4]"))
+        group_row_a = a.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        expect(group_row_a).to_contain_text(re.compile(r"Voice message 0:0[1-4]"))
+        voice.get_by_test_id("voice-play").click()
+        wait_until(a, "el => parseFloat(el.style.width) > 0", voice.get_by_test_id("voice-fill").element_handle())
         expect(c.locator("[data-testid=message][data-mine=true][data-type=voice]")).to_have_attribute(
             "data-delivery", re.compile("sent|read")
         )

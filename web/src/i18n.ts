@@ -424,6 +424,9 @@ const en = {
   'rules.usernameReserved': 'That username is reserved: choose another.',
   'settings.notifySection': 'Notifications',
   'settings.blockedPeople': 'Blocked people',
+  'voice.play': 'Play voice message',
+  'voice.pause': 'Pause',
+  'voice.position': 'Position in the voice message',
   // -- end client-web
 }
 
@@ -849,6 +852,9 @@ const zh: Record<MessageKey, string> = {
   'rules.usernameReserved': '该用户名已被保留，请换一个。',
   'settings.notifySection': '通知',
   'settings.blockedPeople': '已屏蔽的人',
+  'voice.play': '播放语音消息',
+  'voice.pause': '暂停',
+  'voice.position': '语音消息播放进度',
   // -- end client-web
 }
 
