@@ -738,7 +738,9 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         group_row_a = a.locator(f"[data-testid=conversation][data-conv='{conv}']")
         expect(group_row_a).to_contain_text(re.compile(r"Voice message 0:0[1-4]"))
         voice.get_by_test_id("voice-play").click()
-        wait_until(a, "el => parseFloat(el.style.width) > 0", voice.get_by_test_id("voice-fill").element_handle())
+        wait_until(
+            a, "el => parseFloat(el.style.width) > 0", voice.get_by_test_id("voice-fill").element_handle()
+        )
         expect(c.locator("[data-testid=message][data-mine=true][data-type=voice]")).to_have_attribute(
             "data-delivery", re.compile("sent|read")
         )
