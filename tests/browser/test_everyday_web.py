@@ -261,6 +261,14 @@ def test_accessibility_names_keyboard_and_axe(tmp_path_factory: pytest.TempPathF
         page.keyboard.press("Enter")
         expect(page.get_by_test_id("chat-view")).to_be_visible()
         expect(page.get_by_test_id("message-text").last).to_contain_text("Hello 3")
+        page.get_by_test_id("message-list").focus()
+        page.keyboard.press("ArrowUp")
+        focused = "() => document.activeElement?.closest('[data-testid=message]')?.innerText ?? ''"
+        assert "Hello 3" in page.evaluate(focused)
+        page.keyboard.press("ArrowUp")
+        assert "Hello 2" in page.evaluate(focused)
+        # Focus is visible: an outline on the focused message.
+        assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
         check_accessible(page, "chat", found)
         page.get_by_test_id("emoji-button").click()
         expect(page.get_by_test_id("emoji-option").first).to_be_visible()

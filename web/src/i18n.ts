@@ -427,6 +427,7 @@ const en = {
   'voice.play': 'Play voice message',
   'voice.pause': 'Pause',
   'voice.position': 'Position in the voice message',
+  'a11y.messages': 'Messages (Up and Down move between them)',
   // -- end client-web
 }
 
@@ -855,6 +856,7 @@ const zh: Record<MessageKey, string> = {
   'voice.play': '播放语音消息',
   'voice.pause': '暂停',
   'voice.position': '语音消息播放进度',
+  'a11y.messages': '消息（用上下方向键逐条浏览）',
   // -- end client-web
 }
 
