@@ -90,7 +90,8 @@ def test_links_unread_markdown_emoji_long_text_and_send_preview(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> None:
     errors: list[str] = []
-    with running(tmp_path_factory, "everyday") as srv:
+    # A small file limit, so an upload over it is quick to provoke.
+    with running(tmp_path_factory, "everyday", HUBBUB_MAX_FILE_BYTES="50000") as srv:
         url = srv.url
         mei = register(url, "mei", "Mei")
         tom = register(url, "tom", "Tom")
@@ -215,6 +216,20 @@ def test_links_unread_markdown_emoji_long_text_and_send_preview(
         expect(mine).to_have_count(1)
         expect(mine.last).to_contain_text("Sunset at the ridge")
         expect(row).to_contain_text("Photo · Sunset at the ridge")
+
+        # -- an upload over the limit says the limit, offers no Retry, and stays until removed -------------
+        page.get_by_test_id("file-input").set_input_files(
+            files=[{"name": "big.zip", "mimeType": "application/zip", "buffer": b"z" * 60_000}]
+        )
+        page.get_by_test_id("preview-send").click()
+        failed = page.get_by_test_id("upload").last
+        expect(failed.get_by_test_id("upload-error")).to_have_text("larger than 49 KB")
+        expect(failed.get_by_test_id("upload-retry")).to_have_count(0)
+        page.wait_for_timeout(500)
+        expect(failed).to_be_visible()
+        shot(page, "everyday-04b-upload-too-large")
+        failed.get_by_test_id("upload-cancel").click()
+        expect(page.get_by_test_id("upload")).to_have_count(0)
 
         # -- Tom sees it all on a phone; Back from a chat returns to the list, not out of the app ------------
         phone = browser.new_context(viewport=PHONE, color_scheme="dark")
