@@ -443,15 +443,14 @@ def test_scroll_back_survive_token_expiry_and_server_restart(
         assert got == [*backlog, "After expiry", "After restart 1", "After restart 2", "All here"]
         assert seqs(page) == list(range(1, 135))
 
-        # A second tab of the same terminal takes over (4409); the first offers "Use here" and takes it back.
+        # A second tab has its own device id (issue 15): both stay live, nobody is knocked offline.
         second = new_page(ctx, errors)
-        second.goto(srv.url)
+        second.goto(page.url)  # the conversation's own URL opens it
         expect(second.get_by_test_id("me-name")).to_have_text("Carol")
-        banner = page.get_by_test_id("conn-status")
-        expect(banner).to_contain_text("another tab")
-        banner.get_by_role("button").click()
-        expect(banner).to_be_hidden()
-        expect(second.get_by_test_id("conn-status")).to_contain_text("another tab")
+        send(second, "From a second tab")
+        expect(page.get_by_test_id("message-text").last).to_have_text("From a second tab")
+        expect(page.get_by_test_id("conn-status")).to_be_hidden()
+        expect(second.get_by_test_id("conn-status")).to_be_hidden()
         second.close()
 
         # Log out: back to the login form, and a reload stays logged out.
@@ -633,6 +632,7 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         a.get_by_test_id("file-input").set_input_files(
             files=[{"name": "ridge.png", "mimeType": "image/png", "buffer": sample_png()}]
         )
+        a.get_by_test_id("preview-send").click()  # photos go through the send preview first
         mine = a.locator("[data-testid=message][data-mine=true][data-type=image]").last
         expect(mine).to_have_attribute("data-delivery", re.compile("sent|read"))
         for page in (b, c):
@@ -657,6 +657,7 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
                 }
             }"""
         )
+        b.get_by_test_id("preview-send").click()
         card = a.get_by_test_id("message-file").last
         expect(card.get_by_test_id("file-name")).to_have_text("ridge _loop_.gpx")
         expect(card).to_contain_text("21 B")
@@ -732,6 +733,14 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         c.get_by_test_id("record-send").click()
         voice = a.get_by_test_id("message-voice").last
         expect(voice.get_by_test_id("voice-play")).to_be_visible()
+        # Its length is known before playing (the client tells the server), and the list says it in words.
+        expect(voice.locator(".time")).to_have_text(re.compile(r"0:0[1-4]"))
+        group_row_a = a.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        expect(group_row_a).to_contain_text(re.compile(r"Voice message 0:0[1-4]"))
+        voice.get_by_test_id("voice-play").click()
+        wait_until(
+            a, "el => parseFloat(el.style.width) > 0", voice.get_by_test_id("voice-fill").element_handle()
+        )
         expect(c.locator("[data-testid=message][data-mine=true][data-type=voice]")).to_have_attribute(
             "data-delivery", re.compile("sent|read")
         )

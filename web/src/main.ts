@@ -7,6 +7,10 @@ import { createRinger } from './util/ringtone'
 import { applyTheme } from './theme'
 import { locale, t } from './i18n'
 import { messageSummary } from './util/format'
+import { DeviceId } from './util/device'
+import { installDeepLinks } from './util/deeplinks'
+import { installUnreadMarks } from './store/unreadMark'
+import { SocialKey, createSocialStore } from './store/social'
 import './style.css'
 import { convFromUrl, onNotificationClick, registerWorker, reportVisibility, watchInstallPrompt } from './push'
 
@@ -17,9 +21,11 @@ const store = createChatStore({
   api,
   wsUrl,
   storage: localStorage,
+  device: new DeviceId(sessionStorage),
   isVisible: () => document.visibilityState === 'visible',
   notify: ({ title, body, conv }) => {
     if (document.visibilityState === 'visible') return
+    if (social.isMuted(conv)) return // a muted chat counts, but does not pop up
     if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return
     try {
       const n = new Notification(title, { body: messageSummary(body), tag: conv })
@@ -69,7 +75,10 @@ const calls = createCallStore({
 applyTheme()
 document.documentElement.lang = locale.value === 'zh' ? 'zh-CN' : 'en'
 document.title = t('app.name')
+installUnreadMarks(store)
+const social = createSocialStore(store, api)
 store.boot()
+installDeepLinks({ state: store.state, openConv: store.openConv })
 
 // The installable app and Web Push (push.ts, public/sw.js).
 void registerWorker()
@@ -86,4 +95,4 @@ if (openedFor) store.openConv(openedFor)
 const access = createAccess(api)
 void access.loadServer()
 
-createApp(App).provide(StoreKey, store).provide(CallKey, calls).provide(AccessKey, access).mount('#app')
+createApp(App).provide(StoreKey, store).provide(CallKey, calls).provide(AccessKey, access).provide(SocialKey, social).mount('#app')

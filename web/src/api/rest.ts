@@ -192,6 +192,8 @@ export class Api {
     kind: MediaKind,
     name: string,
     onProgress: (sent: number, total: number) => void = () => {},
+    /** Seconds, for voice and video: the server keeps it when the file does not say (protocol.md). */
+    duration?: number,
   ): { promise: Promise<Upload>; abort: () => void } {
     let xhr: XMLHttpRequest | null = null
     let aborted = false
@@ -199,7 +201,8 @@ export class Api {
       new Promise<Upload>((resolve, reject) => {
         const x = new XMLHttpRequest()
         xhr = x
-        x.open('POST', `${this.base}/api/v1/uploads?kind=${kind}&name=${encodeURIComponent(name)}`)
+        const dur = duration && duration > 0 ? `&duration=${duration.toFixed(1)}` : ''
+        x.open('POST', `${this.base}/api/v1/uploads?kind=${kind}&name=${encodeURIComponent(name)}${dur}`)
         x.setRequestHeader('Authorization', `Bearer ${token}`)
         x.setRequestHeader('Content-Type', 'application/octet-stream')
         x.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size)

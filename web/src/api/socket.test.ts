@@ -90,6 +90,23 @@ describe('Connection', () => {
     expect(ws.sent.at(-1)).toEqual({ type: 'ping' })
   })
 
+  it('sends this tab\'s device id at every auth, and stays closed after 4410 evicted', async () => {
+    let id = 't-1'
+    const env = make({ device: () => id })
+    const ws = await connected(env)
+    expect(ws.sent[0]).toEqual({ type: 'auth', token: 'tok', terminal: 'web', device: 't-1' })
+    id = 't-2'
+    ws.serverClose(4410)
+    expect(env.conn.status).toBe('stopped')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(FakeWS.all.length).toBe(1) // evicted: no reconnect by itself (it would evict another session)
+    env.conn.reconnectNow()
+    await vi.advanceTimersByTimeAsync(0)
+    const again = FakeWS.all[FakeWS.all.length - 1]!
+    again.open()
+    expect(again.sent[0]).toEqual({ type: 'auth', token: 'tok', terminal: 'web', device: 't-2' })
+  })
+
   it('matches replies by rid and rejects on error frames', async () => {
     const env = make()
     const ws = await connected(env)

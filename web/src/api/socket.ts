@@ -6,7 +6,9 @@
  * Close codes split by range into "terminal" (4000–4499) and "reconnect" (everything else):
  * - 4401: refresh the token, then reconnect; if the refresh fails the session is over.
  * - 4403: the session is over (`onEnded`).
- * - 4409: another tab or window of this terminal took over; stay closed until `reconnectNow()`.
+ * - 4409: another tab or window of this terminal (with a device id: of this device) took over; stay closed
+ *   until `reconnectNow()`.
+ * - 4410: too many sessions of this user, this one was the idlest: `stopped`, never reconnect by itself.
  * - any other code in 4000–4499 (4400, or one this client has never seen): stay closed (`stopped`) until
  *   `reconnectNow()`, since reconnecting would repeat the refusal.
  * - anything else, or a silent socket: reconnect with backoff.
@@ -39,6 +41,8 @@ export class WsError extends Error {
 export interface ConnectionOptions {
   url: string
   terminal: Terminal
+  /** This tab's device id (protocol.md, "Several live sessions per user"), read at every auth. */
+  device?: () => string
   /** A valid access token (refreshed beforehand if close to expiry). Throws if the session is over. */
   getToken: () => Promise<string>
   /** Force a refresh after a 4401. Throws if the session is over. */
@@ -164,7 +168,10 @@ export class Connection {
     }
     this.ws = ws
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: 'auth', token, terminal: this.opts.terminal } satisfies ClientFrame))
+      const device = this.opts.device?.()
+      const auth: Extract<ClientFrame, { type: 'auth' }> = { type: 'auth', token, terminal: this.opts.terminal }
+      if (device) auth.device = device
+      ws.send(JSON.stringify(auth))
       this.armWatchdog(15_000) // auth_ok must come quickly
     }
     ws.onmessage = (ev: MessageEvent) => this.onFrame(ev.data)
@@ -217,6 +224,11 @@ export class Connection {
       case 'call_ended':
       case 'call_sdp':
       case 'call_ice':
+      case 'profile':
+      case 'remark':
+      case 'block':
+      case 'prefs':
+      case 'receipts':
         this.opts.onPush(f)
         return
       default:

@@ -66,6 +66,9 @@ export interface Friend {
   user: User
   since: number
   online: boolean
+  /** My private alias for them ("" none) and when they were last online (issue 15; when I may see it). */
+  remark?: string
+  last_seen?: number | null
 }
 
 export interface Ack {
@@ -186,7 +189,7 @@ export type Rid = string | number
 
 export type ClientFrame =
   | { type: 'visibility'; state: 'foreground' | 'background'; rid?: string | number }
-  | { type: 'auth'; token: string; terminal: Terminal }
+  | { type: 'auth'; token: string; terminal: Terminal; device?: string }
   | { type: 'ping' }
   | SendFrame
   | { type: 'sync'; rid?: Rid }
@@ -263,6 +266,9 @@ export interface AuthOkFrame {
   heartbeat: number
   ts: number
   limits?: Limits
+  /** This tab's device id, echoed (issue 15), and the id of the login's session. */
+  device?: string
+  session?: string
 }
 export interface PongFrame { type: 'pong'; ts: number }
 export interface AckFrame extends Ack { type: 'ack'; rid?: Rid }
@@ -276,7 +282,7 @@ export interface ReceiptsResultFrame extends Receipts { type: 'receipts_result';
 export interface NewsFrame { type: 'news'; conv: ConvId; seq: number; mention?: boolean }
 export interface ReadFrame { type: 'read'; conv: ConvId; user: UserId; seq: number }
 export interface TypingFrame { type: 'typing'; conv: ConvId; user: UserId }
-export interface PresenceFrame { type: 'presence'; user: UserId; online: boolean; terminals: Terminal[] }
+export interface PresenceFrame { type: 'presence'; user: UserId; online: boolean; terminals: Terminal[]; last_seen?: number }
 export interface FriendFrame {
   type: 'friend'
   event: 'request' | 'accepted' | 'declined' | 'removed'
@@ -301,9 +307,13 @@ export type ServerFrame =
   | FriendFrame
   | CallInvitedFrame
   | CallPushFrame
+  | SocialPush
+
+/** Sessions, profiles, blocks and chat preferences (issue 15): handled by store/social.ts. */
+import type { SocialPush } from './social'
 
 /** Frames the server pushes without being asked (no rid). */
-export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame
+export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame | SocialPush
 
 /** WebSocket close codes (protocol.md, "Close codes"). */
 export const CloseCode = {
@@ -315,6 +325,8 @@ export const CloseCode = {
   revoked: 4403,
   heartbeatTimeout: 4508,
   replaced: 4409,
+  /** Too many sessions of this user: this idlest one was closed; reconnect only when asked. */
+  evicted: 4410,
   slowConsumer: 4529,
   tooManyConnections: 4530,
   draining: 4503,

@@ -60,7 +60,7 @@ import {
   type ConvState,
   type Outgoing,
 } from './convs'
-import { kindFor, markDone, markFailed, newUpload, setProgress, type UploadItem } from './uploads'
+import { formatBytes, kindFor, markDone, markFailed, newUpload, setProgress, type UploadItem } from './uploads'
 import { extractMentions, type Picked } from '../util/mentions'
 
 /** What the store needs from a connection; `Connection` in production, a fake in tests. */
@@ -85,6 +85,8 @@ export interface StoreDeps {
   newCmid?: () => string
   /** Where unsent messages survive a reload (localStorage in the browser). */
   storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>
+  /** This tab's device id (util/device.ts): every tab is its own live session. */
+  device?: { readonly value: string; renew(): string }
 }
 
 export interface Toast {
@@ -165,6 +167,10 @@ export function createChatStore(deps: StoreDeps) {
     uploads: [] as UploadItem[],
     /** The access token used in media URLs (`?access_token=`), kept in step with the session. */
     mediaToken: '',
+    /** My private aliases for people (issue 15): shown instead of their names everywhere. */
+    remarks: {} as Record<UserId, string>,
+    /** When people went offline (ms), as far as their privacy lets me see. */
+    lastSeen: {} as Record<UserId, number>,
   })
 
   let conn: ConnectionLike | null = null
@@ -216,7 +222,7 @@ export function createChatStore(deps: StoreDeps) {
   function displayName(u: User | UserId | null | undefined): string {
     const user = typeof u === 'number' ? state.users[u] : u
     if (!user) return typeof u === 'number' ? `#${u}` : ''
-    return user.nickname || user.username
+    return state.remarks[user.id] || user.nickname || user.username
   }
 
   function convTitle(conv: ConvId): string {
@@ -427,6 +433,8 @@ export function createChatStore(deps: StoreDeps) {
     state.leftGroups = {}
     state.members = {}
     state.receipts = {}
+    state.remarks = {}
+    state.lastSeen = {}
     for (const u of state.uploads) if (u.preview) revokePreview(u.preview)
     for (const abort of uploadAborts.values()) abort()
     state.uploads = []
@@ -440,14 +448,20 @@ export function createChatStore(deps: StoreDeps) {
     receiptsInflight.clear()
   }
 
+  /** The server echoed our device id: it keeps one slot per tab, so a 4409 means a copy of this tab. */
+  let deviceKnown = false
+
   function connect(): void {
+    const device = deps.device
     const opts: ConnectionOptions = {
       url: deps.wsUrl,
       terminal: 'web',
+      device: device ? () => device.value : undefined,
       getToken: () => api.session.accessToken(),
       refreshToken: () => api.session.refresh(),
       onReady: (auth) => {
         if (auth.limits) state.limits = { ...DEFAULT_LIMITS, ...auth.limits }
+        deviceKnown = !!auth.device
         state.me = auth.user
         remember(auth.user)
         api.session.updateUser(auth.user)
@@ -459,6 +473,11 @@ export function createChatStore(deps: StoreDeps) {
         state.status = s
         state.retryInMs = d?.retryInMs ?? 0
         state.closeCode = d?.code ?? null
+        // A duplicated tab started with our id and took the slot: take a new id and come back at once.
+        if (s === 'replaced' && device && deviceKnown) {
+          device.renew()
+          setTimeout(() => conn?.reconnectNow(), 0)
+        }
       },
       onEnded: (reason) => endSession(reason),
     }
@@ -569,7 +588,19 @@ export function createChatStore(deps: StoreDeps) {
 
   // ---- pushes ----------------------------------------------------------------------------------------
 
+  /** Frames other stores handle (store/social.ts: profile, remark, block, prefs, receipts). */
+  const pushListeners = new Set<(f: PushFrame) => void>()
+  function onAnyPush(fn: (f: PushFrame) => void): () => void {
+    pushListeners.add(fn)
+    return () => pushListeners.delete(fn)
+  }
+  function noteRemark(user: UserId, remark: string): void {
+    if (remark) state.remarks[user] = remark
+    else delete state.remarks[user]
+  }
+
   function onPush(f: PushFrame): void {
+    for (const fn of pushListeners) fn(f)
     switch (f.type) {
       case 'msg': {
         const m = f.msg
@@ -612,6 +643,7 @@ export function createChatStore(deps: StoreDeps) {
       }
       case 'presence':
         state.online[f.user] = f.online
+        if (f.last_seen) state.lastSeen[f.user] = f.last_seen
         return
       case 'friend':
         onFriendEvent(f)
@@ -946,11 +978,13 @@ export function createChatStore(deps: StoreDeps) {
   function sendFile(
     conv: ConvId,
     file: Blob & { name?: string },
-    opts: { kind?: MediaKind; name?: string; width?: number; height?: number } = {},
+    opts: { kind?: MediaKind; name?: string; width?: number; height?: number; caption?: string; duration?: number } = {},
   ): string {
     const kind = kindFor({ type: file.type, name: opts.name ?? file.name ?? '' }, opts.kind)
     const item = newUpload(`u${++uploadSeq}`, conv, { name: opts.name ?? file.name ?? '', size: file.size, type: file.type }, kind, now())
     if (kind === 'image' || kind === 'video') item.preview = makePreview(file)
+    if (opts.caption) item.caption = opts.caption
+    if (opts.duration) item.duration = opts.duration
     if (opts.width && opts.height) {
       item.width = opts.width
       item.height = opts.height
@@ -968,21 +1002,22 @@ export function createChatStore(deps: StoreDeps) {
     item.status = 'uploading'
     item.sent = 0
     delete item.error
-    const { promise, abort } = api.upload(file, item.kind, item.name, (sent, total) => setProgress(item, sent, total))
+    const { promise, abort } = api.upload(file, item.kind, item.name, (sent, total) => setProgress(item, sent, total), item.duration)
     uploadAborts.set(id, abort)
     promise.then(
       (up) => {
         uploadAborts.delete(id)
         markDone(item, up)
         dropUpload(id)
-        sendMedia(item.conv, up)
+        sendMedia(item.conv, up, item.caption)
       },
       (e: unknown) => {
         uploadAborts.delete(id)
         const code = e instanceof ApiError ? e.code : 'internal'
         if (code === 'aborted') return dropUpload(id)
-        markFailed(item, code)
-        toast(code, {}, 'error')
+        markFailed(item, code, e instanceof Error ? e.message : '')
+        if (item.limit) toast('upload.tooLarge', { name: item.name, limit: formatBytes(item.limit) }, 'error')
+        else toast(code, {}, 'error')
       },
     )
   }
@@ -1309,6 +1344,8 @@ export function createChatStore(deps: StoreDeps) {
           remember(f.user)
           next[f.user.id] = { since: f.since }
           state.online[f.user.id] = f.online
+          if (f.remark !== undefined) noteRemark(f.user.id, f.remark)
+          if (f.last_seen) state.lastSeen[f.user.id] = f.last_seen
         }
         state.friends = next
         for (const r of [...reqs.incoming, ...reqs.outgoing]) {
@@ -1447,6 +1484,9 @@ export function createChatStore(deps: StoreDeps) {
     onCallFrame,
     onCallReady,
     callRequest,
+    onAnyPush,
+    noteRemark,
+    remember,
     /** For tests: feed a push as if it came from the socket. */
     _onPush: onPush,
   }

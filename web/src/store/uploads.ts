@@ -23,6 +23,12 @@ export interface UploadItem {
   height?: number
   ts: number
   result?: Upload
+  /** Sent with the message once uploaded (the send preview's caption). */
+  caption?: string
+  /** A voice note's length in seconds, told to the server (protocol.md, "Voice notes: duration"). */
+  duration?: number
+  /** The server's size limit, when a failure was about size (bytes). */
+  limit?: number
 }
 
 /** What a picked, pasted or dropped file is sent as: images as `image` (types the server accepts), voice
@@ -82,9 +88,17 @@ export function markDone(item: UploadItem, result: Upload): void {
   delete item.error
 }
 
-export function markFailed(item: UploadItem, code: string): void {
+export function markFailed(item: UploadItem, code: string, message = ''): void {
   item.status = 'failed'
   item.error = code
+  const limit = code === 'too_large' ? /at most (\d+) bytes/.exec(message)?.[1] : undefined
+  if (limit) item.limit = Number(limit)
+}
+
+/** Failures that the same upload cannot get past by trying again: no Retry button for them. */
+const FINAL = new Set(['too_large', 'unsupported_media', 'bad_media', 'invalid_field', 'quota_exceeded', 'forbidden', 'blocked'])
+export function canRetryUpload(item: UploadItem): boolean {
+  return item.status === 'failed' && !FINAL.has(item.error ?? '')
 }
 
 /** "1.4 MB", "820 KB", "12 B". */

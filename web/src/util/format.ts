@@ -1,8 +1,10 @@
 /** Display helpers: times, day labels, avatar colours, message previews. Pure; the locale is a parameter. */
 import { callText } from './callRecord'
 import type { Message, UserId } from '../api/types'
-import { t, type Locale } from '../i18n'
+import { errorText, t, type Locale } from '../i18n'
 import { systemText, type NameSource } from './system'
+import { parseMarkdown, plainText } from './markdown'
+import { formatBytes, formatDuration, type UploadItem } from '../store/uploads'
 
 function tag(locale: Locale): string {
   return locale === 'zh' ? 'zh-CN' : 'en'
@@ -60,29 +62,55 @@ export function initial(name: string): string {
   return ch.toUpperCase()
 }
 
-/** One-line text for a message of any type (previews, notifications). `names` words system messages. */
+/** One-line text for a message of any type (previews, notifications), in words: "Photo", "File: notes.pdf",
+ * "Voice message 0:07"; text without its Markdown marks. `names` words system messages. */
 export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 'recalled'>, names?: NameSource): string {
   if (m.recalled) return t('chat.recalled')
-  const b = m.body as { text?: unknown; caption?: unknown; name?: unknown }
-  const caption = typeof b.caption === 'string' && b.caption ? ` ${b.caption}` : ''
+  const b = m.body as { text?: unknown; caption?: unknown; name?: unknown; duration?: unknown }
+  const caption = typeof b.caption === 'string' && b.caption ? ` · ${b.caption}` : ''
+  const text = typeof b.text === 'string' ? b.text : ''
   switch (m.type) {
     case 'text':
-      return String(b.text ?? '')
+      return previewText(text)
     case 'image':
       return t('msg.image') + caption
     case 'file':
-      return `${t('msg.file')} ${typeof b.name === 'string' ? b.name : ''}`.trim() + caption
-    case 'voice':
-      return t('msg.voice')
-    case 'video':
-      return t('msg.video') + caption
+      return (typeof b.name === 'string' && b.name ? t('preview.file', { name: b.name }) : t('msg.file')) + caption
+    case 'voice': {
+      const d = typeof b.duration === 'number' && b.duration > 0 ? formatDuration(b.duration) : ''
+      return d ? t('preview.voice', { d }) : t('msg.voice')
+    }
+    case 'video': {
+      const d = typeof b.duration === 'number' && b.duration > 0 ? ` ${formatDuration(b.duration)}` : ''
+      return t('msg.video') + d + caption
+    }
     case 'system':
       return names ? systemText(m, names) : t('msg.system')
     case 'notice': // from the server account (admin notices): plain text
-      return String(b.text ?? '')
+      return text
     case 'call': // a call record (its sender is the caller)
       return callText(m.body, names ? m.sender === names.me : false)
     default:
-      return t('msg.unknown')
+      // A type this client does not know yet: its text if it has one, else a plain word.
+      return text ? previewText(text) : t('msg.unknown')
   }
+}
+
+/** A message's text on one line, as it reads once rendered (no `**`, no backticks). */
+export function previewText(text: string): string {
+  if (!/[*_~`[\]\\]/.test(text)) return text.replace(/\s*\n\s*/g, ' ')
+  return plainText(parseMarkdown(text)).trim().replace(/\s*\n\s*/g, ' ')
+}
+
+/** Why an upload failed, in a sentence that names the limit when size was the reason. */
+export function uploadFailure(item: Pick<UploadItem, 'error' | 'limit'>): string {
+  if (item.error === 'too_large' && item.limit) return t('upload.limit', { limit: formatBytes(item.limit) })
+  return errorText(item.error ?? 'internal')
+}
+
+/** "last seen 14:02", "last seen yesterday", "last seen Mar 3" (a person's presence when offline). */
+export function lastSeenText(ts: number, locale: Locale, now = Date.now()): string {
+  const days = Math.round((startOfDay(now) - startOfDay(ts)) / DAY)
+  if (days <= 0) return t('social.lastSeenAt', { when: clockTime(ts, locale) })
+  return t('social.lastSeenOn', { when: listTime(ts, locale, now) })
 }
