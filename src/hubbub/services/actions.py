@@ -350,10 +350,10 @@ class ActionService:
     # -- delete for me ----------------------------------------------------------------------------
     async def hide(self, user_id: int, conv: str, seqs: Sequence[int]) -> list[int]:
         """Hide ``seqs`` from the caller's own view on all their terminals; those in their window."""
-        _, min_seq = await self.messages.window(user_id, conv)
-        kept = sorted({s for s in seqs if s > min_seq})
         if len(seqs) > 100:
             raise invalid("seqs", "at most 100 at a time")
+        _, min_seq = await self.messages.window(user_id, conv)
+        kept = sorted({s for s in seqs if s > min_seq})
         if kept:
             await self.storage.hide_messages(user_id, conv, kept)
             self.messages.hidden.forget(conv)
