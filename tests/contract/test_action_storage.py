@@ -188,3 +188,30 @@ async def test_hidden_messages_are_per_user(storage: Storage) -> None:
     assert await storage.hidden_seqs(a, conv, 2, 5) == [4]
     assert await storage.hidden_seqs(b, conv) == []
     assert await storage.hidden_in(conv) == {a: [2, 4]}
+
+
+async def test_a_batch_of_actions_is_one_transaction_each_refused_alone(storage: Storage) -> None:
+    a, b, conv = await two_users(storage)
+    await storage.store_messages([new(conv, a, "c1", "hello")])
+    batch = [
+        (*react(conv, a, 1, "👍"), None),
+        (*react(conv, a, 1, "👍"), None),  # the same reaction again, in the same batch: no change
+        (*react(conv, b, 99, "👍"), None),  # no such message: refused alone
+        (*react(conv, b, 1, "👍"), None),
+        (event(conv, a, "pin", "~pin:b", {"seq": 1, "on": True}), MessageChange(kind="pin", seq=1), None),
+    ]
+    results = await storage.apply_actions(conv, batch)
+    assert [type(r).__name__ for r in results] == [
+        "ActionResult",
+        "ActionResult",
+        "Rejected",
+        "ActionResult",
+        "ActionResult",
+    ]
+    stored = [r.stored for r in results if isinstance(r, ActionResult) and r.stored is not None]
+    assert [s.message.seq for s in stored] == [2, 3, 4]  # gap-free, in the order given
+    assert [s.message.body.get("count") for s in stored] == [1, 2, None]
+    last = results[3]
+    assert isinstance(last, ActionResult) and last.target.body["reactions"][0]["count"] == 2
+    current = await storage.message(conv, 1)
+    assert current is not None and current.body["reactions"] == [{"emoji": "👍", "count": 2, "users": [a, b]}]

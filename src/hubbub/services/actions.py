@@ -120,8 +120,8 @@ class ActionService:
         self.clock = clock
         #: (user, conv) -> monotonic time of the last typing push forwarded (the group throttle).
         self._typing: dict[tuple[int, str], float] = {}
-        #: conv -> the lock its actions take on this node (dropped when no action waits).
-        self._locks: dict[str, list[Any]] = {}  # [lock, actions holding or awaiting it]
+        #: conv -> actions waiting for this node's next transaction on it (dropped when none waits).
+        self._queues: dict[str, list[Any]] = {}
 
     # -- shared checks ----------------------------------------------------------------------------
     async def _target(self, user_id: int, conv: str, seq: int) -> Message:
@@ -145,26 +145,58 @@ class ActionService:
         )
 
     async def _apply(self, notice: NewMessage, change: MessageChange, admit: Any) -> ActionResult:
-        # One action per conversation at a time on this node: they serialize on the conversation's row lock
-        # anyway, and waiting here holds no database connection (a storm of reactions would otherwise take
-        # the whole pool, and pulls would time out waiting for one).
-        held = self._locks.setdefault(notice.conv, [asyncio.Lock(), 0])
-        held[1] += 1
-        try:
-            async with held[0]:
-                result = await self.storage.apply_action(notice, change, admit)
-        finally:
-            held[1] -= 1
-            if not held[1]:
-                del self._locks[notice.conv]
+        """Apply through this node's batch for the conversation. Actions on one conversation serialize on its
+        row lock anyway; here they wait holding no database connection (a storm would otherwise take the
+        whole pool, and pulls would time out waiting for one), and those that arrive while a batch is being
+        written go together in the next: one transaction, one publish (one ``news`` in a hot group)."""
+        waiting: asyncio.Future[ActionResult | Rejected] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(notice.conv)
+        if queue is not None:
+            queue.append((notice, change, admit, waiting))
+        else:
+            self._queues[notice.conv] = queue = [(notice, change, admit, waiting)]
+            asyncio.get_running_loop().create_task(self._drain(notice.conv, queue))
+        result = await waiting
         if isinstance(result, Rejected):
             raise result.error
-        if result.stored is not None:
-            if parse_group(notice.conv) is not None:
-                # A hot group's cache may hold the target (on any node): it must serve the current body.
-                await self.hot.changed(result.target)
-            await self.messages.publish([Queued(notice)], [result.stored])
         return result
+
+    async def _drain(self, conv: str, queue: list[Any]) -> None:
+        """Write the conversation's queued actions, a batch at a time, until none is left."""
+        try:
+            while queue:
+                batch = queue[: self.config.max_batch]
+                del queue[: len(batch)]
+                try:
+                    results = await self.storage.apply_actions(conv, [(n, c, a) for n, c, a, _ in batch])
+                    await self._publish(batch, results)
+                except Exception as exc:  # (storage unavailable...): every action of the batch is told
+                    for *_, waiting in batch:
+                        if not waiting.done():
+                            waiting.set_exception(exc)
+                    continue
+                for (*_, waiting), result in zip(batch, results, strict=True):
+                    if not waiting.done():
+                        waiting.set_result(result)
+        finally:
+            if self._queues.get(conv) is queue:
+                del self._queues[conv]
+
+    async def _publish(self, batch: list[Any], results: Sequence[ActionResult | Rejected]) -> None:
+        published = [
+            (Queued(notice), result)
+            for (notice, *_), result in zip(batch, results, strict=True)
+            if isinstance(result, ActionResult) and result.stored is not None
+        ]
+        if not published:
+            return
+        if parse_group(published[0][0].item.conv) is not None:
+            # A hot group's cache may hold the targets (on any node): it must serve their current bodies.
+            latest = {r.target.seq: r.target for _, r in published}
+            for target in latest.values():
+                await self.hot.changed(target)
+        stored = [r.stored for _, r in published if r.stored is not None]
+        await self.messages.publish([q for q, _ in published], stored)
 
     # -- edit -------------------------------------------------------------------------------------
     async def edit(

@@ -3,6 +3,8 @@
 Contract (tests/contract/test_storage.py, SQLite and PostgreSQL):
 - ``apply_action`` changes its target and stores its event notice in **one** transaction, or neither: a
   refusal (``Rejected``: the group rules via ``admit``, a recalled or missing target, a limit) writes nothing.
+- ``apply_actions`` does the same for several actions on one conversation in one transaction (a storm of
+  reactions costs one lock and one seq allocation per batch, not per reaction); each is refused alone.
 - It is idempotent twice over: a notice already stored (same sender and cmid, i.e. a retried action id) is
   returned as a duplicate, and an action that would not change the target (a second identical reaction, a
   pin of a pinned message, an edit to the same text) stores no event (``ActionResult.stored`` is None).
@@ -57,11 +59,18 @@ class Pin(msgspec.Struct, kw_only=True):
 
 
 class ActionStorage(abc.ABC):
-    @abc.abstractmethod
     async def apply_action(
         self, notice: NewMessage, change: MessageChange, admit: Admit | None = None
     ) -> ActionResult | Rejected:
         """Apply ``change`` and store ``notice`` (its event) atomically; see the module contract."""
+        return (await self.apply_actions(notice.conv, [(notice, change, admit)]))[0]
+
+    @abc.abstractmethod
+    async def apply_actions(
+        self, conv: str, actions: list[tuple[NewMessage, MessageChange, Admit | None]]
+    ) -> list[ActionResult | Rejected]:
+        """Actions on one conversation, in order, in one transaction (one lock, one seq allocation): each as
+        ``apply_action`` would, a refusal refusing that action alone. Results in the order given."""
 
     @abc.abstractmethod
     async def message_edits(self, conv: str, seq: int) -> list[tuple[str, int]]:

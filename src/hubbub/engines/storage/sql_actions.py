@@ -37,14 +37,14 @@ _EDITED_KEYS = ("text", "mentions", "mention_all")
 
 class SqlActions(SqlHost):
     @unavailable
-    async def apply_action(
-        self, notice: NewMessage, change: MessageChange, admit: Admit | None = None
-    ) -> ActionResult | Rejected:
+    async def apply_actions(
+        self, conv: str, actions: list[tuple[NewMessage, MessageChange, Admit | None]]
+    ) -> list[ActionResult | Rejected]:
         for attempt in range(3):
             try:
-                return await self._apply_action(notice, change, admit)
+                return await self._apply_actions(conv, actions)
             except IntegrityError:
-                # Another node stored this event (or the same reaction) meanwhile: the retry sees it.
+                # Another node stored one of these events (or the same reaction) meanwhile: the retry sees it.
                 if attempt == 2:
                     raise
             except DBAPIError as exc:
@@ -52,49 +52,75 @@ class SqlActions(SqlHost):
                     raise
         raise AssertionError("unreachable")
 
-    async def _apply_action(
-        self, notice: NewMessage, change: MessageChange, admit: Admit | None
-    ) -> ActionResult | Rejected:
-        msgs, conv = t.messages, notice.conv
+    async def _apply_actions(
+        self, conv: str, actions: list[tuple[NewMessage, MessageChange, Admit | None]]
+    ) -> list[ActionResult | Rejected]:
+        msgs = t.messages
+        results: list[ActionResult | Rejected | None] = [None] * len(actions)
+        fresh: list[tuple[int, NewMessage, Message, Message]] = []  # (index, notice, target before, after)
         async with self._tx() as conn:
-            found = (
-                await conn.execute(
-                    select(msgs).where(msgs.c.sender == notice.sender, msgs.c.cmid == notice.cmid)
-                )
-            ).first()
-            if found is not None:
-                target = await self._target(conn, conv, change.seq)
-                if target is None:
-                    return Rejected(not_found("message"))
-                return ActionResult(stored=Stored(message=message_of(found), duplicate=True), target=target)
-            recipients, hot = notice.members, False
+            for i, (notice, change, _admit) in enumerate(actions):
+                found = (
+                    await conn.execute(
+                        select(msgs).where(msgs.c.sender == notice.sender, msgs.c.cmid == notice.cmid)
+                    )
+                ).first()
+                if found is not None:  # a retried action: its event as it was stored
+                    target = await self._target(conn, conv, change.seq)
+                    results[i] = (
+                        Rejected(not_found("message"))
+                        if target is None
+                        else ActionResult(
+                            stored=Stored(message=message_of(found), duplicate=True), target=target
+                        )
+                    )
+            recipients: tuple[int, ...] = actions[0][0].members
+            hot = False
             quiet: tuple[int, ...] = ()
             await self._lock_conversations(conn, [conv])
+            facts = None
             if conv.startswith("g:"):
-                facts = (await self._group_facts(conn, {conv: {notice.sender}})).get(conv)
-                if facts is None:
-                    return Rejected(not_found("group"))
-                refused = admit(notice, facts) if admit is not None else None
-                if refused is not None:
-                    return Rejected(refused)
-                hot = facts.hot
-                recipients = () if hot else tuple(facts.members)
-                quiet = () if hot else plan.quiet_of(facts)
-            target = await self._target(conn, conv, change.seq)
-            if target is None or target.recalled or target.type not in ACTIONABLE_TYPES:
-                return Rejected(not_found("message"))
-            outcome = await self._change(conn, notice, change, target)
-            if isinstance(outcome, HubbubError):
-                return Rejected(outcome)
-            if outcome is None:
-                return ActionResult(stored=None, target=target)
-            stored = (await self._append(conn, [notice]))[(notice.sender, notice.cmid)]
-            if change.kind == "edit":
-                await self._record_edit(conn, target, stored.seq)
-        return ActionResult(
-            stored=Stored(message=stored, duplicate=False, recipients=recipients, hot=hot, quiet=quiet),
-            target=outcome,
-        )
+                senders = {notice.sender for notice, _, _ in actions}
+                facts = (await self._group_facts(conn, {conv: senders})).get(conv)
+                if facts is not None:
+                    hot = facts.hot
+                    recipients = () if hot else tuple(facts.members)
+                    quiet = () if hot else plan.quiet_of(facts)
+            current: dict[int, Message] = {}  # targets as this transaction has left them
+            for i, (notice, change, admit) in enumerate(actions):
+                if results[i] is not None:
+                    continue
+                if conv.startswith("g:"):
+                    refused = not_found("group") if facts is None else admit(notice, facts) if admit else None
+                    if refused is not None:
+                        results[i] = Rejected(refused)
+                        continue
+                target = current.get(change.seq) or await self._target(conn, conv, change.seq)
+                if target is None or target.recalled or target.type not in ACTIONABLE_TYPES:
+                    results[i] = Rejected(not_found("message"))
+                    continue
+                outcome = await self._change(conn, notice, change, target)
+                if isinstance(outcome, HubbubError):
+                    results[i] = Rejected(outcome)
+                elif outcome is None:
+                    results[i] = ActionResult(stored=None, target=target)
+                else:
+                    current[change.seq] = outcome
+                    fresh.append((i, notice, target, outcome))
+            if fresh:
+                stored = await self._append(conn, [notice for _, notice, _, _ in fresh])
+                for i, notice, before, after in fresh:
+                    message = stored[(notice.sender, notice.cmid)]
+                    if actions[i][1].kind == "edit":
+                        await self._record_edit(conn, before, message.seq)
+                    event = Stored(
+                        message=message, duplicate=False, recipients=recipients, hot=hot, quiet=quiet
+                    )
+                    results[i] = ActionResult(stored=event, target=after)
+        # Each action's target as the batch left it (a later action on the same message came after it).
+        done = [r for r in results if r is not None]
+        assert len(done) == len(actions)
+        return done
 
     async def _target(self, conn: AsyncConnection, conv: str, seq: int) -> Message | None:
         msgs = t.messages
