@@ -40,8 +40,10 @@ EMOJI = ("👍", "🎉", "❤️", "😂")
 async def react(member: Member, seq: int, emoji: tuple[str, ...]) -> None:
     assert member.ws is not None
     for i, e in enumerate(emoji):
-        frame = {"type": "react", "conv": member.conv, "seq": seq, "emoji": e, "rid": f"r{member.uid}-{i}"}
-        await member.ws.send_str(msgspec.json.encode(frame).decode())
+        rid = f"r{member.uid}-{i}"
+        frame = msgspec.json.encode({"type": "react", "conv": member.conv, "seq": seq, "emoji": e, "rid": rid})
+        member.unacked[rid] = frame.decode()  # an overloaded server answers unavailable: the client retries
+        await member.ws.send_str(frame.decode())
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
