@@ -62,6 +62,7 @@ from hubbub.engines.storage.base import Storage
 from hubbub.proof.trace import Tracer, build_tracer
 from hubbub.services import content
 from hubbub.services.accounts import AccountService
+from hubbub.services.actions import ActionService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.calls import CallService
@@ -427,6 +428,18 @@ class Root:
         return OidcService(self.config, self.get_storage(), self.get_auth())
 
     @cached
+    def get_actions(self) -> ActionService:
+        return ActionService(
+            self.config,
+            self.get_storage(),
+            self.get_routing(),
+            self.get_messages(),
+            self.get_ids(),
+            self.get_hot(),
+            self.get_content_rules(),
+        )
+
+    @cached
     def get_closing(self) -> AccountClosing:
         return AccountClosing(self.get_storage(), self.get_routing(), self.get_groups(), self.get_passwords())
 
@@ -581,6 +594,7 @@ class Root:
             incoming_hooks=self.get_incoming_hooks(),
             outgoing_hooks=self.get_outgoing_hooks(),
             oidc=self.get_oidc(),
+            actions=self.get_actions(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------

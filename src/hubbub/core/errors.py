@@ -53,6 +53,12 @@ class Code(StrEnum):
     INTERNAL = "internal"
     #: The other user blocked the caller, or the caller blocked them (docs/protocol.md, "Blocking").
     BLOCKED = "blocked"
+    #: Message actions (docs/protocol.md, "Message actions").
+    REPLY_INVALID = "reply_invalid"
+    NOT_EDITABLE = "not_editable"
+    EDIT_EXPIRED = "edit_expired"
+    REACTION_INVALID = "reaction_invalid"
+    REACTION_LIMIT = "reaction_limit"
 
 
 HTTP_STATUS: dict[Code, int] = {
@@ -91,6 +97,11 @@ HTTP_STATUS: dict[Code, int] = {
     Code.LINK_INVALID: 403,
     Code.INTERNAL: 500,
     Code.BLOCKED: 403,
+    Code.REPLY_INVALID: 422,
+    Code.NOT_EDITABLE: 422,
+    Code.EDIT_EXPIRED: 409,
+    Code.REACTION_INVALID: 422,
+    Code.REACTION_LIMIT: 409,
 }
 
 

@@ -15,9 +15,10 @@ from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.core.ids import MAX_ID
 
 MAX_MENTIONS = 50
-_TEXT_KEYS = frozenset({"text", "mentions", "mention_all", "format"})
+_TEXT_KEYS = frozenset({"text", "mentions", "mention_all", "format", "reply"})
 #: ``format`` of a text message: plain (the default) or simple Markdown (docs/integrations.md).
 TEXT_FORMATS = ("plain", "markdown")
+#: ``reply`` is the client's ``{"seq": n}``, turned into a snapshot by services/replies.py.
 
 #: (config, sender, body, in_group) -> None, raising HubbubError when the body is not acceptable.
 Validator = Callable[[Config, int, dict[str, Any], bool], Awaitable[None]]

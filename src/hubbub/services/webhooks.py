@@ -113,8 +113,8 @@ class IncomingWebhooks:
     async def create(self, actor: int, conv: str, bot_id: int, name: str) -> tuple[IncomingHook, str]:
         """A hook posting into ``conv`` as the bot: the actor manages the bot and both are members."""
         await self.bots.managed(actor, bot_id)
-        await self.messages.member_check(actor, conv)
-        await self.messages.member_check(bot_id, conv)
+        await self.messages.window(actor, conv)
+        await self.messages.window(bot_id, conv)
         if len(name) > 64:
             raise invalid("name", "at most 64 characters")
         token = HOOK_PREFIX + secrets.token_urlsafe(32)
@@ -157,7 +157,7 @@ class OutgoingWebhooks:
     async def create(
         self, actor: int, conv: str, url: str, events: list[str], bot_id: int | None
     ) -> OutgoingHook:
-        await self.messages.member_check(actor, conv)
+        await self.messages.window(actor, conv)
         check_url(url)
         if not events or not set(events) <= set(EVENTS):
             raise invalid("events", f"one or more of {', '.join(EVENTS)}")

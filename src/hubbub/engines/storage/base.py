@@ -23,6 +23,7 @@ import msgspec
 from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
 from hubbub.engines.storage.base_access import AccessStorage
+from hubbub.engines.storage.base_actions import ActionStorage
 from hubbub.engines.storage.base_integrations import IntegrationStorage
 from hubbub.engines.storage.base_push import PushStorage
 from hubbub.engines.storage.base_social import SocialStorage
@@ -449,6 +450,7 @@ class Storage(
     SocialStorage,
     PushStorage,
     IntegrationStorage,
+    ActionStorage,
 ):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_social"
-down_revision = "0010_admin"
+down_revision = "0011_actions"
 
 
 def upgrade() -> None:
