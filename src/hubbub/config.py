@@ -62,6 +62,20 @@ class Config(msgspec.Struct, kw_only=True):
     max_text_chars: int = 4000
     #: The sender may recall a message for this long (seconds).
     recall_window_s: int = 120
+    # -- message actions (docs/protocol.md, "Message actions") ---------------------------------------
+    #: The sender may edit a text message for this long (seconds); 0: no time limit.
+    edit_window_s: int = 24 * 3600
+    #: Most distinct emoji reacted to one message.
+    max_reactions: int = 20
+    #: Comma-separated emoji allowed as reactions; empty: any single emoji.
+    reaction_emoji: str = ""
+    #: Most messages one ``forward`` carries, and most conversations it goes to.
+    forward_max_items: int = 20
+    forward_max_targets: int = 10
+    #: Typing indicators in groups of at most this many members (never in push-pull groups); 0: none.
+    group_typing_max_members: int = 20
+    #: At most one typing push per user and conversation in this many milliseconds; the rest are dropped.
+    typing_interval_ms: int = 2000
     #: Private messages only between friends.
     private_requires_friendship: bool = True
     #: Sends per user: a burst of ``send_burst`` then ``send_rate`` per second.

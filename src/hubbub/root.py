@@ -60,6 +60,7 @@ from hubbub.engines.storage.base import Storage
 from hubbub.proof.trace import Tracer, build_tracer
 from hubbub.services import content
 from hubbub.services.accounts import AccountService
+from hubbub.services.actions import ActionService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.calls import CallService
@@ -366,6 +367,18 @@ class Root:
         )
 
     @cached
+    def get_actions(self) -> ActionService:
+        return ActionService(
+            self.config,
+            self.get_storage(),
+            self.get_routing(),
+            self.get_messages(),
+            self.get_ids(),
+            self.get_hot(),
+            self.get_content_rules(),
+        )
+
+    @cached
     def get_closing(self) -> AccountClosing:
         return AccountClosing(self.get_storage(), self.get_routing(), self.get_groups(), self.get_passwords())
 
@@ -456,6 +469,7 @@ class Root:
             access=self.get_auth().access,
             joins=self.get_joins(),
             reports=self.get_reports(),
+            actions=self.get_actions(),
         )
 
     # -- the node's edges ---------------------------------------------------------------------------

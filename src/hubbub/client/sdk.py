@@ -38,6 +38,25 @@ class ClosedError(Exception):
         self.code = code
 
 
+#: Notices that change another message of the conversation (``body.seq``).
+_EVENT_TYPES = ("recall", "edit", "reaction")
+
+
+def _apply_reaction(target: dict[str, Any], user: int, event: dict[str, Any]) -> None:
+    """A ``reaction`` event on the message it names: the emoji's count as the server gives it."""
+    reactions = [dict(r) for r in target["body"].get("reactions", [])]
+    entry = next((r for r in reactions if r["emoji"] == event["emoji"]), None)
+    if entry is None:
+        entry = {"emoji": event["emoji"], "count": 0, "users": []}
+        reactions.append(entry)
+    entry["count"] = event["count"]
+    users = [u for u in entry["users"] if u != user]
+    entry["users"] = [*users, user][:10] if event["on"] else users
+    target["body"] = {**target["body"], "reactions": [r for r in reactions if r["count"] > 0]}
+    if not target["body"]["reactions"]:
+        del target["body"]["reactions"]
+
+
 class ConversationLog:
     """What the client holds of one conversation: messages by seq, and how far it holds them contiguously."""
 
@@ -46,16 +65,24 @@ class ConversationLog:
         self.have = 0  # every seq <= have is held (or was skipped as a hole)
 
     def add(self, msg: dict[str, Any]) -> bool:
-        """Keep a message; False if it was already held. Recall notices blank their target."""
+        """Keep a message; False if it was already held. Recall notices blank their target; edit and
+        reaction events change it (docs/protocol.md, "Message actions")."""
         seq = msg["seq"]
         if seq in self.messages:
             return False
         self.messages[seq] = msg
-        if msg.get("type") == "recall":
-            target = self.messages.get(msg["body"].get("seq"))
-            if target is not None:
-                target["recalled"] = True
-                target["body"] = {}
+        kind = msg.get("type")
+        target = self.messages.get(msg["body"].get("seq")) if kind in _EVENT_TYPES else None
+        if target is not None and kind == "recall":
+            target["recalled"] = True
+            target["body"] = {}
+        elif target is not None and kind == "edit" and msg["body"]:
+            edit = msg["body"]
+            body = {k: v for k, v in target["body"].items() if k not in ("mentions", "mention_all")}
+            body.update({k: v for k, v in edit.items() if k != "seq"})
+            target["body"] = body
+        elif target is not None and kind == "reaction":
+            _apply_reaction(target, msg["sender"], msg["body"])
         while self.have + 1 in self.messages:
             self.have += 1
         return True
@@ -279,6 +306,11 @@ class HubbubClient:
             log = self.convs.setdefault(frame["conv"], ConversationLog())
             if frame["seq"] > log.have and self._ws is not None:
                 self._schedule_fill(frame["conv"])
+        elif kind == "hidden":  # deleted for me, on another terminal of mine (or this one)
+            log = self.convs.setdefault(frame["conv"], ConversationLog())
+            for seq in frame["seqs"]:
+                if seq in log.messages:
+                    log.messages[seq]["body"] = {"hidden": True}
         elif kind == "read":
             conv = self.conversations.setdefault(frame["conv"], {"conv": frame["conv"]})
             key = "read_seq" if self.user and frame["user"] == self.user["id"] else "peer_read_seq"

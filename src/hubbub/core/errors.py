@@ -51,6 +51,12 @@ class Code(StrEnum):
     INVITE_INVALID = "invite_invalid"
     LINK_INVALID = "link_invalid"
     INTERNAL = "internal"
+    #: Message actions (docs/protocol.md, "Message actions").
+    REPLY_INVALID = "reply_invalid"
+    NOT_EDITABLE = "not_editable"
+    EDIT_EXPIRED = "edit_expired"
+    REACTION_INVALID = "reaction_invalid"
+    REACTION_LIMIT = "reaction_limit"
 
 
 HTTP_STATUS: dict[Code, int] = {
@@ -88,6 +94,11 @@ HTTP_STATUS: dict[Code, int] = {
     Code.INVITE_INVALID: 403,
     Code.LINK_INVALID: 403,
     Code.INTERNAL: 500,
+    Code.REPLY_INVALID: 422,
+    Code.NOT_EDITABLE: 422,
+    Code.EDIT_EXPIRED: 409,
+    Code.REACTION_INVALID: 422,
+    Code.REACTION_LIMIT: 409,
 }
 
 

@@ -128,6 +128,8 @@ class Group(msgspec.Struct, kw_only=True):
     public: bool = False
     #: Joins by link or from the directory become requests for the owner and admins to answer.
     join_approval: bool = False
+    #: Who may pin messages: "admins" (owner and admins) or "members" (docs/protocol.md, "Message actions").
+    pin_policy: str = "admins"
 
 
 class GroupMember(msgspec.Struct, kw_only=True):

@@ -16,7 +16,7 @@ from typing import Any
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group
 from hubbub.core.errors import Code, HubbubError
-from hubbub.core.models import Message
+from hubbub.core.models import Ack, Message
 from hubbub.gateway.connection import Connection
 from hubbub.metrics import NodeMetrics
 from hubbub.protocol import frames
@@ -60,6 +60,11 @@ class Handlers:
             frames.Recall: self._recall,
             frames.Typing: self._typing,
             frames.Receipts: self._receipts,
+            frames.Edit: self._edit,
+            frames.React: self._react,
+            frames.Pin: self._pin,
+            frames.Forward: self._forward,
+            frames.Hide: self._hide,
             frames.CallInvite: self._call_invite,
             frames.CallRing: self._call_ring,
             frames.CallAccept: self._call_accept,
@@ -166,7 +171,42 @@ class Handlers:
         )
 
     async def _typing(self, conn: Connection, frame: frames.Typing) -> None:
-        await self.s.messages.typing(conn.user_id, frame.conv)
+        await self.s.actions.typing(conn.user_id, frame.conv)
+
+    # -- message actions (services/actions.py): the events arrive as msg / news -------------------------
+    async def _edit(self, conn: Connection, frame: frames.Edit) -> bytes:
+        await self.s.actions.edit(
+            conn.user_id,
+            frame.conv,
+            frame.seq,
+            aid=frame.aid,
+            text=frame.text,
+            mentions=frame.mentions,
+            mention_all=frame.mention_all,
+        )
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _react(self, conn: Connection, frame: frames.React) -> bytes:
+        await self.s.actions.react(conn.user_id, frame.conv, frame.seq, frame.emoji, frame.on)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _pin(self, conn: Connection, frame: frames.Pin) -> bytes:
+        await self.s.actions.pin(conn.user_id, frame.conv, frame.seq, frame.on)
+        return encode(frames.Ok(rid=frame.rid))
+
+    async def _forward(self, conn: Connection, frame: frames.Forward) -> bytes:
+        stored = await self.s.actions.forward(
+            conn.user_id,
+            aid=frame.aid,
+            items=[(item.conv, item.seq) for item in frame.items],
+            targets=frame.targets,
+            show_sender=frame.show_sender,
+        )
+        return encode(frames.Forwarded(acks=[Ack.of(m) for m in stored], rid=frame.rid))
+
+    async def _hide(self, conn: Connection, frame: frames.Hide) -> bytes:
+        await self.s.actions.hide(conn.user_id, frame.conv, frame.seqs)
+        return encode(frames.Ok(rid=frame.rid))
 
     # -- calls (services/calls): each frame is checked against the call's two parties there ------------
     async def _call_invite(self, conn: Connection, frame: frames.CallInvite) -> bytes:

@@ -153,6 +153,10 @@ class Gateway:
                         max_text_chars=config.max_text_chars,
                         max_frame_bytes=config.max_frame_bytes,
                         recall_window_s=config.recall_window_s,
+                        edit_window_s=config.edit_window_s,
+                        max_reactions=config.max_reactions,
+                        forward_max_items=config.forward_max_items,
+                        forward_max_targets=config.forward_max_targets,
                     ),
                 )
             )

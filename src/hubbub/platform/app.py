@@ -22,6 +22,7 @@ from hubbub.platform import (  # noqa: F401
     openapi,
     routes_access,
     routes_accounts,
+    routes_actions,
     routes_admin,
     routes_calls,
     routes_friends,

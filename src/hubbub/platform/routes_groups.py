@@ -33,6 +33,8 @@ class EditBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     public: bool | msgspec.UnsetType = msgspec.UNSET
     #: Joins by link or from the directory need the owner's or an admin's approval.
     join_approval: bool | msgspec.UnsetType = msgspec.UNSET
+    #: Who may pin messages (docs/protocol.md, "Message actions").
+    pin_policy: Literal["admins", "members"] | msgspec.UnsetType = msgspec.UNSET
 
 
 class InviteBody(msgspec.Struct, kw_only=True):

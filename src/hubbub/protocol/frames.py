@@ -16,7 +16,7 @@ from msgspec import Meta
 
 from hubbub.core.convs import ConvField, validate
 from hubbub.core.ids import IdField, SeqField
-from hubbub.core.models import Conversation, Message, Terminal, User
+from hubbub.core.models import Ack, Conversation, Message, Terminal, User
 
 Rid = str | int | None
 Cmid = Annotated[str, Meta(min_length=1, max_length=64)]
@@ -90,6 +90,62 @@ class Typing(ClientFrame, tag="typing"):
 class Receipts(ClientFrame, tag="receipts"):
     conv: ConvId
     seq: Seq
+    rid: Rid = None
+
+
+# -- message actions (docs/protocol.md, "Message actions"; the rules are services/actions.py) ------------------
+class Edit(ClientFrame, tag="edit"):
+    #: The action id: a retried edit with the same one returns the same event.
+    aid: Cmid
+    conv: ConvId
+    seq: Seq
+    text: str
+    mentions: Annotated[list[UserId], Meta(max_length=50)] | None = None
+    mention_all: bool = False
+    rid: Rid = None
+
+
+class React(ClientFrame, tag="react"):
+    conv: ConvId
+    seq: Seq
+    emoji: Annotated[str, Meta(min_length=1, max_length=64)]
+    #: False removes the caller's reaction.
+    on: bool = True
+    rid: Rid = None
+
+
+class Pin(ClientFrame, tag="pin"):
+    conv: ConvId
+    seq: Seq
+    on: bool = True
+    rid: Rid = None
+
+
+class ForwardItem(msgspec.Struct, forbid_unknown_fields=False):
+    conv: ConvId
+    seq: Seq
+
+    def __post_init__(self) -> None:
+        validate(self.conv)
+
+
+class Forward(ClientFrame, tag="forward"):
+    aid: Cmid
+    #: The frame's bounds are wide; the server's limits (``forward_max_items``/``_targets``) are checked by
+    #: the service, so the refusal names them.
+    items: Annotated[list[ForwardItem], Meta(min_length=1, max_length=100)]
+    targets: Annotated[list[ConvId], Meta(min_length=1, max_length=100)]
+    show_sender: bool = False
+    rid: Rid = None
+
+    def __post_init__(self) -> None:
+        for target in self.targets:
+            validate(target)
+
+
+class Hide(ClientFrame, tag="hide"):
+    conv: ConvId
+    seqs: Annotated[list[Seq], Meta(min_length=1, max_length=100)]
     rid: Rid = None
 
 
@@ -171,6 +227,11 @@ AnyClientFrame = (
     | Recall
     | Typing
     | Receipts
+    | Edit
+    | React
+    | Pin
+    | Forward
+    | Hide
     | CallInvite
     | CallRing
     | CallAccept
@@ -194,6 +255,11 @@ class Limits(msgspec.Struct):
     max_text_chars: int
     max_frame_bytes: int
     recall_window_s: int
+    #: Message actions (docs/protocol.md, "Message actions"); 0 edit window: no time limit.
+    edit_window_s: int = 0
+    max_reactions: int = 0
+    forward_max_items: int = 0
+    forward_max_targets: int = 0
 
 
 class AuthOk(ServerFrame, tag="auth_ok"):
@@ -285,6 +351,20 @@ class ReadPush(ServerFrame, tag="read"):
 class TypingPush(ServerFrame, tag="typing"):
     conv: str
     user: int
+
+
+class Forwarded(ServerFrame, tag="forwarded"):
+    """The reply to ``forward``: one ack per (target, item), targets outer."""
+
+    acks: list[Ack]
+    rid: Rid = None
+
+
+class HiddenPush(ServerFrame, tag="hidden"):
+    """To every terminal of a user who hid these messages ("delete for me")."""
+
+    conv: str
+    seqs: list[int]
 
 
 class PresencePush(ServerFrame, tag="presence"):

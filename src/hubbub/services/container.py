@@ -18,6 +18,7 @@ from hubbub.engines.storage.base import Storage
 from hubbub.proof.trace import Tracer
 from hubbub.services.access import AccessService
 from hubbub.services.accounts import AccountService
+from hubbub.services.actions import ActionService
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
 from hubbub.services.calls import CallService
@@ -65,3 +66,5 @@ class Services:
     access: AccessService
     joins: JoinService
     reports: ReportService
+    #: Issue 14: edit, reactions, pins, forward, delete for me, typing in groups.
+    actions: ActionService

@@ -15,7 +15,8 @@ from hubbub.core.errors import Code, HubbubError, invalid
 from hubbub.core.ids import MAX_ID
 
 MAX_MENTIONS = 50
-_TEXT_KEYS = frozenset({"text", "mentions", "mention_all"})
+#: ``reply`` is the client's ``{"seq": n}``, turned into a snapshot by services/replies.py.
+_TEXT_KEYS = frozenset({"text", "mentions", "mention_all", "reply"})
 
 #: (config, sender, body, in_group) -> None, raising HubbubError when the body is not acceptable.
 Validator = Callable[[Config, int, dict[str, Any], bool], Awaitable[None]]

@@ -236,7 +236,7 @@ class GroupService:
         return await self._apply(group_id, change, me, event, Action.MUTE_ALL)
 
     async def edit(self, me: int, group_id: int, fields: dict[str, Any]) -> Group:
-        policy = {"invite_policy", "public", "join_approval"} & set(fields)
+        policy = {"invite_policy", "public", "join_approval", "pin_policy"} & set(fields)
         action = Action.SET_POLICY if policy else Action.EDIT_PROFILE
         group, member = await self._acting(group_id, me, action)
         if not fields:
@@ -349,7 +349,7 @@ def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dic
                 raise invalid(name, "must be true or false")
             clean[name] = value
             continue
-        if name == "invite_policy":
+        if name in ("invite_policy", "pin_policy"):
             if value not in ("members", "admins"):
                 raise invalid(name, "'members' or 'admins'")
             clean[name] = value

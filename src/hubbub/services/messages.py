@@ -28,7 +28,7 @@ from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import GroupFacts, NewMessage, Rejected, Storage, Stored
 from hubbub.proof.trace import NO_TRACE, Tracer
-from hubbub.services import content, pushes
+from hubbub.services import content, hidden, pushes, replies
 from hubbub.services.batcher import Queued, SendBatcher
 from hubbub.services.friends import FriendService
 from hubbub.services.group_rules import Action, allowed, refusal
@@ -39,6 +39,15 @@ RECALL_TYPE = "recall"
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 #: cmids the server makes for its own messages; clients may not use the prefix, so theirs never collide.
 SYSTEM_CMID_PREFIX = "~"
+
+
+def check_cmid(value: str, field: str = "cmid") -> None:
+    """A client's id for a send (``cmid``) or an action (``aid``): 1 to 64 characters, no control characters,
+    not the server's own prefix."""
+    if not 1 <= len(value) <= 64 or value.startswith(SYSTEM_CMID_PREFIX) or _CONTROL.search(value):
+        # (PostgreSQL refuses a NUL in text: once a 503 for the whole batch the cmid was sent in.)
+        rule = f"1 to 64 characters, no control characters, not starting with {SYSTEM_CMID_PREFIX!r}"
+        raise invalid(field, rule)
 
 
 def admit_group_message(item: NewMessage, facts: GroupFacts) -> HubbubError | None:
@@ -90,6 +99,8 @@ class MessageService:
         #: Server time in ms (core/clock.py); a test passes its own to move time.
         self.clock = clock
         self.batcher = SendBatcher(storage, self._publish_stored, admit_group_message, config.max_batch)
+        #: Who hid what in hot groups, for pulls served from their cache (services/hidden.py).
+        self.hidden = hidden.HiddenMemo(storage)
 
     # -- sending ----------------------------------------------------------------------------------
     async def enqueue(
@@ -124,10 +135,7 @@ class MessageService:
     ) -> NewMessage:
         """Check everything about a send that needs no storing; the message to store. Raises the error the
         client should see."""
-        if not 1 <= len(cmid) <= 64 or cmid.startswith(SYSTEM_CMID_PREFIX) or _CONTROL.search(cmid):
-            # (PostgreSQL refuses a NUL in text: once a 503 for the whole batch the cmid was sent in.)
-            rule = f"1 to 64 characters, no control characters, not starting with {SYSTEM_CMID_PREFIX!r}"
-            raise invalid("cmid", rule)
+        check_cmid(cmid)
         if to is not None and conv is not None:
             raise invalid("to", "give either 'to' or 'conv', not both")
         in_group = conv is not None and parse_group(conv) is not None
@@ -139,6 +147,9 @@ class MessageService:
             mentions, mention_all = content.mentions_of(body)
         else:
             conv = await self._private_conv(sender, to, conv)
+        if "reply" in body:  # (text only: content.check_text admits the key)
+            _, min_seq = await self._membership(sender, conv)
+            body["reply"] = await replies.snapshot(self.storage, conv, min_seq, body["reply"])
         return NewMessage(
             id=self.ids.next(),
             conv=conv,
@@ -151,6 +162,19 @@ class MessageService:
             mentions=mentions,
             mention_all=mention_all,
         )
+
+    async def private_conv(self, sender: int, conv: str) -> str:
+        """``conv`` if ``sender`` may send there now (a private conversation: friendship, the peer exists)."""
+        return await self._private_conv(sender, None, conv)
+
+    @staticmethod
+    def members_of(conv: str) -> tuple[int, ...]:
+        """Who a new conversation is created for: the two of a private one (a group's exist already)."""
+        return _members_of(conv)
+
+    async def publish(self, batch: Sequence[Queued], results: Sequence[Stored]) -> None:
+        """Push (or, in a hot group, cache and signal) messages stored outside the batcher: action events."""
+        await self._publish_stored(batch, results)
 
     async def _private_conv(self, sender: int, to: int | None, conv: str | None) -> str:
         if to is not None:
@@ -202,6 +226,11 @@ class MessageService:
             await self.hot.publish(hot)
 
     # -- reading ----------------------------------------------------------------------------------
+    async def window(self, user_id: int, conv: str) -> tuple[int, int]:
+        """(read_seq, min_seq) of a member of ``conv``: they see the messages above ``min_seq``. Refuses
+        anyone else (``forbidden``; ``not_found`` for a conversation that cannot exist)."""
+        return await self._membership(user_id, conv)
+
     async def _membership(self, user_id: int, conv: str) -> tuple[int, int]:
         """(read_seq, min_seq) of a member; refuses anyone else. A private conversation with no message
         yet has no rows, so its rightful members get (0, 0)."""
@@ -227,7 +256,8 @@ class MessageService:
         if served is not None:
             found, more = served
             self.trace.pulled_encoded(user_id, conv, after_seq, found)
-            return [msgspec.Raw(data) for data in found], more
+            shown = await self.hidden.mask_encoded(user_id, conv, found)
+            return [msgspec.Raw(m) if isinstance(m, bytes) else m for m in shown], more
         return await self.pull(user_id, conv, after_seq, limit)
 
     async def pull(self, user_id: int, conv: str, after_seq: int, limit: int) -> tuple[list[Message], bool]:
@@ -235,7 +265,7 @@ class MessageService:
         limit = max(1, min(limit, 200))
         found = await self.storage.messages_after(conv, max(after_seq, min_seq), limit + 1)
         self.trace.pulled(user_id, conv, after_seq, found[:limit][-1].seq if found else None)
-        return found[:limit], len(found) > limit
+        return await hidden.mask(self.storage, user_id, conv, found[:limit]), len(found) > limit
 
     async def history(
         self, user_id: int, conv: str, before_seq: int | None, limit: int
@@ -243,7 +273,7 @@ class MessageService:
         _, min_seq = await self._membership(user_id, conv)
         limit = max(1, min(limit, 200))
         found = await self.storage.messages_before(conv, before_seq or 2**62, limit + 1, min_seq)
-        return found[-limit:], len(found) > limit
+        return await hidden.mask(self.storage, user_id, conv, found[-limit:]), len(found) > limit
 
     async def conversations(self, user_id: int) -> list[Conversation]:
         states = await self.storage.conversations_of(user_id)
@@ -291,7 +321,7 @@ class MessageService:
         private = await self._private_conv(user_id, None, conv)
         peer = peer_of(private, user_id)
         if peer is not None:
-            await self.routing.publish([pushes.typing(private, user_id, peer)])
+            await self.routing.publish([pushes.typing(private, user_id, (peer,))])
 
     # -- recall -----------------------------------------------------------------------------------
     async def recall(self, user_id: int, conv: str, seq: int, *, moderator: bool = False) -> Message:

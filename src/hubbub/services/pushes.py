@@ -13,7 +13,16 @@ from typing import Literal
 
 from hubbub.core.models import FriendRequest, Message, User
 from hubbub.engines.routing.base import Event
-from hubbub.protocol.frames import FriendPush, MsgPush, NewsPush, PresencePush, ReadPush, TypingPush, encode
+from hubbub.protocol.frames import (
+    FriendPush,
+    HiddenPush,
+    MsgPush,
+    NewsPush,
+    PresencePush,
+    ReadPush,
+    TypingPush,
+    encode,
+)
 
 
 def message(
@@ -36,8 +45,15 @@ def read(conv: str, reader: int, seq: int, recipients: Sequence[int]) -> Event:
     return Event(recipients, encode(ReadPush(conv=conv, user=reader, seq=seq)))
 
 
-def typing(conv: str, typist: int, peer: int) -> Event:
-    return Event((peer,), encode(TypingPush(conv=conv, user=typist)))
+def typing(conv: str, typist: int, to: Sequence[int]) -> Event:
+    """``typist`` is typing in ``conv``: to the peer, or a small group's other members (online ones only:
+    routing drops what no live terminal takes)."""
+    return Event(tuple(to), encode(TypingPush(conv=conv, user=typist)))
+
+
+def hidden(conv: str, user: int, seqs: Sequence[int]) -> Event:
+    """``user`` hid ``seqs`` ("delete for me"): their own terminals, every one of them."""
+    return Event((user,), encode(HiddenPush(conv=conv, seqs=list(seqs))))
 
 
 def news(conv: str, seq: int, mention: bool) -> bytes:

@@ -33,6 +33,7 @@ from hubbub.core.models import Message
 from hubbub.core.stats import Figure
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.storage.base import SearchQuery, Storage
+from hubbub.services import hidden
 from hubbub.services.limits import enforce
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class SearchService:
         floor = await self._member_floor(user_id, conv)
         before, after = max(1, min(before, MAX_AROUND)), max(0, min(after, MAX_AROUND))
         found, older, newer = await self.storage.messages_around(conv, seq, before, after, floor)
+        found = await hidden.mask(self.storage, user_id, conv, found)
         return AroundPage(messages=found, has_older=older, has_newer=newer)
 
     # -- cursors ----------------------------------------------------------------------------------

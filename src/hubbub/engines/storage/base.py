@@ -23,6 +23,7 @@ import msgspec
 from hubbub.core.errors import HubbubError
 from hubbub.core.models import Account, FriendRequest, Group, GroupMember, Message, User
 from hubbub.engines.storage.base_access import AccessStorage
+from hubbub.engines.storage.base_actions import ActionStorage
 from hubbub.engines.storage.lifecycle import LifecycleStorage
 
 
@@ -432,7 +433,9 @@ class SearchStorage(abc.ABC):
         older and newer messages exist beyond them (a page to jump to a search result)."""
 
 
-class Storage(GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage, AccessStorage):
+class Storage(
+    GroupStorage, MediaStorage, AdminStorage, LifecycleStorage, SearchStorage, AccessStorage, ActionStorage
+):
     """Everything durable: accounts, sessions, friends, messages, and (inherited) groups and uploads."""
 
     # -- lifecycle -------------------------------------------------------------------------------

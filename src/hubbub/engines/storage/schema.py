@@ -148,6 +148,8 @@ groups = Table(
     Column("public", Boolean, nullable=False, server_default=false()),
     # A join by link or from the directory becomes a request that the owner or an admin answers.
     Column("join_approval", Boolean, nullable=False, server_default=false()),
+    # Who may pin messages: "admins" (owner and admins) or "members" (docs/protocol.md, "Message actions").
+    Column("pin_policy", String(16), nullable=False, server_default="admins"),
 )
 
 group_members = Table(
@@ -353,4 +355,54 @@ audit_log = Table(
     Column("reason", String(1024), nullable=False, server_default=""),
     Column("address", String(64), nullable=False, server_default=""),
     Column("detail", Text, nullable=False, server_default="{}"),
+)
+
+# -- message actions (docs/protocol.md, "Message actions") ---------------------------------------------------
+# A message's current state (edited text, aggregated reactions) is in its body; these keep the rest.
+# Every earlier text of an edited message (version 0 is the original); ``event_seq`` is the ``edit`` event that
+# replaced it, so a recall can blank those events too.
+message_edits = Table(
+    "message_edits",
+    metadata,
+    Column("conv", String(48), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("conv", "seq", "version"),
+)
+
+# One row per (message, emoji, user): reacting twice is one row.
+message_reactions = Table(
+    "message_reactions",
+    metadata,
+    Column("conv", String(48), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("emoji", String(64), nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    PrimaryKeyConstraint("conv", "seq", "emoji", "user_id"),
+)
+
+message_pins = Table(
+    "message_pins",
+    metadata,
+    Column("conv", String(48), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("pinned_by", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    PrimaryKeyConstraint("conv", "seq"),
+)
+
+# "Delete for me": seqs a user hid from their own view (all their terminals); nobody else is affected.
+hidden_messages = Table(
+    "hidden_messages",
+    metadata,
+    Column("user_id", Integer, nullable=False),
+    Column("conv", String(48), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id", "conv", "seq"),
+    # A hot group's pulls read who hid what in the conversation at once (services/hidden.py).
+    Index("ix_hidden_messages_conv", "conv"),
 )

@@ -31,12 +31,14 @@ from hubbub.engines.storage.base import (
     Stored,
 )
 from hubbub.engines.storage.sql_access import SqlAccess, real_account
+from hubbub.engines.storage.sql_actions import SqlActions
 from hubbub.engines.storage.sql_admin import SqlAdmin
 from hubbub.engines.storage.sql_groups import SqlGroups
 from hubbub.engines.storage.sql_lifecycle import SqlLifecycle
 from hubbub.engines.storage.sql_media import SqlMedia
 from hubbub.engines.storage.sql_search import SqlSearch
 from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
+from hubbub.engines.storage.sqlutil import RETRYABLE_SQLSTATES as _RETRYABLE_SQLSTATES
 from hubbub.engines.storage.sqlutil import (
     USER_COLS,
     json_encode,
@@ -45,13 +47,14 @@ from hubbub.engines.storage.sqlutil import (
     unavailable,
     user_of,
 )
+from hubbub.engines.storage.sqlutil import sqlstate as _sqlstate
 
 #: Notices (group changes, recalls) appear in history but never count as unread; nor does a recalled
 #: message (docs/protocol.md, "Unread rules").
-NOT_UNREAD_TYPES = ("system", "recall")
+NOT_UNREAD_TYPES = ("system", "recall", "edit", "reaction", "pin")
 
 
-class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, Storage):
+class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAccess, SqlActions, Storage):
     def __init__(
         self,
         url: str,
@@ -741,6 +744,7 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
             await conn.execute(
                 update(msgs).where(msgs.c.conv == conv, msgs.c.seq == seq).values(recalled=True, body="{}")
             )
+            await self._forget_actions(conn, conv, seq)
             stored = await self._append(conn, [notice])
         message = stored[(notice.sender, notice.cmid)]
         return Stored(message=message, duplicate=False, recipients=recipients, hot=hot, quiet=quiet)
@@ -869,7 +873,6 @@ class SqlStorage(SqlGroups, SqlMedia, SqlAdmin, SqlLifecycle, SqlSearch, SqlAcce
             return {conv: seq for conv, seq in rows}
 
 
-_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 
 
 def _never_hot(_group: Group) -> bool:
@@ -880,15 +883,6 @@ class UnstorableBatch(Exception):
     """A batch holds a value the database refuses (SQLSTATE class 22, e.g. a NUL in text, an integer out of
     its column's range): nothing was stored. Deliberately not a database error, so it is not reported as
     ``unavailable``: the caller stores the messages one at a time to find which one."""
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    cause = getattr(orig, "__cause__", None)
-    if code is None and cause is not None:
-        code = getattr(cause, "sqlstate", None)
-    return code if isinstance(code, str) else None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -36,6 +36,8 @@ _GROUP_FIELDS = frozenset(
 _GROUP_FIELDS = _GROUP_FIELDS | {"public", "join_approval"}
 #: Who set the avatar (only an avatar its uploader set is public, docs/media.md): stored, never shown.
 _GROUP_FIELDS = _GROUP_FIELDS | {"avatar_by"}
+#: Who may pin messages (services/actions.py).
+_GROUP_FIELDS = _GROUP_FIELDS | {"pin_policy"}
 
 
 def group_of(row: Row[Any] | Any) -> Group:
@@ -55,6 +57,7 @@ def group_of(row: Row[Any] | Any) -> Group:
         frozen=bool(row.frozen),
         public=bool(row.public),
         join_approval=bool(row.join_approval),
+        pin_policy=row.pin_policy,
     )
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
     from hubbub.core.models import Group, Message
-    from hubbub.engines.storage.base import NewMessage
+    from hubbub.engines.storage.base import GroupFacts, NewMessage
 
 
 class SqlHost:
@@ -42,3 +42,9 @@ class SqlHost:
         async def _append(
             self, conn: AsyncConnection, fresh: list[NewMessage]
         ) -> dict[tuple[int, str], Message]: ...
+
+        async def _group_facts(
+            self, conn: AsyncConnection, senders: dict[str, set[int]]
+        ) -> dict[str, GroupFacts]: ...
+
+        async def _forget_actions(self, conn: AsyncConnection, conv: str, seq: int) -> None: ...

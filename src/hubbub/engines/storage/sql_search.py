@@ -14,9 +14,7 @@ with ``instr``/``strpos``; the page says where it stopped (``complete=False``) a
 below. A short term beside a long one is only a filter on what the long one found.
 
 Visibility is one SQL fragment (``_VISIBLE``), used by every query: a member row for the user, a seq above
-the one they joined after, not recalled. A per-user "deleted for me" (not built yet) belongs there too, as
-``AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = :me AND h.conv = m.conv AND h.seq =
-m.seq)``: one place, every query.
+the one they joined after, not recalled, not hidden by the user ("delete for me"): one place, every query.
 """
 
 from __future__ import annotations
@@ -46,7 +44,10 @@ INDEXER_LOCK = 0x48554253  # "HUBS"
 
 _MSG_COLS = "m.id, m.conv, m.seq, m.sender, m.cmid, m.type, m.body, m.ts, m.recalled"
 #: What a user may see of a message ``m`` with their member row ``cm`` (the module docstring).
-_VISIBLE = "cm.user_id = :me AND cm.conv = m.conv AND m.seq > cm.min_seq AND m.recalled = :no"
+_VISIBLE = (
+    "cm.user_id = :me AND cm.conv = m.conv AND m.seq > cm.min_seq AND m.recalled = :no AND NOT EXISTS "
+    "(SELECT 1 FROM hidden_messages h WHERE h.user_id = :me AND h.conv = m.conv AND h.seq = m.seq)"
+)
 _SEARCH_TYPES = searchtext.KINDS
 
 

@@ -72,3 +72,16 @@ USER_COLS = (t.users.c.id, t.users.c.username, t.users.c.nickname, t.users.c.sig
 def like_prefix(prefix: str) -> str:
     """A LIKE pattern (escape character ``\\``) matching strings that start with ``prefix``, lower-cased."""
     return prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+#: serialization_failure, deadlock_detected: PostgreSQL asks for the transaction to be run again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    cause = getattr(orig, "__cause__", None)
+    if code is None and cause is not None:
+        code = getattr(cause, "sqlstate", None)
+    return code if isinstance(code, str) else None

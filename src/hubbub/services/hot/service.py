@@ -112,6 +112,11 @@ class HotGroups:
         """A recalled group message must not be served from the cache with its old body. Done whether or not
         this node knows the group (it may have just restarted; the cache lives in Redis), and whatever the
         group's mode now (it may have been hot when the message was cached)."""
+        await self.changed(message)
+
+    async def changed(self, message: Message) -> None:
+        """A cached group message changed (recalled, edited, reacted to): the cache serves it as it is now,
+        on every node (the same reasons as ``recalled``)."""
         await self.state.replace(message.conv, message.seq, encode(message))
         self.pulls.refresh(message.conv)
 
