@@ -24,3 +24,8 @@ export function reactionUsers(
 export function pins(api: Api, conv: ConvId): Promise<{ conv: ConvId; pins: Pin[] }> {
   return api.authed('GET', `/conversations/${encodeURIComponent(conv)}/pins`)
 }
+
+/** Every seq I hid in a conversation: a terminal that was offline when I hid them catches up with this. */
+export function hiddenSeqs(api: Api, conv: ConvId): Promise<{ conv: ConvId; seqs: number[] }> {
+  return api.authed('GET', `/conversations/${encodeURIComponent(conv)}/hidden`)
+}

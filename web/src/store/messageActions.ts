@@ -4,10 +4,10 @@
  * edit history, recall confirmation). The merge rules are in actions.ts; this module only talks to the server
  * and keeps the results where the components read them. One instance per chat store (`useActions`).
  */
-import { reactive } from 'vue'
+import { reactive, watch } from 'vue'
 import { ApiError } from '../api/rest'
 import { WsError } from '../api/socket'
-import { editHistory, pins as fetchPins, reactionUsers } from '../api/actions'
+import { editHistory, hiddenSeqs, pins as fetchPins, reactionUsers } from '../api/actions'
 import { groupIdOf, type ConvId, type EditVersion, type ForwardedFrame, type Message, type Pin, type UserId } from '../api/types'
 import { extractMentions, type Picked } from '../util/mentions'
 import { useStore, type ChatStore } from '.'
@@ -54,6 +54,8 @@ export function createActionStore(chat: ChatStore, deps: { now?: () => number; n
     history: null as { conv: ConvId; seq: number; edits: EditVersion[] | null; failed: boolean } | null,
     /** The recall confirmation. */
     recalling: null as Message | null,
+    /** Seqs I hid per conversation, as far as this terminal knows (pushes and `GET …/hidden`). */
+    hidden: {} as Record<ConvId, number[]>,
     /** Re-rendered every second while a countdown is shown. */
     clock: now(),
   })
@@ -70,6 +72,7 @@ export function createActionStore(chat: ChatStore, deps: { now?: () => number; n
   chat.onPushFrame((f) => {
     switch (f.type) {
       case 'hidden': {
+        remember(f.conv, f.seqs)
         hideSeqs(held(f.conv), f.seqs)
         if (state.selection?.conv === f.conv) state.selection.seqs = state.selection.seqs.filter((s) => !f.seqs.includes(s))
         return
@@ -92,6 +95,40 @@ export function createActionStore(chat: ChatStore, deps: { now?: () => number; n
         return
     }
   })
+
+  // A `hidden` push missed while offline (or while another tab held the connection) is caught up when the
+  // open conversation is (re)loaded: the messages already held here would otherwise stay visible.
+  watch(
+    () => [chat.state.status === 'online' && chat.state.synced, chat.state.activeConv] as const,
+    ([ready, conv]) => {
+      if (ready && conv) void refreshHidden(conv)
+    },
+    { immediate: true },
+  )
+  async function refreshHidden(conv: ConvId): Promise<void> {
+    try {
+      const r = await hiddenSeqs(chat.api, conv)
+      remember(conv, r.seqs)
+      hideSeqs(held(conv), r.seqs)
+    } catch {
+      /* offline: the next open tries again */
+    }
+  }
+  function remember(conv: ConvId, seqs: readonly number[]): void {
+    state.hidden[conv] = [...new Set([...(state.hidden[conv] ?? []), ...seqs])]
+  }
+  // Messages that arrive later (a window restarted at the conversation's `last`, a history page) are hidden too.
+  watch(
+    () => {
+      const conv = chat.state.activeConv
+      const c = conv ? chat.state.convs[conv] : undefined
+      return c && state.hidden[c.conv]?.length ? `${c.conv}|${c.messages.length}|${c.have}|${state.hidden[c.conv]!.length}` : ''
+    },
+    (key) => {
+      const conv = key ? chat.state.activeConv : null
+      if (conv) hideSeqs(held(conv), state.hidden[conv] ?? [])
+    },
+  )
 
   // ---- derived ---------------------------------------------------------------------------------------
 
@@ -271,6 +308,7 @@ export function createActionStore(chat: ChatStore, deps: { now?: () => number; n
     if (seqs.length === 0) return
     try {
       await chat.request({ type: 'hide', conv, seqs: seqs.slice(0, 100) })
+      remember(conv, seqs)
       hideSeqs(held(conv), seqs)
       state.selection = null
       const composing = state.composing[conv]
