@@ -52,21 +52,38 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with running(tmp_path_factory, "actions") as srv:
         people = {"alice": "Alice", "bob": "Bob", "carol": "Carol", "dave": "Dave"}
         for username, nickname in people.items():
-            rest(srv.url, "POST", "/auth/register", {"username": username, "password": PASSWORD, "nickname": nickname})
+            rest(
+                srv.url,
+                "POST",
+                "/auth/register",
+                {"username": username, "password": PASSWORD, "nickname": nickname},
+            )
         ids = {name: login(srv.url, name) for name in people}
         names = list(people)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 req = rest(srv.url, "POST", "/friends/requests", {"to": ids[b][0]}, ids[a][1])
                 rest(srv.url, "POST", f"/friends/requests/{req['id']}/accept", None, ids[b][1])
-        group = rest(srv.url, "POST", "/groups", {"name": "Trip", "members": [ids["bob"][0], ids["carol"][0]]}, ids["alice"][1])
+        group = rest(
+            srv.url,
+            "POST",
+            "/groups",
+            {"name": "Trip", "members": [ids["bob"][0], ids["carol"][0]]},
+            ids["alice"][1],
+        )
         yield {"url": srv.url, "ids": ids, "group": group["conv"]}
 
 
-def say(world: dict[str, Any], sender: str, *lines: str, to: str | None = None, conv: str | None = None) -> None:
+def say(
+    world: dict[str, Any], sender: str, *lines: str, to: str | None = None, conv: str | None = None
+) -> None:
     uid, token = world["ids"][sender]
     for line in lines:
-        body: dict[str, Any] = {"cmid": f"{sender}-{time.monotonic_ns()}", "type": "text", "body": {"text": line}}
+        body: dict[str, Any] = {
+            "cmid": f"{sender}-{time.monotonic_ns()}",
+            "type": "text",
+            "body": {"text": line},
+        }
         if to:
             body["to"] = world["ids"][to][0]
         else:
@@ -79,7 +96,9 @@ def pconv(world: dict[str, Any], a: str, b: str) -> str:
     return f"p:{x}:{y}"
 
 
-def pages(browser: Any, world: dict[str, Any], errors: list[str], *who: str, viewport: dict[str, int] = DESKTOP) -> list[Any]:
+def pages(
+    browser: Any, world: dict[str, Any], errors: list[str], *who: str, viewport: dict[str, int] = DESKTOP
+) -> list[Any]:
     out = []
     for name in who:
         ctx = browser.new_context(viewport=viewport, color_scheme="light")
@@ -170,7 +189,9 @@ def test_edit_and_its_history(world: dict[str, Any], browser: Any) -> None:
     expect(row(c, "at the station").get_by_test_id("message-text")).to_have_text("Yes, at 9 at the station")
     row(c, "at the station").get_by_test_id("edited").click()
     dialog = c.get_by_test_id("edit-history")
-    expect(dialog.get_by_test_id("edit-version-text")).to_have_text(["Yes, at 9 at the statoin", "Yes, at 9 at the station"])
+    expect(dialog.get_by_test_id("edit-version-text")).to_have_text(
+        ["Yes, at 9 at the statoin", "Yes, at 9 at the station"]
+    )
     snap(c, "edit-history-desktop")
     c.keyboard.press("Escape")
     # Someone else's message offers no edit.
@@ -203,7 +224,9 @@ def test_reactions_counted_live_on_both_sides(world: dict[str, Any], browser: An
     b.get_by_test_id("reaction-search").fill("party")
     snap(b, "reaction-picker-desktop")
     b.locator("[data-testid=reaction-option][data-emoji='🎉']").click()
-    expect(row(a, "Photos from last year").locator("[data-testid=reaction][data-emoji='🎉']")).to_have_attribute("data-count", "1")
+    expect(
+        row(a, "Photos from last year").locator("[data-testid=reaction][data-emoji='🎉']")
+    ).to_have_attribute("data-count", "1")
     # Bob takes his thumbs-up back.
     chip_b.click()
     expect(chip_a).to_have_attribute("data-count", "1")
@@ -235,6 +258,9 @@ def test_pinned_bar(world: dict[str, Any], browser: Any) -> None:
     wait_until(b, "() => !!document.querySelector('[data-testid=message][data-highlighted=true]')")
     expect(b.locator("[data-testid=message][data-highlighted=true]")).to_contain_text("north car park")
     snap(b, "pinned-desktop")
+    b.set_viewport_size(PHONE)
+    snap(b, "pinned-phone")
+    b.set_viewport_size(DESKTOP)
     expect(b.get_by_test_id("pinned-unpin")).to_have_count(0)
     a.get_by_test_id("pinned-unpin").click()
     expect(b.get_by_test_id("pinned-bar")).to_have_count(0)
@@ -263,7 +289,9 @@ def test_forward_to_two_conversations(world: dict[str, Any], browser: Any) -> No
     expect(dialog).to_have_count(0)
     # Carol gets both, in order, marked forwarded from Bob; Alice's conversation has them too (REST).
     open_conv(c, pconv(world, "dave", "carol"))
-    expect(c.get_by_test_id("message-text")).to_have_text(["Tickets are on sale Monday", "Bring your student card"])
+    expect(c.get_by_test_id("message-text")).to_have_text(
+        ["Tickets are on sale Monday", "Bring your student card"]
+    )
     expect(c.get_by_test_id("forwarded").first).to_have_text("Forwarded from Bob")
     _, alice_token = world["ids"]["alice"]
     conv_a = pconv(world, "dave", "alice")
@@ -315,6 +343,17 @@ def test_recall_with_confirmation_and_time_left(world: dict[str, Any], browser: 
     open_conv(b, conv)
     open_conv(c, conv)
     send(b, "Oops, wrong chat")
+    # The keyboard reaches the menu: focus the message, Enter opens it, arrows move, Escape closes it.
+    row(b, "Oops, wrong chat").focus()
+    b.keyboard.press("Enter")
+    m = b.get_by_test_id("context-menu")
+    expect(m).to_be_visible()
+    expect(m.get_by_test_id("quick-reaction").first).to_be_focused()
+    b.keyboard.press("ArrowUp")
+    expect(m.get_by_test_id("report").or_(m.get_by_test_id("recall"))).to_be_focused()
+    b.keyboard.press("Escape")
+    expect(m).to_have_count(0)
+    expect(row(b, "Oops, wrong chat")).to_be_focused()
     m = menu(b, "Oops, wrong chat")
     expect(m.get_by_test_id("recall")).to_contain_text("left)")
     m.get_by_test_id("recall").click()
@@ -373,6 +412,14 @@ def test_phone_layout_menu_quote_and_reactions(world: dict[str, Any], browser: A
     send(p, "我带地图")
     expect(row(p, "我带地图").get_by_test_id("quote")).to_contain_text("who brings the map")
     snap(p, "reply-phone")
+    menu(p, "我带地图").get_by_test_id("menu-forward").click()
+    expect(p.get_by_test_id("forward-dialog")).to_be_visible()
+    snap(p, "forward-phone")
+    p.keyboard.press("Escape")
+    menu(p, "我带地图").get_by_test_id("recall").click()
+    expect(p.get_by_test_id("recall-left")).to_contain_text("剩余时间")
+    snap(p, "recall-confirm-phone")
+    p.keyboard.press("Escape")
     p.set_viewport_size(DESKTOP)
     snap(p, "reply-zh-desktop")
     close(p)
