@@ -357,3 +357,25 @@ async def test_reactions_in_a_hot_group_ride_push_pull(make_client: Any) -> None
     pulled = await a.request({"type": "pull", "conv": conv, "after_seq": said["seq"] - 1})
     assert pulled["messages"][0]["body"]["reactions"][0]["count"] == 1  # the cache serves the current body
     assert not any(f["type"] == "msg" and f["msg"]["type"] == "reaction" for f in list(a.events._queue))  # type: ignore[attr-defined]
+
+
+async def test_search_finds_the_edited_text_not_the_old(make_client: Any) -> None:
+    a, b, conv = await pair(make_client)
+    sent = await a.send_text("meeting at noon in the lobby", conv=conv)
+
+    async def found(word: str) -> list[int]:
+        results = (await b.api("GET", "/api/v1/search", q=word, conv=conv))["results"]
+        return [r["message"]["seq"] for r in results]
+
+    for _ in range(100):
+        if await found("lobby"):
+            break
+        await asyncio.sleep(0.1)
+    assert await found("lobby") == [sent["seq"]]
+    await a.api(
+        "POST",
+        f"/api/v1/conversations/{conv}/messages/{sent['seq']}/edit",
+        {"aid": aid(), "text": "meeting at noon in the garden"},
+    )
+    assert await found("lobby") == []  # re-indexed at once, in the edit's own path
+    assert await found("garden") == [sent["seq"]]

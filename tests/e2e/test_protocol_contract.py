@@ -210,7 +210,16 @@ async def test_default_heartbeat_is_announced(node, make_client):
         await ws.send_json({"type": "auth", "token": alice.access_token, "terminal": "mobile"})
         ok = await ws.receive_json(timeout=5)
     assert (ok["heartbeat"], ok["terminal"]) == (25, "mobile")
-    assert ok["limits"] == {"max_text_chars": 4000, "max_frame_bytes": 65536, "recall_window_s": 120}
+    assert ok["limits"] == {
+        "max_text_chars": 4000,
+        "max_frame_bytes": 65536,
+        "recall_window_s": 120,
+        # message actions (docs/protocol.md, "Message actions")
+        "edit_window_s": 86400,
+        "max_reactions": 20,
+        "forward_max_items": 20,
+        "forward_max_targets": 10,
+    }
 
 
 # -- limits ----------------------------------------------------------------------------------------

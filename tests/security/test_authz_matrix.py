@@ -243,6 +243,23 @@ async def recall_owner_private(world: World, actor: str) -> Call:
     return Call(params={"conv": world.conv_p, "seq": ack["seq"]})
 
 
+def on_member_message(body: Callable[[World, str], Any] | None = None) -> Prepare:
+    """A fresh group message of the member (editable by them alone), with an optional body."""
+
+    async def prepare(world: World, actor: str) -> Call:
+        ack = await world.send("member", {"conv": world.conv_g}, "to be acted on")
+        return Call(params={"conv": world.conv_g, "seq": ack["seq"]}, json=body(world, actor) if body else None)
+
+    return prepare
+
+
+def on_group_message(body: Any = None, **query: str) -> Prepare:
+    async def prepare(world: World, actor: str) -> Call:
+        return Call(params={"conv": world.conv_g, "seq": world.seq_g}, json=body, query=dict(query))
+
+    return prepare
+
+
 async def request_call(world: World, actor: str) -> Call:
     return Call(params={"request_id": await world.pending_request()})
 
@@ -422,6 +439,66 @@ ROWS: list[Row] = [
         recall_owner_private,
         label="the owner's private message (sender only)",
     ),
+    # -- message actions (issue 14): members act on what they can read; only the sender edits; pins by role ----
+    Row(
+        "POST",
+        "/api/v1/conversations/{conv}/messages/{seq}/edit",
+        who("forbidden", member=OK),
+        on_member_message(lambda w, a: {"aid": secrets.token_hex(6), "text": "edited"}),
+        label="the member's group message: its sender only",
+    ),
+    Row("GET", "/api/v1/conversations/{conv}/messages/{seq}/edits", MEMBERS_OK_FORBIDDEN, on_group_message()),
+    Row(
+        "POST",
+        "/api/v1/conversations/{conv}/messages/{seq}/reactions",
+        MEMBERS_OK_FORBIDDEN,
+        on_group_message({"emoji": "👍"}),
+    ),
+    Row(
+        "GET",
+        "/api/v1/conversations/{conv}/messages/{seq}/reactions",
+        MEMBERS_OK_FORBIDDEN,
+        on_group_message(emoji="👍"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{conv}/messages/{seq}/pin",
+        who("forbidden", admin=OK, owner=OK),
+        on_group_message({"on": False}),
+        label="group: owner and admins by default",
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{conv}/messages/{seq}/pin",
+        PAIR_OK,
+        body_of(recall_owner_private, lambda w, a: {"on": False}),
+        label="private: either side",
+    ),
+    Row("GET", "/api/v1/conversations/{conv}/pins", MEMBERS_OK_FORBIDDEN, fixed(conv=lambda w: w.conv_g), label="group"),
+    Row("GET", "/api/v1/conversations/{conv}/pins", PAIR_OK, fixed(conv=lambda w: w.conv_p), label="private"),
+    Row(
+        "POST",
+        "/api/v1/messages/forward",
+        MEMBERS_OK_FORBIDDEN,
+        body_of(
+            fixed(),
+            lambda w, a: {
+                "aid": secrets.token_hex(6),
+                "items": [{"conv": w.conv_g, "seq": w.seq_g}],
+                "targets": [w.conv_g],
+            },
+        ),
+        label="a group message into the group",
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{conv}/hide",
+        MEMBERS_OK_FORBIDDEN,
+        body_of(recall_member_message, lambda w, a: {"seqs": [1]}),
+        label="group",
+    ),
+    Row("GET", "/api/v1/conversations/{conv}/hidden", MEMBERS_OK_FORBIDDEN, fixed(conv=lambda w: w.conv_g), label="group"),
+    Row("GET", "/api/v1/conversations/{conv}/hidden", PAIR_OK, fixed(conv=lambda w: w.conv_p), label="private"),
     # -- data lifecycle (retention, exports, closing an account) ------------------------------------
     Row("GET", "/api/v1/conversations/{conv}/retention", MEMBERS_OK_FORBIDDEN, fixed(conv=lambda w: w.conv_g), label="group"),
     Row("GET", "/api/v1/conversations/{conv}/retention", PAIR_OK, fixed(conv=lambda w: w.conv_p), label="private"),
@@ -804,6 +881,11 @@ def frame(**fields: Callable[[World], Any] | Any) -> WsPrepare:
     return prepare
 
 
+async def ws_edit_member(world: World, actor: str) -> dict[str, Any]:
+    ack = await world.send("member", {"conv": world.conv_g}, "to be edited")
+    return {"type": "edit", "aid": secrets.token_hex(6), "conv": world.conv_g, "seq": ack["seq"], "text": "edited"}
+
+
 async def ws_recall_member(world: World, actor: str) -> dict[str, Any]:
     ack = await world.send("member", {"conv": world.conv_g}, "to be recalled")
     return {"type": "recall", "conv": world.conv_g, "seq": ack["seq"]}
@@ -894,6 +976,18 @@ WS_ROWS: list[tuple[str, WsPrepare, str, dict[str, str]]] = [
     ("recall", ws_recall_member, "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     ("typing private", frame(type="typing", conv=lambda w: w.conv_p), "", who("forbidden", anonymous=NOT_AUTH, member=OK, owner=OK)),
     ("receipts", frame(type="receipts", conv=lambda w: w.conv_g, seq=lambda w: w.seq_g), "receipts_result", who("not_found", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
+    # -- message actions (issue 14) ----------------------------------------------------------------------
+    ("edit", ws_edit_member, "ok", who("forbidden", anonymous=NOT_AUTH, member=OK)),
+    ("react", frame(type="react", conv=lambda w: w.conv_g, seq=lambda w: w.seq_g, emoji="👍"), "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
+    ("pin", frame(type="pin", conv=lambda w: w.conv_g, seq=lambda w: w.seq_g, on=False), "ok", who("forbidden", anonymous=NOT_AUTH, admin=OK, owner=OK)),
+    (
+        "forward",
+        frame(type="forward", aid=lambda w: secrets.token_hex(6), items=lambda w: [{"conv": w.conv_g, "seq": w.seq_g}], targets=lambda w: [w.conv_g]),
+        "forwarded",
+        who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK),
+    ),
+    ("hide", frame(type="hide", conv=lambda w: w.conv_g, seqs=[1]), "ok", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
+    ("typing group", frame(type="typing", conv=lambda w: w.conv_g), "", who("forbidden", anonymous=NOT_AUTH, member=OK, admin=OK, owner=OK)),
     # -- calls: friends may call; a call's frames are for its two parties, signalling for its two devices ----
     ("call_invite", ws_call_invite, "call_invited", who("not_friends", anonymous=NOT_AUTH, former=OK, member=OK, admin=OK, owner="invalid_field")),
     ("call_ring", ws_call("call_ring"), "ok", who("not_found", anonymous=NOT_AUTH, owner=OK, member="forbidden")),

@@ -166,11 +166,11 @@ async def react(ctx: Ctx) -> ReactResult:
 )
 async def reactors(ctx: Ctx) -> Reactors:
     conv, seq = ctx.path_conv(), ctx.path_int("seq")
+    after = ctx.query_seq("after") or 0  # (ids first: a bad one is invalid_id whatever else is wrong)
+    limit = ctx.query_int("limit", 100, 1, 200) or 100
     emoji = ctx.request.query.get("emoji", "")
     if not 1 <= len(emoji) <= 64:
         raise invalid("emoji", "is required")
-    after = ctx.query_seq("after") or 0
-    limit = ctx.query_int("limit", 100, 1, 200) or 100
     users = await ctx.s.actions.reaction_users(ctx.me, conv, seq, emoji, after, limit + 1)
     more = len(users) > limit
     return Reactors(

@@ -11,6 +11,7 @@ an edit by its action id, a reaction or pin by the state it asks for, a forward 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -119,6 +120,8 @@ class ActionService:
         self.clock = clock
         #: (user, conv) -> monotonic time of the last typing push forwarded (the group throttle).
         self._typing: dict[tuple[int, str], float] = {}
+        #: conv -> the lock its actions take on this node (dropped when no action waits).
+        self._locks: dict[str, list[Any]] = {}  # [lock, actions holding or awaiting it]
 
     # -- shared checks ----------------------------------------------------------------------------
     async def _target(self, user_id: int, conv: str, seq: int) -> Message:
@@ -142,7 +145,18 @@ class ActionService:
         )
 
     async def _apply(self, notice: NewMessage, change: MessageChange, admit: Any) -> ActionResult:
-        result = await self.storage.apply_action(notice, change, admit)
+        # One action per conversation at a time on this node: they serialize on the conversation's row lock
+        # anyway, and waiting here holds no database connection (a storm of reactions would otherwise take
+        # the whole pool, and pulls would time out waiting for one).
+        held = self._locks.setdefault(notice.conv, [asyncio.Lock(), 0])
+        held[1] += 1
+        try:
+            async with held[0]:
+                result = await self.storage.apply_action(notice, change, admit)
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del self._locks[notice.conv]
         if isinstance(result, Rejected):
             raise result.error
         if result.stored is not None:
@@ -336,10 +350,10 @@ class ActionService:
     # -- delete for me ----------------------------------------------------------------------------
     async def hide(self, user_id: int, conv: str, seqs: Sequence[int]) -> list[int]:
         """Hide ``seqs`` from the caller's own view on all their terminals; those in their window."""
-        _, min_seq = await self.messages.window(user_id, conv)
-        kept = sorted({s for s in seqs if s > min_seq})
         if len(seqs) > 100:
             raise invalid("seqs", "at most 100 at a time")
+        _, min_seq = await self.messages.window(user_id, conv)
+        kept = sorted({s for s in seqs if s > min_seq})
         if kept:
             await self.storage.hide_messages(user_id, conv, kept)
             self.messages.hidden.forget(conv)

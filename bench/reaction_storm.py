@@ -1,0 +1,194 @@
+"""A reaction storm on a big group: plain push versus push-pull, on a real 2-node cluster (issue 14).
+
+    .venv/bin/python bench/reaction_storm.py              # 10,000 members, 2,000 online, 1,000 reactions
+    .venv/bin/python bench/reaction_storm.py --quick      # 2,000 members, 400 online, 200 reactions
+
+Like bench/hot_groups.py (whose lean client it uses): a throwaway Redis, PostgreSQL and two `hubbub serve`
+nodes per mode; the group and one message are made straight in the database; the online members connect as
+real WebSocket clients over both nodes. Then `--reactions` different members each react to the message once
+(a `react` frame; `reaction` events in the group's seq), and the run waits until every online member holds
+every event. It checks the message's final count, and prints per reaction: frames and bytes the servers sent,
+Redis commands, database statements, server CPU; the end-to-end time; and the load generator's own CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _cluster import Cluster, redis_calls, scrape, seed_users, token
+from hot_groups import Member
+from hubbub.core.clock import now_ms
+from hubbub.core.ids import MessageIds
+from hubbub.engines.storage.base import NewMessage, Stored
+from hubbub.engines.storage.sql import SqlStorage
+
+
+async def react(member: Member, seq: int) -> None:
+    assert member.ws is not None
+    frame = '{"type":"react","conv":"%s","seq":%d,"emoji":"\\ud83d\\udc4d","rid":"r%d"}' % (
+        member.conv,
+        seq,
+        member.uid,
+    )
+    await member.ws.send_str(frame)
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
+    threshold = "500" if mode == "push-pull" else str(10**9)
+    cluster = Cluster(nodes=2, env={"HUBBUB_HOT_GROUP_THRESHOLD": threshold, "HUBBUB_SEND_BURST": "100000"})
+    made: dict[str, Any] = {}
+
+    async def setup(storage: SqlStorage) -> None:
+        await seed_users(storage, args.members, args.online)
+        ids = MessageIds("bench")
+        notice = NewMessage(
+            id=ids.next(),
+            conv="",
+            sender=1,
+            cmid="~bench",
+            type="system",
+            body={"event": "created"},
+            ts=now_ms(),
+        )
+        update = await storage.create_group(1, {"name": "big"}, list(range(2, args.members + 1)), notice)
+        said = NewMessage(
+            id=ids.next(),
+            conv=update.group.conv,
+            sender=1,
+            cmid="react-to-me",
+            type="text",
+            body={"text": "react to me"},
+            ts=now_ms(),
+        )
+        stored = (await storage.store_messages([said]))[0]
+        assert isinstance(stored, Stored)
+        made["conv"], made["seq"] = update.group.conv, stored.message.seq
+
+    await cluster.start(setup)
+    try:
+        conv, seq = made["conv"], made["seq"]
+        total = seq + args.reactions
+        urls = cluster.urls
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        online = [
+            Member(uid, token(cluster.secret, uid), urls[uid % 2], conv, total)
+            for uid in range(1, args.online + 1)
+        ]
+        for m in online:  # online before the storm, holding the message
+            m.have = seq
+        tasks = []
+        for start in range(0, len(online), 200):
+            readies = []
+            for m in online[start : start + 200]:
+                ready = asyncio.Event()
+                readies.append(ready)
+                tasks.append(asyncio.create_task(m.run(http, ready)))
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
+        await asyncio.sleep(1.0)
+
+        before = [await scrape(http, u) for u in urls]
+        cpu_before = cluster.cpu_seconds()
+        redis_before = await redis_calls(cluster.redis)
+        load_before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        reactors = online[: args.reactions]
+        for start in range(0, len(reactors), 50):  # a storm, not a single instant: 50 at a time
+            await asyncio.gather(*(react(m, seq) for m in reactors[start : start + 50]))
+        try:
+            await asyncio.wait_for(asyncio.gather(*(m.done.wait() for m in online)), args.timeout)
+        except TimeoutError:
+            lagging = [m for m in online if not m.done.is_set()]
+            print(f"  {mode}: {len(lagging)} members incomplete after {args.timeout} s", file=sys.stderr)
+            for m in lagging[:3]:
+                print(f"    uid {m.uid} have {m.have}/{total} errors {m.errors[-2:]}", file=sys.stderr)
+        elapsed = time.monotonic() - started
+        load_after = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(0.5)
+        cpu = cluster.cpu_seconds() - cpu_before
+        redis_used = await redis_calls(cluster.redis) - redis_before
+
+        headers = {"Authorization": f"Bearer {token(cluster.secret, 1)}"}
+        page_url = f"{urls[0]}/api/v1/conversations/{conv}/messages?after_seq={seq - 1}&limit=1"
+        async with http.get(page_url, headers=headers) as resp:
+            message = (await resp.json())["messages"][0]
+        count = message["body"].get("reactions", [{"count": 0}])[0]["count"]
+        complete = sum(1 for m in online if m.have == total)
+        n = args.reactions
+        load_cpu = (load_after.ru_utime + load_after.ru_stime) - (load_before.ru_utime + load_before.ru_stime)
+        result = {
+            "frames/reaction": await cluster.metric_delta(http, before, "hubbub_frames_out_total") / n,
+            "bytes/reaction": await cluster.metric_delta(http, before, "hubbub_bytes_out_total") / n,
+            "redis cmds/reaction": redis_used / n,
+            "db queries/reaction": await cluster.metric_delta(http, before, "hubbub_db_queries_total") / n,
+            "server CPU ms/reaction": 1000 * cpu / n,
+            "end-to-end s": elapsed,
+            "load gen CPU s": load_cpu,
+            "final count": count,
+            "members complete": complete,
+            "online members": len(online),
+        }
+        for m in online:
+            if m.ws is not None:
+                await m.ws.close()
+        for task in tasks:
+            task.cancel()
+        await http.close()
+        return result
+    finally:
+        await cluster.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--online", type=int, default=2_000)
+    parser.add_argument("--reactions", type=int, default=1_000)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--quick", action="store_true", help="2,000 members, 400 online, 200 reactions")
+    parser.add_argument("--modes", default="push,push-pull")
+    args = parser.parse_args()
+    if args.quick:
+        args.members, args.online, args.reactions = 2_000, 400, 200
+    args.reactions = min(args.reactions, args.online)  # one reaction per online member
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    results = {}
+    for mode in args.modes.split(","):
+        print(
+            f"running {mode}: {args.members} members, {args.online} online on 2 nodes, "
+            f"{args.reactions} reactions ...",
+            file=sys.stderr,
+        )
+        results[mode] = await run_mode(mode, args)
+    names = list(next(iter(results.values())))
+    print(f"\n{'':24}" + "".join(f"{mode:>14}" for mode in results))
+    for name in names:
+        print(f"{name:24}" + "".join(f"{results[mode][name]:>14.3f}" for mode in results))
+    if "push" in results and "push-pull" in results:
+        p, q = results["push"], results["push-pull"]
+        print(
+            f"\npush-pull cuts frames/reaction by {p['frames/reaction'] / max(q['frames/reaction'], 1e-9):.1f}x and "
+            f"server CPU/reaction by {p['server CPU ms/reaction'] / max(q['server CPU ms/reaction'], 1e-9):.1f}x"
+        )
+    ok = all(
+        r["members complete"] == r["online members"] and r["final count"] == args.reactions
+        for r in results.values()
+    )
+    print("every online member holds every reaction event, and the count is right:", "yes" if ok else "NO")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
