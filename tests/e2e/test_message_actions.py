@@ -379,3 +379,8 @@ async def test_search_finds_the_edited_text_not_the_old(make_client: Any) -> Non
     )
     assert await found("lobby") == []  # re-indexed at once, in the edit's own path
     assert await found("garden") == [sent["seq"]]
+    await b.api("POST", f"/api/v1/conversations/{conv}/hide", {"seqs": [sent["seq"]]})
+    assert await found("garden") == []  # deleted for me: not found by me
+    assert [r["message"]["seq"] for r in (await a.api("GET", "/api/v1/search", q="garden"))["results"]] == [
+        sent["seq"]
+    ]

@@ -44,10 +44,8 @@ INDEXER_LOCK = 0x48554253  # "HUBS"
 
 _MSG_COLS = "m.id, m.conv, m.seq, m.sender, m.cmid, m.type, m.body, m.ts, m.recalled"
 #: What a user may see of a message ``m`` with their member row ``cm`` (the module docstring).
-_VISIBLE = (
-    "cm.user_id = :me AND cm.conv = m.conv AND m.seq > cm.min_seq AND m.recalled = :no AND NOT EXISTS "
-    "(SELECT 1 FROM hidden_messages h WHERE h.user_id = :me AND h.conv = m.conv AND h.seq = m.seq)"
-)
+_NOT_HIDDEN = "NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = :me AND h.conv = m.conv AND h.seq = m.seq)"
+_VISIBLE = f"cm.user_id = :me AND cm.conv = m.conv AND m.seq > cm.min_seq AND m.recalled = :no AND {_NOT_HIDDEN}"
 _SEARCH_TYPES = searchtext.KINDS
 
 
@@ -296,7 +294,7 @@ class SqlSearch(SqlHost):
             # for the other rules. The window counts every message the caller may see in scope.
             member = "cm.user_id = :me AND cm.conv = m.conv AND m.seq > cm.min_seq"
             scope = [f for f in filters if f.startswith("m.conv")]
-            rest = ["m.recalled = :no", *(f for f in filters if not f.startswith("m.conv"))]
+            rest = ["m.recalled = :no", _NOT_HIDDEN, *(f for f in filters if not f.startswith("m.conv"))]
             window = (
                 "SELECT m.rowid AS rid, m.conv AS conv, m.seq AS seq FROM conv_members cm CROSS JOIN messages m "
                 f"WHERE {' AND '.join([member, *scope, *bound])} ORDER BY {order} LIMIT :scan"
