@@ -219,6 +219,11 @@ def test_reactions_counted_live_on_both_sides(world: dict[str, Any], browser: An
     chip_b = row(b, "Photos from last year").locator("[data-testid=reaction][data-emoji='👍']")
     expect(chip_b).to_have_attribute("data-count", "2")
     assert "Alice" in (chip_b.get_attribute("title") or "") and "You" in (chip_b.get_attribute("title") or "")
+    # The list of who reacted (right-click, or a long press on touch).
+    chip_b.click(button="right")
+    expect(b.get_by_test_id("reaction-who")).to_contain_text("Alice")
+    b.get_by_test_id("chat-title").click()
+    expect(b.get_by_test_id("reaction-who")).to_have_count(0)
     # The full picker: Bob searches and picks a party popper.
     menu(b, "Photos from last year").get_by_test_id("more-reactions").click()
     b.get_by_test_id("reaction-search").fill("party")
