@@ -317,6 +317,7 @@ def test_two_people_befriend_chat_and_catch_up(server: str, browser: Any) -> Non
     # -- Alice recalls her last message; Bob sees it recalled --------------------------------------------------
     a.locator("[data-testid=message][data-mine=true]").last.locator(".bubble").click(button="right")
     a.get_by_test_id("recall").click()
+    a.get_by_test_id("recall-confirm-go").click()  # recall asks first (message actions)
     expect(a.get_by_test_id("recalled")).to_have_text("You recalled a message")
     expect(b.get_by_test_id("recalled")).to_have_text("Alice recalled a message")
     assert away[-1] not in texts(b)
@@ -723,6 +724,7 @@ def test_group_of_three_with_an_image(tmp_path_factory: pytest.TempPathFactory, 
         slip = a.locator("[data-testid=message]").filter(has_text="oops, wrong chat")
         slip.locator(".bubble").click(button="right")
         a.get_by_test_id("recall").click()
+        a.get_by_test_id("recall-confirm-go").click()
         expect(b.get_by_test_id("recalled").last).to_have_text("Alice recalled a message from Carol")
         expect(c.get_by_test_id("recalled").last).to_have_text("Alice recalled a message from you")
 

@@ -122,6 +122,8 @@ export interface Group {
   public?: boolean
   /** Joins by link or from the directory need an admin's approval. */
   join_approval?: boolean
+  /** Who may pin messages (issue 14): `admins` (default) or `members`. */
+  pin_policy?: 'admins' | 'members'
 }
 
 export interface GroupMember {
@@ -179,6 +181,11 @@ export interface Limits {
   max_text_chars: number
   max_frame_bytes: number
   recall_window_s: number
+  /** Message actions (protocol.md): absent from older servers, the client then uses the documented defaults. */
+  edit_window_s?: number
+  max_reactions?: number
+  forward_max_items?: number
+  forward_max_targets?: number
 }
 
 export const DEFAULT_LIMITS: Limits = { max_text_chars: 4000, max_frame_bytes: 65536, recall_window_s: 120 }
@@ -199,6 +206,7 @@ export type ClientFrame =
   | { type: 'recall'; rid?: Rid; conv: ConvId; seq: number }
   | { type: 'typing'; conv: ConvId }
   | { type: 'receipts'; rid?: Rid; conv: ConvId; seq: number }
+  | ActionFrame
   | { type: 'call_invite'; rid?: Rid; to: UserId; media: CallMedia }
   | {
       type: 'call_ring' | 'call_accept' | 'call_reject' | 'call_cancel' | 'call_hangup' | 'call_resume'
@@ -308,12 +316,36 @@ export type ServerFrame =
   | CallInvitedFrame
   | CallPushFrame
   | SocialPush
+  | ForwardedFrame
 
 /** Sessions, profiles, blocks and chat preferences (issue 15): handled by store/social.ts. */
 import type { SocialPush } from './social'
 
 /** Frames the server pushes without being asked (no rid). */
-export type PushFrame = MsgFrame | NewsFrame | ReadFrame | TypingFrame | PresenceFrame | FriendFrame | CallPushFrame | SocialPush
+export type PushFrame =
+  | MsgFrame
+  | NewsFrame
+  | ReadFrame
+  | TypingFrame
+  | PresenceFrame
+  | FriendFrame
+  | CallPushFrame
+  | HiddenFrame
+  | SocialPush
+
+// ---- message actions (protocol.md, "Message actions") ------------------------------------------------
+export type ActionFrame =
+  | { type: 'edit'; rid?: Rid; aid: string; conv: ConvId; seq: number; text: string; mentions?: UserId[]; mention_all?: boolean }
+  | { type: 'react'; rid?: Rid; conv: ConvId; seq: number; emoji: string; on?: boolean }
+  | { type: 'pin'; rid?: Rid; conv: ConvId; seq: number; on?: boolean }
+  | { type: 'forward'; rid?: Rid; aid: string; items: { conv: ConvId; seq: number }[]; targets: ConvId[]; show_sender?: boolean }
+  | { type: 'hide'; rid?: Rid; conv: ConvId; seqs: number[] }
+/** The reply to `forward`: one ack per item and target (targets outer, items in order). */
+export interface ForwardedFrame { type: 'forwarded'; rid?: Rid; acks: Ack[] }
+/** I deleted these messages for me (on this terminal or another). */
+export interface HiddenFrame { type: 'hidden'; conv: ConvId; seqs: number[] }
+export interface Pin { seq: number; by: UserId; ts: number; message: Message }
+export interface EditVersion { text: string; ts: number }
 
 /** WebSocket close codes (protocol.md, "Close codes"). */
 export const CloseCode = {

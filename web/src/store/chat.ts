@@ -62,6 +62,7 @@ import {
 } from './convs'
 import { formatBytes, kindFor, markDone, markFailed, newUpload, setProgress, type UploadItem } from './uploads'
 import { extractMentions, type Picked } from '../util/mentions'
+import { groupTypingAllowed, replySnapshot } from './actions'
 
 /** What the store needs from a connection; `Connection` in production, a fake in tests. */
 export interface ConnectionLike {
@@ -1211,8 +1212,9 @@ export function createChatStore(deps: StoreDeps) {
 
   // ---- sending ----------------------------------------------------------------------------------------
 
-  /** Send a text; in groups, `picked` are the members chosen in the @mention picker. */
-  function sendText(conv: ConvId, raw: string, picked: readonly Picked[] = []): boolean {
+  /** Send a text; in groups, `picked` are the members chosen in the @mention picker; `replyTo` is the message
+   * it answers (the server fills the quote; the snapshot shows it until then). */
+  function sendText(conv: ConvId, raw: string, picked: readonly Picked[] = [], replyTo?: Message): boolean {
     const text = raw.replace(/\s+$/, '')
     if (!text.trim() || !state.me) return false
     if ([...text].length > state.limits.max_text_chars) {
@@ -1232,6 +1234,10 @@ export function createChatStore(deps: StoreDeps) {
       status: 'sending',
     }
     if (mentions.mentions || mentions.mention_all) out.body = { text, ...mentions }
+    if (replyTo) {
+      out.body = { text, ...mentions, reply: { seq: replyTo.seq } }
+      out.view = { text, ...mentions, reply: replySnapshot(replyTo) }
+    }
     c.outbox.push(out)
     typingSentAt.delete(conv)
     void flush(c.outbox[c.outbox.length - 1]!)
@@ -1309,7 +1315,8 @@ export function createChatStore(deps: StoreDeps) {
 
   /** Call on input in the composer; sends at most one `typing` per TYPING_THROTTLE_MS. */
   function typing(conv: ConvId): void {
-    if (convKind(conv) !== 'private' || !conn) return
+    const gid = groupIdOf(conv)
+    if (!conn || (gid !== null && !groupTypingAllowed(state.groups[gid]))) return
     const last = typingSentAt.get(conv) ?? 0
     if (now() - last < TYPING_THROTTLE_MS) return
     if (conn.send({ type: 'typing', conv })) typingSentAt.set(conv, now())
@@ -1487,6 +1494,8 @@ export function createChatStore(deps: StoreDeps) {
     onAnyPush,
     noteRemark,
     remember,
+    /** A request over the WebSocket (rejects with WsError on an `error` reply or when offline). */
+    request: callRequest,
     /** For tests: feed a push as if it came from the socket. */
     _onPush: onPush,
   }

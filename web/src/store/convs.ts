@@ -12,6 +12,7 @@
  * user scrolls back.
  */
 import type { Ack, ConversationRow, ConvId, MediaKind, Message, UserId } from '../api/types'
+import { applyEvent, isEvent, isHidden } from './actions'
 
 /** A window more than this many messages behind is reset to the newest message, the rest loads on scroll. */
 export const RESET_GAP = 500
@@ -83,7 +84,7 @@ export function newConv(conv: ConvId, peer: UserId | null): ConvState {
 /** Messages that count towards unread and notifications: from others, and not notices (protocol.md:
  * `system` and `recall` never count). */
 export function isCountable(m: Message, me: UserId): boolean {
-  return m.sender !== me && m.type !== 'recall' && m.type !== 'system'
+  return m.sender !== me && m.type !== 'recall' && m.type !== 'system' && !isEvent(m) && !isHidden(m)
 }
 
 /** Does this message @mention me (by id, or @all)? Only others' messages can. */
@@ -195,6 +196,7 @@ function append(state: ConvState, m: Message, me: UserId, appended: Message[]): 
   state.have = m.seq
   appended.push(m)
   if (m.type === 'recall') applyRecallNotice(state, m)
+  else if (isEvent(m)) applyEvent(state.messages, m)
   if (isCountable(m, me) && m.seq > state.readSeq && m.seq > state.unreadBase) state.unread++
   if (m.seq > state.readSeq && mentionsMe(m, me)) state.mention = true
   state.unreadBase = Math.max(state.unreadBase, m.seq)

@@ -39,6 +39,8 @@ describe('buildTimeline', () => {
           return `notice${r.msg.seq}`
         case 'system':
           return `system${r.msg.seq}`
+        case 'pin':
+          return `pin${r.msg.seq}`
         case 'out':
           return `out${r.first ? 'F' : ''}${r.last ? 'L' : ''}`
         case 'msg':

@@ -5,6 +5,7 @@
 import type { Message, UserId } from '../api/types'
 import type { ConvState, Outgoing } from './convs'
 import type { UploadItem } from './uploads'
+import { isEvent, isHidden } from './actions'
 
 export type TimelineRow =
   | { kind: 'day'; key: string; ts: number }
@@ -12,6 +13,8 @@ export type TimelineRow =
   | { kind: 'notice'; key: string; msg: Message; mine: boolean; by?: UserId }
   /** A `system` message (group changes): centred text, no bubble. */
   | { kind: 'system'; key: string; msg: Message }
+  /** A `pin` event: "Alice pinned a message", a centred line that jumps to the message. */
+  | { kind: 'pin'; key: string; msg: Message }
   | { kind: 'msg'; key: string; msg: Message; mine: boolean; first: boolean; last: boolean }
   | { kind: 'out'; key: string; out: Outgoing; first: boolean; last: boolean }
   /** A file still uploading (or failed to): a bubble with a progress bar. */
@@ -43,7 +46,7 @@ export function buildTimeline(state: ConvState, me: UserId, uploads: readonly Up
     }
     const row = make(!grouped)
     rows.push(row)
-    prev = row.kind === 'notice' || row.kind === 'system' ? null : { sender, ts, row }
+    prev = row.kind === 'notice' || row.kind === 'system' || row.kind === 'pin' ? null : { sender, ts, row }
   }
 
   const all = [...state.messages, ...state.ahead]
@@ -51,6 +54,12 @@ export function buildTimeline(state: ConvState, me: UserId, uploads: readonly Up
   for (const m of all) if (m.type === 'recall') recallers.set(Number((m.body as { seq?: unknown }).seq), m.sender)
   for (const m of all) {
     if (m.type === 'recall') continue // bookkeeping: its target is shown recalled
+    if (isHidden(m)) continue // deleted for me
+    if (m.type === 'pin') {
+      place(m.sender, m.ts, () => ({ kind: 'pin', key: `m:${m.seq}`, msg: m }))
+      continue
+    }
+    if (isEvent(m)) continue // edits and reactions: shown on their message
     const mine = m.sender === me
     if (m.type === 'system') {
       place(m.sender, m.ts, () => ({ kind: 'system', key: `m:${m.seq}`, msg: m }))

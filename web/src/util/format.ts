@@ -2,6 +2,7 @@
 import { callText } from './callRecord'
 import type { Message, UserId } from '../api/types'
 import { errorText, t, type Locale } from '../i18n'
+import { isHidden } from '../store/actions'
 import { systemText, type NameSource } from './system'
 import { parseMarkdown, plainText } from './markdown'
 import { formatBytes, formatDuration, type UploadItem } from '../store/uploads'
@@ -66,6 +67,7 @@ export function initial(name: string): string {
  * "Voice message 0:07"; text without its Markdown marks. `names` words system messages. */
 export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 'recalled'>, names?: NameSource): string {
   if (m.recalled) return t('chat.recalled')
+  if (isHidden(m)) return t('act.deleted')
   const b = m.body as { text?: unknown; caption?: unknown; name?: unknown; duration?: unknown }
   const caption = typeof b.caption === 'string' && b.caption ? ` · ${b.caption}` : ''
   const text = typeof b.text === 'string' ? b.text : ''
@@ -88,6 +90,13 @@ export function messageSummary(m: Pick<Message, 'type' | 'body' | 'sender' | 're
       return names ? systemText(m, names) : t('msg.system')
     case 'notice': // from the server account (admin notices): plain text
       return text
+    // Message-action events (issue 14) when they are a conversation's newest: a short notice.
+    case 'edit':
+      return t('act.sumEdit')
+    case 'reaction':
+      return (m.body as { on?: unknown }).on === false ? t('act.sumUnreact') : t('act.sumReact', { emoji: String((m.body as { emoji?: unknown }).emoji ?? '') })
+    case 'pin':
+      return (m.body as { on?: unknown }).on === false ? t('act.sumUnpin') : t('act.sumPin')
     case 'call': // a call record (its sender is the caller)
       return callText(m.body, names ? m.sender === names.me : false)
     default:
