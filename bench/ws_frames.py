@@ -3,6 +3,8 @@ connection, for an A/B between two source trees (e.g. the hand-written parser ag
 
     .venv/bin/python bench/ws_frames.py                      # this tree
     .venv/bin/python bench/ws_frames.py --src /tmp/base/src  # another one
+    valgrind --tool=callgrind .venv/bin/python bench/ws_frames.py --feed-only 20000   # and --feed-only 0:
+        the difference of the two instruction counts / 20,000 is the framing cost per frame, load-independent
 
 Per frame: one masked text frame of ``--size`` bytes per ``data_received`` call, as a client sends them, into a
 ``WsProtocol`` whose transport only counts writes. ``parse`` replaces the hand-off to the gateway by a counter
@@ -110,6 +112,9 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--conns", type=int, default=5000)
+    p.add_argument(
+        "--feed-only", type=int, metavar="N", help="only feed N frames (framing alone), for callgrind"
+    )
     args = p.parse_args()
     sys.path.insert(0, str(args.src))
     from hubbub.gateway.transport import WsProtocol
@@ -122,6 +127,11 @@ def main() -> None:
 
     payload = (b'{"type":"send","rid":17,"conv":"p:1:2","body":"' + b"x" * args.size)[: args.size - 2] + b'"}'
     frame = masked_text(payload)
+    if args.feed_only is not None:
+        protocol = ParseOnly(CountingTransport(), 1 << 16)
+        for _ in range(args.feed_only):
+            protocol.data_received(frame)
+        return
 
     async def run() -> None:
         print(f"source: {args.src}  frame: {len(frame)} bytes on the wire ({len(payload)} payload)")
