@@ -56,5 +56,5 @@ def setup(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "alembic"):
+    for noisy in ("aiohttp.access", "alembic", "websockets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

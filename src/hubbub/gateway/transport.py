@@ -8,11 +8,19 @@ the two tasks it keeps per connection are freed. What stays per connection is th
 ``data_received`` call, not a reader queue, a future and a task switch (docs/benchmarks.md, "Memory per idle
 connection").
 
-What it implements of RFC 6455 (server side): masked client frames (an unmasked one, reserved bits, an unknown
-opcode or a bad control frame close with 1002), text and binary messages, fragmented ones reassembled, pings
-answered with pongs (they are not heartbeats: only messages reach the gateway), the close handshake (a peer's
-close is echoed, then the TCP connection is closed), and the size limit (a message over ``max_size`` bytes
-closes with 1009 before it is buffered). No extensions: the handshake never offers compression.
+The framing is the sans-I/O core of the ``websockets`` library (``websockets.protocol.Protocol``, server side,
+already open): it parses and unmasks the client's frames and rejects what breaks RFC 6455 (an unmasked frame,
+reserved bits, an unknown opcode, a bad control frame, continuation frames out of order, an invalid close code
+or reason: close 1002), enforces the size limit over all the fragments of a message (close 1009, before the
+payload is read), answers pings with pongs (they are not heartbeats: only messages reach the gateway) and runs
+the close handshake (a peer's close is echoed, then the TCP connection is closed; this side's close waits for
+the echo). It logs "connection closed" at INFO per socket, so logs.py quiets it.
+
+What this module still does: it moves bytes between that core and the transport (an empty chunk from it means
+close the socket; a close this side started is cut off after a grace period), reassembles fragmented messages,
+and hands messages to the gateway one at a time and in order, pausing the socket when too many are waiting.
+Outgoing data frames do not go through the core: ``wire.text_frame`` builds a frame's bytes once and fan-out
+writes them straight to every transport. No extensions: the handshake never offers compression.
 
 This module and ``server.py`` are the only places that know the HTTP library.
 """
@@ -22,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol, Side, State
 
 log = logging.getLogger(__name__)
 
@@ -31,40 +42,26 @@ log = logging.getLogger(__name__)
 #: detaches the socket takes it and calls it when the connection ends (platform/limits.py).
 WS_RELEASE: web.RequestKey[Callable[[], None]] = web.RequestKey("hubbub.ws_release")
 
-_PROTOCOL_ERROR = 1002
-_TOO_BIG = 1009
-#: Frames queued for the gateway before the socket stops being read (a client not waiting for replies).
+#: Messages queued for the gateway before the socket stops being read (a client not waiting for replies).
 _MAX_INBOX = 64
 #: After this side's close frame, how long the peer has to answer before the socket is closed anyway.
 _CLOSE_GRACE_S = 5.0
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    n = len(payload)
-    if not n:
-        return payload
-    key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
-
-
-def _close_frame(code: int, reason: bytes = b"") -> bytes:
-    body = code.to_bytes(2, "big") + reason[:120]
-    return bytes((0x88, len(body))) + body
-
-
 class WsProtocol(asyncio.Protocol):
     """One WebSocket connection after the handshake. ``on_message(payload)`` is awaited for each message in
-    order (one connection's frames never overlap); ``on_closed()`` is called once, when the socket is gone."""
+    order (one connection's messages never overlap); ``on_closed()`` is called once, when the socket is gone.
+
+    The bytes go through a ``websockets`` sans-I/O :class:`~websockets.protocol.Protocol`; this class moves
+    bytes between it and the transport and turns its frames into messages for the gateway."""
 
     __slots__ = (
-        "_buf",
         "_close_timer",
         "_frag",
-        "_frag_op",
         "_inbox",
+        "_lost",
         "_reader",
-        "close_code",
-        "close_sent",
+        "_ws",
         "max_size",
         "on_closed",
         "on_message",
@@ -76,112 +73,85 @@ class WsProtocol(asyncio.Protocol):
         self.max_size = max_size
         self.on_message: Callable[[bytes], Awaitable[None]] | None = None
         self.on_closed: Callable[[], None] | None = None
-        #: The close code this side sent, else the peer's; None while open.
-        self.close_code: int | None = None
-        self.close_sent = False
-        self._buf = b""
+        self._ws = Protocol(Side.SERVER, state=State.OPEN, max_size=max_size)
+        #: The parts of a fragmented message so far (the library checks their order and total size).
         self._frag: list[bytes] | None = None
-        self._frag_op = 0
         self._inbox: list[bytes] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._lost = False
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code this side sent, else the peer's; 1006 once the socket dropped without one; None
+        while open."""
+        ws = self._ws
+        close = ws.close_sent or ws.close_rcvd
+        if close is not None:
+            return close.code
+        return 1006 if self._lost else None
+
+    @property
+    def close_sent(self) -> bool:
+        """Whether this side sent a close frame (its own, an echo of the peer's, or a protocol failure's):
+        no message is handed to the gateway after it."""
+        return self._ws.close_sent is not None
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        buf = self._buf + data if self._buf else data
-        pos, end = 0, len(buf)
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            size = b1 & 0x7F
-            head = 2
-            if size == 126:
-                if end - pos < 4:
-                    break
-                size = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                head = 4
-            elif size == 127:
-                if end - pos < 10:
-                    break
-                size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            op = b0 & 0x0F
-            if b0 & 0x70 or not b1 & 0x80:  # reserved bits (no extension was agreed), or not masked
-                self._fail(_PROTOCOL_ERROR, "protocol error")
-                return
-            if op >= 8:
-                if size > 125 or not b0 & 0x80:
-                    self._fail(_PROTOCOL_ERROR, "bad control frame")
-                    return
-            elif (
-                size + (sum(map(len, self._frag)) if self._frag is not None and op == 0 else 0)
-                > self.max_size
-            ):
-                self._fail(_TOO_BIG, "message too big")
-                return
-            total = head + 4 + size
-            if end - pos < total:
-                break
-            mask = buf[pos + head : pos + head + 4]
-            payload = _unmask(buf[pos + head + 4 : pos + total], mask)
-            pos += total
-            if not self._frame(b0 & 0x80, op, payload):
-                return
-        self._buf = buf[pos:] if pos < end else b""
+        ws = self._ws
+        ws.receive_data(data)
+        # After the handshake the only events are frames, and an unmasked payload is always ``bytes``.
+        for frame in cast("list[Frame]", ws.events_received()):
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if frame.fin:
+                    self._deliver(cast(bytes, frame.data))
+                else:
+                    self._frag = [cast(bytes, frame.data)]
+            elif opcode is Opcode.CONT and self._frag is not None:
+                self._frag.append(cast(bytes, frame.data))
+                if frame.fin:
+                    message, self._frag = b"".join(self._frag), None
+                    self._deliver(message)
+            # PING (already answered), PONG and CLOSE (already echoed) need nothing more here.
+        self._send()
 
     def eof_received(self) -> bool | None:
+        self._ws.receive_eof()
+        self._send()
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
-        if self.close_code is None:
-            self.close_code = 1006
+        self._lost = True
         self._inbox = None
-        self._buf = b""
         self._frag = None
         on_closed, self.on_closed = self.on_closed, None
         self.on_message = None
         if on_closed is not None:
             on_closed()
 
-    # -- frames -----------------------------------------------------------------------------------
-    def _frame(self, fin: int, op: int, payload: bytes) -> bool:
-        """Handle one frame; False once the connection is being closed (stop parsing)."""
-        if op == 0x1 or op == 0x2:
-            if self._frag is not None:
-                self._fail(_PROTOCOL_ERROR, "expected a continuation frame")
-                return False
-            if fin:
-                self._deliver(payload)
+    # -- between the library and the socket -------------------------------------------------------
+    def _send(self) -> None:
+        """Write what the library has to send (pongs, close frames); its end-of-stream marker (an empty
+        chunk) closes the socket, which a server does once the close handshake is over or failed."""
+        ws = self._ws
+        writes = ws.data_to_send()
+        if not writes:
+            return
+        transport = self.transport
+        for chunk in writes:
+            if chunk:
+                transport.write(chunk)
             else:
-                self._frag, self._frag_op = [payload], op
-        elif op == 0x0:
-            if self._frag is None:
-                self._fail(_PROTOCOL_ERROR, "continuation of nothing")
-                return False
-            self._frag.append(payload)
-            if fin:
-                message, self._frag = b"".join(self._frag), None
-                self._deliver(message)
-        elif op == 0x9:  # ping: answered here, not a heartbeat
-            if not self.close_sent:
-                self.transport.write(bytes((0x8A, len(payload))) + payload)
-        elif op == 0xA:
-            pass
-        elif op == 0x8:
-            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-            if self.close_code is None:
-                self.close_code = code
-            if not self.close_sent:  # echo the peer's close, then hang up
-                self.close_sent = True
-                self.transport.write(_close_frame(code) if len(payload) >= 2 else b"\x88\x00")
-            self.transport.close()
-            return False
-        else:
-            self._fail(_PROTOCOL_ERROR, "unknown opcode")
-            return False
-        return True
+                transport.close()
+        if self.close_sent:
+            self._inbox = None  # queued messages are dropped once this side closes
+        if ws.close_expected() and self._close_timer is None and not transport.is_closing():
+            self._close_timer = asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, transport.abort)
 
     def _deliver(self, payload: bytes) -> None:
         if self.close_sent:
@@ -215,26 +185,13 @@ class WsProtocol(asyncio.Protocol):
             self._inbox = None
             self._reader = None
 
-    def _fail(self, code: int, reason: str) -> None:
-        """Close at once for a frame that breaks the protocol or the size limit: nothing more is read."""
-        self._inbox = None
-        self._buf = b""
-        if not self.close_sent:
-            self.close_sent = True
-            self.close_code = code
-            self.transport.write(_close_frame(code, reason.encode()))
-        self.transport.close()
-
     # -- what the gateway calls -------------------------------------------------------------------
     async def close(self, *, code: int, message: bytes = b"") -> None:
         """Send a close frame; the socket closes when the peer answers, or after a grace period."""
-        if self.close_sent or self.transport.is_closing():
+        if self.close_sent or self.transport.is_closing() or self._ws.state is not State.OPEN:
             return
-        self.close_sent = True
-        self.close_code = code
-        self._inbox = None
-        self.transport.write(_close_frame(code, message))
-        self._close_timer = asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self.transport.abort)
+        self._ws.send_close(code, message.decode(errors="ignore"))
+        self._send()
 
 
 def detach(request: web.Request, transport: asyncio.Transport, max_size: int) -> WsProtocol:
