@@ -282,8 +282,15 @@ def test_accessibility_names_keyboard_and_axe(tmp_path_factory: pytest.TempPathF
         assert "Hello 3" in page.evaluate(focused)
         page.keyboard.press("ArrowUp")
         assert "Hello 2" in page.evaluate(focused)
-        # Focus is visible: an outline on the focused message.
-        assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+        # Focus is visible: an outline on the focused message, or a ring around its bubble.
+        assert page.evaluate(
+            """() => {
+                const el = document.activeElement
+                const bubble = el.querySelector('.bubble')
+                return getComputedStyle(el).outlineStyle !== 'none'
+                    || (bubble !== null && getComputedStyle(bubble).boxShadow !== 'none')
+            }"""
+        )
         check_accessible(page, "chat", found)
         page.get_by_test_id("emoji-button").click()
         expect(page.get_by_test_id("emoji-option").first).to_be_visible()

@@ -229,6 +229,7 @@ export class Connection {
       case 'block':
       case 'prefs':
       case 'receipts':
+      case 'hidden':
         this.opts.onPush(f)
         return
       default:

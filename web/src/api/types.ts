@@ -317,6 +317,7 @@ export type ServerFrame =
   | CallPushFrame
   | SocialPush
   | ForwardedFrame
+  | HiddenFrame
 
 /** Sessions, profiles, blocks and chat preferences (issue 15): handled by store/social.ts. */
 import type { SocialPush } from './social'
