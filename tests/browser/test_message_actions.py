@@ -226,9 +226,9 @@ def test_reactions_counted_live_on_both_sides(world: dict[str, Any], browser: An
     expect(b.get_by_test_id("reaction-who")).to_have_count(0)
     # The full picker: Bob searches and picks a party popper.
     menu(b, "Photos from last year").get_by_test_id("more-reactions").click()
-    b.get_by_test_id("reaction-search").fill("party")
+    b.get_by_test_id("reaction-picker").get_by_test_id("emoji-search").fill("party")
     snap(b, "reaction-picker-desktop")
-    b.locator("[data-testid=reaction-option][data-emoji='🎉']").click()
+    b.locator("[data-testid=reaction-picker] [data-testid=emoji-option][data-emoji='🎉']").click()
     expect(
         row(a, "Photos from last year").locator("[data-testid=reaction][data-emoji='🎉']")
     ).to_have_attribute("data-count", "1")
