@@ -46,7 +46,7 @@ fi
 
 say "pytest"
 set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=20 "$@"
 status=$?
 set -e
 if [ $status -eq 5 ]; then
