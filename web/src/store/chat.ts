@@ -595,7 +595,13 @@ export function createChatStore(deps: StoreDeps) {
     pushListeners.add(fn)
     return () => pushListeners.delete(fn)
   }
-  function noteRemark(user: UserId, remark: string): void {
+  /** When each remark last changed here (a push, or this tab's own edit), so a friends list or profile asked
+   * for before that, whose answer arrives after it, does not put the old remark back. */
+  const remarkChangedAt = new Map<UserId, number>()
+  /** A remark as a push or an edit says it (no `askedAt`), or as a fetch asked at `askedAt` saw it. */
+  function noteRemark(user: UserId, remark: string, askedAt?: number): void {
+    if (askedAt === undefined) remarkChangedAt.set(user, performance.now())
+    else if ((remarkChangedAt.get(user) ?? -1) > askedAt) return
     if (remark) state.remarks[user] = remark
     else delete state.remarks[user]
   }
@@ -1345,13 +1351,14 @@ export function createChatStore(deps: StoreDeps) {
   function refreshFriends(): Promise<void> {
     friendsRefresh ??= (async () => {
       try {
+        const askedAt = performance.now()
         const [friends, reqs] = await Promise.all([api.friends(), api.friendRequests()])
         const next: Record<UserId, { since: number }> = {}
         for (const f of friends) {
           remember(f.user)
           next[f.user.id] = { since: f.since }
           state.online[f.user.id] = f.online
-          if (f.remark !== undefined) noteRemark(f.user.id, f.remark)
+          if (f.remark !== undefined) noteRemark(f.user.id, f.remark, askedAt)
           if (f.last_seen) state.lastSeen[f.user.id] = f.last_seen
         }
         state.friends = next

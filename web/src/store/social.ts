@@ -166,9 +166,10 @@ export function createSocialStore(chat: ChatStore, api: Api) {
 
   async function profile(user: UserId): Promise<Profile | null> {
     try {
+      const askedAt = performance.now()
       const p = await social.profile(user)
       chat.remember(p.user)
-      chat.noteRemark(user, p.remark)
+      chat.noteRemark(user, p.remark, askedAt)
       if (p.last_seen) chat.state.lastSeen[user] = p.last_seen
       return p
     } catch (e) {
