@@ -10,6 +10,7 @@ exists, to ``HUBBUB_SHOTS_DIR``.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,6 +348,8 @@ def test_recall_with_confirmation_and_time_left(world: dict[str, Any], browser: 
     open_conv(b, conv)
     open_conv(c, conv)
     send(b, "Oops, wrong chat")
+    # Acknowledged first (it has its seq): the row is re-rendered then, which would take the focus away.
+    expect(row(b, "Oops, wrong chat")).to_have_attribute("data-seq", re.compile(r"^\d+$"))
     # The keyboard reaches the menu: focus the message, Enter opens it, arrows move, Escape closes it.
     row(b, "Oops, wrong chat").focus()
     b.keyboard.press("Enter")

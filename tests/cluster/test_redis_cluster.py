@@ -96,4 +96,8 @@ async def test_a_killed_node_takes_its_users_offline(
     conv = f"p:{min(alice.user_id, bob.user_id)}:{max(alice.user_id, bob.user_id)}"
     assert [m["body"] for m in bob.history(conv)] == [{"text": "while you were away"}]
     assert bob.history(conv)[0]["seq"] == ack["seq"]
-    assert (await alice.api("GET", "/api/v1/friends"))["friends"][0]["online"]
+    # Online again once alice's node sees the new incarnation (its lookups are cached for a second).
+    deadline = loop.time() + 10 * TIMEOUT_FACTOR
+    while not (await alice.api("GET", "/api/v1/friends"))["friends"][0]["online"]:
+        assert loop.time() < deadline, "bob is still offline after his node came back"
+        await asyncio.sleep(0.2)
