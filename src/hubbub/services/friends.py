@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-
 from hubbub.config import Config
 from hubbub.core.clock import now_ms
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
@@ -16,12 +12,12 @@ from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.services import pushes
 from hubbub.services.limits import enforce
+from hubbub.services.pair_cache import PairCache
 from hubbub.services.social_rules import last_seen_visible
 
 # Positive friendship answers are cached this long (seconds): the send path asks on every private message.
 # A removal on this node drops the entry at once; one on another node is seen within this window.
 FRIENDSHIP_CACHE_S = 10.0
-_CACHE_MAX = 200_000
 # Answers to "does either block the other?" are cached this briefly (both answers): a block on this node
 # drops the entry at once; one made on another node takes effect here within this window (issue 15).
 BLOCK_CACHE_S = 2.0
@@ -36,26 +32,17 @@ class FriendService:
         self.routing = routing
         self.registry = registry
         self.limiter = limiter
-        self._friends_cache: dict[tuple[int, int], float] = {}
-        self._checking: dict[tuple[int, int], asyncio.Future[bool]] = {}
-        self._blocks_cache: dict[tuple[int, int], tuple[bool, float]] = {}
+        # Only "friends" is cached: a "no" may become a "yes" on another node at any moment (an accept).
+        self._friends = PairCache(storage.are_friends, FRIENDSHIP_CACHE_S, cache_false=False)
+        self._blocks = PairCache(storage.blocking, BLOCK_CACHE_S)
 
     # -- blocks (issue 15) ------------------------------------------------------------------------
     async def blocking(self, a: int, b: int) -> bool:
         """Whether either of the two blocked the other (cached ``BLOCK_CACHE_S``: the send path asks)."""
-        key = (a, b) if a < b else (b, a)
-        cached = self._blocks_cache.get(key)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        answer = await self.storage.blocking(*key)
-        if len(self._blocks_cache) >= _CACHE_MAX:
-            self._blocks_cache.clear()
-        self._blocks_cache[key] = (answer, now + BLOCK_CACHE_S)
-        return answer
+        return await self._blocks.get(a, b)
 
     def forget_block(self, a: int, b: int) -> None:
-        self._blocks_cache.pop((a, b) if a < b else (b, a), None)
+        self._blocks.forget(a, b)
 
     async def check_not_blocked(self, me: int, other: int) -> None:
         """``blocked`` if either blocked the other: no message, request or call passes a block."""
@@ -63,26 +50,7 @@ class FriendService:
             raise HubbubError(Code.BLOCKED, "you cannot reach this user: one of you blocked the other")
 
     async def are_friends(self, a: int, b: int) -> bool:
-        key = (a, b) if a < b else (b, a)
-        expires = self._friends_cache.get(key)
-        if expires is not None and expires > time.monotonic():
-            return True
-        # When an entry expires, every send of that pair in flight misses at once: one query answers all.
-        flight = self._checking.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(self._check(key))
-            self._checking[key] = flight
-            flight.add_done_callback(lambda _f: self._checking.pop(key, None))
-        return await asyncio.shield(flight)
-
-    async def _check(self, key: tuple[int, int]) -> bool:
-        if not await self.storage.are_friends(*key):
-            return False
-        if len(self._friends_cache) >= _CACHE_MAX:
-            self._friends_cache.clear()
-        # Jittered, so pairs cached together do not all expire (and hit the database) in the same instant.
-        self._friends_cache[key] = time.monotonic() + FRIENDSHIP_CACHE_S * random.uniform(0.7, 1.3)
-        return True
+        return await self._friends.get(a, b)
 
     async def request(self, me: int, to: int, note: str) -> FriendRequest:
         if len(note) > 256:
@@ -134,7 +102,7 @@ class FriendService:
     async def remove(self, me: int, friend_id: int) -> None:
         if not await self.storage.remove_friendship(me, friend_id):
             raise not_found("friend")
-        self._friends_cache.pop((min(me, friend_id), max(me, friend_id)), None)
+        self._friends.forget(me, friend_id)
         people = await self.storage.users([me, friend_id])
         await self.routing.publish(
             [

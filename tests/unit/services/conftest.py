@@ -78,7 +78,7 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Every ``now_ms`` the services and storage imported, and the monotonic clock of the friendship cache and
+    """Every ``now_ms`` the services and storage imported, and the monotonic clock of the pair caches (friendships, blocks) and
     the memory rate limiter. (Not ``time.monotonic`` itself: the event loop runs on it.)"""
     fake = FakeClock()
     for name, module in list(sys.modules.items()):
@@ -89,7 +89,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         ):
             monkeypatch.setattr(module, "now_ms", fake.now_ms)
     fake_time = types.SimpleNamespace(monotonic=fake.monotonic, time=lambda: fake.ms / 1000)
-    monkeypatch.setattr(sys.modules["hubbub.services.friends"], "time", fake_time)
+    monkeypatch.setattr(sys.modules["hubbub.services.pair_cache"], "time", fake_time)
     monkeypatch.setattr(memory_limiter, "time", fake_time)
     return fake
 
