@@ -502,3 +502,47 @@ async def test_do_not_disturb_facts(storage: Storage) -> None:
     assert isinstance(said, Stored) and said.quiet == (quiet,) and set(said.recipients) == {owner, quiet}
     assert [s.dnd for s in await storage.conversations_of(quiet)] == [True]
     assert [s.dnd for s in await storage.conversations_of(owner)] == [False]
+
+
+async def test_sqlite_stores_small_batches_on_the_loop_and_waits_for_a_held_lock_on_its_thread(
+    storage: Storage,
+) -> None:
+    """The embedded hot path (sqlite_writer.py): a small batch is stored on the event loop, without the hop
+    to a thread; while another connection holds SQLite's write lock, the loop never waits for it: the
+    batch goes to the writer's thread, which waits its turn, and nothing is lost or reordered."""
+    if not isinstance(storage, SqlStorage) or storage._batch_writer is None:
+        pytest.skip("SQLite's fast path")
+    import sqlite3
+
+    writer = storage._batch_writer
+    a, b, conv = await two_users(storage)
+    await storage.store_messages([new(conv, a, "l1")])
+    assert (writer.inline_batches, writer.thread_batches) == (1, 0)
+
+    holder = sqlite3.connect(writer.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another writer (a group message, a second process) holds the lock
+    loop = asyncio.get_running_loop()
+    blocked = asyncio.ensure_future(storage.store_messages([new(conv, b, "l2"), new(conv, a, "l3")]))
+    await asyncio.sleep(0.2)
+    assert not blocked.done() and writer.thread_batches == 1  # waiting on the thread, the loop is free
+    follower = asyncio.ensure_future(storage.store_messages([new(conv, a, "l4")]))  # queues behind it
+    await asyncio.sleep(0.05)
+    assert not follower.done()
+    await loop.run_in_executor(None, holder.execute, "COMMIT")  # (the loop stays free while it commits)
+    holder.close()
+    results = [*(await blocked), *(await follower)]
+    assert [r.message.seq for r in results if isinstance(r, Stored)] == [2, 3, 4]
+    assert [m.cmid for m in await storage.messages_after(conv, 0, 10)] == ["l1", "l2", "l3", "l4"]
+    await storage.store_messages([new(conv, b, "l5")])
+    assert writer.inline_batches == 2  # the lock is free again: back on the loop
+
+
+async def test_sqlite_batches_over_the_inline_limit_are_stored_on_the_thread(storage: Storage) -> None:
+    if not isinstance(storage, SqlStorage) or storage._batch_writer is None:
+        pytest.skip("SQLite's fast path")
+    writer = storage._batch_writer
+    a, _, conv = await two_users(storage)
+    big = [new(conv, a, f"big{i}") for i in range(writer.inline_max + 1)]
+    results = await storage.store_messages(big)
+    assert [r.message.seq for r in results if isinstance(r, Stored)] == list(range(1, len(big) + 1))
+    assert (writer.inline_batches, writer.thread_batches) == (0, 1)

@@ -7,8 +7,24 @@ and returns is decided by the same pure planning as ``SqlStorage._store_messages
 statements differ (the contract tests run both paths). Group messages, which need the membership rules
 inside the transaction, keep the general path.
 
-SQLite allows one writer at a time: this connection and the engine's writer take turns through BEGIN
-IMMEDIATE and the busy timeout, as two processes would.
+SQLite allows one writer at a time: this writer and the engine's take turns through BEGIN IMMEDIATE and the
+busy timeout, as two processes would.
+
+**Small batches are stored on the event loop itself**, not on the thread. A commit in WAL mode with
+``synchronous=NORMAL`` does not sync the disk, so a batch of a few messages is tens of microseconds of work,
+while the hop to a thread and back (a future, a wake-up through the loop's self-pipe, and the GIL handed back
+and forth for every statement, each hand-back waiting up to the interpreter's switch interval while the loop
+is busy) cost more than the work and, under load, tens of milliseconds of latency (docs/benchmarks.md,
+"Latency under load"). Two rules keep the loop from ever waiting on the disk or a lock there:
+
+- the loop's connection has a busy timeout of zero: if another writer holds the lock (a group message on the
+  engine's connection, a big batch on the thread), BEGIN fails at once and the batch goes to the thread,
+  which waits its turn;
+- it never checkpoints (``wal_autocheckpoint=0``): the thread runs a passive checkpoint every
+  ``CHECKPOINT_EVERY`` loop commits, so the sync that a checkpoint does happens off the loop.
+
+Large batches (over ``inline_max``), which only form under heavy load, still go to the thread, so a
+machine with more than one core keeps storing while the loop reads the next frames.
 """
 
 from __future__ import annotations
@@ -37,12 +53,26 @@ _INSERT = (
 )
 
 
+#: Loop commits between two checkpoints on the thread (SQLite's own default is every 1,000 pages of WAL).
+CHECKPOINT_EVERY = 256
+#: Batches up to this many messages are stored on the event loop.
+INLINE_MAX = 64
+
+
 class SqliteBatchWriter:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, inline_max: int = INLINE_MAX) -> None:
         self.path = path
+        self.inline_max = inline_max
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-writer")
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # the thread's: waits for the lock
+        self._loop_db: sqlite3.Connection | None = None  # the loop's: never waits
+        #: Batches handed to the thread and not back yet: later ones queue behind them, in order.
+        self._on_thread = 0
+        self._uncheckpointed = 0
         self.queries = 0
+        #: For benchmarks: batches stored on the loop, and on the thread.
+        self.inline_batches = 0
+        self.thread_batches = 0
 
     @staticmethod
     def handles(batch: list[NewMessage]) -> bool:
@@ -51,11 +81,22 @@ class SqliteBatchWriter:
 
     async def store(self, batch: list[NewMessage]) -> list[Stored | Rejected]:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._store, batch)
+            if len(batch) <= self.inline_max and not self._on_thread:
+                results = self._store_on_loop(batch)
+                if results is not None:
+                    return results
+            self._on_thread += 1
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._thread, self._store_on_thread, batch)
+            finally:
+                self._on_thread -= 1
         except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
             raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
 
     def close(self) -> None:
+        if self._loop_db is not None:
+            self._loop_db.close()
+            self._loop_db = None
         self._thread.submit(self._close).result()
         self._thread.shutdown()
 
@@ -64,18 +105,45 @@ class SqliteBatchWriter:
             self._db.close()
             self._db = None
 
-    def _connection(self) -> sqlite3.Connection:
+    def _store_on_loop(self, batch: list[NewMessage]) -> list[Stored | Rejected] | None:
+        """Store the batch now, on the loop; None if another writer holds the lock (nothing was done)."""
+        try:
+            if self._loop_db is None:
+                self._loop_db = _connect(self.path, busy_timeout_ms=0, autocheckpoint=False)
+            results = self._store(self._loop_db, batch)
+        except _Busy:
+            return None
+        self.inline_batches += 1
+        self._uncheckpointed += 1
+        if self._uncheckpointed >= CHECKPOINT_EVERY:
+            self._uncheckpointed = 0
+            self._thread.submit(self._checkpoint)
+        return results
+
+    def _store_on_thread(self, batch: list[NewMessage]) -> list[Stored | Rejected]:
+        self.thread_batches += 1
+        return self._store(self._thread_connection(), batch)
+
+    def _checkpoint(self) -> None:
+        """Move the WAL's pages into the database file, off the loop; passive: it never blocks a writer."""
+        try:
+            self._thread_connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:  # the next one will do; SQLite's own checkpoints on other connections go on
+            pass
+
+    def _thread_connection(self) -> sqlite3.Connection:
         if self._db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
-                db.execute(f"PRAGMA {pragma}")
-            self._db = db
+            self._db = _connect(self.path, busy_timeout_ms=5000, autocheckpoint=True)
         return self._db
 
-    def _store(self, batch: list[NewMessage]) -> list[Stored | Rejected]:
+    def _store(self, db: sqlite3.Connection, batch: list[NewMessage]) -> list[Stored | Rejected]:
         """Execute the batch's plan (write_plan.py) in raw SQL: the same decisions as the general path."""
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                raise _Busy from exc
+            raise
         queries = 2
         try:
             existing: dict[plan.Key, Message] = {}
@@ -114,6 +182,26 @@ class SqliteBatchWriter:
         finally:
             self.queries += queries
         return plan.results(batch, existing, rejected, stored)
+
+
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock (raised only where the busy timeout is zero)."""
+
+
+def _connect(path: str, *, busy_timeout_ms: int, autocheckpoint: bool) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
+    pragmas = [f"busy_timeout={busy_timeout_ms}", "journal_mode=WAL", "synchronous=NORMAL"]
+    if not autocheckpoint:
+        pragmas.append("wal_autocheckpoint=0")
+    try:
+        for pragma in pragmas:
+            db.execute(f"PRAGMA {pragma}")
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise _Busy from exc
+        raise
+    return db
 
 
 def _json(body: dict[str, Any]) -> str:
