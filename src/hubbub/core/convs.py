@@ -8,6 +8,7 @@ client's conversation id; the rest of the server can then compare ids as strings
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from msgspec import Meta
@@ -30,6 +31,8 @@ def group_conv(group_id: int) -> str:
     return f"g:{group_id}"
 
 
+# The send path parses the same few conversation ids many times per message: remembered, bounded.
+@lru_cache(maxsize=16384)
 def parse_private(conv: str) -> tuple[int, int] | None:
     """The two members of a private conversation id, or None if it is not one (in its canonical form)."""
     parts = conv.split(":")
@@ -41,6 +44,7 @@ def parse_private(conv: str) -> tuple[int, int] | None:
     return a, b
 
 
+@lru_cache(maxsize=16384)
 def parse_group(conv: str) -> int | None:
     """The group of a group conversation id, or None if it is not one (in its canonical form)."""
     kind, _, rest = conv.partition(":")
