@@ -492,5 +492,14 @@ def test_group_messages_from_a_blocked_user_are_folded(
         rest(url, "DELETE", f"/blocks/{vic[0]}", None, una[1])
         expect(folded).to_have_count(0)
         expect(page.get_by_test_id("message-text").filter(has_text="Vic again")).to_have_count(1)
+
+        # The chat-row menu, with its pin and archive icons (icons.ts), and the pin it sets in the list.
+        page.get_by_test_id("back").click()
+        row = page.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        page.locator(".wrapper", has=row).get_by_test_id("chat-menu-button").click()
+        expect(page.get_by_test_id("pref-archive")).to_be_visible()
+        shot(page, "everyday-13-chat-menu-phone")
+        page.get_by_test_id("pref-pin").click()
+        expect(row.get_by_test_id("pinned-icon")).to_be_visible()
         assert not [e for e in errors if "pageerror" in e], errors
         ctx.close()
