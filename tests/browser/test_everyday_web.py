@@ -439,3 +439,67 @@ def test_two_tabs_live_profiles_blocks_prefs_and_settings(
         assert not [e for e in errors if "pageerror" in e], errors
         for c in (ctx, kctx, phone_lin):
             c.close()
+
+
+def test_group_messages_from_a_blocked_user_are_folded(
+    tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> None:
+    """In a group, what someone I blocked wrote is folded ("Message from a blocked user · Show") — the ones
+    already on screen as soon as the block is made, the ones they send afterwards too; one click shows a
+    message; the others' messages and my own stay as they are; unblocking unfolds them all."""
+    errors: list[str] = []
+    with running(tmp_path_factory, "blocked-group") as srv:
+        url = srv.url
+        una = register(url, "una", "Una")
+        vic = register(url, "vic", "Vic")
+        wes = register(url, "wes", "Wes")
+        befriend(url, una, vic)
+        befriend(url, una, wes)
+        group = rest(url, "POST", "/groups", {"name": "Book club", "members": [vic[0], wes[0]]}, una[1])
+        conv = group["conv"] if group.get("conv") else f"g:{group['id']}"
+
+        def group_say(who: tuple[int, str], text: str, cmid: str) -> None:
+            body = {"cmid": cmid, "conv": conv, "type": "text", "body": {"text": text}}
+            rest(url, "POST", "/messages", body, who[1])
+
+        group_say(vic, "Vic was here first", "v-1")
+        group_say(wes, "Wes says hi", "w-1")
+        ctx = browser.new_context(viewport=PHONE)
+        page = new_page(ctx, errors)
+        login_ui(page, url, "una")
+        page.locator(f"[data-testid=conversation][data-conv='{conv}']").click()
+        expect(page.get_by_test_id("message-text").last).to_have_text("Wes says hi")
+        expect(page.get_by_test_id("blocked-message")).to_have_count(0)
+
+        # The block (made elsewhere: another of Una's sessions) folds what is already on screen, live.
+        rest(url, "PUT", f"/blocks/{vic[0]}", None, una[1])
+        folded = page.get_by_test_id("blocked-message")
+        expect(folded).to_have_count(1)
+        expect(folded).to_have_text("Message from a blocked user · Show")
+        expect(page.get_by_test_id("message-text").filter(has_text="Vic was here first")).to_have_count(0)
+        # What Vic sends now is folded as it arrives; Wes and Una are untouched.
+        group_say(vic, "Vic again", "v-2")
+        expect(folded).to_have_count(2)
+        send(page, "Una speaking")
+        expect(page.get_by_test_id("message-text").last).to_have_text("Una speaking")
+        expect(page.get_by_test_id("message-text").filter(has_text="Wes says hi")).to_have_count(1)
+        shot(page, "everyday-12-blocked-in-group-phone")
+        # One click shows that one message only.
+        folded.first.click()
+        expect(page.get_by_test_id("message-text").filter(has_text="Vic was here first")).to_have_count(1)
+        expect(folded).to_have_count(1)
+        # Unblocking unfolds the rest.
+        rest(url, "DELETE", f"/blocks/{vic[0]}", None, una[1])
+        expect(folded).to_have_count(0)
+        expect(page.get_by_test_id("message-text").filter(has_text="Vic again")).to_have_count(1)
+
+        # The chat-row menu, with its pin and archive icons (icons.ts), and the pin it sets in the list.
+        page.get_by_test_id("back").click()
+        row = page.locator(f"[data-testid=conversation][data-conv='{conv}']")
+        page.locator(".wrapper", has=row).get_by_test_id("chat-menu-button").click()
+        expect(page.get_by_test_id("pref-archive")).to_be_visible()
+        shot(page, "everyday-13-chat-menu-phone")
+        page.get_by_test_id("pref-pin").click()
+        expect(row.get_by_test_id("pinned-icon")).to_be_visible()
+        assert not [e for e in errors if "pageerror" in e], errors
+        ctx.close()

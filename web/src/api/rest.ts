@@ -6,6 +6,15 @@
 import { Session, SessionExpired } from './session'
 import type {
   Ack,
+  Bot,
+  BotScope,
+  BotToken,
+  CreatedIncoming,
+  Delivery,
+  HookEvent,
+  IncomingHook,
+  IssuedToken,
+  OutgoingHook,
   ConversationRow,
   ConvId,
   ExportView,
@@ -181,6 +190,31 @@ export class Api {
     )
 
   receipts = (id: number, seq: number) => this.authed<Receipts>('GET', `/groups/${id}/messages/${seq}/receipts`)
+
+  // ---- integrations (docs/integrations.md): bots, their tokens, incoming and outgoing webhooks -------------
+  bots = () => this.authed<{ bots: Bot[] }>('GET', '/bots').then((r) => r.bots)
+  createBot = (username: string, nickname?: string) =>
+    this.authed<Bot>('POST', '/bots', nickname ? { username, nickname } : { username })
+  botTokens = (bot: UserId) => this.authed<{ tokens: BotToken[] }>('GET', `/bots/${bot}/tokens`).then((r) => r.tokens)
+  /** The answer's `secret` is the only time the token is shown: the server keeps it hashed. */
+  issueBotToken = (bot: UserId, scopes: BotScope[], name = '') =>
+    this.authed<IssuedToken>('POST', `/bots/${bot}/tokens`, { scopes, name })
+  revokeBotToken = (bot: UserId, token: number) => this.authed<void>('DELETE', `/bots/${bot}/tokens/${token}`)
+  incomingHooks = () => this.authed<{ hooks: IncomingHook[] }>('GET', '/webhooks/incoming').then((r) => r.hooks)
+  /** The answer's `url` is the only time the hook's secret path is shown. */
+  createIncomingHook = (b: { conv: ConvId; bot_id: UserId; name?: string }) =>
+    this.authed<CreatedIncoming>('POST', '/webhooks/incoming', b)
+  revokeIncomingHook = (id: number) => this.authed<void>('DELETE', `/webhooks/incoming/${id}`)
+  outgoingHooks = () => this.authed<{ hooks: OutgoingHook[] }>('GET', '/webhooks/outgoing').then((r) => r.hooks)
+  createOutgoingHook = (b: { conv: ConvId; url: string; events: HookEvent[]; bot_id?: UserId }) =>
+    this.authed<OutgoingHook>('POST', '/webhooks/outgoing', b)
+  deleteOutgoingHook = (id: number) => this.authed<void>('DELETE', `/webhooks/outgoing/${id}`)
+  enableOutgoingHook = (id: number) => this.authed<OutgoingHook>('POST', `/webhooks/outgoing/${id}/enable`)
+  /** The last attempts, newest first (at most 50). */
+  hookDeliveries = (id: number, limit = 20) =>
+    this.authed<{ deliveries: Delivery[] }>('GET', `/webhooks/outgoing/${id}/deliveries?limit=${limit}`).then(
+      (r) => r.deliveries,
+    )
 
   // ---- media ----------------------------------------------------------------------------------------
   /**

@@ -444,3 +444,73 @@ export interface AroundPage {
   has_older: boolean
   has_newer: boolean
 }
+
+// ---- integrations (docs/integrations.md; routes in platform/routes_integrations.py) ----------------------
+/** What a bot token may do: `send` messages, `read` its conversations, its own `profile`. */
+export type BotScope = 'send' | 'read' | 'profile'
+export const BOT_SCOPES: readonly BotScope[] = ['send', 'read', 'profile']
+/** What an outgoing webhook hears: every `message`, the `mention`s of a bot, `member` changes. */
+export type HookEvent = 'message' | 'mention' | 'member'
+export const HOOK_EVENTS: readonly HookEvent[] = ['message', 'mention', 'member']
+
+export interface Bot {
+  user: User
+  owner_id: UserId
+  created_at: number
+}
+/** A bot token as listed to its owner: never the secret, which the issuing answer carries once. */
+export interface BotToken {
+  id: number
+  bot_id: UserId
+  scopes: BotScope[]
+  name: string
+  created_at: number
+  revoked: boolean
+}
+export interface IssuedToken {
+  token: BotToken
+  secret: string
+}
+export interface IncomingHook {
+  id: number
+  conv: ConvId
+  bot_id: UserId
+  owner_id: UserId
+  name: string
+  created_at: number
+  revoked: boolean
+}
+export interface CreatedIncoming {
+  hook: IncomingHook
+  /** The secret path (`/api/v1/hooks/hbw_...`): shown once; whoever knows it posts as the bot. */
+  url: string
+}
+export interface OutgoingHook {
+  id: number
+  owner_id: UserId
+  conv: ConvId
+  url: string
+  /** The HMAC key its deliveries are signed with. */
+  secret: string
+  events: HookEvent[]
+  bot_id: UserId | null
+  cursor_seq: number
+  /** False once `webhook_max_failures` attempts in a row failed; `enable` resumes it. */
+  enabled: boolean
+  failures: number
+  next_attempt_at: number
+  created_at: number
+}
+export interface Delivery {
+  webhook_id: number
+  event_id: string
+  event: string
+  attempt: number
+  /** HTTP status; 0 when no answer came (refused address, timeout, connection error). */
+  status: number
+  ok: boolean
+  response: string
+  duration_ms: number
+  ts: number
+  node: string
+}

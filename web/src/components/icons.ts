@@ -46,6 +46,10 @@ export const PATHS = {
   videoOff: 'M16 10l6-3v10l-6-3 M3 6h3 M10 6h5a1 1 0 0 1 1 1v5 M16 16v1a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1 M2 2l20 20',
   video: 'M3 6h12a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1z M16 10l6-3v10l-6-3',
   group: 'M8 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7z M1.5 20v-.5A5.5 5.5 0 0 1 7 14h2a5.5 5.5 0 0 1 5.5 5.5v.5 M16 11a3 3 0 1 0 0-6 M18 14a5 5 0 0 1 4.5 5v1',
+  /** A push pin: pinned chats and pinned messages. */
+  pin: 'M9 3h6 M10 3v6l-4 4v2h12v-2l-4-4V3 M12 15v6',
+  /** A storage box with its lid: archived chats. */
+  archive: 'M3 4h18v4H3z M5 8v11a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8 M10 12h4',
 } as const
 
 export type IconName = keyof typeof PATHS

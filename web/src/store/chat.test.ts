@@ -325,3 +325,30 @@ describe('the server account', () => {
     expect(store.isSystemConv('g:9')).toBe(false)
   })
 })
+
+describe('refreshing friends', () => {
+  it('a refresh asked for while one is in flight runs again after it: a stale answer is not the last word', async () => {
+    const storage = memoryStorage()
+    storage.setItem('hubbub.session', JSON.stringify({ user: ALICE, access_token: 'a', refresh_token: 'r', expires_at: Date.now() + 900_000 }))
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let friendFetches = 0
+    const fetchImpl = (async (url: string) => {
+      if (String(url).includes('/friends/requests')) return new Response(JSON.stringify({ incoming: [], outgoing: [] }))
+      friendFetches += 1
+      if (friendFetches === 1) {
+        await gate // the first answer was made before Bob accepted
+        return new Response(JSON.stringify({ friends: [] }))
+      }
+      return new Response(JSON.stringify({ friends: [{ user: BOB, since: 1, online: false }] }))
+    }) as typeof fetch
+    const store = createChatStore({ api: new Api(storage, '', fetchImpl), wsUrl: 'ws://test/ws', storage })
+    const first = store.refreshFriends()
+    const second = store.refreshFriends() // Bob's "accepted" arrives while the first is in flight
+    release()
+    await second
+    await first
+    expect(friendFetches).toBe(2)
+    expect(store.state.friends[BOB.id]).toEqual({ since: 1 })
+  })
+})

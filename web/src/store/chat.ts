@@ -182,6 +182,7 @@ export function createChatStore(deps: StoreDeps) {
   const userFetches = new Map<UserId, Promise<void>>()
   let toastId = 0
   let friendsRefresh: Promise<void> | null = null
+  let friendsAgain = false
   /** Conversations whose running pull was started by live news (its messages may notify). */
   const livePulls = new Set<ConvId>()
   const groupFetches = new Map<number, Promise<void>>()
@@ -1348,33 +1349,49 @@ export function createChatStore(deps: StoreDeps) {
     return p
   }
 
+  /** Friends and requests from the server. One fetch at a time; a call made while one is in flight (a
+   * push that arrived meanwhile) runs it once more after it, and the promise settles after that: the answer
+   * of a fetch begun before a change must not be the last word (it overwrote a friend just accepted). */
   function refreshFriends(): Promise<void> {
-    friendsRefresh ??= (async () => {
+    if (friendsRefresh) {
+      friendsAgain = true
+      return friendsRefresh
+    }
+    friendsRefresh = (async () => {
       try {
-        const askedAt = performance.now()
-        const [friends, reqs] = await Promise.all([api.friends(), api.friendRequests()])
-        const next: Record<UserId, { since: number }> = {}
-        for (const f of friends) {
-          remember(f.user)
-          next[f.user.id] = { since: f.since }
-          state.online[f.user.id] = f.online
-          if (f.remark !== undefined) noteRemark(f.user.id, f.remark, askedAt)
-          if (f.last_seen) state.lastSeen[f.user.id] = f.last_seen
-        }
-        state.friends = next
-        for (const r of [...reqs.incoming, ...reqs.outgoing]) {
-          remember(r.from)
-          remember(r.to)
-        }
-        state.incoming = reqs.incoming
-        state.outgoing = reqs.outgoing
-      } catch {
-        /* offline: the next reconnect refreshes */
+        do {
+          friendsAgain = false
+          await fetchFriends()
+        } while (friendsAgain)
       } finally {
         friendsRefresh = null
       }
     })()
     return friendsRefresh
+  }
+
+  async function fetchFriends(): Promise<void> {
+    try {
+      const askedAt = performance.now()
+      const [friends, reqs] = await Promise.all([api.friends(), api.friendRequests()])
+      const next: Record<UserId, { since: number }> = {}
+      for (const f of friends) {
+        remember(f.user)
+        next[f.user.id] = { since: f.since }
+        state.online[f.user.id] = f.online
+        if (f.remark !== undefined) noteRemark(f.user.id, f.remark, askedAt)
+        if (f.last_seen) state.lastSeen[f.user.id] = f.last_seen
+      }
+      state.friends = next
+      for (const r of [...reqs.incoming, ...reqs.outgoing]) {
+        remember(r.from)
+        remember(r.to)
+      }
+      state.incoming = reqs.incoming
+      state.outgoing = reqs.outgoing
+    } catch {
+      /* offline: the next reconnect refreshes */
+    }
   }
 
   async function searchUsers(q: string): Promise<User[]> {
