@@ -111,7 +111,7 @@ async def test_only_the_holder_writes_and_release_frees_its_rows(
         assert await leases.release(conn, leased, "a", probe.c.id == 1) == 1
         assert await leases.release(conn, leased, "a") == 1  # row 2; row 0 is b's
     async with storage.engine.connect() as conn:
-        owners = dict((await conn.execute(select(probe.c.id, probe.c.lease_owner))).tuples().all())
+        owners = {r.id: r.lease_owner for r in await conn.execute(select(probe.c.id, probe.c.lease_owner))}
     assert owners == {0: "b", 1: "", 2: ""}
     assert await _claim(storage, leased, "c", NOW + 5000) == [1, 2]  # released: free at once
 
