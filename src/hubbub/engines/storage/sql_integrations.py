@@ -388,18 +388,18 @@ class SqlIntegrations(SqlHost):
                 )
             )
 
+    async def _take_once(self, used: Any, *where: Any) -> Any:
+        """The sign-in row matching ``where`` whose ``used`` flag was still off, now on: one taker wins, a
+        replay gets None. One ``UPDATE ... RETURNING``."""
+        f = t.oidc_flows
+        async with self._tx() as conn:
+            stmt = update(f).where(*where, used.is_(False)).values({used: True}).returning(*f.c)
+            return (await conn.execute(stmt)).first()
+
     @unavailable
     async def take_oidc_flow(self, state: str, not_before: int) -> OidcFlow | None:
         f = t.oidc_flows
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(f)
-                .where(f.c.state == state, f.c.used.is_(False), f.c.created_at >= not_before)
-                .values(used=True)
-            )
-            if result.rowcount != 1:
-                return None
-            r = (await conn.execute(select(f).where(f.c.state == state))).first()
+        r = await self._take_once(f.c.used, f.c.state == state, f.c.created_at >= not_before)
         if r is None:
             return None
         return OidcFlow(
@@ -421,19 +421,10 @@ class SqlIntegrations(SqlHost):
     @unavailable
     async def take_oidc_ticket(self, ticket_hash: str, not_before: int) -> int | None:
         f = t.oidc_flows
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(f)
-                .where(
-                    f.c.ticket_hash == ticket_hash, f.c.ticket_used.is_(False), f.c.created_at >= not_before
-                )
-                .values(ticket_used=True)
-            )
-            if result.rowcount != 1:
-                return None
-            return (
-                await conn.execute(select(f.c.user_id).where(f.c.ticket_hash == ticket_hash))
-            ).scalar_one_or_none()
+        r = await self._take_once(
+            f.c.ticket_used, f.c.ticket_hash == ticket_hash, f.c.created_at >= not_before
+        )
+        return None if r is None else r.user_id
 
     @unavailable
     async def oidc_user(self, issuer: str, subject: str) -> int | None:
