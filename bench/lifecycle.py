@@ -59,7 +59,9 @@ def main() -> None:
         try:
             url = pg.create_database("benchlife").replace("postgresql://", "postgresql+asyncpg://")
             result = asyncio.run(
-                migrate(f"sqlite+aiosqlite:///{data / 'hubbub.db'}", url, LocalBlobStore(data / "blobs"), None)
+                migrate(
+                    f"sqlite+aiosqlite:///{data / 'hubbub.db'}", url, LocalBlobStore(data / "blobs"), None
+                )
             )
         finally:
             servers.release("pg")

@@ -71,7 +71,9 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        async with http.post(f"{base}/api/v1/auth/register", json={"username": "bench", "password": "bench-password-1"}) as r:
+        async with http.post(
+            f"{base}/api/v1/auth/register", json={"username": "bench", "password": "bench-password-1"}
+        ) as r:
             token = (await r.json())["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         payload = os.urandom(args.size * MiB)
@@ -79,7 +81,10 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         sem = asyncio.Semaphore(args.concurrency)
 
         async def put(data: bytes, kind: str = "file") -> dict[str, Any]:
-            async with sem, http.post(f"{base}/api/v1/uploads", params={"kind": kind}, data=data, headers=headers) as r:
+            async with (
+                sem,
+                http.post(f"{base}/api/v1/uploads", params={"kind": kind}, data=data, headers=headers) as r,
+            ):
                 body = await r.json()
                 assert r.status == 201, body
                 return dict(body)
@@ -108,7 +113,9 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
         for label, exif in (("phone", True), ("scan", False)):
             images = [photo(4000, 3000, exif, i) for i in range(args.images)]
             sizes = [len(i) for i in images]
-            log(f"images ({label}): {args.images} x 4000x3000 JPEG, ~{statistics.mean(sizes) / MiB:.1f} MiB each")
+            log(
+                f"images ({label}): {args.images} x 4000x3000 JPEG, ~{statistics.mean(sizes) / MiB:.1f} MiB each"
+            )
             per_image = []
             for data in images:
                 t0 = time.perf_counter()
@@ -133,7 +140,9 @@ async def run(args: argparse.Namespace, base: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=16)
     parser.add_argument("--size", type=int, default=32, help="MiB per file")
     parser.add_argument("--concurrency", type=int, default=4)
@@ -170,7 +179,9 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     results["backend"] = "s3 (SeaweedFS, same machine)" if args.s3 else "local directory"
     results["params"] = {k: getattr(args, k) for k in ("files", "size", "concurrency", "images")}
-    results["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    results["machine"] = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(json.dumps(results, indent=2))
 
 

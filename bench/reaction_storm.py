@@ -27,7 +27,8 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _cluster import Cluster, redis_calls, scrape, seed_users, token
-from hot_groups import Member
+from _members import Member, connect, created_notice, disconnect, print_table, wait_complete
+from _procs import raise_nofile
 from hubbub.core.clock import now_ms
 from hubbub.core.ids import MessageIds
 from hubbub.engines.storage.base import NewMessage, Stored
@@ -41,7 +42,9 @@ async def react(member: Member, seq: int, emoji: tuple[str, ...]) -> None:
     assert member.ws is not None
     for i, e in enumerate(emoji):
         rid = f"r{member.uid}-{i}"
-        frame = msgspec.json.encode({"type": "react", "conv": member.conv, "seq": seq, "emoji": e, "rid": rid})
+        frame = msgspec.json.encode(
+            {"type": "react", "conv": member.conv, "seq": seq, "emoji": e, "rid": rid}
+        )
         member.unacked[rid] = frame.decode()  # an overloaded server answers unavailable: the client retries
         await member.ws.send_str(frame.decode())
 
@@ -60,15 +63,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
     async def setup(storage: SqlStorage) -> None:
         await seed_users(storage, args.members, args.online)
         ids = MessageIds("bench")
-        notice = NewMessage(
-            id=ids.next(),
-            conv="",
-            sender=1,
-            cmid="~bench",
-            type="system",
-            body={"event": "created"},
-            ts=now_ms(),
-        )
+        notice = created_notice(ids)
         update = await storage.create_group(1, {"name": "big"}, list(range(2, args.members + 1)), notice)
         said = NewMessage(
             id=ids.next(),
@@ -89,21 +84,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         total = seq + args.reactions
         urls = cluster.urls
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        online = [
-            Member(uid, token(cluster.secret, uid), urls[uid % 2], conv, total)
-            for uid in range(1, args.online + 1)
-        ]
-        for m in online:  # online before the storm, holding the message
-            m.have = seq
-        tasks = []
-        for start in range(0, len(online), 200):
-            readies = []
-            for m in online[start : start + 200]:
-                ready = asyncio.Event()
-                readies.append(ready)
-                tasks.append(asyncio.create_task(m.run(http, ready)))
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
-        await asyncio.sleep(1.0)
+        online, tasks = await connect(
+            cluster, http, conv, args.online, seq, total
+        )  # online before the storm, holding the message
 
         before = [await scrape(http, u) for u in urls]
         cpu_before = cluster.cpu_seconds()
@@ -119,13 +102,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             await asyncio.gather(
                 *(react(m, seq, tuple(per_member[m.uid])) for m in reactors[start : start + 50])
             )
-        try:
-            await asyncio.wait_for(asyncio.gather(*(m.done.wait() for m in online)), args.timeout)
-        except TimeoutError:
-            lagging = [m for m in online if not m.done.is_set()]
-            print(f"  {mode}: {len(lagging)} members incomplete after {args.timeout} s", file=sys.stderr)
-            for m in lagging[:3]:
-                print(f"    uid {m.uid} have {m.have}/{total} errors {m.errors[-2:]}", file=sys.stderr)
+        await wait_complete(online, total, mode, args.timeout)
         elapsed = time.monotonic() - started
         load_after = resource.getrusage(resource.RUSAGE_SELF)
         await asyncio.sleep(0.5)
@@ -152,12 +129,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             "members complete": complete,
             "online members": len(online),
         }
-        for m in online:
-            if m.ws is not None:
-                await m.ws.close()
-        for task in tasks:
-            task.cancel()
-        await http.close()
+        await disconnect(online, tasks, http)
         return result
     finally:
         await cluster.stop()
@@ -179,8 +151,7 @@ async def main() -> None:
     args.reactions = min(
         args.reactions, args.online * len(EMOJI)
     )  # each online member reacts at most 4 times
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    raise_nofile(65536)
     results = {}
     for mode in args.modes.split(","):
         print(
@@ -189,10 +160,7 @@ async def main() -> None:
             file=sys.stderr,
         )
         results[mode] = await run_mode(mode, args)
-    names = list(next(iter(results.values())))
-    print(f"\n{'':24}" + "".join(f"{mode:>14}" for mode in results))
-    for name in names:
-        print(f"{name:24}" + "".join(f"{results[mode][name]:>14.3f}" for mode in results))
+    print_table(results, 24)
     if "push" in results and "push-pull" in results:
         p, q = results["push"], results["push-pull"]
         print(

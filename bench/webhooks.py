@@ -47,14 +47,20 @@ async def main(count: int) -> None:
             await client.register("bench_owner", "correct-horse-battery")
             group = await client.api("POST", "/api/v1/groups", {"name": "bench", "members": []})
             hook = await client.api(
-                "POST", "/api/v1/webhooks/outgoing", {"conv": group["conv"], "url": receiver.url, "events": ["message"]}
+                "POST",
+                "/api/v1/webhooks/outgoing",
+                {"conv": group["conv"], "url": receiver.url, "events": ["message"]},
             )
             receiver.secret = hook["secret"]
             cpu0, wall0 = time.process_time(), time.perf_counter()
             for start in range(0, count, 100):
                 await asyncio.gather(
                     *(
-                        client.api("POST", "/api/v1/messages", {"cmid": f"b{i}", "conv": group["conv"], "body": {"text": f"m{i}"}})
+                        client.api(
+                            "POST",
+                            "/api/v1/messages",
+                            {"cmid": f"b{i}", "conv": group["conv"], "body": {"text": f"m{i}"}},
+                        )
                         for i in range(start, min(count, start + 100))
                     )
                 )
@@ -69,8 +75,12 @@ async def main(count: int) -> None:
     lat = sorted(e["_arrived_ms"] - e["message"]["ts"] for e in receiver.received)
     print(f"messages: {count}, sent in {sent:.2f} s, all delivered after {wall:.2f} s")
     print(f"deliveries/s: {count / wall:.0f}")
-    print(f"latency store->receiver ms: p50 {statistics.median(lat):.0f}, p99 {lat[int(len(lat) * 0.99) - 1]:.0f}")
-    print(f"process CPU (node + load generator + receiver): {cpu:.2f} s ({cpu / count * 1000:.2f} ms per message)")
+    print(
+        f"latency store->receiver ms: p50 {statistics.median(lat):.0f}, p99 {lat[int(len(lat) * 0.99) - 1]:.0f}"
+    )
+    print(
+        f"process CPU (node + load generator + receiver): {cpu:.2f} s ({cpu / count * 1000:.2f} ms per message)"
+    )
 
 
 if __name__ == "__main__":

@@ -276,8 +276,9 @@ class Config(msgspec.Struct, kw_only=True):
     #: Tries per push on 429, 5xx or no answer, waiting ``push_retry_base_s`` x 2^try (or ``Retry-After``).
     push_max_attempts: int = 8
     push_retry_base_s: float = 2.0
-    #: Seconds between a node's looks for pushes queued by other nodes (its own are sent at once).
-    push_poll_s: float = 1.0
+    #: Seconds between a node's safety-net looks at the push queue. Its own pushes, clears, retries and
+    #: coalescing windows wake its worker when they are due; the look is for rows left by a node that died.
+    push_poll_s: float = 10.0
     #: Accept ``http://`` push endpoints (a push service on this host, for tests); never in production.
     push_allow_http: bool = False
     #: FCM HTTP v1 for native apps: the API base URL, the Firebase project and an OAuth access token (kept
@@ -334,8 +335,10 @@ class Config(msgspec.Struct, kw_only=True):
     webhook_max_failures: int = 8
     #: First retry delay of a failed delivery (seconds); it doubles with each failure, up to 10 minutes.
     webhook_retry_base_s: float = 1.0
-    #: How often each node looks for webhook work (seconds); the webhook's lease keeps it to one node.
-    webhook_poll_s: float = 0.5
+    #: Seconds between a node's sweeps of every webhook, the safety net for messages other nodes stored (or a
+    #: gateway-only node) and webhooks created elsewhere; a message this node stores, a webhook created here
+    #: and a due retry wake it at once. The webhook's lease keeps each to one node.
+    webhook_poll_s: float = 5.0
     #: Optional URL called before each user message is stored: it may allow, reject or rewrite it.
     before_send_url: str = ""
     #: Seconds the before-send hook may take; past it the send follows ``before_send_fail_open``.

@@ -419,7 +419,12 @@ class Root:
         async def notify(user_id: int, text: str) -> None:
             await admin.notice(text, user_id, quiet=True)
 
-        return Dispatcher(self.config, self.get_storage(), self.get_egress(), notify)
+        dispatcher = Dispatcher(self.config, self.get_storage(), self.get_egress(), notify)
+        # It wakes on work: a message this node stored, a webhook created or enabled here (its class doc).
+        self.get_messages().on_stored.append(dispatcher.stored)
+        self.get_groups().on_notice.append(dispatcher.noticed)
+        self.get_outgoing_hooks().on_change.append(dispatcher.hooks_changed)
+        return dispatcher
 
     @cached
     def get_oidc(self) -> OidcService:

@@ -307,6 +307,43 @@ async def test_outgoing_webhook_retries_then_is_disabled_with_a_notice(make_node
         await bob.close()
 
 
+async def test_outgoing_webhooks_wake_on_work_not_on_their_sweep(make_node, receiver):
+    """With the sweep a minute away, a webhook still fires at once: for a message this node stored, a member
+    event, a retry as its backoff ends, a webhook enabled again. Seconds here would mean the sweep did it."""
+    slow = {"webhook_allow_networks": "127.0.0.0/8", "webhook_poll_s": 60.0}
+    node = await make_node(**slow, webhook_retry_base_s=0.2, webhook_max_failures=2)
+    alice, bob = HubbubClient(base_url(node)), HubbubClient(base_url(node))
+    try:
+        await alice.register("wk_alice", "correct-horse-battery")
+        await bob.register("wk_bob", "correct-horse-battery")
+        await alice.befriend(bob)
+        conv = await group_with(alice)
+        hook = await alice.api(
+            "POST",
+            "/api/v1/webhooks/outgoing",
+            {"conv": conv, "url": receiver.url, "events": ["message", "member"]},
+        )
+        receiver.plan = [500]  # the first attempt fails: the retry comes ~0.2 s later
+        await alice.api("POST", "/api/v1/messages", {"cmid": "w0", "conv": conv, "body": {"text": "m0"}})
+        await alice.api("POST", "/api/v1/messages", {"cmid": "w1", "conv": conv, "body": {"text": "m1"}})
+        await alice.api("POST", f"/api/v1/groups/{conv[2:]}/members", {"users": [bob.user_id]})
+        got = await receiver.wait_for(3, timeout=5)
+        assert [e["type"] for e in got] == ["message", "message", "member"]
+        assert all(e["_arrived_ms"] - e["message"]["ts"] < 2000 for e in got)
+        receiver.plan = [500, 500]  # disabled after two failures
+        await alice.api("POST", "/api/v1/messages", {"cmid": "w2", "conv": conv, "body": {"text": "m2"}})
+        for _ in range(50):
+            if not (await alice.api("GET", "/api/v1/webhooks/outgoing"))["hooks"][0]["enabled"]:
+                break
+            await asyncio.sleep(0.1)
+        await alice.api("POST", f"/api/v1/webhooks/outgoing/{hook['id']}/enable")
+        got = await receiver.wait_for(4, timeout=5)
+        assert got[3]["message"]["body"]["text"] == "m2"
+    finally:
+        await alice.close()
+        await bob.close()
+
+
 async def test_outgoing_webhook_refuses_loopback_by_default(make_node, receiver):
     node = await make_node(webhook_poll_s=0.05)
     alice = HubbubClient(base_url(node))

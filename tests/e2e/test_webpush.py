@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,8 +29,9 @@ async def push_service() -> AsyncIterator[PushService]:
 
 
 @pytest.fixture
-async def node(make_node: Callable[..., Awaitable[Node]]) -> Node:
-    return await make_node(**PUSH)
+async def node(make_node: Callable[..., Awaitable[Node]], request: pytest.FixtureRequest) -> Node:
+    """A node with PUSH's settings (and a test's own, given as the indirect parameter ``node``)."""
+    return await make_node(**{**PUSH, **getattr(request, "param", {})})
 
 
 async def subscribe(client: HubbubClient, push: PushService, **extra: Any) -> dict[str, Any]:
@@ -68,6 +70,31 @@ async def test_an_offline_user_gets_one_coalesced_push_per_window(make_client, p
     assert pushes[1].at - first[0].at >= 0.9, "at most one push per conversation per window"
     headers = pushes[1].headers
     assert headers["Urgency"] == "high" and int(headers["TTL"]) > 0 and len(headers["Topic"]) <= 32
+
+
+@pytest.mark.parametrize("node", [{"push_poll_s": 60.0}], indirect=True)
+async def test_the_worker_wakes_when_a_push_is_due_not_on_its_poll(make_client, push_service) -> None:
+    """With the safety-net poll a minute away, each push still goes when it is due: the first at once (queueing
+    it wakes the worker), the coalesced one as the window its send opened ends and a retry as its backoff
+    ends (timers the send set). Seconds here would mean the poll did the work."""
+    ann, bob = await make_client("ann"), await make_client("bob", connect=False)
+    await friends(ann, bob)
+    sub = await subscribe(bob, push_service)
+    held = push_service.subscriptions[sub["endpoint"].rsplit("/", 1)[1]]
+    sent = time.monotonic()
+    await ann.send_text(to=bob.user_id, text="first")
+    first = (await push_service.wait_for(sub["endpoint"], 1, timeout=5))[0]
+    assert first.at - sent < 1.0
+    await ann.send_text(to=bob.user_id, text="within the window")
+    second = (await push_service.wait_for(sub["endpoint"], 2, timeout=5))[1]
+    assert 0.9 <= second.at - first.at < 1.6, "sent as the 1 s window ends"
+    await asyncio.sleep(1.2)  # past the window again
+    held.failures.append((503, None))
+    sent = time.monotonic()
+    await ann.send_text(to=bob.user_id, text="retried")
+    third = (await push_service.wait_for(sub["endpoint"], 3, timeout=5))[2]
+    assert third.payload["body"] == "retried" and third.at - sent < 1.5  # a retry after ~0.2 s
+    assert [s for sid, s, _ in push_service.refused if sid == held.id] == [503]
 
 
 async def test_a_foreground_terminal_suppresses_and_a_background_one_does_not(

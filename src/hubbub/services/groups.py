@@ -8,6 +8,7 @@ happened, and a member sees the group from the notice of their own joining on.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -50,6 +51,9 @@ class GroupService:
     ) -> None:
         self.media = media
         self.config = config
+        #: Told the conversation of every group notice stored here ("X joined"), after its publish: the
+        #: root subscribes the webhook dispatcher (``member`` events), so groups know nothing of webhooks.
+        self.on_notice: list[Callable[[str], None]] = []
         self.hot = hot
         self.storage = storage
         self.routing = routing
@@ -334,8 +338,10 @@ class GroupService:
             gone = sorted(set(update.before) - set(update.after))
             if gone:
                 await self.routing.publish(pushes.message(message, gone))
-            return
-        await self.routing.publish(pushes.message(message, update.stored.recipients))
+        else:
+            await self.routing.publish(pushes.message(message, update.stored.recipients))
+        for listener in self.on_notice:
+            listener(message.conv)
 
 
 def _check_fields(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -19,13 +19,14 @@ row the webhook is disabled and its owner gets a notice from the server account.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -36,8 +37,7 @@ from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group
 from hubbub.core.errors import HubbubError, invalid, not_found
 from hubbub.core.models import Ack, Message, User
-from hubbub.core.periodic import Periodic
-from hubbub.engines.storage.base import Storage
+from hubbub.engines.storage.base import NewMessage, Storage, Stored
 from hubbub.engines.storage.base_integrations import EVENTS, Delivery, IncomingHook, OutgoingHook
 from hubbub.services.bots import BotService, token_hash
 from hubbub.services.egress import Egress, RefusedDestination, check_url
@@ -53,6 +53,8 @@ LOG_KEEP = 50
 MAX_BACKOFF_S = 600.0
 #: Messages read per claim of a webhook.
 BATCH = 20
+#: A timer (a retry) wakes this long after its time, so the wall clock has passed it when the claim reads it.
+_TIMER_SLACK_S = 0.005
 #: Member-change notices of a group (services/groups.py) delivered as ``member`` events.
 MEMBER_EVENTS = frozenset({"created", "joined", "kicked", "left"})
 
@@ -153,6 +155,13 @@ class OutgoingWebhooks:
         self.storage = storage
         self.messages = messages
         self.bots = bots
+        #: Called when a webhook was created or enabled (the root wires this node's dispatcher, which then
+        #: looks at it at once instead of at its next sweep).
+        self.on_change: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
 
     async def create(
         self, actor: int, conv: str, url: str, events: list[str], bot_id: int | None
@@ -167,7 +176,9 @@ class OutgoingWebhooks:
             await self.bots.managed(actor, bot_id)
         wanted = [e for e in EVENTS if e in events]
         secret = secrets.token_hex(32)
-        return await self.storage.create_outgoing_hook(actor, conv, url, secret, wanted, bot_id, now_ms())
+        hook = await self.storage.create_outgoing_hook(actor, conv, url, secret, wanted, bot_id, now_ms())
+        self._changed()
+        return hook
 
     async def owned(self, actor: int, hook_id: int) -> OutgoingHook:
         hook = await self.storage.outgoing_hook(hook_id)
@@ -186,12 +197,21 @@ class OutgoingWebhooks:
     async def enable(self, actor: int, hook_id: int) -> OutgoingHook:
         await self.owned(actor, hook_id)
         await self.storage.enable_outgoing_hook(hook_id)
+        self._changed()
         return await self.owned(actor, hook_id)
 
 
 class Dispatcher:
-    """Delivers outgoing webhooks from this node: every ``webhook_poll_s`` it claims the due ones and works
-    through their events, one task per webhook."""
+    """Delivers outgoing webhooks from this node, one task per webhook.
+
+    It wakes on work, not on a clock: when this node stores a message in a conversation that has a webhook
+    (``stored``, a ``MessageService.on_stored`` listener), when a webhook was created or enabled here, and when
+    a retry falls due. Every ``webhook_poll_s`` a sweep looks at every webhook, the safety net for what this
+    node cannot see: messages stored by other nodes (or by a gateway-only node, which runs no dispatcher),
+    webhooks created elsewhere, leases of a node that died. A sweep reads one row per webhook and claims only
+    those with events waiting, so an idle node costs a few queries per interval, whatever the number of
+    webhooks. A worker that runs out of events gives its lease back, so the next node to store a message in
+    that conversation claims it at once."""
 
     def __init__(
         self,
@@ -205,11 +225,23 @@ class Dispatcher:
         self.egress = egress
         self.notify = notify
         self.node = config.effective_node_id
-        #: Deliveries attempted by this node (tests and figures).
+        #: Deliveries attempted by this node, and rounds run (tests and figures).
         self.attempts = 0
+        self.rounds = 0
         self._working: dict[int, asyncio.Task[None]] = {}
         self._users: dict[int, User] = {}
-        self._loop = Periodic("webhooks", config.webhook_poll_s, self.tick, quiet=(HubbubError,))
+        self._wake = asyncio.Event()
+        #: Conversations with messages stored here since the last round; a sweep looks at every webhook.
+        self._dirty: set[str] = set()
+        self._sweep = True
+        #: Webhooks woken while their worker ran (it may have read past the new message already).
+        self._again: set[int] = set()
+        #: Conversations with an enabled webhook as of the last listing: what ``stored`` wakes for.
+        self._hooked: set[str] = set()
+        #: The earliest retry (``next_attempt_at``) known to come; the loop wakes for it.
+        self._retry_at: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def lease_ms(self) -> int:
@@ -217,12 +249,20 @@ class Dispatcher:
         return int((self.config.webhook_timeout_s * BATCH + 30) * 1000)
 
     def start(self) -> None:
-        self._loop.start()
+        if self._task is None:
+            self._wake.set()  # a first sweep at once: what was left while no node ran
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="webhooks")
 
     async def close(self) -> None:
-        await self._loop.stop()
-        for task in list(self._working.values()):
+        self._closing = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for work in list(self._working.values()):
+            work.cancel()
         if self._working:
             await asyncio.gather(*self._working.values(), return_exceptions=True)
         try:
@@ -230,28 +270,87 @@ class Dispatcher:
         except HubbubError:
             pass
 
-    async def tick(self) -> None:
+    def stored(self, items: Sequence[tuple[NewMessage, Stored]]) -> None:
+        """A batch was stored on this node: wake for the conversations that have a webhook."""
+        for item, _ in items:
+            self.noticed(item.conv)
+
+    def noticed(self, conv: str) -> None:
+        """A message was stored in ``conv`` on this node (a group's notice comes this way)."""
+        if conv in self._hooked:
+            self._dirty.add(conv)
+            self._wake.set()
+
+    def hooks_changed(self) -> None:
+        """A webhook was created or enabled on this node: sweep now (it may have events already)."""
+        self._sweep = True
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self._closing:
+            timeout = self.config.webhook_poll_s
+            if self._retry_at is not None:
+                timeout = min(timeout, max(0.0, (self._retry_at - now_ms()) / 1000) + _TIMER_SLACK_S)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                self._sweep = True
+            self._wake.clear()
+            sweep, convs = self._sweep, self._dirty
+            self._sweep, self._dirty = False, set()
+            try:
+                await self.tick(None if sweep else convs)
+            except HubbubError as exc:
+                self._sweep = True  # whatever woke this round is looked at again by the next
+                log.warning("webhooks: %s", exc.message)
+            except Exception:
+                self._sweep = True
+                log.exception("webhooks failed a round")
+            self.rounds += 1
+
+    async def tick(self, convs: set[str] | None = None) -> None:
+        """Claim and start the due webhooks of ``convs`` (None: of every conversation, those with events
+        waiting past their cursor)."""
         now = now_ms()
-        for hook in await self.storage.outgoing_hooks(None):
-            if hook.id in self._working or hook.next_attempt_at > now:
+        hooks = await self.storage.outgoing_hooks(None)
+        self._hooked = {hook.conv for hook in hooks}
+        self._retry_at = min((h.next_attempt_at for h in hooks if h.next_attempt_at > now), default=None)
+        for hook in hooks:
+            if hook.next_attempt_at > now or (convs is not None and hook.conv not in convs):
                 continue
+            if hook.id in self._working:
+                if convs is not None:  # woken for it: the worker may have read past the new message
+                    self._again.add(hook.id)
+                continue
+            if convs is None and not await self.storage.messages_after(hook.conv, hook.cursor_seq, 1):
+                continue  # a sweep claims only webhooks with events waiting
             claimed = await self.storage.claim_webhook(hook.id, self.node, now, self.lease_ms)
             if claimed is None:
                 continue
             task = asyncio.get_running_loop().create_task(self._work(claimed), name=f"webhook-{hook.id}")
             self._working[hook.id] = task
-            task.add_done_callback(functools.partial(self._finished, hook.id))
+            task.add_done_callback(functools.partial(self._finished, hook.id, hook.conv))
 
-    def _finished(self, hook_id: int, _task: asyncio.Task[None]) -> None:
+    def _finished(self, hook_id: int, conv: str, _task: asyncio.Task[None]) -> None:
         self._working.pop(hook_id, None)
+        if hook_id in self._again and not self._closing:
+            self._again.discard(hook_id)
+            self._dirty.add(conv)
+            self._wake.set()
 
     async def _work(self, hook: OutgoingHook) -> None:
-        """Deliver from the cursor while there is work, renewing the lease between batches."""
+        """Deliver from the cursor while there is work, renewing the lease between batches; when there is none
+        left, give the lease back (and look once more: a node that stored a message meanwhile could not claim
+        it, and stored it before the release, so the look sees it)."""
         try:
             while True:
                 found = await self.storage.messages_after(hook.conv, hook.cursor_seq, BATCH)
-                if not await self._run(hook, found) or len(found) < BATCH:
+                if not await self._run(hook, found):
                     return
+                if len(found) < BATCH:
+                    await self.storage.release_webhooks(self.node, hook.id)
+                    if not await self.storage.messages_after(hook.conv, hook.cursor_seq, 1):
+                        return
                 renewed = await self.storage.claim_webhook(hook.id, self.node, now_ms(), self.lease_ms)
                 if renewed is None:
                     return
@@ -347,10 +446,12 @@ class Dispatcher:
         c = self.config
         disable = attempt >= c.webhook_max_failures
         delay = min(MAX_BACKOFF_S, c.webhook_retry_base_s * 2 ** (attempt - 1))
-        if await self.storage.fail_webhook(
-            hook.id, self.node, attempt, now_ms() + int(delay * 1000), disable
-        ):
+        retry_at = now_ms() + int(delay * 1000)
+        if await self.storage.fail_webhook(hook.id, self.node, attempt, retry_at, disable):
             hook.failures = attempt
+            if not disable and (self._retry_at is None or retry_at < self._retry_at):
+                self._retry_at = retry_at
+                self._wake.set()  # the loop sets its timer anew
             if disable:
                 text = (
                     f"Your webhook {hook.id} to {hook.url} was disabled after {attempt} failed deliveries "

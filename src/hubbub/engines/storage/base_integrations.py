@@ -3,7 +3,8 @@ incoming and outgoing webhooks with their delivery log, and OpenID Connect sign-
 
 Contract (tests/contract/test_integrations_storage.py runs it against SQLite and PostgreSQL):
 - a bot is a user row marked ``is_bot`` with no usable password; a token is found only by its hash;
-- ``claim_webhook`` gives a webhook's lease to one node at a time; ``advance_webhook`` and ``fail_webhook``
+- ``claim_webhook`` gives a webhook's lease to one node at a time (``leases.claim``: free once its time is
+  up, renewed by its holder); ``advance_webhook`` and ``fail_webhook``
   change a webhook only for the node holding its lease, so a node that lost it cannot move its cursor;
 - ``take_oidc_flow`` and ``take_oidc_ticket`` succeed once per state/ticket: a replay gets None;
 - any failure to reach the database raises ``HubbubError(Code.UNAVAILABLE)``.
@@ -170,7 +171,7 @@ class IntegrationStorage(abc.ABC):
     @abc.abstractmethod
     async def claim_webhook(self, hook_id: int, node: str, now: int, lease_ms: int) -> OutgoingHook | None:
         """The webhook, now leased to ``node`` until now + lease_ms, if it is enabled, due and its lease is
-        free or already ``node``'s; None otherwise."""
+        free (its time is up: ``until <= now``) or already ``node``'s; None otherwise."""
 
     @abc.abstractmethod
     async def advance_webhook(self, hook_id: int, node: str, cursor_seq: int) -> bool:
@@ -182,8 +183,9 @@ class IntegrationStorage(abc.ABC):
     ) -> bool: ...
 
     @abc.abstractmethod
-    async def release_webhooks(self, node: str) -> None:
-        """Give up every lease of ``node`` (it is stopping)."""
+    async def release_webhooks(self, node: str, hook_id: int | None = None) -> None:
+        """Give up every lease of ``node`` (it is stopping), or only that of ``hook_id`` (its worker went idle,
+        so the next node to store a message there can claim it at once)."""
 
     @abc.abstractmethod
     async def log_delivery(self, delivery: Delivery, keep: int, advance_to: int | None = None) -> bool:

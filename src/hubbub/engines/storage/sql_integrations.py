@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import User
+from hubbub.engines.storage import leases
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base_integrations import (
     Bot,
@@ -23,6 +24,8 @@ from hubbub.engines.storage.base_integrations import (
 from hubbub.engines.storage.sql_host import SqlHost
 from hubbub.engines.storage.sqlutil import USER_COLS, unavailable, user_of
 
+#: A webhook's lease: held by a node (its id), renewed by it between batches.
+WEBHOOK_LEASE = leases.Leased(t.outgoing_webhooks, key=("id",))
 #: A bot's password hash: no argon2 hash has this form, so no password ever matches it.
 NO_PASSWORD = "!bot"
 
@@ -68,6 +71,12 @@ def _outgoing_of(row: Any) -> OutgoingHook:
 
 
 class SqlIntegrations(SqlHost):
+    async def _update(self, table: Any, *where: Any, **values: Any) -> bool:
+        """Set ``values`` on the rows matching ``where`` (a revoke, an enable, a lease holder's write): True
+        if there was one."""
+        async with self._tx() as conn:
+            return bool((await conn.execute(update(table).where(*where).values(**values))).rowcount)
+
     # -- bots --------------------------------------------------------------------------------------
     @unavailable
     async def create_bot(self, username: str, nickname: str, owner_id: int, now: int) -> User:
@@ -130,13 +139,8 @@ class SqlIntegrations(SqlHost):
 
     @unavailable
     async def revoke_bot_token(self, bot_id: int, token_id: int) -> bool:
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(t.bot_tokens)
-                .where(t.bot_tokens.c.id == token_id, t.bot_tokens.c.bot_id == bot_id)
-                .values(revoked=True)
-            )
-            return bool(result.rowcount)
+        b = t.bot_tokens
+        return await self._update(b, b.c.id == token_id, b.c.bot_id == bot_id, revoked=True)
 
     @unavailable
     async def bot_credential(self, token_hash: str) -> BotCredential | None:
@@ -202,15 +206,9 @@ class SqlIntegrations(SqlHost):
 
     @unavailable
     async def revoke_incoming_hook(self, owner_id: int, hook_id: int) -> bool:
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(t.incoming_webhooks)
-                .where(t.incoming_webhooks.c.id == hook_id, t.incoming_webhooks.c.owner_id == owner_id)
-                .values(revoked=True)
-            )
-            return bool(result.rowcount)
+        h = t.incoming_webhooks
+        return await self._update(h, h.c.id == hook_id, h.c.owner_id == owner_id, revoked=True)
 
-    # -- outgoing webhooks -------------------------------------------------------------------------
     @unavailable
     async def create_outgoing_hook(
         self, owner_id: int, conv: str, url: str, secret: str, events: list[str], bot_id: int | None, now: int
@@ -278,63 +276,47 @@ class SqlIntegrations(SqlHost):
     @unavailable
     async def enable_outgoing_hook(self, hook_id: int) -> bool:
         w = t.outgoing_webhooks
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(w).where(w.c.id == hook_id).values(enabled=True, failures=0, next_attempt_at=0)
-            )
-            return bool(result.rowcount)
+        return await self._update(w, w.c.id == hook_id, enabled=True, failures=0, next_attempt_at=0)
 
     @unavailable
     async def claim_webhook(self, hook_id: int, node: str, now: int, lease_ms: int) -> OutgoingHook | None:
         w = t.outgoing_webhooks
+        due = [w.c.id == hook_id, w.c.enabled.is_(True), w.c.next_attempt_at <= now]
         async with self._tx() as conn:
-            result = await conn.execute(
-                update(w)
-                .where(
-                    w.c.id == hook_id,
-                    w.c.enabled.is_(True),
-                    w.c.next_attempt_at <= now,
-                    or_(w.c.lease_owner == node, w.c.lease_until < now),
-                )
-                .values(lease_owner=node, lease_until=now + lease_ms)
+            rows = await leases.claim(
+                conn, WEBHOOK_LEASE, owner=node, now=now, lease_ms=lease_ms, due=due, renew=True
             )
-            if result.rowcount != 1:
-                return None
-            r = (await conn.execute(select(w).where(w.c.id == hook_id))).first()
-        return None if r is None else _outgoing_of(r)
+        return _outgoing_of(rows[0]) if rows else None
 
     def _leased_by(self, hook_id: int, node: str) -> Any:
-        w = t.outgoing_webhooks
-        return and_(w.c.id == hook_id, w.c.lease_owner == node)
+        return and_(t.outgoing_webhooks.c.id == hook_id, WEBHOOK_LEASE.held(node))
 
     @unavailable
     async def advance_webhook(self, hook_id: int, node: str, cursor_seq: int) -> bool:
         w = t.outgoing_webhooks
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(w)
-                .where(self._leased_by(hook_id, node), w.c.cursor_seq < cursor_seq)
-                .values(cursor_seq=cursor_seq, failures=0, next_attempt_at=0)
-            )
-            return bool(result.rowcount)
+        return await self._update(
+            w,
+            self._leased_by(hook_id, node),
+            w.c.cursor_seq < cursor_seq,
+            cursor_seq=cursor_seq,
+            failures=0,
+            next_attempt_at=0,
+        )
 
     @unavailable
     async def fail_webhook(
         self, hook_id: int, node: str, failures: int, next_attempt_at: int, disable: bool
     ) -> bool:
-        w = t.outgoing_webhooks
         values: dict[str, Any] = {"failures": failures, "next_attempt_at": next_attempt_at}
         if disable:
             values["enabled"] = False
-        async with self._tx() as conn:
-            result = await conn.execute(update(w).where(self._leased_by(hook_id, node)).values(**values))
-            return bool(result.rowcount)
+        return await self._update(t.outgoing_webhooks, self._leased_by(hook_id, node), **values)
 
     @unavailable
-    async def release_webhooks(self, node: str) -> None:
-        w = t.outgoing_webhooks
+    async def release_webhooks(self, node: str, hook_id: int | None = None) -> None:
+        where = [] if hook_id is None else [t.outgoing_webhooks.c.id == hook_id]
         async with self._tx() as conn:
-            await conn.execute(update(w).where(w.c.lease_owner == node).values(lease_owner="", lease_until=0))
+            await leases.release(conn, WEBHOOK_LEASE, node, *where)
 
     @unavailable
     async def log_delivery(self, delivery: Delivery, keep: int, advance_to: int | None = None) -> bool:
@@ -406,18 +388,18 @@ class SqlIntegrations(SqlHost):
                 )
             )
 
+    async def _take_once(self, used: Any, *where: Any) -> Any:
+        """The sign-in row matching ``where`` whose ``used`` flag was still off, now on: one taker wins, a
+        replay gets None. One ``UPDATE ... RETURNING``."""
+        f = t.oidc_flows
+        async with self._tx() as conn:
+            stmt = update(f).where(*where, used.is_(False)).values({used: True}).returning(*f.c)
+            return (await conn.execute(stmt)).first()
+
     @unavailable
     async def take_oidc_flow(self, state: str, not_before: int) -> OidcFlow | None:
         f = t.oidc_flows
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(f)
-                .where(f.c.state == state, f.c.used.is_(False), f.c.created_at >= not_before)
-                .values(used=True)
-            )
-            if result.rowcount != 1:
-                return None
-            r = (await conn.execute(select(f).where(f.c.state == state))).first()
+        r = await self._take_once(f.c.used, f.c.state == state, f.c.created_at >= not_before)
         if r is None:
             return None
         return OidcFlow(
@@ -439,19 +421,10 @@ class SqlIntegrations(SqlHost):
     @unavailable
     async def take_oidc_ticket(self, ticket_hash: str, not_before: int) -> int | None:
         f = t.oidc_flows
-        async with self._tx() as conn:
-            result = await conn.execute(
-                update(f)
-                .where(
-                    f.c.ticket_hash == ticket_hash, f.c.ticket_used.is_(False), f.c.created_at >= not_before
-                )
-                .values(ticket_used=True)
-            )
-            if result.rowcount != 1:
-                return None
-            return (
-                await conn.execute(select(f.c.user_id).where(f.c.ticket_hash == ticket_hash))
-            ).scalar_one_or_none()
+        r = await self._take_once(
+            f.c.ticket_used, f.c.ticket_hash == ticket_hash, f.c.created_at >= not_before
+        )
+        return None if r is None else r.user_id
 
     @unavailable
     async def oidc_user(self, issuer: str, subject: str) -> int | None:

@@ -1,8 +1,7 @@
 """Web Push for :class:`SqlStorage`: devices, settings and the outgoing queue (base_push.PushStorage).
 
-The queue's claim is one ``UPDATE ... RETURNING`` over the due rows whose lease is free; on PostgreSQL the
-rows are picked ``FOR UPDATE SKIP LOCKED``, so nodes claiming at once take disjoint rows without waiting on
-each other, and on SQLite the single writer serializes the claims.
+The queue's claim is ``leases.claim`` over the due rows (one ``UPDATE ... RETURNING``; disjoint rows for nodes
+claiming at once); each claim's owner string is a fresh lease id, which ``finish_pushes`` must present.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from hubbub.core.convs import parse_group
+from hubbub.engines.storage import leases
 from hubbub.engines.storage import schema as t
 from hubbub.engines.storage.base_push import Finished, NewPush, PushDevice, PushJob, PushPrefs, PushTarget
 from hubbub.engines.storage.sql_host import SqlHost
@@ -35,6 +35,9 @@ _DEVICE_COLS = (
     t.push_devices.c.created_at,
     t.push_devices.c.last_ok_at,
 )
+#: Each row's lease: the owner is one claim's lease id (``node/random``), not the node.
+OUTBOX_LEASE = leases.Leased(t.push_outbox, key=("device_id", "conv"), owner="lease")
+_JOB_COLS = ("device_id", "conv", "kind", "seq", "count", "title", "text", "mention", "attempts")
 _MINE = "WHERE device_id = :device AND conv = :conv AND lease = :lease"
 _UNCHANGED = "kind = :kind AND seq = :seq AND count = :count"
 #: A claim ended (sent, or dropped): every SET reads the row as it was, so ``_UNCHANGED`` means "nothing
@@ -268,17 +271,18 @@ class SqlPush(SqlHost):
     @unavailable
     async def claim_pushes(self, node: str, now: int, lease_ms: int, limit: int) -> list[PushJob]:
         lease = f"{node}/{secrets.token_hex(6)}"
-        lock = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
-        claim = text(
-            "UPDATE push_outbox SET lease = :lease, lease_until = :until "
-            "WHERE (device_id, conv) IN (SELECT device_id, conv FROM push_outbox "
-            "WHERE kind IN ('msg', 'clear') AND due_at <= :now AND lease_until <= :now "
-            f"ORDER BY due_at LIMIT :k{lock}) "
-            "RETURNING device_id, conv, kind, seq, count, title, text, mention, attempts"
-        )
+        o = t.push_outbox
         async with self._tx() as conn:
-            rows = list(
-                await conn.execute(claim, {"lease": lease, "until": now + lease_ms, "now": now, "k": limit})
+            rows = await leases.claim(
+                conn,
+                OUTBOX_LEASE,
+                owner=lease,
+                now=now,
+                lease_ms=lease_ms,
+                due=[o.c.kind.in_(("msg", "clear")), o.c.due_at <= now],
+                order_by=[o.c.due_at],
+                limit=limit,
+                returning=[o.c[c] for c in _JOB_COLS],
             )
             if not rows:
                 return []

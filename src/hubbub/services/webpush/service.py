@@ -12,9 +12,12 @@ is pushed on each of their devices, unless a rule holds it back:
 conversation, at most one push per ``push_window_s``, never a seq twice. A read on any terminal turns the
 conversation's row into a ``clear``.
 
-**Sending.** Every node runs the worker; a claim leases rows to one node (the database's lock), so each push is
-sent by one node. 2xx: done. 404/410: the device is deleted. 429, 5xx or no answer: retried with exponential
-backoff (or the ``Retry-After`` given), up to ``push_max_attempts``. Anything else: dropped and logged.
+**Sending.** Every node runs the worker; a claim leases rows to one node (``engines/storage/leases.py``), so
+each push is sent by one node. The worker wakes on work, not on a clock: at once when this node queues a push
+or a clear, when a retry or a coalescing window its own send set falls due, and every ``push_poll_s`` as a
+safety net (``_send_loop``). 2xx: done. 404/410: the device is deleted. 429, 5xx or no answer: retried with
+exponential backoff (or the ``Retry-After`` given), up to ``push_max_attempts``. Anything else: dropped and
+logged.
 A node that dies holding a lease loses it after ``_LEASE_MS``; another node then sends those rows again (the
 notification's tag makes a repeat replace, not add).
 
@@ -51,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: A claim's lease: longer than any send (10 s timeout), short enough that a dead node's rows move soon.
 _LEASE_MS = 60_000
+#: A timer wakes this long after its time, so the clock has passed it when the claim reads it.
+_TIMER_SLACK_S = 0.005
 #: Rows claimed at once, and pushes in flight at once per node.
 _CLAIM = 256
 #: Messages waiting to be planned; past this a burst's notifications are dropped (never the messages).
@@ -107,6 +112,8 @@ class WebPushService:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._purged_at = 0
+        #: The earliest time a row this node's sends put off falls due (ms), or None.
+        self._next_due: int | None = None
         #: Figures for the benchmark and /metrics.
         self.sent = 0
         self.failed = 0
@@ -333,8 +340,22 @@ class WebPushService:
         outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
         done = [item for item in outcomes if item is not None]
         if done:
-            await self.storage.finish_pushes(done, self.clock(), self.window_ms)
+            now = self.clock()
+            await self.storage.finish_pushes(done, now, self.window_ms)
+            for item in done:
+                if item.retry_at is not None:
+                    self._due(item.retry_at)
+                else:
+                    # A message to that row now (or one that came while this was out) waits until the window
+                    # this send opened has passed: this node wakes for it then, whichever node queued it. (A
+                    # clear that came meanwhile is due at once: the loop claims again right after a claim.)
+                    self._due(now + self.window_ms)
         return len(jobs)
+
+    def _due(self, at_ms: int) -> None:
+        """Wake the worker at ``at_ms``: rows this node's sends made due later (a retry, a window)."""
+        if self._next_due is None or at_ms < self._next_due:
+            self._next_due = at_ms
 
     async def _send(self, job: PushJob) -> Finished | None:
         """Send one job; how it ended (None: its device is gone and was deleted with its rows)."""
@@ -408,8 +429,15 @@ class WebPushService:
                     log.exception("planning %d pushes failed; their notifications are lost", len(batch))
 
     async def _send_loop(self) -> None:
+        """Claim while there are due rows; then sleep until woken: by this node's queueing or reads (at once),
+        by a time its own sends made something due (``_due``), or after ``push_poll_s``, the safety net for
+        rows this node was not told of (a node that died holding them; a retry or window another node set
+        and then died)."""
         poll_s = self.config.push_poll_s
         while not self._closing:
+            started = self.clock()
+            if self._next_due is not None and self._next_due <= started:
+                self._next_due = None  # the claim below reads it
             try:
                 claimed = await self.drain()
                 if self.clock() - self._purged_at > _PURGE_MS:
@@ -422,8 +450,11 @@ class WebPushService:
                 claimed = 0
             if claimed:
                 continue
+            timeout = poll_s
+            if self._next_due is not None:
+                timeout = min(timeout, max(0.0, (self._next_due - self.clock()) / 1000) + _TIMER_SLACK_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._send_wake.wait(), poll_s)
+                await asyncio.wait_for(self._send_wake.wait(), timeout)
             self._send_wake.clear()
 
     def _spawn(self, work: Any) -> None:
