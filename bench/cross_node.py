@@ -80,6 +80,8 @@ class Window:
         lat = sorted(self.rec.delivery_ns) or [0]
         return {
             "msgs/s": done / elapsed,
+            "acked/sent": f"{acked}/{sent}",
+            "delivered": delivered,
             "node CPU s/1k": 1000 * nodes / done,
             "redis CPU s/1k": 1000 * redis / done,
             "pg CPU s/1k": 1000 * pg / done,
@@ -187,7 +189,11 @@ async def run_config(name: str, args: argparse.Namespace) -> dict[str, dict[str,
                 targets=[u + 1 if u % 2 else u - 1 for u in uids],
             )
         pinger = asyncio.get_running_loop().create_task(keepalive(peers))
-        await asyncio.sleep(1.0)
+        # One message per user first, paced, so the per-user caches (friendship, blocks) are warm: a cold
+        # start sends every first message to the database at once, a herd no steady state has.
+        await Pacer(peers, 500).run(len(peers) / 500)
+        if not await drain(rec, peers):
+            log(f"{name}: priming did not drain")
 
         await wait_while(args.pause_while)
         log(f"{name}: peak, closed loop, window {args.window}")
