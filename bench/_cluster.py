@@ -194,7 +194,7 @@ class Cluster:
             self.redis = aioredis.Redis.from_url(self.redis_server.url)
         async with aiohttp.ClientSession() as http:
             for url in self.urls:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 180  # a loaded shared machine starts nodes slowly
                 while True:
                     try:
                         async with http.get(url + "/readyz") as resp:
