@@ -102,38 +102,73 @@ def token(secret: str, uid: int) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-class Cluster:
-    """``async with Cluster(nodes=2, env={...}) as c``: seed through ``c.storage`` in ``setup``, then nodes run."""
+def pin(pid: int, cores: set[int] | None) -> None:
+    """Keep a process (and what it forks later: PostgreSQL's backends) on ``cores``; None leaves it free."""
+    if cores:
+        os.sched_setaffinity(pid, cores)
 
-    def __init__(self, nodes: int, env: dict[str, str] | None = None) -> None:
-        self.count = nodes
+
+class Cluster:
+    """``async with Cluster(nodes=2, env={...}) as c``: seed through ``c.storage`` in ``setup``, then nodes run.
+
+    ``embedded=True`` is the single node of ``hubbub serve``'s defaults instead (SQLite in its data dir,
+    in-process routing; no Redis, no PostgreSQL), seeded the same way, for like-for-like comparisons.
+    ``cores`` pins every server process (nodes, Redis, PostgreSQL); ``src`` serves another copy of the code
+    (a ``src/`` directory put first on the nodes' PYTHONPATH) for A/B runs.
+    """
+
+    def __init__(
+        self,
+        nodes: int,
+        env: dict[str, str] | None = None,
+        *,
+        embedded: bool = False,
+        cores: set[int] | None = None,
+        src: Path | None = None,
+    ) -> None:
+        self.count = 1 if embedded else nodes
+        self.embedded = embedded
+        self.cores = cores
+        self.src = src
         self.secret = secrets.token_urlsafe(32)
         self.extra_env = env or {}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.urls: list[str] = []
         self.tmp = tempfile.mkdtemp(prefix="hubbub-bench-")
+        self.redis_server: servers.RedisServer | None = None
+        self.pg: servers.PostgresServer | None = None
 
     async def start(self, setup: Any = None) -> Cluster:
-        self.redis_server = servers.RedisServer().start()
-        self.pg = servers.PostgresServer().start()
-        database = self.pg.create_database("bench")
-        self.env = {
-            **os.environ,
-            **BENCH_ENV,
-            "HUBBUB_JWT_SECRET": self.secret,
-            "HUBBUB_REDIS": self.redis_server.url,
-            "HUBBUB_DATABASE": database,
-            **self.extra_env,
-        }
+        self.env = {**os.environ, **BENCH_ENV, "HUBBUB_JWT_SECRET": self.secret, **self.extra_env}
+        if self.src is not None:  # first, before what this process was given (an extra package dir, say)
+            inherited = self.env.get("PYTHONPATH", "")
+            self.env["PYTHONPATH"] = str(self.src.resolve()) + (":" + inherited if inherited else "")
+        if self.embedded:
+            for name in ("HUBBUB_REDIS", "HUBBUB_DATABASE"):
+                self.env.pop(name, None)
+            data_dir = os.path.join(self.tmp, "n1")
+            migrate = ["--data-dir", data_dir]
+            storage_url = f"sqlite+aiosqlite:///{Path(data_dir).resolve() / 'hubbub.db'}"
+        else:
+            self.redis_server = servers.RedisServer().start()
+            self.pg = servers.PostgresServer().start()
+            database = self.pg.create_database("bench")
+            self.env.update(HUBBUB_REDIS=self.redis_server.url, HUBBUB_DATABASE=database)
+            migrate = []
+            storage_url = "postgresql+asyncpg://" + database.split("://", 1)[1]
+            assert self.redis_server.proc is not None
+            pin(self.redis_server.proc.pid, self.cores)
+            for pid in self.pg_pids():
+                pin(pid, self.cores)
         subprocess.run(
-            [sys.executable, "-m", "hubbub", "migrate"],
+            [sys.executable, "-m", "hubbub", "migrate", *migrate],
             env=self.env,
             check=True,
             cwd=self.tmp,
             stdout=subprocess.DEVNULL,
         )
         if setup is not None:
-            storage = SqlStorage("postgresql+asyncpg://" + database.split("://", 1)[1])
+            storage = SqlStorage(storage_url)
             try:
                 await setup(storage)
             finally:
@@ -141,31 +176,25 @@ class Cluster:
         for n in range(self.count):
             port = servers.free_port()
             log = open(os.path.join(self.tmp, f"n{n + 1}.log"), "wb")
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "hubbub",
-                        "serve",
-                        "--port",
-                        str(port),
-                        "--node-id",
-                        f"n{n + 1}",
-                        "--data-dir",
-                        os.path.join(self.tmp, f"n{n + 1}"),
-                    ],
-                    env=self.env,
-                    cwd=self.tmp,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                )
+            node = [] if self.embedded else ["--node-id", f"n{n + 1}"]
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "hubbub", "serve", "--port", str(port), *node),
+                    *("--data-dir", os.path.join(self.tmp, f"n{n + 1}")),
+                ],
+                env=self.env,
+                cwd=self.tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
+            pin(proc.pid, self.cores)
+            self.procs.append(proc)
             self.urls.append(f"http://127.0.0.1:{port}")
-        self.redis = aioredis.Redis.from_url(self.redis_server.url)
+        if self.redis_server is not None:
+            self.redis = aioredis.Redis.from_url(self.redis_server.url)
         async with aiohttp.ClientSession() as http:
             for url in self.urls:
-                deadline = time.monotonic() + 60
+                deadline = time.monotonic() + 180  # a loaded shared machine starts nodes slowly
                 while True:
                     try:
                         async with http.get(url + "/readyz") as resp:
@@ -183,9 +212,29 @@ class Cluster:
 
     def backing_cpu_seconds(self) -> float:
         """CPU seconds of Redis and of every PostgreSQL process (postmaster and backends) so far."""
-        pids = [self.redis_server.proc.pid] if self.redis_server.proc is not None else []
+        return self.redis_cpu_seconds() + self.pg_cpu_seconds()
+
+    def redis_cpu_seconds(self) -> float:
+        if self.redis_server is None or self.redis_server.proc is None:
+            return 0.0
+        return proc_stats(self.redis_server.proc.pid)[0]
+
+    def pg_cpu_seconds(self) -> float:
+        """The postmaster and its children (backends, background workers) now alive."""
+        total = 0.0
+        for pid in self.pg_pids():
+            try:
+                total += proc_stats(pid)[0]
+            except OSError:
+                continue  # a backend that just exited
+        return total
+
+    def pg_pids(self) -> list[int]:
+        if self.pg is None:
+            return []
         with open(os.path.join(self.pg.data, "postmaster.pid")) as f:
             postmaster = int(f.readline())
+        pids = [postmaster]
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
@@ -195,13 +244,7 @@ class Cluster:
                     continue
                 if ppid == postmaster:
                     pids.append(int(entry))
-        total = 0.0
-        for pid in [postmaster, *pids]:
-            try:
-                total += proc_stats(pid)[0]
-            except OSError:
-                continue  # a backend that just exited
-        return total
+        return pids
 
     def rss_bytes(self) -> int:
         return sum(proc_stats(p.pid)[1] for p in self.procs)
@@ -220,7 +263,9 @@ class Cluster:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        await self.redis.aclose()
-        self.redis_server.stop()
-        self.pg.destroy()
-        servers.cleanup_template()
+        if self.redis_server is not None:
+            await self.redis.aclose()
+            self.redis_server.stop()
+        if self.pg is not None:
+            self.pg.destroy()
+            servers.cleanup_template()

@@ -10,7 +10,8 @@ import pytest
 
 from hubbub.engines.ratelimit.base import RateLimiter
 from hubbub.engines.ratelimit.memory import MemoryRateLimiter
-from hubbub.engines.ratelimit.redis import RedisRateLimiter
+from hubbub.engines.ratelimit.redis import LEASE_FRACTION, RedisRateLimiter
+from hubbub.engines.redis_link import RedisLink, connect
 from tests import servers
 from tests.contract.conftest import REDIS_FLAVOURS, redis_url
 
@@ -61,3 +62,39 @@ async def test_redis_limiter_falls_back_to_this_node_when_redis_is_down() -> Non
     finally:
         await limiter.close()
         server.stop()
+
+
+@pytest.fixture(params=REDIS_FLAVOURS)
+def shared_url(request: pytest.FixtureRequest) -> str:
+    return redis_url(request)
+
+
+async def test_a_lent_share_is_spent_without_a_round_trip(shared_url: str) -> None:
+    """Issue 19: a Redis round trip per send cost more than the embedded node's whole send path."""
+    url = shared_url
+    link = RedisLink()
+    limiter = RedisRateLimiter(url, prefix=f"t{uuid.uuid4().hex[:8]}:", client=connect(url, link))
+    try:
+        assert await limiter.take("warm", 1.0, 2) == 0.0  # connected, script loaded (a cluster: discovered)
+        link.commands = 0
+        burst = 16 * LEASE_FRACTION  # lent 16 at a time
+        assert [await limiter.take("s", 0.001, burst) for _ in range(48)] == [0.0] * 48
+        assert link.commands == 3  # one script call per lease
+    finally:
+        await limiter.close()
+
+
+async def test_nodes_with_leases_never_take_more_than_the_bucket(shared_url: str) -> None:
+    url, prefix = shared_url, f"t{uuid.uuid4().hex[:8]}:"
+    nodes = [RedisRateLimiter(url, prefix=prefix) for _ in range(3)]
+    try:
+        burst = 10 * LEASE_FRACTION
+        taken = 0
+        for _ in range(3 * burst):  # the nodes take in turn until every one is refused
+            results = [await node.take("b", 0.001, burst) for node in nodes]
+            taken += results.count(0.0)
+        assert taken == burst
+        assert all([await node.take("b", 0.001, burst) > 0 for node in nodes])
+    finally:
+        for node in nodes:
+            await node.close()

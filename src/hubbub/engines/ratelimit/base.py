@@ -2,7 +2,9 @@
 
 Contract: ``take`` is a token bucket per key of capacity ``burst`` refilled at ``rate`` tokens per second;
 it returns 0 when a token was taken, or the seconds until one will be available (and takes nothing).
-Buckets of unused keys may be forgotten (they are full anyway).
+Buckets of unused keys may be forgotten (they are full anyway). A limiter shared by a cluster may lend a node
+tokens in advance (engines/ratelimit/redis.py): never more in all than the bucket grants, save that tokens
+still lent while it refills come on top, at most ``burst // 8`` per node; buckets under 16 stay exact.
 """
 
 from __future__ import annotations

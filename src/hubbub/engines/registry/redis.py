@@ -425,10 +425,14 @@ class RedisRegistry(Registry):
     async def _entries(self, user_ids: Sequence[int]) -> dict[int, dict[str, _Entry | None]]:
         """Every registry entry of the given users, in one round trip."""
         unique = list(dict.fromkeys(user_ids))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id in unique:
-                pipe.hgetall(self.keys.user(user_id))
-            replies = await pipe.execute()
+        replies: list[Any]
+        if len(unique) == 1:  # a 1:1 batch of one message: one command costs less than a pipeline of one
+            replies = [await self.redis.hgetall(self.keys.user(unique[0]))]
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in unique:
+                    pipe.hgetall(self.keys.user(user_id))
+                replies = await pipe.execute()
         return {
             user_id: {k.decode(): _parse(v) for k, v in reply.items()}
             for user_id, reply in zip(unique, replies, strict=True)

@@ -193,6 +193,13 @@ class RedisRouting(Routing):
         targets = [node for node in envelopes if await self.cluster.is_alive(node)]
         if not targets:
             return
+        if len(targets) == 1:  # the usual case (two nodes): one command costs less than a pipeline of one
+            node = targets[0]
+            await self.redis.xadd(
+                self.keys.queue(node), {"d": _encode(envelopes[node])}, maxlen=self.maxlen, approximate=True
+            )
+            self.xadds += 1
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             for node in targets:
                 pipe.xadd(
