@@ -15,15 +15,17 @@ from hubbub.engines.registry.base import Registry
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.services import pushes
+from hubbub.services.broadcasts import Forget, encode_forget, pair
 from hubbub.services.limits import enforce
 from hubbub.services.social_rules import last_seen_visible
 
 # Positive friendship answers are cached this long (seconds): the send path asks on every private message.
-# A removal on this node drops the entry at once; one on another node is seen within this window.
+# A removal drops the entry on every node at once (a ``Forget`` broadcast, services/broadcasts.py); the TTL
+# only bounds how long a node that missed the broadcast (a Redis outage) keeps it.
 FRIENDSHIP_CACHE_S = 10.0
 _CACHE_MAX = 200_000
-# Answers to "does either block the other?" are cached this briefly (both answers): a block on this node
-# drops the entry at once; one made on another node takes effect here within this window (issue 15).
+# Answers to "does either block the other?" are cached this briefly (both answers; issue 15). A block or an
+# unblock drops the entry on every node at once, like a removal; this short TTL is the same safety net.
 BLOCK_CACHE_S = 2.0
 
 
@@ -39,23 +41,47 @@ class FriendService:
         self._friends_cache: dict[tuple[int, int], float] = {}
         self._checking: dict[tuple[int, int], asyncio.Future[bool]] = {}
         self._blocks_cache: dict[tuple[int, int], tuple[bool, float]] = {}
+        #: Counts ``forget`` calls: an answer read while one happened may predate the change, and is not kept.
+        self._forgets = 0
+
+    # -- the caches, on every node ----------------------------------------------------------------
+    def forget(self, forget: Forget) -> None:
+        """Drop the cached answers of these pairs (a ``Forget`` broadcast from any node, this one included).
+
+        A query already under way may have read the database before the change committed: its answer is
+        still returned to whoever asked first, but not cached, and later callers do not join it."""
+        self._forgets += 1
+        for key in forget.blocks:
+            self._blocks_cache.pop(key, None)
+        for key in forget.friendships:
+            self._friends_cache.pop(key, None)
+            self._checking.pop(key, None)
+
+    async def _tell(self, forget: Forget) -> None:
+        """After the change committed: forget here at once, then on every node (``Routing.broadcast``)."""
+        self.forget(forget)
+        await self.routing.broadcast(encode_forget(forget))
 
     # -- blocks (issue 15) ------------------------------------------------------------------------
     async def blocking(self, a: int, b: int) -> bool:
         """Whether either of the two blocked the other (cached ``BLOCK_CACHE_S``: the send path asks)."""
-        key = (a, b) if a < b else (b, a)
+        key = pair(a, b)
         cached = self._blocks_cache.get(key)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
+        forgets = self._forgets
         answer = await self.storage.blocking(*key)
+        if forgets != self._forgets:
+            return answer  # a block changed meanwhile, perhaps this one: read again next time
         if len(self._blocks_cache) >= _CACHE_MAX:
             self._blocks_cache.clear()
         self._blocks_cache[key] = (answer, now + BLOCK_CACHE_S)
         return answer
 
-    def forget_block(self, a: int, b: int) -> None:
-        self._blocks_cache.pop((a, b) if a < b else (b, a), None)
+    async def block_changed(self, a: int, b: int) -> None:
+        """A block between the two was made or lifted (committed): every node applies it from now on."""
+        await self._tell(Forget(blocks=(pair(a, b),)))
 
     async def check_not_blocked(self, me: int, other: int) -> None:
         """``blocked`` if either blocked the other: no message, request or call passes a block."""
@@ -63,21 +89,24 @@ class FriendService:
             raise HubbubError(Code.BLOCKED, "you cannot reach this user: one of you blocked the other")
 
     async def are_friends(self, a: int, b: int) -> bool:
-        key = (a, b) if a < b else (b, a)
+        key = pair(a, b)
         expires = self._friends_cache.get(key)
         if expires is not None and expires > time.monotonic():
             return True
         # When an entry expires, every send of that pair in flight misses at once: one query answers all.
         flight = self._checking.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(self._check(key))
+            flight = asyncio.ensure_future(self._check(key, self._forgets))
             self._checking[key] = flight
-            flight.add_done_callback(lambda _f: self._checking.pop(key, None))
+            flight.add_done_callback(lambda f: self._checking.pop(key) if self._checking.get(key) is f else None)
         return await asyncio.shield(flight)
 
-    async def _check(self, key: tuple[int, int]) -> bool:
+    async def _check(self, key: tuple[int, int], forgets: int) -> bool:
+        """``forgets``: the count when the question was asked (the task may start later)."""
         if not await self.storage.are_friends(*key):
             return False
+        if forgets != self._forgets:
+            return True  # a friendship ended meanwhile, perhaps this one: not kept, read again next time
         if len(self._friends_cache) >= _CACHE_MAX:
             self._friends_cache.clear()
         # Jittered, so pairs cached together do not all expire (and hit the database) in the same instant.
@@ -134,7 +163,7 @@ class FriendService:
     async def remove(self, me: int, friend_id: int) -> None:
         if not await self.storage.remove_friendship(me, friend_id):
             raise not_found("friend")
-        self._friends_cache.pop((min(me, friend_id), max(me, friend_id)), None)
+        await self._tell(Forget(friendships=(pair(me, friend_id),)))
         people = await self.storage.users([me, friend_id])
         await self.routing.publish(
             [
