@@ -36,7 +36,7 @@ The admin tool builds the services its commands need (admin, retention, exports,
 their work once, in the foreground (``hubbub admin purge``...), never their loops.
 
 A platform node holds no connections, so nothing renews or sweeps there; it still reads its queue, because
-it is a member of the cluster and every node's broadcasts (hot-group news) reach every member.
+it is a member of the cluster and every node's broadcasts (hot-group news, cache drops) reach every member.
 """
 
 from __future__ import annotations
@@ -605,13 +605,15 @@ class Root:
     # -- the node's edges ---------------------------------------------------------------------------
     @cached
     def get_hub(self) -> Hub:
-        """This node's connections: routing's local sink, and where node broadcasts arrive (to hot groups).
-        Every serving node has one; only a node that serves WebSocket starts its sweeper."""
+        """This node's connections: routing's local sink, and where node broadcasts arrive (hot-group news to
+        the hot groups, cache drops to friendships: services/broadcasts.py). Every serving node has one; only a
+        node that serves WebSocket starts its sweeper."""
         from hubbub.gateway.hub import Hub
+        from hubbub.services.broadcasts import NodeBroadcasts
 
         assert not self.tool, "a tool has no connections"
         hub = Hub(self.config.heartbeat_s, self.config.auth_timeout_s)
-        hub.on_broadcast = self.get_hot().heard_broadcast
+        hub.on_broadcast = NodeBroadcasts(self.get_hot().heard_broadcast, self.get_friends().forget).heard
         hub.tracer = self.get_tracer()
         if self.serves_websocket:
             from hubbub.gateway.signals import HubAudience

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.client import ApiError, HubbubClient
+from hubbub.client import HubbubClient
 from tests.cluster.clients import MakeClient, client_maker
 from tests.cluster.conftest import TIMEOUT_FACTOR, Cluster
 
@@ -48,12 +48,8 @@ async def test_edit_and_reaction_on_node_a_reach_node_b_and_offline_terminals_co
     await bob.wait_until(lambda: held(bob, conv, seq) is not None, wait)
     await bob_phone.disconnect()  # offline while the actions happen
 
-    edit = {"type": "edit", "aid": uuid.uuid4().hex, "conv": conv, "seq": seq, "text": "final"}
-    try:
-        await alice.request(edit)
-    except ApiError as exc:  # seen twice in about a dozen runs, unexplained yet: a client retries the same aid
-        assert exc.code == "internal", exc
-        await alice.request(edit)
+    # (An edit racing an indexer pass on another node once failed with "internal": tests/contract/test_search.py.)
+    await alice.request({"type": "edit", "aid": uuid.uuid4().hex, "conv": conv, "seq": seq, "text": "final"})
     await bob.request({"type": "react", "conv": conv, "seq": seq, "emoji": "👍"})  # on node B
     await alice.request({"type": "react", "conv": conv, "seq": seq, "emoji": "👍"})  # on node A
 

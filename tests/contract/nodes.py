@@ -125,9 +125,9 @@ async def make_engines(request: pytest.FixtureRequest) -> AsyncIterator[MakeEngi
     prefix = f"t{uuid.uuid4().hex[:8]}:"
     url = redis_url(request) if request.param != "memory" else ""
 
-    async def make(node_id: str = "n1") -> Engines:
+    async def make(node_id: str = "n1", hub: FakeHub | None = None) -> Engines:
         if request.param == "memory":
-            hub = FakeHub()
+            hub = hub or FakeHub()
             engines = Engines(
                 node_id, MemoryCluster(node_id), MemoryRegistry(node_id), MemoryRouting(node_id), hub
             )
@@ -135,7 +135,7 @@ async def make_engines(request: pytest.FixtureRequest) -> AsyncIterator[MakeEngi
             await engines.routing.start(hub)
             await engines.registry.start(hub)
         else:
-            engines = await start_redis_engines(url, node_id, prefix)
+            engines = await start_redis_engines(url, node_id, prefix, hub=hub)
         made.append(engines)
         return engines
 

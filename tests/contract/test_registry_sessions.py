@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from hubbub.engines.registry import redis as redis_registry
 from hubbub.engines.registry.base import Holder, slot_of, terminals_of
 from hubbub.engines.registry.redis import RedisRegistry
 from hubbub.protocol.close_codes import Close
@@ -41,9 +44,9 @@ async def test_past_the_cap_the_idlest_is_evicted(make_engines: MakeEngines) -> 
         change = await registry.register(2, f"web#d{i}", f"c{i}", cap=3)
         assert change.evicted == ()
         await _sleep_ms()
-    await registry.touch(2, "web#d0", "c0")  # the oldest login is the most recently active one
+    registry.touch(2, "web#d0", "c0")  # the oldest login is the most recently active one
     if isinstance(registry, RedisRegistry):
-        await registry.refresh()  # Redis hears of activity with a rewrite, or a touch at most once a minute
+        await registry.refresh()  # Redis hears of activity with a rewrite, or a flush at most once a minute
     await _sleep_ms()
     change = await registry.register(2, "web#d3", "c3", cap=3)
     assert change.evicted == (Holder(node.node_id, "c1"),)
@@ -52,6 +55,26 @@ async def test_past_the_cap_the_idlest_is_evicted(make_engines: MakeEngines) -> 
     assert await registry.unregister(2, "web#d1", "c1") is None  # its late close frees nothing
     if isinstance(registry, RedisRegistry):
         assert registry._local[2] == {"web#d0": "c0", "web#d2": "c2", "web#d3": "c3"}
+
+
+async def test_activity_is_a_local_write_that_the_upkeep_flushes(
+    make_engines: MakeEngines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``touch`` does no I/O (the gateway calls it per frame); ``flush_activity`` (the sweep round) sends what
+    is due, so a registration anywhere evicts by it."""
+    node = await make_engines()
+    registry = node.registry
+    monkeypatch.setattr(redis_registry, "TOUCH_EVERY_MS", 0)  # due at once (a minute in production)
+    for i in range(3):
+        await registry.register(6, f"web#d{i}", f"c{i}", cap=3)
+        await _sleep_ms()
+    registry.touch(6, "web#d0", "c0")
+    registry.touch(6, "web#gone", "c9")  # not a connection of this node: ignored
+    await registry.flush_activity()
+    await registry.flush_activity()  # nothing due: no round trip, no change
+    await _sleep_ms()
+    change = await registry.register(6, "web#d3", "c3", cap=3)
+    assert change.evicted == (Holder(node.node_id, "c1"),)
 
 
 async def test_a_cap_of_one_keeps_the_newest(make_engines: MakeEngines) -> None:

@@ -3,6 +3,7 @@ every visibility rule, CJK substrings, filters, paging, the indexer's watermark 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from hubbub.config import Config
 from hubbub.core import searchtext
 from hubbub.engines.storage import sql_search
 from hubbub.engines.storage.base import GroupChange, NewMessage, SearchQuery, Stored
+from hubbub.engines.storage.base_actions import ActionResult, MessageChange
 from hubbub.engines.storage.sql import SqlStorage
 from tests import servers
 
@@ -280,6 +282,46 @@ async def test_reindex_is_one_call_for_an_edit(storage: SqlStorage) -> None:
     await storage.reindex_message(conv, seq)
     assert await find(storage, a, "phrasing") == ["second phrasing"]
     assert await find(storage, a, "wording") == []
+
+
+async def test_reindex_beside_another_nodes_indexer(make_storage: MakeStorage) -> None:
+    """The cluster's intermittent ``internal`` on ``edit``: the edit's re-index and another node's indexer
+    pass both replaced the same entry (delete, then insert), and on PostgreSQL the second insert met the
+    first's uncommitted row: a unique violation on ``message_search``. Both must succeed, in either order,
+    and the entry must end with the text the message has now."""
+    one, two = await make_storage(), await make_storage()
+    a, b = await users(one, "ann", "bob")
+    conv = pconv(a, b)
+    for round_ in range(12):
+        (seq,) = await send(one, new(conv, a, f"r{round_}", f"draft{round_} text"))
+        async with one.writer.begin() as conn:  # the edit, committed; its re-index is what races
+            await conn.execute(
+                text("UPDATE messages SET body = :b WHERE conv = :c AND seq = :s"),
+                {"b": msgspec.json.encode({"text": f"final{round_} text"}).decode(), "c": conv, "s": seq},
+            )
+        await asyncio.gather(one.reindex_message(conv, seq), two.index_messages(100))
+        assert await find(one, a, f"final{round_}") == [f"final{round_} text"]
+
+
+async def test_an_edit_is_found_by_its_new_text_at_once_whatever_the_indexer_does(
+    make_storage: MakeStorage,
+) -> None:
+    """An edit re-indexes its message in its own transaction: never stored without it, and never overwritten
+    by an indexer pass (on any node) that read the text before the edit."""
+    one, two = await make_storage(), await make_storage()
+    a, b = await users(one, "ann", "bob")
+    conv = pconv(a, b)
+    for round_ in range(12):
+        (seq,) = await send(one, new(conv, a, f"r{round_}", f"draft{round_} text"))
+        body = {"text": f"final{round_} text", "edited": NOW + 1}
+        notice = new(conv, a, f"~edit:{round_}", {"seq": seq, **body}, kind="edit")
+        change = MessageChange(kind="edit", seq=seq, body=body)
+        done, _ = await asyncio.gather(one.apply_action(notice, change), two.index_messages(100))
+        assert isinstance(done, ActionResult) and done.stored is not None
+        assert await find(one, a, f"final{round_}") == [f"final{round_} text"]
+        assert await find(one, a, f"draft{round_}") == []
+    await index_all(two)  # a later pass changes nothing
+    assert len(await find(one, a, "final")) == 12
 
 
 async def test_indexer_watermark_and_one_indexer(make_storage: MakeStorage) -> None:

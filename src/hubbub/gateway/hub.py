@@ -32,7 +32,7 @@ class Hub:
         self.stats = WireStats()
         #: Coalesces each connection's frames of one loop pass into one write (gateway/connection.py).
         self.outbox = Outbox()
-        #: Set by the composition root: receives node broadcasts (today, the hot groups' news).
+        #: Set by the composition root: receives node broadcasts (hot-group news, cache drops).
         self.on_broadcast: Callable[[bytes], None] | None = None
         #: Set by the node: per-message tracing (proof/trace.py).
         self.tracer: Tracer = NO_TRACE

@@ -86,7 +86,7 @@ class Gateway:
             await self._authenticate(conn, result)
         else:
             if not isinstance(result, frames.Ping):  # the idlest session is the one evicted
-                await self.s.presence.active(conn.user_id, conn.slot, conn.conn_id)
+                self.s.presence.active(conn.user_id, conn.slot, conn.conn_id)
             await self.handlers.handle(conn, result)
 
     async def _closed(self, conn: Connection) -> None:

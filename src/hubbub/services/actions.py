@@ -247,9 +247,7 @@ class ActionService:
         )
         if result.stored is None:
             return result.target  # the same text: nothing to change
-        if not result.stored.duplicate:
-            await self.storage.reindex_message(conv, seq)  # search finds the new text, not the old
-        return result.stored.message
+        return result.stored.message  # (re-indexed for search in the same transaction: apply_actions)
 
     async def edits(self, user_id: int, conv: str, seq: int) -> list[tuple[str, int]]:
         """Every version of a message's text, (text, ts) oldest first, the current one last."""

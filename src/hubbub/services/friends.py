@@ -11,17 +11,20 @@ from hubbub.engines.registry.base import Registry
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.services import pushes
+from hubbub.services.broadcasts import Forget, encode_forget, pair
 from hubbub.services.limits import enforce
 from hubbub.services.pair_cache import PairCache
 from hubbub.services.social_rules import last_seen_visible
 
-# Positive friendship answers are cached this long (seconds): the send path asks on every private message.
-# A removal on this node drops the entry at once; one on another node is seen within this window.
-FRIENDSHIP_CACHE_S = 10.0
-# Answers to "does either block the other?" are cached this briefly (both answers): a block on this node
-# drops the entry at once; one made on another node takes effect here within this window (issue 15).
-BLOCK_CACHE_S = 2.0
-
+# How long a node keeps an answer about a pair (seconds; jittered 0.7-1.3x): a positive friendship answer, and
+# either answer to "does either block the other?" (issue 15). The send path asks both on every private
+# message. A block, an unblock or a removed friendship drops the pair on every node at once (a ``Forget``
+# broadcast, services/broadcasts.py); these lifetimes only bound how long a node that missed the broadcast
+# (Redis unreachable at that moment) keeps a stale answer: a block's bound is the shorter, as it is about
+# privacy. Short lifetimes cost a query per active pair every few seconds (a 2 s block cache was a third of the
+# 1:1 benchmark's server time, docs/benchmarks.md).
+FRIENDSHIP_CACHE_S = 60.0
+BLOCK_CACHE_S = 10.0
 
 class FriendService:
     def __init__(
@@ -36,13 +39,30 @@ class FriendService:
         self._friends = PairCache(storage.are_friends, FRIENDSHIP_CACHE_S, cache_false=False)
         self._blocks = PairCache(storage.blocking, BLOCK_CACHE_S)
 
+    # -- the caches, on every node ----------------------------------------------------------------
+    def forget(self, forget: Forget) -> None:
+        """Drop the cached answers of these pairs (a ``Forget`` broadcast from any node, this one included).
+
+        A query already under way may have read the database before the change committed: its answer is
+        still returned to whoever asked first, but not cached, and later callers do not join it."""
+        for a, b in forget.blocks:
+            self._blocks.forget(a, b)
+        for a, b in forget.friendships:
+            self._friends.forget(a, b)
+
+    async def _tell(self, forget: Forget) -> None:
+        """After the change committed: forget here at once, then on every node (``Routing.broadcast``)."""
+        self.forget(forget)
+        await self.routing.broadcast(encode_forget(forget))
+
     # -- blocks (issue 15) ------------------------------------------------------------------------
     async def blocking(self, a: int, b: int) -> bool:
         """Whether either of the two blocked the other (cached ``BLOCK_CACHE_S``: the send path asks)."""
         return await self._blocks.get(a, b)
 
-    def forget_block(self, a: int, b: int) -> None:
-        self._blocks.forget(a, b)
+    async def block_changed(self, a: int, b: int) -> None:
+        """A block between the two was made or lifted (committed): every node applies it from now on."""
+        await self._tell(Forget(blocks=(pair(a, b),)))
 
     async def check_not_blocked(self, me: int, other: int) -> None:
         """``blocked`` if either blocked the other: no message, request or call passes a block."""
@@ -102,7 +122,7 @@ class FriendService:
     async def remove(self, me: int, friend_id: int) -> None:
         if not await self.storage.remove_friendship(me, friend_id):
             raise not_found("friend")
-        self._friends.forget(me, friend_id)
+        await self._tell(Forget(friendships=(pair(me, friend_id),)))
         people = await self.storage.users([me, friend_id])
         await self.routing.publish(
             [

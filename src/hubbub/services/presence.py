@@ -50,9 +50,10 @@ class PresenceService:
         if change is not None:
             await self._announce(user_id, change)
 
-    async def active(self, user_id: int, slot: str, conn_id: str) -> None:
-        """The connection did something (a frame other than ``ping``): it is the last to be evicted."""
-        await self.registry.touch(user_id, slot, conn_id)
+    def active(self, user_id: int, slot: str, conn_id: str) -> None:
+        """The connection did something (a frame other than ``ping``): it is the last to be evicted. No I/O
+        (called for every frame): the registry records it here and sends it on in its upkeep."""
+        self.registry.touch(user_id, slot, conn_id)
 
     async def online(self, user_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         """Online terminal classes per user (never device ids)."""

@@ -95,7 +95,7 @@ class SocialService:
     async def block(self, me: int, target: int) -> Blocked:
         user = await self._other_user(me, target, "user")
         since = await self.storage.block(me, target, now_ms())
-        self.friends.forget_block(me, target)
+        await self.friends.block_changed(me, target)
         events = [pushes.block(me, "blocked", user)]
         if await self.storage.are_friends(me, target):
             events.append(pushes.presence(me, (), [target]))  # I vanish from their view at once
@@ -106,7 +106,7 @@ class SocialService:
         users = await self.storage.users([target])
         if not await self.storage.unblock(me, target):
             return
-        self.friends.forget_block(me, target)
+        await self.friends.block_changed(me, target)
         events = []
         if target in users:
             events.append(pushes.block(me, "unblocked", users[target]))

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 import types
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from hubbub.protocol.close_codes import Close
 from hubbub.services import content
 from hubbub.services.admin import AdminService
 from hubbub.services.auth import AuthService
+from hubbub.services.broadcasts import Forget, decode_forget, is_forget
 from hubbub.services.canaries import Canaries
 from hubbub.services.closing import AccountClosing
 from hubbub.services.friends import FriendService
@@ -101,6 +102,7 @@ class Pushes:
     frames: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     closes: list[tuple[int, Close, str | None]] = field(default_factory=list)
     news: list[News] = field(default_factory=list)
+    on_forget: Callable[[Forget], None] | None = None
 
     def deliver(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -113,6 +115,10 @@ class Pushes:
         self.closes.append((user_id, code, sid))
 
     def broadcast(self, payload: bytes) -> None:
+        if is_forget(payload):  # a cache drop: told straight to the services, as the root wires them
+            if self.on_forget is not None:
+                self.on_forget(decode_forget(payload))
+            return
         self.news.extend(decode_news(payload))
 
     def to(self, user: int, kind: str | None = None) -> list[dict[str, Any]]:
@@ -166,6 +172,7 @@ class World:
         await routing.start(pushes)
         limiter = MemoryRateLimiter()
         friends = FriendService(config, storage, routing, registry, limiter)
+        pushes.on_forget = friends.forget
         ids = MessageIds(config.effective_node_id)
         hot = HotGroups(config, storage, routing, MemoryHotState())
         media = MediaService(config, storage, LocalBlobStore(Path(config.data_dir) / "blobs"))

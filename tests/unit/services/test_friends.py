@@ -3,9 +3,12 @@ the cache that spares the database a query per send, on a fake clock."""
 
 from __future__ import annotations
 
+import asyncio
+
 from hubbub.core.errors import Code
+from hubbub.services.broadcasts import Forget
 from hubbub.services.friends import FRIENDSHIP_CACHE_S
-from tests.unit.services.conftest import FakeClock, World, refused
+from tests.unit.services.conftest import EPOCH_MS, FakeClock, World, refused
 
 
 def _friend_events(world: World, user: int) -> list[str]:
@@ -78,3 +81,34 @@ async def test_the_friendship_cache_expires(world: World, clock: FakeClock) -> N
     clock.advance(FRIENDSHIP_CACHE_S * 1.3 + 0.1)
     assert not await world.friends.are_friends(a, b)
     assert not await world.friends.are_friends(b, a)  # a miss is not cached: asked again, still no
+
+
+
+async def test_a_block_change_drops_the_cached_answer_even_one_being_read(world: World) -> None:
+    """``block_changed`` drops the pair here (and, by broadcast, on every node: tests/contract/
+    test_cache_drops.py); an answer read while a drop happened may predate the change and is not kept."""
+    a, b = await world.users("anna", "ben")
+    assert not await world.friends.blocking(a, b)  # cached "no"
+    await world.storage.block(a, b, EPOCH_MS)
+    await world.friends.block_changed(b, a)
+    assert await world.friends.blocking(a, b)
+    await world.storage.unblock(a, b)
+    await world.friends.block_changed(a, b)
+    reading = asyncio.ensure_future(world.friends.blocking(a, b))
+    await asyncio.sleep(0)  # the read is under way
+    world.friends.forget(Forget(blocks=((a, b),)))  # a change (anywhere) meanwhile
+    assert not await reading
+    await world.storage.block(a, b, EPOCH_MS)  # behind the service's back: only a fresh read sees it
+    assert await world.friends.blocking(a, b)  # the "no" read across the drop was not kept
+
+
+async def test_a_friendship_read_across_a_drop_is_neither_kept_nor_joined(world: World) -> None:
+    a, b = await world.users("anna", "ben")
+    await world.befriend(a, b)
+    reading = asyncio.ensure_future(world.friends.are_friends(a, b))
+    await asyncio.sleep(0)  # the read is under way
+    world.friends.forget(Forget(friendships=((a, b),)))
+    await world.storage.remove_friendship(a, b)
+    assert not await world.friends.are_friends(a, b)  # a read of its own, not the one under way
+    await reading
+    assert not await world.friends.are_friends(a, b)  # nor did that one leave a "yes" behind

@@ -68,7 +68,7 @@ async def test_past_the_cap_the_idlest_is_closed_as_evicted(world: World) -> Non
     world.presence.max_sessions = 2
     await world.presence.connected(a, "web#1", "c1")
     await world.presence.connected(a, "web#2", "c2")
-    await world.presence.active(a, "web#1", "c1")
+    world.presence.active(a, "web#1", "c1")
     await world.presence.connected(a, "web#3", "c3")
     assert world.pushes.closes == [(a, Close.EVICTED, None)]
     assert await world.storage.friend_ids(a) == []

@@ -98,8 +98,14 @@ class Registry(abc.ABC):
         """Take the slot ``terminal`` (see ``slot_of``); with ``cap`` > 0, evict down to ``cap`` slots."""
 
     @abc.abstractmethod
-    async def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
-        """The connection was active now (it is the last to be evicted)."""
+    def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
+        """The connection was active now (it is the last to be evicted). No I/O: the gateway calls this for
+        every frame but ``ping``. What other nodes see of it may lag: ``flush_activity`` sends it on."""
+
+    @abc.abstractmethod
+    async def flush_activity(self) -> None:
+        """Send the activity ``touch`` recorded to where every node's ``register`` reads it (the engine's own
+        upkeep calls this; tests call it to see it at once). Never raises: activity is a hint for the cap."""
 
     @abc.abstractmethod
     async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:

@@ -43,9 +43,12 @@ class MemoryRegistry(Registry):
             before=before, after=tuple(sorted(slots)), replaced=replaced, evicted=tuple(evicted)
         )
 
-    async def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
+    def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
         if self._slots.get(user_id, {}).get(terminal) == conn_id:
             self._active[(user_id, terminal)] = (now_ms(), next(self._ticks))
+
+    async def flush_activity(self) -> None:
+        pass  # ``touch`` already wrote where ``register`` reads
 
     async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:
         slots = self._slots.get(user_id)

@@ -21,8 +21,10 @@ its own record (``_local``) follow Redis's order too.
 Sessions cap (issue 15): ``_REGISTER`` also frees the least recently active slots beyond ``cap``, in the same
 atomic step, leaving a tombstone (node ``~``) so that a recovery rewrite by the evicted connection's node cannot
 bring it back. Activity reaches Redis at registration and then at most once per ``TOUCH_EVERY_MS`` per
-connection that sends frames (``touch``): a cost of the active users, never of the idle ones. Entries of a dead
-process still count toward the cap until the sweep removes them (at most ``sweep_s``).
+connection that sends frames: ``touch`` (every frame) only writes a dict, and each sweep round first writes the
+activity that is due, in one pipeline (``flush_activity``): a cost of the active users, never of the idle
+ones, and never a round trip on a frame's way in. Entries of a dead process still count toward the cap until
+the sweep removes them (at most ``sweep_s``).
 
 Recovery: the registry keeps a copy of this node's registrations; when Redis lost this node's state (it came
 back empty, or this node stalled past its lease and was swept), the cluster's recovery hook rewrites them
@@ -214,15 +216,16 @@ class RedisRegistry(Registry):
         self.sweep_s = sweep_s
         self._register = self.redis.register_script(_REGISTER)
         self._unregister = self.redis.register_script(_UNREGISTER)
-        self._touch = self.redis.register_script(_TOUCH)
         self._closer: LocalCloser | None = None
         #: This node's own registrations: user -> terminal -> conn id. Rewritten to Redis after it lost them.
         self._local: dict[int, dict[str, str]] = {}
         #: Each local connection's last activity, and when that was last written to Redis (ms).
         self._active: dict[str, tuple[int, int]] = {}
+        #: Connections whose activity is due for Redis: conn id -> (user, slot), for ``flush_activity``.
+        self._due: dict[str, tuple[int, str]] = {}
         self._slot_locks = _SlotLocks()
         self._sweeper = Periodic(
-            f"registry-sweep-{node_id}", sweep_s, self.sweep, jitter=0.1, quiet=(RedisError, OSError)
+            f"registry-sweep-{node_id}", sweep_s, self._upkeep, jitter=0.1, quiet=(RedisError, OSError)
         )
         #: Dead processes whose entries this node purged, for tests.
         self.swept = 0
@@ -262,6 +265,7 @@ class RedisRegistry(Registry):
             await self.redis.srem(self.keys.holders(), f"{self.node_id}\t{self.incarnation}")
         self._local.clear()
         self._active.clear()
+        self._due.clear()
 
     # -- slots ------------------------------------------------------------------------------------
     async def register(self, user_id: int, terminal: str, conn_id: str, *, cap: int = 0) -> Registered:
@@ -305,18 +309,35 @@ class RedisRegistry(Registry):
         if mine is not None and not mine:
             del self._local[user_id]
 
-    async def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
-        """Written to Redis at most once per ``TOUCH_EVERY_MS`` per connection; otherwise free."""
+    def touch(self, user_id: int, terminal: str, conn_id: str) -> None:
+        """A dict write: the activity is due for Redis once ``TOUCH_EVERY_MS`` passed since it was last
+        written, and the next ``flush_activity`` (each sweep round) writes what is due."""
         known = self._active.get(conn_id)
-        if known is None or self._local.get(user_id, {}).get(terminal) != conn_id:
+        if known is None:
             return
         now = now_ms()
-        if now - known[1] < TOUCH_EVERY_MS:
-            self._active[conn_id] = (now, known[1])  # a recovery rewrite carries it
+        self._active[conn_id] = (now, known[1])  # a recovery rewrite carries it
+        if now - known[1] >= TOUCH_EVERY_MS:
+            self._due[conn_id] = (user_id, terminal)
+
+    async def flush_activity(self) -> None:
+        """Write the activity that is due, one pipelined script call per connection (a cost of the users who
+        send frames, at most once a minute each, never of the idle ones). A connection that lost its slot
+        meanwhile is skipped (the script also refuses to write over another holder or a tombstone)."""
+        due, self._due = self._due, {}
+        writes = []
+        for conn_id, (user_id, terminal) in due.items():
+            known = self._active.get(conn_id)
+            if known is not None and self._local.get(user_id, {}).get(terminal) == conn_id:
+                self._active[conn_id] = (known[0], known[0])
+                writes.append((user_id, terminal, conn_id))
+        if not writes:
             return
-        self._active[conn_id] = (now, now)
-        with contextlib.suppress(RedisError):  # activity is a hint for the cap, never worth an error
-            await self._touch(keys=[self.keys.user(user_id)], args=[terminal, conn_id, self._value(conn_id)])
+        with contextlib.suppress(RedisError, OSError):  # activity is a hint for the cap, never worth an error
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id, terminal, conn_id in writes:
+                    pipe.eval(_TOUCH, 1, self.keys.user(user_id), terminal, conn_id, self._value(conn_id))
+                await pipe.execute()
 
     async def unregister(self, user_id: int, terminal: str, conn_id: str) -> Registered | None:
         slots = self._local.get(user_id)
@@ -372,6 +393,10 @@ class RedisRegistry(Registry):
                     self._closer.disconnect(user_id, code, why, lost_conn, None)
             if not slots:
                 self._local.pop(user_id, None)
+
+    async def _upkeep(self) -> None:
+        await self.flush_activity()
+        await self.sweep()
 
     async def sweep(self) -> None:
         """Purge the entries of every dead process that held some: one lookup per node, not per user."""

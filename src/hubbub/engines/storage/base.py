@@ -413,8 +413,10 @@ class SearchStorage(abc.ABC):
       not recalled, of a searchable type, containing every term (case-insensitive substring); newest first.
       Each hit is rechecked against the message's current text, so an index entry older than an edit never
       returns a message that no longer matches.
-    - ``reindex_message`` is the one call an edit (or a recall) needs: the message's entry is replaced by its
-      current text, or removed.
+    - ``reindex_message`` replaces a message's entry by its current text (or removes it); an edit does it in
+      its own transaction (``apply_actions``). Re-indexing and indexer passes never overlap (PostgreSQL: the
+      indexer's advisory lock, held shared by a re-index), so neither fails on the other's entry and a pass
+      that read a message before an edit never writes the old text over the new.
     """
 
     @abc.abstractmethod

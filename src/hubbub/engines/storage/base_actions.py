@@ -9,6 +9,8 @@ Contract (tests/contract/test_storage.py, SQLite and PostgreSQL):
   returned as a duplicate, and an action that would not change the target (a second identical reaction, a
   pin of a pinned message, an edit to the same text) stores no event (``ActionResult.stored`` is None).
 - The target's ``body`` is its current state (``edited``, ``reactions``), so history needs no join.
+- An edit re-indexes its target for search in the same transaction: from its commit on, search finds the new
+  text and never the old (engines/storage/base.py, ``SearchStorage``).
 - ``recall_message`` forgets a message's actions (edit history, reactions, pin) and blanks its ``edit`` events.
 """
 

@@ -2,7 +2,9 @@
 
 An action locks its conversation like a send (``_lock_conversations``), reads the group as it is then (the
 ``admit`` rules), changes its target row and appends its event with ``_append``: the event's seq is taken in
-the same transaction as the change, so every node and every terminal applies the changes in one order.
+the same transaction as the change, so every node and every terminal applies the changes in one order. An
+edit re-indexes its message for search in that transaction too (``_reindex``, beside the indexer through
+``_hold_index``): an edit is never stored without it.
 """
 
 from __future__ import annotations
@@ -58,7 +60,10 @@ class SqlActions(SqlHost):
         msgs = t.messages
         results: list[ActionResult | Rejected | None] = [None] * len(actions)
         fresh: list[tuple[int, NewMessage, Message, Message]] = []  # (index, notice, target before, after)
+        edits = any(change.kind == "edit" for _, change, _ in actions)
         async with self._tx() as conn:
+            if edits:  # first, before the row lock: an indexer pass in flight is waited for holding nothing
+                await self._hold_index(conn)
             for i, (notice, change, _admit) in enumerate(actions):
                 found = (
                     await conn.execute(
@@ -117,6 +122,9 @@ class SqlActions(SqlHost):
                         message=message, duplicate=False, recipients=recipients, hot=hot, quiet=quiet
                     )
                     results[i] = ActionResult(stored=event, target=after)
+                edited = [actions[i][1].seq for i, *_ in fresh if actions[i][1].kind == "edit"]
+                if edited:  # search finds the new text from this commit on, never the old
+                    await self._reindex(conn, conv, edited)
         # Each action's target as the batch left it (a later action on the same message came after it).
         done = [r for r in results if r is not None]
         assert len(done) == len(actions)

@@ -39,7 +39,8 @@ GAP_WAIT_S = 60.0
 #: Holes remembered at most (a sequence skips up to 32 values after a PostgreSQL crash; a flood of rolled
 #: back sends could leave more): the oldest are passed over first.
 MAX_GAPS = 10_000
-#: The PostgreSQL advisory lock that makes one node the indexer at a time.
+#: The PostgreSQL advisory lock that makes one node the indexer at a time (held exclusively by a pass), and
+#: keeps passes and re-indexes (an edit's, held shared) apart: ``_hold_index``.
 INDEXER_LOCK = 0x48554253  # "HUBS"
 
 _MSG_COLS = "m.id, m.conv, m.seq, m.sender, m.cmid, m.type, m.body, m.ts, m.recalled"
@@ -178,19 +179,37 @@ class SqlSearch(SqlHost):
 
     @unavailable
     async def reindex_message(self, conv: str, seq: int) -> None:
-        rid = self._rid()
         async with self._tx() as conn:
-            rows = list(
-                await conn.execute(
-                    text(
-                        f"SELECT {rid} AS rid, m.conv, m.seq, m.sender, m.type, m.ts, m.body, m.recalled "
-                        "FROM messages m WHERE m.conv = :conv AND m.seq = :seq"
-                    ),
-                    {"conv": conv, "seq": seq},
-                )
+            await self._hold_index(conn)
+            await self._reindex(conn, conv, [seq])
+
+    async def _hold_index(self, conn: AsyncConnection) -> None:
+        """Keep indexer passes (on every node) out until ``conn``'s transaction ends; wait for one under way.
+
+        A re-index and a pass both replace entries (delete, then insert). Side by side on PostgreSQL, the
+        second insert of one rid met the first's uncommitted row and failed on the primary key: the cluster's
+        intermittent ``internal`` on ``edit``. And a pass that read a message before an edit committed would
+        write the old text over the new. The pass holds ``INDEXER_LOCK`` exclusively (and only tries: it skips
+        a turn rather than wait); a re-index holds it shared, so re-indexes never wait for each other, only
+        for a pass in flight (one short batch). SQLite's one writer already keeps them apart."""
+        if self.dialect == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": INDEXER_LOCK})
+
+    async def _reindex(self, conn: AsyncConnection, conv: str, seqs: list[int]) -> None:
+        """Rewrite the entries of messages ``seqs`` of ``conv`` from their text as ``conn`` sees it, inside its
+        transaction, which must hold ``_hold_index``. Past the watermark the indexer will write them anyway;
+        doing it now is harmless (idempotent)."""
+        rid = self._rid()
+        rows = list(
+            await conn.execute(
+                text(
+                    f"SELECT {rid} AS rid, m.conv, m.seq, m.sender, m.type, m.ts, m.body, m.recalled "
+                    "FROM messages m WHERE m.conv = :conv AND m.seq IN :seqs"
+                ).bindparams(bindparam("seqs", expanding=True)),
+                {"conv": conv, "seqs": sorted(set(seqs))},
             )
-            # Past the watermark the indexer will write it anyway; doing it now is harmless (idempotent).
-            await self._write_entries(conn, rows)
+        )
+        await self._write_entries(conn, rows)
 
     @unavailable
     async def search_backlog(self) -> IndexProgress:
