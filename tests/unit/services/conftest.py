@@ -79,8 +79,8 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Every ``now_ms`` the services and storage imported, and the monotonic clock of the pair caches (friendships, blocks) and
-    the memory rate limiter. (Not ``time.monotonic`` itself: the event loop runs on it.)"""
+    """Every ``now_ms`` the services and storage imported, and the monotonic clock of the pair caches
+    (friendships, blocks) and the memory rate limiter. (Not ``time.monotonic`` itself: the event loop runs on it.)"""
     fake = FakeClock()
     for name, module in list(sys.modules.items()):
         if (
