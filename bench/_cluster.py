@@ -42,12 +42,12 @@ BENCH_ENV = {
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
-    """(CPU seconds, RSS bytes) of a process."""
+    """(CPU seconds, RSS bytes) of a process (RSS 0 once it has exited: a zombie has no VmRSS)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        rss = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:")), 0)
     return cpu, rss
 
 
