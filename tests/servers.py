@@ -28,16 +28,25 @@ _PG_DIRS = ["/usr/local/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), re
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
-def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are chosen, so the kernel cannot hand
+    the same port out twice (a cluster node's client and bus ports must differ)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
+def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None, log: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+            said = Path(log).read_text(errors="replace")[-2000:] if log and os.path.exists(log) else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}: {said}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return
         time.sleep(0.02)
@@ -45,6 +54,15 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None =
 
 
 # -- Redis ----------------------------------------------------------------------------------------
+def _redis_args(binary: str, port: int, directory: str) -> list[str]:
+    """A Redis without persistence on 127.0.0.1:``port`` that logs to ``directory``/log."""
+    return [
+        *(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        *("--dir", directory, "--protected-mode", "no", "--loglevel", "warning"),
+        *("--logfile", os.path.join(directory, "log")),
+    ]
+
+
 class RedisServer:
     """One ``redis-server`` without persistence; ``restart()`` brings it back empty on the same port."""
 
@@ -62,20 +80,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        args = [
-            self.binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        args += ["--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port, 10, self.proc)
+        self.proc = subprocess.Popen(_redis_args(self.binary, self.port, self.dir), stdout=subprocess.DEVNULL)
+        _wait_port(self.port, 10, self.proc, os.path.join(self.dir, "log"))
         return self
 
     def kill(self) -> None:
@@ -107,7 +113,7 @@ class RedisClusterServers:
                 "redis-server and redis-cli are needed for a Redis Cluster (apt-get install redis-server)"
             )
         self.binary, self.cli = binary, cli
-        self.ports = [free_port() for _ in range(self.MASTERS)]
+        self.ports = free_ports(self.MASTERS)
         self.dir = tempfile.mkdtemp(prefix="hubbub-rediscluster-")
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -116,32 +122,32 @@ class RedisClusterServers:
         """Any node seeds the client; the scheme says it is a cluster (engines/redis_link.py)."""
         return f"redis+cluster://127.0.0.1:{self.ports[0]}"
 
-    def start(self) -> RedisClusterServers:
-        for port in self.ports:
+    def start(self, attempts: int = 3) -> RedisClusterServers:
+        """Retried on fresh ports: a port chosen free can be taken by another process before Redis binds it."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once()
+            except (RuntimeError, subprocess.CalledProcessError):
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                self.ports = free_ports(self.MASTERS)
+                self.dir = tempfile.mkdtemp(prefix="hubbub-rediscluster-")
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> RedisClusterServers:
+        bus_ports = free_ports(2 * self.MASTERS)
+        bus_ports = [p for p in bus_ports if p not in self.ports][: self.MASTERS]
+        for port, bus_port in zip(self.ports, bus_ports, strict=True):
             node_dir = os.path.join(self.dir, str(port))
             os.mkdir(node_dir)
-            args = [
-                self.binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            args += ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
-            args += [
-                "--cluster-config-file",
-                os.path.join(node_dir, "nodes.conf"),
-                "--cluster-node-timeout",
-                "2000",
-            ]
-            args += ["--dir", node_dir, "--protected-mode", "no", "--loglevel", "warning"]
-            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            args = _redis_args(self.binary, port, node_dir)
+            args += ["--cluster-enabled", "yes", "--cluster-port", str(bus_port)]
+            args += ["--cluster-config-file", os.path.join(node_dir, "nodes.conf")]
+            args += ["--cluster-node-timeout", "2000"]
+            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
         for port, proc in zip(self.ports, self.procs, strict=True):
-            _wait_port(port, 10, proc)
+            _wait_port(port, 10, proc, os.path.join(self.dir, str(port), "log"))
         subprocess.run(
             [
                 *(self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)),
