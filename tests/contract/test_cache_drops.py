@@ -70,6 +70,16 @@ async def heard(made: list[tuple[FriendService, ListeningHub]], count: int) -> N
     await eventually(lambda: all(len(hub.broadcasts) >= count for _, hub in made), timeout=1.0)
 
 
+async def ann_and_bob(
+    make_engines: MakeEngines, storage: SqlStorage
+) -> tuple[list[tuple[FriendService, ListeningHub]], list[FriendService], int, int]:
+    """The nodes, their friendship services, and two fresh users on the shared database."""
+    made = await nodes(make_engines, storage)
+    a = (await storage.create_user("ann", "Ann", "h", NOW)).id
+    b = (await storage.create_user("bob", "Bob", "h", NOW)).id
+    return made, [f for f, _ in made], a, b
+
+
 async def answers(
     services: list[FriendService], check: Callable[[FriendService], Awaitable[bool]]
 ) -> list[bool]:
@@ -79,10 +89,7 @@ async def answers(
 async def test_a_block_and_an_unblock_apply_on_every_node_at_once(
     make_engines: MakeEngines, storage: SqlStorage
 ) -> None:
-    made = await nodes(make_engines, storage)
-    services = [f for f, _ in made]
-    a = (await storage.create_user("ann", "Ann", "h", NOW)).id
-    b = (await storage.create_user("bob", "Bob", "h", NOW)).id
+    made, services, a, b = await ann_and_bob(make_engines, storage)
     assert await answers(services, lambda f: f.blocking(a, b)) == [False] * len(services)  # cached "no"
 
     await storage.block(a, b, NOW)
@@ -100,10 +107,7 @@ async def test_a_block_and_an_unblock_apply_on_every_node_at_once(
 async def test_a_removed_friendship_applies_on_every_node_at_once(
     make_engines: MakeEngines, storage: SqlStorage
 ) -> None:
-    made = await nodes(make_engines, storage)
-    services = [f for f, _ in made]
-    a = (await storage.create_user("ann", "Ann", "h", NOW)).id
-    b = (await storage.create_user("bob", "Bob", "h", NOW)).id
+    made, services, a, b = await ann_and_bob(make_engines, storage)
     await storage.add_friendship(a, b, NOW)
     assert await answers(services, lambda f: f.are_friends(a, b)) == [True] * len(services)  # cached
 
@@ -112,7 +116,9 @@ async def test_a_removed_friendship_applies_on_every_node_at_once(
     assert await answers(services, lambda f: f.are_friends(a, b)) == [False] * len(services)
 
 
-async def test_hot_group_news_still_reaches_its_listener(make_engines: MakeEngines, storage: SqlStorage) -> None:
+async def test_hot_group_news_still_reaches_its_listener(
+    make_engines: MakeEngines, storage: SqlStorage
+) -> None:
     """The two kinds share the channel: news goes to the hot groups unchanged, a drop never does."""
     made = await nodes(make_engines, storage)
     friends, hub = made[0]
