@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 if TYPE_CHECKING:
     from hubbub.core.models import Group, Message
     from hubbub.engines.storage.base import GroupFacts, NewMessage
+    from hubbub.engines.storage.sqlite_writer import SqliteBatchWriter
 
 
 class SqlHost:
     engine: AsyncEngine
     dialect: str
     is_hot: Callable[[Group], bool]
+    _batch_writer: SqliteBatchWriter | None
 
     if TYPE_CHECKING:
 

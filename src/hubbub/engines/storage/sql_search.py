@@ -63,6 +63,8 @@ class SqlSearch(SqlHost):
     # -- indexing ---------------------------------------------------------------------------------
     @unavailable
     async def index_messages(self, batch: int) -> IndexProgress:
+        if self._batch_writer is not None:  # the embedded default's lean pass (sqlite_indexer.py)
+            return await self._batch_writer.index(batch)
         async with self._tx() as conn:
             if self.dialect == "postgresql":
                 held = (

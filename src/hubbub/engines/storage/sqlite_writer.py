@@ -38,7 +38,8 @@ from hubbub.core.convs import parse_private
 from hubbub.core.errors import Code, HubbubError
 from hubbub.core.models import Message
 from hubbub.engines.storage import write_plan as plan
-from hubbub.engines.storage.base import NewMessage, Rejected, Stored
+from hubbub.engines.storage.base import IndexProgress, NewMessage, Rejected, Stored
+from hubbub.engines.storage.sqlite_indexer import index_pass
 from hubbub.engines.storage.sqlutil import json_encode, message_of_values
 
 #: Columns in the order ``message_of_values`` reads them.
@@ -87,11 +88,27 @@ class SqliteBatchWriter:
                     return results
             self._on_thread += 1
             try:
-                return await asyncio.get_running_loop().run_in_executor(self._thread, self._store_on_thread, batch)
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._thread, self._store_on_thread, batch
+                )
             finally:
                 self._on_thread -= 1
         except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
             raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
+
+    async def index(self, batch: int) -> IndexProgress:
+        """One search-indexer pass (sqlite_indexer.py) on the thread: FTS5's work releases the GIL there, and
+        a pass holds the write lock for milliseconds, so small batches meanwhile queue on the thread too."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._index_on_thread, batch
+            )
+        except sqlite3.OperationalError as exc:
+            raise HubbubError(Code.UNAVAILABLE, "storage is unavailable") from exc
+
+    def _index_on_thread(self, batch: int) -> IndexProgress:
+        self.queries += 6
+        return index_pass(self._thread_connection(), batch)
 
     def close(self) -> None:
         if self._loop_db is not None:
