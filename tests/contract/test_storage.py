@@ -546,3 +546,51 @@ async def test_sqlite_batches_over_the_inline_limit_are_stored_on_the_thread(sto
     results = await storage.store_messages(big)
     assert [r.message.seq for r in results if isinstance(r, Stored)] == list(range(1, len(big) + 1))
     assert (writer.inline_batches, writer.thread_batches) == (0, 1)
+
+
+async def test_sqlite_a_small_batch_never_overtakes_one_on_the_thread(storage: Storage) -> None:
+    """While a batch waits for the writer's thread, a later small batch is not stored on the loop ahead of
+    it (the lock is free here: only the queue keeps them in order)."""
+    if not isinstance(storage, SqlStorage) or storage._batch_writer is None:
+        pytest.skip("SQLite's fast path")
+    import threading
+
+    writer = storage._batch_writer
+    a, b, conv = await two_users(storage)
+    gate = threading.Event()
+    writer._thread.submit(gate.wait, 10)  # the thread busy with something that is not SQLite's lock
+    big = asyncio.ensure_future(
+        storage.store_messages([new(conv, a, f"big{i}") for i in range(writer.inline_max + 1)])
+    )
+    await asyncio.sleep(0.05)
+    small = asyncio.ensure_future(storage.store_messages([new(conv, b, "small")]))
+    await asyncio.sleep(0.05)
+    assert not small.done() and writer.inline_batches == 0
+    gate.set()
+    results = [*(await big), *(await small)]
+    assert [r.message.seq for r in results if isinstance(r, Stored)] == list(range(1, writer.inline_max + 3))
+
+
+async def test_sqlite_a_lock_held_past_the_busy_timeout_is_unavailable(storage: Storage) -> None:
+    """The thread waits its busy timeout for another writer's lock, then the batch fails as ``unavailable``
+    (nothing stored, the client retries), not as an internal error."""
+    if not isinstance(storage, SqlStorage) or storage._batch_writer is None:
+        pytest.skip("SQLite's fast path")
+    import sqlite3
+
+    writer = storage._batch_writer
+    a, _, conv = await two_users(storage)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(
+        writer._thread, lambda: writer._thread_connection().execute("PRAGMA busy_timeout=100")
+    )
+    holder = sqlite3.connect(writer.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(HubbubError) as failed:
+            await storage.store_messages([new(conv, a, f"held{i}") for i in range(writer.inline_max + 1)])
+        assert failed.value.code == Code.UNAVAILABLE
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert await storage.messages_after(conv, 0, 10) == []

@@ -33,9 +33,11 @@ _ADD = "INSERT INTO message_fts (rowid, text) VALUES (?, ?)"
 _NEWEST = "SELECT max(rowid) FROM messages"
 
 
-def index_pass(db: sqlite3.Connection, batch: int) -> IndexProgress:
-    """Index up to ``batch`` messages past the watermark, in one transaction on ``db``."""
+def index_pass(db: sqlite3.Connection, batch: int) -> tuple[IndexProgress, int]:
+    """Index up to ``batch`` messages past the watermark, in one transaction on ``db``; also the number of
+    statements it ran (the storage's query count)."""
     db.execute("BEGIN IMMEDIATE")
+    statements = 5  # BEGIN, the watermark, the read, the newest, COMMIT
     try:
         found = db.execute(_WATERMARK, (WATERMARK_KEY,)).fetchone()
         watermark = int(found[0]) if found is not None else 0
@@ -51,9 +53,10 @@ def index_pass(db: sqlite3.Connection, batch: int) -> IndexProgress:
             db.executemany(_ADD, entries)
             db.execute(_SET_WATERMARK, (WATERMARK_KEY, str(last)))
             watermark = last
+            statements += 3
         newest = db.execute(_NEWEST).fetchone()[0] or 0
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return IndexProgress(indexed=len(rows), watermark=watermark, newest=int(newest))
+    return IndexProgress(indexed=len(rows), watermark=watermark, newest=int(newest)), statements

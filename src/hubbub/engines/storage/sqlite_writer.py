@@ -107,8 +107,9 @@ class SqliteBatchWriter:
             raise HubbubError(Code.UNAVAILABLE, "storage is unavailable") from exc
 
     def _index_on_thread(self, batch: int) -> IndexProgress:
-        self.queries += 6
-        return index_pass(self._thread_connection(), batch)
+        progress, statements = index_pass(self._thread_connection(), batch)
+        self.queries += statements
+        return progress
 
     def close(self) -> None:
         if self._loop_db is not None:
@@ -201,8 +202,10 @@ class SqliteBatchWriter:
         return plan.results(batch, existing, rejected, stored)
 
 
-class _Busy(Exception):
-    """Another connection holds SQLite's write lock (raised only where the busy timeout is zero)."""
+class _Busy(sqlite3.OperationalError):
+    """Another connection holds SQLite's write lock: on the loop's connection (busy timeout zero) the batch
+    goes to the thread; anywhere else it is the lock held past the busy timeout, which ``store`` reports as
+    ``unavailable`` like any other OperationalError."""
 
 
 def _connect(path: str, *, busy_timeout_ms: int, autocheckpoint: bool) -> sqlite3.Connection:
