@@ -446,7 +446,13 @@ class Root:
 
     @cached
     def get_closing(self) -> AccountClosing:
-        return AccountClosing(self.get_storage(), self.get_routing(), self.get_groups(), self.get_passwords())
+        return AccountClosing(
+            self.get_storage(),
+            self.get_routing(),
+            self.get_groups(),
+            self.get_friends(),
+            self.get_passwords(),
+        )
 
     @cached
     def get_retention(self) -> RetentionService:

@@ -116,6 +116,22 @@ async def test_a_removed_friendship_applies_on_every_node_at_once(
     assert await answers(services, lambda f: f.are_friends(a, b)) == [False] * len(services)
 
 
+async def test_a_closed_accounts_friendships_drop_on_every_node(
+    make_engines: MakeEngines, storage: SqlStorage
+) -> None:
+    """Account closing deletes the friendships in its transaction; every node then stops treating the two
+    as friends at once, not when the cached answer expires."""
+    made, services, a, b = await ann_and_bob(make_engines, storage)
+    await storage.add_friendship(a, b, NOW)
+    assert await answers(services, lambda f: f.are_friends(a, b)) == [True] * len(services)  # cached
+
+    others = await storage.friend_ids(a)
+    assert await storage.close_account(a, NOW) is not None
+    await services[-1].friendships_ended(a, others)
+    await heard(made, 1)
+    assert await answers(services, lambda f: f.are_friends(b, a)) == [False] * len(services)
+
+
 async def test_hot_group_news_still_reaches_its_listener(
     make_engines: MakeEngines, storage: SqlStorage
 ) -> None:

@@ -28,15 +28,24 @@ from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.protocol.close_codes import Close
 from hubbub.services.auth import Principal
+from hubbub.services.friends import FriendService
 from hubbub.services.groups import GroupService
 from hubbub.services.passwords import Passwords
 
 
 class AccountClosing:
-    def __init__(self, storage: Storage, routing: Routing, groups: GroupService, passwords: Passwords) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        routing: Routing,
+        groups: GroupService,
+        friends: FriendService,
+        passwords: Passwords,
+    ) -> None:
         self.storage = storage
         self.routing = routing
         self.groups = groups
+        self.friends = friends
         self.passwords = passwords
 
     async def close_own(self, principal: Principal, password: str) -> None:
@@ -52,9 +61,11 @@ class AccountClosing:
         if record is None or record.user.deleted or record.user.system:
             raise not_found("user")
         await self._leave_groups(user_id)
+        friend_ids = await self.storage.friend_ids(user_id)
         sids = await self.storage.close_account(user_id, now_ms())
         if sids is None:
             raise not_found("user")
+        await self.friends.friendships_ended(user_id, friend_ids)  # no node lets a message through on them
         await self.routing.disconnect(user_id, Close.REVOKED, "account deleted")
         await self.storage.delete_private_uploads(user_id)
 

@@ -51,8 +51,9 @@ class FriendService:
             self._friends.forget(a, b)
 
     async def _tell(self, forget: Forget) -> None:
-        """After the change committed: forget here at once, then on every node (``Routing.broadcast``)."""
-        self.forget(forget)
+        """After the change committed: forget on every node. ``Routing.broadcast`` hands the payload to this
+        node's own listener first and synchronously (its contract), so this node forgets before the call
+        returns, even when the other nodes cannot be reached."""
         await self.routing.broadcast(encode_forget(forget))
 
     # -- blocks (issue 15) ------------------------------------------------------------------------
@@ -130,6 +131,11 @@ class FriendService:
                 pushes.friend("removed", [friend_id], user=people.get(me)),
             ]
         )
+
+    async def friendships_ended(self, user_id: int, others: list[int]) -> None:
+        """Friendships of ``user_id`` were deleted (account closing): every node forgets them."""
+        if others:
+            await self._tell(Forget(friendships=tuple(pair(user_id, o) for o in others)))
 
     async def friends(self, me: int) -> list[Friend]:
         pairs = await self.storage.friends(me)

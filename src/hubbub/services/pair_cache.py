@@ -5,7 +5,8 @@ Three things make it cheap under load, each of which the 1:1 benchmark found mis
 - **one query per miss**: when an entry expires, every send of that pair in flight misses at once; they all
   wait for the one query already asked (single flight), instead of each asking the database;
 - **jittered lifetimes**: pairs cached in the same instant do not all expire in the same instant;
-- **a bound**: past ``max_size`` entries the cache starts again rather than growing with the user base.
+- **a bound**: at ``max_size`` entries the expired ones go, and if none had, the oldest tenth: never all at
+  once, which would send every active pair to the database in the same instant.
 
 The pair is unordered: ``(a, b)`` and ``(b, a)`` are the same entry. ``forget`` drops a pair at once, which is
 how a change made on this node (or announced by another one) takes effect before the entry expires.
@@ -14,6 +15,7 @@ how a change made on this node (or announced by another one) takes effect before
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -60,17 +62,22 @@ class PairCache:
         self._asking.pop(key, None)  # later askers ask again
         self._forgets += 1
 
-    def clear(self) -> None:
-        self._answers.clear()
-        self._asking.clear()
-        self._forgets += 1
-
     async def _ask(self, key: Pair, forgets: int) -> bool:
         answer = await self._load(*key)
         if forgets != self._forgets:
             return answer
         if answer or self.cache_false:
+            now = time.monotonic()
+            self._answers.pop(key, None)  # re-inserted: the dict's order stays the order of age
             if len(self._answers) >= self.max_size:
-                self._answers.clear()
-            self._answers[key] = (answer, time.monotonic() + self.ttl_s * random.uniform(0.7, 1.3))
+                self._make_room(now)
+            self._answers[key] = (answer, now + self.ttl_s * random.uniform(0.7, 1.3))
         return answer
+
+    def _make_room(self, now: float) -> None:
+        answers = self._answers
+        for key in [k for k, (_, until) in answers.items() if until <= now]:
+            del answers[key]
+        if len(answers) >= self.max_size:
+            for key in list(itertools.islice(answers, max(1, self.max_size // 10))):
+                del answers[key]

@@ -201,7 +201,7 @@ class World:
                 ids,
                 passwords,
                 messages,
-                AccountClosing(storage, routing, groups, passwords),
+                AccountClosing(storage, routing, groups, friends, passwords),
                 Canaries(config, storage),
             ),
             presence=PresenceService(storage, registry, routing),

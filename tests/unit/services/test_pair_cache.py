@@ -81,30 +81,43 @@ async def test_a_no_is_asked_again_unless_noes_are_cached(clock: Clock) -> None:
 
 
 async def test_forget_drops_the_answer_and_the_one_in_flight(clock: Clock) -> None:
-    """A change (a block, a removed friend) forgets the pair: the next ask queries again, and an answer that
-    was being read while the change happened is handed to its askers but not kept."""
+    """A change (a block, a removed friend) forgets the pair: the next ask queries again, an asker after the
+    change does not join the query that was out during it, and that query's answer is not kept."""
     load = Asked(answer=False)
     cache = PairCache(load, ttl_s=10)
     assert not await cache.get(1, 2)
-    load.answer = True
     cache.forget(2, 1)
     load.gate.clear()
     old = asyncio.ensure_future(cache.get(1, 2))
     await asyncio.sleep(0)
+    load.answer = True
     cache.forget(1, 2)  # the change lands while that query is out
+    later = asyncio.ensure_future(cache.get(1, 2))
+    for _ in range(3):  # the asker's task, then its query's
+        await asyncio.sleep(0)
+    assert len(load.calls) == 3  # the later asker asked again rather than wait for the stale query
     load.gate.set()
     await old
-    assert len(load.calls) == 2
+    assert await later
     await cache.get(1, 2)
-    assert len(load.calls) == 3  # the in-flight answer was not kept
-    await cache.get(1, 2)
-    assert len(load.calls) == 3
+    assert len(load.calls) == 3  # the later answer is kept; the stale one was not
 
 
-async def test_it_starts_again_past_its_bound(clock: Clock) -> None:
+async def test_past_its_bound_expired_answers_go_first_then_the_oldest(clock: Clock) -> None:
     load = Asked()
     cache = PairCache(load, ttl_s=10, max_size=3)
-    for b in range(2, 6):
+    await cache.get(1, 2)
+    clock.now += 20  # (1, 2) has expired
+    await cache.get(1, 3)
+    await cache.get(1, 4)
+    await cache.get(1, 5)  # full: the expired (1, 2) makes room, the others stay
+    assert len(load.calls) == 4
+    for b in (3, 4, 5):
         await cache.get(1, b)
-    await cache.get(1, 2)  # the fourth entry cleared the first three
+    assert len(load.calls) == 4
+    await cache.get(1, 6)  # full of live answers: the oldest, (1, 3), goes; the rest stay
+    await cache.get(1, 4)
+    await cache.get(1, 5)
     assert len(load.calls) == 5
+    await cache.get(1, 3)
+    assert len(load.calls) == 6
