@@ -95,6 +95,39 @@ async def test_a_new_webhook_starts_at_the_newest_message(make_storage: MakeStor
     assert hook.cursor_seq == 3
 
 
+async def test_the_webhooks_waiting_are_those_with_a_message_past_their_cursor(
+    make_storage: MakeStorage,
+) -> None:
+    """The dispatcher's sweep asks this in one query: enabled, and the conversation went past the cursor."""
+    s = await make_storage()
+    a = await s.create_user("wait_a", "A", "h", NOW)
+    b = await s.create_user("wait_b", "B", "h", NOW)
+    conv = f"p:{a.id}:{b.id}"
+
+    async def say(i: int) -> None:
+        new = NewMessage(id=2000 + i, conv=conv, sender=a.id, cmid=f"w{i}", type="text", body={"text": "x"},
+                         ts=NOW, members=(a.id, b.id))  # fmt: skip
+        await s.store_messages([new])
+
+    await say(1)
+    hook = await s.create_outgoing_hook(a.id, conv, "https://x.invalid/", "s" * 64, ["message"], None, NOW)
+    elsewhere = await s.create_outgoing_hook(
+        a.id, "g:9", "https://x.invalid/", "s" * 64, ["message"], None, NOW
+    )
+    assert await s.webhooks_waiting() == set()  # a new webhook starts at the newest message
+    await say(2)
+    assert await s.webhooks_waiting() == {hook.id}
+    assert await s.claim_webhook(hook.id, "n1", NOW, 10_000) is not None
+    assert await s.advance_webhook(hook.id, "n1", 2)
+    assert await s.webhooks_waiting() == set()
+    await say(3)
+    assert await s.fail_webhook(hook.id, "n1", 9, NOW, True)  # disabled: not the dispatcher's
+    assert await s.webhooks_waiting() == set()
+    assert await s.enable_outgoing_hook(hook.id)
+    assert await s.webhooks_waiting() == {hook.id}
+    assert elsewhere.id not in await s.webhooks_waiting()
+
+
 async def test_the_delivery_log_keeps_the_newest(make_storage: MakeStorage) -> None:
     s = await make_storage()
     for i in range(7):

@@ -208,9 +208,9 @@ class Dispatcher:
     (``stored``, a ``MessageService.on_stored`` listener), when a webhook was created or enabled here, and when
     a retry falls due. Every ``webhook_poll_s`` a sweep looks at every webhook, the safety net for what this
     node cannot see: messages stored by other nodes (or by a gateway-only node, which runs no dispatcher),
-    webhooks created elsewhere, leases of a node that died. A sweep reads one row per webhook and claims only
-    those with events waiting, so an idle node costs a few queries per interval, whatever the number of
-    webhooks. A worker that runs out of events gives its lease back, so the next node to store a message in
+    webhooks created elsewhere, leases of a node that died. A sweep lists the webhooks and asks which have
+    events waiting (two queries, whatever their number) and claims only those; a wake for a stored message
+    claims that conversation's webhooks as of the last sweep, without listing them again. A worker that runs out of events gives its lease back, so the next node to store a message in
     that conversation claims it at once."""
 
     def __init__(
@@ -225,9 +225,8 @@ class Dispatcher:
         self.egress = egress
         self.notify = notify
         self.node = config.effective_node_id
-        #: Deliveries attempted by this node, and rounds run (tests and figures).
+        #: Deliveries attempted by this node (tests and figures).
         self.attempts = 0
-        self.rounds = 0
         self._working: dict[int, asyncio.Task[None]] = {}
         self._users: dict[int, User] = {}
         self._wake = asyncio.Event()
@@ -236,8 +235,8 @@ class Dispatcher:
         self._sweep = True
         #: Webhooks woken while their worker ran (it may have read past the new message already).
         self._again: set[int] = set()
-        #: Conversations with an enabled webhook as of the last listing: what ``stored`` wakes for.
-        self._hooked: set[str] = set()
+        #: The enabled webhooks by conversation, as of the last sweep: what ``stored`` wakes for and claims.
+        self._hooks: dict[str, list[OutgoingHook]] = {}
         #: The earliest retry (``next_attempt_at``) known to come; the loop wakes for it.
         self._retry_at: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -277,7 +276,7 @@ class Dispatcher:
 
     def noticed(self, conv: str) -> None:
         """A message was stored in ``conv`` on this node (a group's notice comes this way)."""
-        if conv in self._hooked:
+        if conv in self._hooks:
             self._dirty.add(conv)
             self._wake.set()
 
@@ -306,24 +305,29 @@ class Dispatcher:
             except Exception:
                 self._sweep = True
                 log.exception("webhooks failed a round")
-            self.rounds += 1
 
     async def tick(self, convs: set[str] | None = None) -> None:
         """Claim and start the due webhooks of ``convs`` (None: of every conversation, those with events
         waiting past their cursor)."""
         now = now_ms()
-        hooks = await self.storage.outgoing_hooks(None)
-        self._hooked = {hook.conv for hook in hooks}
-        self._retry_at = min((h.next_attempt_at for h in hooks if h.next_attempt_at > now), default=None)
-        for hook in hooks:
-            if hook.next_attempt_at > now or (convs is not None and hook.conv not in convs):
+        if convs is None:
+            hooks = await self.storage.outgoing_hooks(None)
+            waiting = await self.storage.webhooks_waiting()
+            self._hooks = {}
+            for hook in hooks:
+                self._hooks.setdefault(hook.conv, []).append(hook)
+            self._retry_at = min((h.next_attempt_at for h in hooks if h.next_attempt_at > now), default=None)
+            candidates = [hook for hook in hooks if hook.id in waiting]
+        else:
+            candidates = [hook for conv in convs for hook in self._hooks.get(conv, ())]
+        for hook in candidates:
+            if hook.next_attempt_at > now:
                 continue
             if hook.id in self._working:
                 if convs is not None:  # woken for it: the worker may have read past the new message
                     self._again.add(hook.id)
                 continue
-            if convs is None and not await self.storage.messages_after(hook.conv, hook.cursor_seq, 1):
-                continue  # a sweep claims only webhooks with events waiting
+            # The claim checks what the listing may no longer say (enabled, due, lease free).
             claimed = await self.storage.claim_webhook(hook.id, self.node, now, self.lease_ms)
             if claimed is None:
                 continue
@@ -449,6 +453,9 @@ class Dispatcher:
         retry_at = now_ms() + int(delay * 1000)
         if await self.storage.fail_webhook(hook.id, self.node, attempt, retry_at, disable):
             hook.failures = attempt
+            for listed in self._hooks.get(hook.conv, ()):  # wakes before the next sweep skip it until then
+                if listed.id == hook.id:
+                    listed.next_attempt_at = retry_at
             if not disable and (self._retry_at is None or retry_at < self._retry_at):
                 self._retry_at = retry_at
                 self._wake.set()  # the loop sets its timer anew

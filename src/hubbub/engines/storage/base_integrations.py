@@ -159,6 +159,11 @@ class IntegrationStorage(abc.ABC):
         """The webhooks of ``owner_id``; None: every enabled one (the dispatcher's list)."""
 
     @abc.abstractmethod
+    async def webhooks_waiting(self) -> set[int]:
+        """The enabled webhooks whose conversation holds a message past their cursor (the dispatcher's sweep:
+        one query, whatever the number of webhooks)."""
+
+    @abc.abstractmethod
     async def outgoing_hook(self, hook_id: int) -> OutgoingHook | None: ...
 
     @abc.abstractmethod

@@ -256,6 +256,18 @@ class SqlIntegrations(SqlHost):
             return [_outgoing_of(r) for r in await conn.execute(query)]
 
     @unavailable
+    async def webhooks_waiting(self) -> set[int]:
+        w, c = t.outgoing_webhooks, t.conversations
+        # Past the cursor and past what retention removed: a message there exists.
+        query = (
+            select(w.c.id)
+            .join(c, c.c.conv == w.c.conv)
+            .where(w.c.enabled.is_(True), c.c.max_seq > w.c.cursor_seq, c.c.max_seq > c.c.purged_seq)
+        )
+        async with self.engine.connect() as conn:
+            return set((await conn.execute(query)).scalars())
+
+    @unavailable
     async def outgoing_hook(self, hook_id: int) -> OutgoingHook | None:
         w = t.outgoing_webhooks
         async with self.engine.connect() as conn:
