@@ -17,6 +17,8 @@ from tests.contract import test_storage as storage_contract
 from tests.contract.test_storage import NOW, MakeStorage
 
 make_storage = storage_contract.make_storage
+#: Leases never touch the message writers, so the storage suite's "-general-path" variants add nothing here.
+pytestmark = pytest.mark.parametrize("make_storage", ["sqlite", "postgresql"], indirect=True)
 
 _meta = MetaData()
 probe = Table(
