@@ -395,8 +395,10 @@ class RedisRegistry(Registry):
                 self._local.pop(user_id, None)
 
     async def _upkeep(self) -> None:
-        await self.flush_activity()
-        await self.sweep()
+        try:
+            await self.flush_activity()
+        finally:  # activity is a hint; the dead-node sweep must run whatever became of it
+            await self.sweep()
 
     async def sweep(self) -> None:
         """Purge the entries of every dead process that held some: one lookup per node, not per user."""
