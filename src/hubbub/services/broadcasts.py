@@ -20,15 +20,9 @@ from collections.abc import Callable
 
 import msgspec
 
+from hubbub.services.pair_cache import Pair
+
 log = logging.getLogger(__name__)
-
-#: A pair of user ids, the smaller first (how the caches key them).
-Pair = tuple[int, int]
-
-
-def pair(a: int, b: int) -> Pair:
-    return (a, b) if a < b else (b, a)
-
 
 class Forget(msgspec.Struct, frozen=True, tag="forget"):
     """Pairs whose cached answers every node drops: ``blocks`` (either blocks the other: made or lifted),

@@ -11,9 +11,9 @@ from hubbub.engines.registry.base import Registry
 from hubbub.engines.routing.base import Routing
 from hubbub.engines.storage.base import Storage
 from hubbub.services import pushes
-from hubbub.services.broadcasts import Forget, encode_forget, pair
+from hubbub.services.broadcasts import Forget, encode_forget
 from hubbub.services.limits import enforce
-from hubbub.services.pair_cache import PairCache
+from hubbub.services.pair_cache import PairCache, pair
 from hubbub.services.social_rules import last_seen_visible
 
 # How long a node keeps an answer about a pair (seconds; jittered 0.7-1.3x): a positive friendship answer, and

@@ -20,7 +20,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+#: A pair of user ids, the smaller first (how the caches key them, and how ``Forget`` names them).
 Pair = tuple[int, int]
+
+
+def pair(a: int, b: int) -> Pair:
+    return (a, b) if a < b else (b, a)
 
 
 class PairCache:
@@ -45,7 +50,7 @@ class PairCache:
         self._forgets = 0
 
     async def get(self, a: int, b: int) -> bool:
-        key = (a, b) if a < b else (b, a)
+        key = pair(a, b)
         cached = self._answers.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
@@ -57,7 +62,7 @@ class PairCache:
         return await asyncio.shield(flight)
 
     def forget(self, a: int, b: int) -> None:
-        key = (a, b) if a < b else (b, a)
+        key = pair(a, b)
         self._answers.pop(key, None)
         self._asking.pop(key, None)  # later askers ask again
         self._forgets += 1
