@@ -385,3 +385,24 @@ async def test_one_indexer_at_a_time(make_storage: MakeStorage) -> None:
         await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": sql_search.INDEXER_LOCK})
     assert (await two.index_messages(100)).indexed == 1
     assert await find(one, a, "held") == ["held back"]
+
+
+async def test_a_pass_that_keeps_finding_the_lock_taken_waits_for_it(make_storage: MakeStorage) -> None:
+    """PostgreSQL: edits hold the indexer lock shared; a steady stream of them must not starve the index.
+    After MAX_SKIPPED_PASSES turns skipped in a row, the next pass waits for the lock instead of trying."""
+    one, two = await make_storage(), await make_storage()
+    if one.dialect != "postgresql":
+        pytest.skip("SQLite serialises passes through its one writer")
+    a, b = await users(one, "ann", "bob")
+    await send(one, new(pconv(a, b), a, "1", "starved"))
+    async with one.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock_shared(:k)"), {"k": sql_search.INDEXER_LOCK})
+        for _ in range(sql_search.MAX_SKIPPED_PASSES):
+            assert not (await two.index_messages(100)).ran
+        waiting = asyncio.ensure_future(two.index_messages(100))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # waits for the holder, rather than skipping again
+        await conn.execute(text("SELECT pg_advisory_unlock_shared(:k)"), {"k": sql_search.INDEXER_LOCK})
+        done = await asyncio.wait_for(waiting, 10)
+    assert done.ran and done.indexed == 1
+    assert await find(one, a, "starved") == ["starved"]

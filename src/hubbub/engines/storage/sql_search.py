@@ -42,6 +42,10 @@ MAX_GAPS = 10_000
 #: The PostgreSQL advisory lock that makes one node the indexer at a time (held exclusively by a pass), and
 #: keeps passes and re-indexes (an edit's, held shared) apart: ``_hold_index``.
 INDEXER_LOCK = 0x48554253  # "HUBS"
+#: Passes in a row that found the lock taken before the next one waits for it: edits hold it shared, and a
+#: steady stream of them (a bot editing as it writes) always has one in flight, so trying alone could starve
+#: the index.
+MAX_SKIPPED_PASSES = 3
 
 _MSG_COLS = "m.id, m.conv, m.seq, m.sender, m.cmid, m.type, m.body, m.ts, m.recalled"
 #: What a user may see of a message ``m`` with their member row ``cm`` (the module docstring).
@@ -55,6 +59,7 @@ class SqlSearch(SqlHost):
     #: while the stored watermark is still the one this node wrote.
     _idx_high: int = 0
     _idx_written: int = -1
+    _idx_skipped: int = 0
     _idx_gaps: dict[int, float]
 
     def _rid(self) -> str:
@@ -67,11 +72,16 @@ class SqlSearch(SqlHost):
             return await self._batch_writer.index(batch)
         async with self._tx() as conn:
             if self.dialect == "postgresql":
-                held = (
-                    await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": INDEXER_LOCK})
-                ).scalar_one()
-                if not held:
-                    return IndexProgress(indexed=0, watermark=0, newest=0, ran=False)
+                if self._idx_skipped >= MAX_SKIPPED_PASSES:
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INDEXER_LOCK})
+                else:
+                    held = (
+                        await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": INDEXER_LOCK})
+                    ).scalar_one()
+                    if not held:
+                        self._idx_skipped += 1
+                        return IndexProgress(indexed=0, watermark=0, newest=0, ran=False)
+                self._idx_skipped = 0
             watermark = await self._watermark(conn)
             if watermark != self._idx_written or not hasattr(self, "_idx_gaps"):
                 # Another node indexed since (or this is the first call): start from what it stored.
