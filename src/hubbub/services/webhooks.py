@@ -33,6 +33,7 @@ import aiohttp
 import msgspec
 
 from hubbub.config import Config
+from hubbub.core.alarm import Alarm, Woke
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group
 from hubbub.core.errors import HubbubError, invalid, not_found
@@ -53,8 +54,6 @@ LOG_KEEP = 50
 MAX_BACKOFF_S = 600.0
 #: Messages read per claim of a webhook.
 BATCH = 20
-#: A timer (a retry) wakes this long after its time, so the wall clock has passed it when the claim reads it.
-_TIMER_SLACK_S = 0.005
 #: Member-change notices of a group (services/groups.py) delivered as ``member`` events.
 MEMBER_EVENTS = frozenset({"created", "joined", "kicked", "left"})
 
@@ -229,7 +228,8 @@ class Dispatcher:
         self.attempts = 0
         self._working: dict[int, asyncio.Task[None]] = {}
         self._users: dict[int, User] = {}
-        self._wake = asyncio.Event()
+        #: Rung by a stored message or a webhook change here; due at the earliest retry; polls every interval.
+        self._alarm = Alarm(config.webhook_poll_s)
         #: Conversations with messages stored here since the last round; a sweep looks at every webhook.
         self._dirty: set[str] = set()
         self._sweep = True
@@ -237,8 +237,6 @@ class Dispatcher:
         self._again: set[int] = set()
         #: The enabled webhooks by conversation, as of the last sweep: what ``stored`` wakes for and claims.
         self._hooks: dict[str, list[OutgoingHook]] = {}
-        #: The earliest retry (``next_attempt_at``) known to come; the loop wakes for it.
-        self._retry_at: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -249,12 +247,12 @@ class Dispatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._wake.set()  # a first sweep at once: what was left while no node ran
+            self._alarm.ring()  # a first sweep at once (``_sweep`` starts true): what was left while no node ran
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="webhooks")
 
     async def close(self) -> None:
         self._closing = True
-        self._wake.set()
+        self._alarm.ring()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -278,23 +276,17 @@ class Dispatcher:
         """A message was stored in ``conv`` on this node (a group's notice comes this way)."""
         if conv in self._hooks:
             self._dirty.add(conv)
-            self._wake.set()
+            self._alarm.ring()
 
     def hooks_changed(self) -> None:
         """A webhook was created or enabled on this node: sweep now (it may have events already)."""
         self._sweep = True
-        self._wake.set()
+        self._alarm.ring()
 
     async def _loop(self) -> None:
         while not self._closing:
-            timeout = self.config.webhook_poll_s
-            if self._retry_at is not None:
-                timeout = min(timeout, max(0.0, (self._retry_at - now_ms()) / 1000) + _TIMER_SLACK_S)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                self._sweep = True
-            self._wake.clear()
+            if await self._alarm.wait() is not Woke.RUNG:
+                self._sweep = True  # a retry fell due, or the interval's safety net
             sweep, convs = self._sweep, self._dirty
             self._sweep, self._dirty = False, set()
             try:
@@ -316,7 +308,9 @@ class Dispatcher:
             self._hooks = {}
             for hook in hooks:
                 self._hooks.setdefault(hook.conv, []).append(hook)
-            self._retry_at = min((h.next_attempt_at for h in hooks if h.next_attempt_at > now), default=None)
+            retry_at = min((h.next_attempt_at for h in hooks if h.next_attempt_at > now), default=None)
+            if retry_at is not None:
+                self._alarm.at(retry_at)
             candidates = [hook for hook in hooks if hook.id in waiting]
         else:
             candidates = [hook for conv in convs for hook in self._hooks.get(conv, ())]
@@ -340,7 +334,7 @@ class Dispatcher:
         if hook_id in self._again and not self._closing:
             self._again.discard(hook_id)
             self._dirty.add(conv)
-            self._wake.set()
+            self._alarm.ring()
 
     async def _work(self, hook: OutgoingHook) -> None:
         """Deliver from the cursor while there is work, renewing the lease between batches; when there is none
@@ -456,9 +450,8 @@ class Dispatcher:
             for listed in self._hooks.get(hook.conv, ()):  # wakes before the next sweep skip it until then
                 if listed.id == hook.id:
                     listed.next_attempt_at = retry_at
-            if not disable and (self._retry_at is None or retry_at < self._retry_at):
-                self._retry_at = retry_at
-                self._wake.set()  # the loop sets its timer anew
+            if not disable:
+                self._alarm.at(retry_at)
             if disable:
                 text = (
                     f"Your webhook {hook.id} to {hook.url} was disabled after {attempt} failed deliveries "

@@ -38,6 +38,7 @@ from typing import Any
 import msgspec
 
 from hubbub.config import Config
+from hubbub.core.alarm import Alarm
 from hubbub.core.clock import now_ms
 from hubbub.core.convs import parse_group, peer_of, private_conv
 from hubbub.core.errors import Code, HubbubError, invalid, not_found
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 
 #: A claim's lease: longer than any send (10 s timeout), short enough that a dead node's rows move soon.
 _LEASE_MS = 60_000
-#: A timer wakes this long after its time, so the clock has passed it when the claim reads it.
-_TIMER_SLACK_S = 0.005
 #: Rows claimed at once, and pushes in flight at once per node.
 _CLAIM = 256
 #: Messages waiting to be planned; past this a burst's notifications are dropped (never the messages).
@@ -108,12 +107,11 @@ class WebPushService:
         self._background: dict[str, tuple[int, str, int]] = {}
         self._planned: list[tuple[NewMessage, Stored]] = []
         self._plan_wake = asyncio.Event()
-        self._send_wake = asyncio.Event()
+        #: Rung when this node queues or reads; due when a row its sends put off falls due; polls otherwise.
+        self._alarm = Alarm(config.push_poll_s, clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._purged_at = 0
-        #: The earliest time a row this node's sends put off falls due (ms), or None.
-        self._next_due: int | None = None
         #: Figures for the benchmark and /metrics.
         self.sent = 0
         self.failed = 0
@@ -211,7 +209,7 @@ class WebPushService:
         if self.config.push_enabled and await self.storage.queue_clears(
             user_id, conv, read_seq, self.clock()
         ):
-            self._send_wake.set()
+            self._alarm.ring()
 
     async def plan(self, items: Sequence[tuple[NewMessage, Stored]]) -> int:
         """Queue the pushes of stored messages; how many rows changed. A batch costs a fixed handful of
@@ -277,7 +275,7 @@ class WebPushService:
             return 0
         changed = await self.storage.queue_pushes(pushes, self.clock(), self.window_ms)
         if changed:
-            self._send_wake.set()
+            self._alarm.ring()
         return changed
 
     async def _attending(self, users: set[int]) -> set[int]:
@@ -354,8 +352,7 @@ class WebPushService:
 
     def _due(self, at_ms: int) -> None:
         """Wake the worker at ``at_ms``: rows this node's sends made due later (a retry, a window)."""
-        if self._next_due is None or at_ms < self._next_due:
-            self._next_due = at_ms
+        self._alarm.at(at_ms)
 
     async def _send(self, job: PushJob) -> Finished | None:
         """Send one job; how it ended (None: its device is gone and was deleted with its rows)."""
@@ -405,7 +402,7 @@ class WebPushService:
     async def close(self) -> None:
         self._closing = True
         self._plan_wake.set()
-        self._send_wake.set()
+        self._alarm.ring()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -433,11 +430,7 @@ class WebPushService:
         by a time its own sends made something due (``_due``), or after ``push_poll_s``, the safety net for
         rows this node was not told of (a node that died holding them; a retry or window another node set
         and then died)."""
-        poll_s = self.config.push_poll_s
         while not self._closing:
-            started = self.clock()
-            if self._next_due is not None and self._next_due <= started:
-                self._next_due = None  # the claim below reads it
             try:
                 claimed = await self.drain()
                 if self.clock() - self._purged_at > _PURGE_MS:
@@ -450,12 +443,7 @@ class WebPushService:
                 claimed = 0
             if claimed:
                 continue
-            timeout = poll_s
-            if self._next_due is not None:
-                timeout = min(timeout, max(0.0, (self._next_due - self.clock()) / 1000) + _TIMER_SLACK_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._send_wake.wait(), timeout)
-            self._send_wake.clear()
+            await self._alarm.wait()
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
