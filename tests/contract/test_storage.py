@@ -594,3 +594,27 @@ async def test_sqlite_a_lock_held_past_the_busy_timeout_is_unavailable(storage: 
         holder.execute("ROLLBACK")
         holder.close()
     assert await storage.messages_after(conv, 0, 10) == []
+
+
+async def test_sqlite_batches_stored_during_an_indexer_pass_queue_behind_it(storage: Storage) -> None:
+    """An indexer pass on the writer's thread holds the write lock; a small batch stored meanwhile goes to
+    the thread behind it rather than trying the lock from the loop first."""
+    if not isinstance(storage, SqlStorage) or storage._batch_writer is None:
+        pytest.skip("SQLite's fast path")
+    import threading
+
+    writer = storage._batch_writer
+    a, b, conv = await two_users(storage)
+    await storage.store_messages([new(conv, a, "first")])
+    inline = writer.inline_batches
+    gate = threading.Event()
+    writer._thread.submit(gate.wait, 10)
+    indexing = asyncio.ensure_future(storage.index_messages(100))
+    await asyncio.sleep(0.05)
+    small = asyncio.ensure_future(storage.store_messages([new(conv, b, "during")]))
+    await asyncio.sleep(0.05)
+    assert not small.done() and writer.inline_batches == inline
+    gate.set()
+    assert (await indexing).indexed == 1
+    stored = (await small)[0]
+    assert isinstance(stored, Stored) and stored.message.seq == 2

@@ -67,7 +67,8 @@ class SqliteBatchWriter:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-writer")
         self._db: sqlite3.Connection | None = None  # the thread's: waits for the lock
         self._loop_db: sqlite3.Connection | None = None  # the loop's: never waits
-        #: Batches handed to the thread and not back yet: later ones queue behind them, in order.
+        #: Batches (and indexer passes) handed to the thread and not back yet: later batches queue behind them,
+        #: in order.
         self._on_thread = 0
         self._uncheckpointed = 0
         self.queries = 0
@@ -97,14 +98,18 @@ class SqliteBatchWriter:
             raise HubbubError(Code.UNAVAILABLE, "storage is unavailable, nothing was stored") from exc
 
     async def index(self, batch: int) -> IndexProgress:
-        """One search-indexer pass (sqlite_indexer.py) on the thread: FTS5's work releases the GIL there, and
-        a pass holds the write lock for milliseconds, so small batches meanwhile queue on the thread too."""
+        """One search-indexer pass (sqlite_indexer.py) on the thread: FTS5's work releases the GIL there. A
+        pass holds the write lock for milliseconds, so batches stored meanwhile queue behind it on the thread
+        (counted in ``_on_thread``) instead of each trying the lock from the loop first and failing."""
+        self._on_thread += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._thread, self._index_on_thread, batch
             )
         except sqlite3.OperationalError as exc:
             raise HubbubError(Code.UNAVAILABLE, "storage is unavailable") from exc
+        finally:
+            self._on_thread -= 1
 
     def _index_on_thread(self, batch: int) -> IndexProgress:
         progress, statements = index_pass(self._thread_connection(), batch)
