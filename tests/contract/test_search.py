@@ -371,13 +371,20 @@ async def test_messages_around(storage: SqlStorage) -> None:
     assert [m.seq for m in page] == [9, 10] and not older and newer
 
 
-async def test_one_indexer_at_a_time(make_storage: MakeStorage) -> None:
-    """PostgreSQL: a pass while another node holds the indexer lock does nothing (SQLite: one writer)."""
+async def two_nodes_and_a_message(make_storage: MakeStorage, body: str) -> tuple[SqlStorage, SqlStorage, int]:
+    """PostgreSQL only (SQLite serialises passes through its one writer): two nodes on one database, and one
+    unindexed message from ann; the nodes and ann's id."""
     one, two = await make_storage(), await make_storage()
     if one.dialect != "postgresql":
         pytest.skip("SQLite serialises passes through its one writer")
     a, b = await users(one, "ann", "bob")
-    await send(one, new(pconv(a, b), a, "1", "held back"))
+    await send(one, new(pconv(a, b), a, "1", body))
+    return one, two, a
+
+
+async def test_one_indexer_at_a_time(make_storage: MakeStorage) -> None:
+    """PostgreSQL: a pass while another node holds the indexer lock does nothing (SQLite: one writer)."""
+    one, two, a = await two_nodes_and_a_message(make_storage, "held back")
     async with one.engine.connect() as conn:
         await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": sql_search.INDEXER_LOCK})
         held = await two.index_messages(100)
@@ -390,11 +397,7 @@ async def test_one_indexer_at_a_time(make_storage: MakeStorage) -> None:
 async def test_a_pass_that_keeps_finding_the_lock_taken_waits_for_it(make_storage: MakeStorage) -> None:
     """PostgreSQL: edits hold the indexer lock shared; a steady stream of them must not starve the index.
     After MAX_SKIPPED_PASSES turns skipped in a row, the next pass waits for the lock instead of trying."""
-    one, two = await make_storage(), await make_storage()
-    if one.dialect != "postgresql":
-        pytest.skip("SQLite serialises passes through its one writer")
-    a, b = await users(one, "ann", "bob")
-    await send(one, new(pconv(a, b), a, "1", "starved"))
+    one, two, a = await two_nodes_and_a_message(make_storage, "starved")
     async with one.engine.connect() as conn:
         await conn.execute(text("SELECT pg_advisory_lock_shared(:k)"), {"k": sql_search.INDEXER_LOCK})
         for _ in range(sql_search.MAX_SKIPPED_PASSES):
