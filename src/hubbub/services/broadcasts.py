@@ -24,6 +24,7 @@ from hubbub.services.pair_cache import Pair
 
 log = logging.getLogger(__name__)
 
+
 class Forget(msgspec.Struct, frozen=True, tag="forget"):
     """Pairs whose cached answers every node drops: ``blocks`` (either blocks the other: made or lifted),
     ``friendships`` (a friendship ended; a new one needs no telling, as a "no" is never cached)."""

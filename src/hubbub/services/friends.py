@@ -26,6 +26,7 @@ from hubbub.services.social_rules import last_seen_visible
 FRIENDSHIP_CACHE_S = 60.0
 BLOCK_CACHE_S = 10.0
 
+
 class FriendService:
     def __init__(
         self, config: Config, storage: Storage, routing: Routing, registry: Registry, limiter: RateLimiter
@@ -149,7 +150,9 @@ class FriendService:
             shown = user.id in online and user.id not in hidden
             visible = last_seen_visible(social[user.id].privacy, friends=True, blocked=user.id in hidden)
             seen = social[user.id].last_seen if visible and not shown and social[user.id].last_seen else None
-            rows.append(Friend(user=user, since=since, online=shown, remark=remarks.get(user.id, ""), last_seen=seen))
+            rows.append(
+                Friend(user=user, since=since, online=shown, remark=remarks.get(user.id, ""), last_seen=seen)
+            )
         return rows
 
     async def requests(self, me: int) -> tuple[list[FriendRequest], list[FriendRequest]]:

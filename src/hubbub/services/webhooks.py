@@ -209,8 +209,9 @@ class Dispatcher:
     node cannot see: messages stored by other nodes (or by a gateway-only node, which runs no dispatcher),
     webhooks created elsewhere, leases of a node that died. A sweep lists the webhooks and asks which have
     events waiting (two queries, whatever their number) and claims only those; a wake for a stored message
-    claims that conversation's webhooks as of the last sweep, without listing them again. A worker that runs out of events gives its lease back, so the next node to store a message in
-    that conversation claims it at once."""
+    claims that conversation's webhooks as of the last sweep, without listing them again. A worker that runs
+    out of events gives its lease back, so the next node to store a message in that conversation claims it at
+    once."""
 
     def __init__(
         self,
