@@ -30,21 +30,14 @@ from sqlalchemy import event
 from tests.webhook_receiver import Receiver
 
 from hubbub.client import HubbubClient
-from hubbub.config import Config
 from hubbub.node import Node
+from webhooks import webhook_node_config
 
 
 async def main(hooks: int, idle: float, probes: int, by_statement: bool) -> None:
     receiver = await Receiver().start()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(
-            port=0,
-            data_dir=tmp,
-            argon2_time_cost=1,
-            argon2_memory_kib=256,
-            webhook_allow_networks="127.0.0.0/8",
-            log_level="warning",
-        )
+        config = webhook_node_config(tmp)
         node = Node(config)
         await node.start()
         storage = node.root.get_storage()

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -26,20 +27,23 @@ from hubbub.config import Config
 from hubbub.node import Node
 
 
+def webhook_node_config(data_dir: str, **overrides: Any) -> Config:
+    """An embedded node in ``data_dir`` that may post to the local receiver, with cheap password hashing."""
+    return Config(
+        port=0,
+        data_dir=data_dir,
+        argon2_time_cost=1,
+        argon2_memory_kib=256,
+        webhook_allow_networks="127.0.0.0/8",
+        log_level="warning",
+        **overrides,
+    )
+
+
 async def main(count: int) -> None:
     receiver = await Receiver().start()
     with tempfile.TemporaryDirectory() as tmp:
-        config = Config(
-            port=0,
-            data_dir=tmp,
-            argon2_time_cost=1,
-            argon2_memory_kib=256,
-            send_rate=100_000,
-            send_burst=100_000,
-            webhook_allow_networks="127.0.0.0/8",
-            webhook_poll_s=0.05,
-            log_level="warning",
-        )
+        config = webhook_node_config(tmp, send_rate=100_000, send_burst=100_000, webhook_poll_s=0.05)
         node = Node(config)
         await node.start()
         client = HubbubClient(f"http://127.0.0.1:{node.port}")
