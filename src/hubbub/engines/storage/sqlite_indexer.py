@@ -36,11 +36,15 @@ _NEWEST = "SELECT max(rowid) FROM messages"
 def index_pass(db: sqlite3.Connection, batch: int) -> tuple[IndexProgress, int]:
     """Index up to ``batch`` messages past the watermark, in one transaction on ``db``; also the number of
     statements it ran (the storage's query count)."""
+    # Nothing new (an idle node, every interval): two reads, no write lock taken.
+    newest = db.execute(_NEWEST).fetchone()[0] or 0
+    watermark = _watermark(db)
+    if watermark >= newest:
+        return IndexProgress(indexed=0, watermark=watermark, newest=int(newest)), 2
     db.execute("BEGIN IMMEDIATE")
-    statements = 5  # BEGIN, the watermark, the read, the newest, COMMIT
+    statements = 7  # the two reads, BEGIN, the watermark again, the read, the newest, COMMIT
     try:
-        found = db.execute(_WATERMARK, (WATERMARK_KEY,)).fetchone()
-        watermark = int(found[0]) if found is not None else 0
+        watermark = _watermark(db)  # another pass may have moved it since
         rows = db.execute(_READ, (watermark, batch)).fetchall()
         if rows:
             entries = []
@@ -60,3 +64,8 @@ def index_pass(db: sqlite3.Connection, batch: int) -> tuple[IndexProgress, int]:
         db.execute("ROLLBACK")
         raise
     return IndexProgress(indexed=len(rows), watermark=watermark, newest=int(newest)), statements
+
+
+def _watermark(db: sqlite3.Connection) -> int:
+    found = db.execute(_WATERMARK, (WATERMARK_KEY,)).fetchone()
+    return int(found[0]) if found is not None else 0
